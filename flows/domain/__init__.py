@@ -1,0 +1,1 @@
+"""Business rules of the emergency CPL process: pure functions and models, no I/O."""

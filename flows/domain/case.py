@@ -1,0 +1,146 @@
+"""A case: one emergency notification followed from intake until its model reaches the EPCL.
+
+The allowed transitions are the domain's. Every change (and every noteworthy event that is not a
+change, such as an escalation) is appended to the case's timeline with its time, cause and evidence.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from flows.domain.notification import EmergencyNotification
+
+
+class CaseState(StrEnum):
+    RECEIVED = "received"
+    REJECTED = "rejected"
+    AWAITING_CPL = "awaiting_cpl"
+    NEEDS_ATTENTION = "needs_attention"
+    LOADED = "loaded"
+    CLOSED = "closed"
+    WITHDRAWN = "withdrawn"
+
+
+S = CaseState
+ALLOWED_TRANSITIONS: dict[CaseState, frozenset[CaseState]] = {
+    S.RECEIVED: frozenset({S.REJECTED, S.AWAITING_CPL, S.NEEDS_ATTENTION, S.LOADED}),
+    # A re-check after SECAS corrects (or withdraws) its entry moves a case on, or back to waiting.
+    S.AWAITING_CPL: frozenset({S.NEEDS_ATTENTION, S.LOADED, S.WITHDRAWN, S.REJECTED}),
+    S.NEEDS_ATTENTION: frozenset({S.AWAITING_CPL, S.LOADED, S.REJECTED, S.WITHDRAWN}),
+    S.LOADED: frozenset({S.CLOSED, S.WITHDRAWN}),
+    S.REJECTED: frozenset(),
+    S.CLOSED: frozenset(),
+    S.WITHDRAWN: frozenset(),
+}
+TERMINAL_STATES = frozenset(state for state, nexts in ALLOWED_TRANSITIONS.items() if not nexts)
+
+
+class IllegalTransition(ValueError):
+    """A transition the process does not allow, e.g. closing a case that was never loaded."""
+
+    def __init__(self, response_id: str, current: CaseState, requested: CaseState) -> None:
+        allowed = ", ".join(sorted(ALLOWED_TRANSITIONS[current])) or "none (final state)"
+        super().__init__(
+            f"case {response_id}: cannot go from {current.value} to {requested.value}; allowed: {allowed}"
+        )
+        self.current = current
+        self.requested = requested
+
+
+class TimelineEntry(BaseModel):
+    """One recorded step in a case's life."""
+
+    model_config = ConfigDict(frozen=True)
+
+    at: datetime
+    from_state: CaseState | None
+    to_state: CaseState
+    cause: str
+    evidence: dict[str, Any] = Field(default_factory=dict)
+
+
+class Case(BaseModel):
+    """One emergency notification's case, keyed by the form's response id."""
+
+    response_id: str
+    state: CaseState
+    supplier: str = ""
+    notification: EmergencyNotification | None = None
+    cpl_entry_id: str | None = None
+    problems: list[str] = Field(default_factory=list)
+    opened_at: datetime
+    timeline: list[TimelineEntry] = Field(default_factory=list)
+    version: int = 0  # bumped by the stores on every save: optimistic concurrency
+
+    @classmethod
+    def open(
+        cls,
+        response_id: str,
+        *,
+        at: datetime,
+        supplier: str = "",
+        notification: EmergencyNotification | None = None,
+        evidence: dict[str, Any] | None = None,
+    ) -> Case:
+        case = cls(
+            response_id=response_id,
+            state=CaseState.RECEIVED,
+            supplier=supplier,
+            notification=notification,
+            opened_at=at,
+        )
+        case.timeline.append(
+            TimelineEntry(
+                at=at,
+                from_state=None,
+                to_state=CaseState.RECEIVED,
+                cause="notification received",
+                evidence=evidence or {},
+            )
+        )
+        return case
+
+    @property
+    def is_final(self) -> bool:
+        return self.state in TERMINAL_STATES
+
+    def can_move_to(self, target: CaseState) -> bool:
+        return target in ALLOWED_TRANSITIONS[self.state]
+
+    def move_to(
+        self,
+        target: CaseState,
+        *,
+        at: datetime,
+        cause: str,
+        evidence: dict[str, Any] | None = None,
+        problems: list[str] | None = None,
+    ) -> None:
+        """Make an allowed transition and record it; problems replace the previous ones."""
+        if not self.can_move_to(target):
+            raise IllegalTransition(self.response_id, self.state, target)
+        self.timeline.append(
+            TimelineEntry(at=at, from_state=self.state, to_state=target, cause=cause, evidence=evidence or {})
+        )
+        self.state = target
+        if problems is not None:
+            self.problems = list(problems)
+
+    def record(self, *, at: datetime, cause: str, evidence: dict[str, Any] | None = None) -> None:
+        """Note an event that changes no state (an escalation, a reminder, an operator's comment)."""
+        self.timeline.append(
+            TimelineEntry(
+                at=at, from_state=self.state, to_state=self.state, cause=cause, evidence=evidence or {}
+            )
+        )
+
+    def waited_since(self) -> datetime:
+        """When the case last entered its current state."""
+        for entry in reversed(self.timeline):
+            if entry.from_state != entry.to_state:
+                return entry.at
+        return self.opened_at

@@ -1,0 +1,126 @@
+"""The Central Products List as the domain sees it: entries, device models and publications."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from datetime import date, datetime
+from enum import StrEnum
+from typing import Annotated, NamedTuple
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from flows.domain.identifiers import normalise_identifier
+
+Identifier = Annotated[str, AfterValidator(normalise_identifier)]
+"""A hex identifier or version, normalised on the way in (see ``normalise_identifier``)."""
+
+
+class EpclStatus(StrEnum):
+    EPCL = "EPCL"
+    NON_EPCL = "Non-EPCL"
+
+
+class CplStatus(StrEnum):
+    ACTIVE = "Active"
+    CANCELLED = "Cancelled"
+    EXPIRED = "Expired"
+    WITHDRAWN = "Withdrawn"
+
+
+NEVER_LOADABLE = frozenset({CplStatus.WITHDRAWN, CplStatus.CANCELLED, CplStatus.EXPIRED})
+
+
+class DeviceModel(NamedTuple):
+    """What identifies a device model independent of its firmware."""
+
+    device_type: str
+    manufacturer_id: str
+    model_id: str
+    hardware_version: str
+
+
+class DeviceModelCombination(NamedTuple):
+    """A device model with one firmware version: the unit the SMI is keyed by."""
+
+    device_type: str
+    manufacturer_id: str
+    model_id: str
+    hardware_version: str
+    firmware_version: str
+
+    @property
+    def key(self) -> str:
+        """A stable, readable key for stores and idempotency."""
+        return "/".join(self)
+
+
+class CplEntry(BaseModel):
+    """One SMETS1 row of a CPL publication."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    entry_id: str = Field(min_length=1)
+    device_type: Identifier
+    manufacturer_name: str
+    manufacturer_id: Identifier
+    model_name: str
+    model_id: Identifier
+    hardware_version: Identifier
+    firmware_version: Identifier
+    smets_version: str = ""
+    s1sp: str
+    epcl_status: EpclStatus
+    cpl_status: CplStatus
+    date_added: date | None = None
+    previous_entry_ids: tuple[str, ...] = ()
+    image_hash: Identifier = ""
+    secas_reference: str = ""
+
+    @property
+    def device_model(self) -> DeviceModel:
+        return DeviceModel(self.device_type, self.manufacturer_id, self.model_id, self.hardware_version)
+
+    @property
+    def dmc(self) -> DeviceModelCombination:
+        return DeviceModelCombination(*self.device_model, self.firmware_version)
+
+    @property
+    def is_emergency(self) -> bool:
+        """A Non-EPCL entry: added through the emergency (security) route."""
+        return self.epcl_status is EpclStatus.NON_EPCL
+
+    @property
+    def is_loadable(self) -> bool:
+        """Only an active entry may ever reach the SMI."""
+        return self.cpl_status not in NEVER_LOADABLE
+
+
+class CplPublication(BaseModel):
+    """One published CPL file, reduced to its SMETS1 entries, with where it came from."""
+
+    model_config = ConfigDict(frozen=True)
+
+    source_sha256: str
+    source_name: str = ""
+    published_at: datetime | None = None
+    entries: tuple[CplEntry, ...]
+
+    def by_id(self) -> Mapping[str, CplEntry]:
+        return {entry.entry_id: entry for entry in self.entries}
+
+    def emergency_entries(self) -> Iterator[CplEntry]:
+        return (entry for entry in self.entries if entry.is_emergency)
+
+    def predecessor_firmware(self, entry: CplEntry) -> set[str]:
+        """Firmware versions of the entries an entry lists as its predecessors."""
+        index = self.by_id()
+        return {
+            index[previous].firmware_version for previous in entry.previous_entry_ids if previous in index
+        }
+
+
+def parse_previous_ids(raw: str | Iterable[str]) -> tuple[str, ...]:
+    """``"S1-000110, S1-000111"`` or ``"N/A"`` as a tuple of entry ids."""
+    parts = raw.replace(";", ",").split(",") if isinstance(raw, str) else raw
+    ids = (part.strip() for part in parts)
+    return tuple(part for part in ids if part and part.upper() not in {"N/A", "NA", "NONE", "-"})

@@ -1,0 +1,40 @@
+"""Normalisation of the identifiers that a person types into a form or SECAS into a workbook.
+
+Hex identifiers (manufacturer and model ids, hardware and firmware versions, image hashes) are
+compared after trimming, dropping every kind of white space (non-breaking spaces included) and
+upper-casing. Leading zeros are significant: ``0102`` and ``102`` are different versions.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+_WHITE_SPACE = re.compile(r"\s+", flags=re.UNICODE)
+_HEX = re.compile(r"[0-9A-F]+")
+_NOT_WORD = re.compile(r"[\W_]+", flags=re.UNICODE)
+
+
+def normalise_identifier(value: str) -> str:
+    """Trim, drop all white space (including U+00A0 and U+202F) and upper-case.
+
+    Never pads or strips zeros, so ``normalise_identifier(" 0102 ")`` is ``"0102"``.
+    """
+    # NFKC folds compatibility spaces (e.g. U+2007 figure space) into plain ones first.
+    folded = unicodedata.normalize("NFKC", value)
+    return _WHITE_SPACE.sub("", folded).upper()
+
+
+def is_hex(value: str) -> bool:
+    """Whether an already normalised identifier is non-empty hexadecimal."""
+    return bool(_HEX.fullmatch(value))
+
+
+def loose_name(value: str) -> str:
+    """A name reduced for loose comparison: case, spacing and punctuation ignored."""
+    return _NOT_WORD.sub("", unicodedata.normalize("NFKC", value)).casefold()
+
+
+def names_agree(left: str, right: str) -> bool:
+    """Whether two names (manufacturer, model, supplier) are the same but for formatting."""
+    return loose_name(left) == loose_name(right)

@@ -1,0 +1,164 @@
+"""Pairing a notification with the emergency CPL entry SECAS published for it, and the verdict.
+
+A case pairs with a ``Non-EPCL`` entry when the SECAS reference agrees, or when the device model
+(type, manufacturer id, model id, hardware version) agrees. A paired case is then compared field by
+field; every disagreement is kept with both values so that an operator sees at a glance what differs.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict
+
+from flows.domain.cpl import CplEntry, CplPublication
+from flows.domain.identifiers import names_agree
+from flows.domain.notification import EmergencyNotification
+
+
+class Agreement(StrEnum):
+    AGREES = "agrees"
+    DIFFERS = "differs"
+    WARNING = "warning"  # a loosely compared name that differs: shown, never blocks
+    NOT_GIVEN = "not given"  # an optional field the supplier left empty
+
+
+class FieldVerdict(BaseModel):
+    """One compared field: what the supplier notified, what SECAS published, and whether they agree."""
+
+    model_config = ConfigDict(frozen=True)
+
+    field: str
+    notified: str
+    published: str
+    agreement: Agreement
+
+    @property
+    def blocks_loading(self) -> bool:
+        return self.agreement is Agreement.DIFFERS
+
+    def describe(self) -> str:
+        return f"{self.field}: notified {self.notified!r}, CPL has {self.published!r}"
+
+
+class Outcome(StrEnum):
+    WAITING = "waiting"  # no emergency entry pairs with the case yet
+    READY = "ready"  # paired, every field agrees: load it
+    MISMATCH = "mismatch"  # paired, something differs: a person decides
+    NOT_LOADABLE = "not_loadable"  # paired with an entry that is withdrawn, cancelled or expired
+
+
+class Assessment(BaseModel):
+    """The result of checking one notification against one CPL publication."""
+
+    model_config = ConfigDict(frozen=True)
+
+    outcome: Outcome
+    entry: CplEntry | None = None
+    verdicts: tuple[FieldVerdict, ...] = ()
+
+    @property
+    def differences(self) -> tuple[FieldVerdict, ...]:
+        return tuple(verdict for verdict in self.verdicts if verdict.blocks_loading)
+
+    @property
+    def warnings(self) -> tuple[FieldVerdict, ...]:
+        return tuple(v for v in self.verdicts if v.agreement is Agreement.WARNING)
+
+    def problems(self) -> list[str]:
+        """Readable lines for operators: each difference, then each warning."""
+        lines = [verdict.describe() for verdict in self.differences]
+        lines += [f"warning: {verdict.describe()}" for verdict in self.warnings]
+        if self.outcome is Outcome.NOT_LOADABLE and self.entry is not None:
+            lines.insert(0, f"CPL entry {self.entry.entry_id} is {self.entry.cpl_status.value}")
+        return lines
+
+
+def find_pair(notification: EmergencyNotification, publication: CplPublication) -> CplEntry | None:
+    """The Non-EPCL entry a notification pairs with, if any.
+
+    A SECAS reference match wins; among device-model matches, the one with the notified firmware wins,
+    then the newest entry (the last in the file), so that an older emergency for the same model does
+    not shadow this one.
+    """
+    candidates = [entry for entry in publication.emergency_entries() if _pairs(notification, entry)]
+    if not candidates:
+        return None
+
+    def rank(entry: CplEntry) -> tuple[bool, bool]:
+        return (
+            bool(entry.secas_reference) and entry.secas_reference == notification.secas_reference,
+            entry.firmware_version == notification.new_firmware_version,
+        )
+
+    best = max(rank(entry) for entry in candidates)
+    return [entry for entry in candidates if rank(entry) == best][-1]
+
+
+def _pairs(notification: EmergencyNotification, entry: CplEntry) -> bool:
+    same_reference = bool(entry.secas_reference) and entry.secas_reference == notification.secas_reference
+    return same_reference or entry.device_model == notification.device_model
+
+
+def compare(
+    notification: EmergencyNotification, entry: CplEntry, publication: CplPublication
+) -> tuple[FieldVerdict, ...]:
+    """Every field the rules compare, in the order an operator reads them."""
+    predecessors = publication.predecessor_firmware(entry)
+    verdicts = [
+        _exact("device_type", notification.device_type.value, entry.device_type),
+        _exact("manufacturer_id", notification.manufacturer_id, entry.manufacturer_id),
+        _exact("model_id", notification.model_id, entry.model_id),
+        _exact("hardware_version", notification.hardware_version, entry.hardware_version),
+        _exact("firmware_version", notification.new_firmware_version, entry.firmware_version),
+        _exact("s1sp", notification.s1sp.value, entry.s1sp),
+        _exact("secas_reference", notification.secas_reference, entry.secas_reference),
+        _image_hash(notification.image_hash, entry.image_hash),
+        FieldVerdict(
+            field="current_firmware_version",
+            notified=notification.current_firmware_version,
+            published=", ".join(sorted(predecessors)) or "(no listed predecessor on this CPL)",
+            agreement=Agreement.AGREES
+            if notification.current_firmware_version in predecessors
+            else Agreement.DIFFERS,
+        ),
+        _loose("manufacturer_name", notification.manufacturer_name, entry.manufacturer_name),
+        _loose("model_name", notification.model_name, entry.model_name),
+    ]
+    return tuple(verdicts)
+
+
+def assess(notification: EmergencyNotification, publication: CplPublication) -> Assessment:
+    """Check a notification against a publication: waiting, ready, mismatch or not loadable."""
+    entry = find_pair(notification, publication)
+    if entry is None:
+        return Assessment(outcome=Outcome.WAITING)
+    verdicts = compare(notification, entry, publication)
+    if not entry.is_loadable:
+        outcome = Outcome.NOT_LOADABLE
+    elif any(verdict.blocks_loading for verdict in verdicts):
+        outcome = Outcome.MISMATCH
+    else:
+        outcome = Outcome.READY
+    return Assessment(outcome=outcome, entry=entry, verdicts=verdicts)
+
+
+def _exact(field: str, notified: str, published: str) -> FieldVerdict:
+    agreement = Agreement.AGREES if notified == published else Agreement.DIFFERS
+    return FieldVerdict(field=field, notified=notified, published=published, agreement=agreement)
+
+
+def _loose(field: str, notified: str, published: str) -> FieldVerdict:
+    if not notified:
+        agreement = Agreement.NOT_GIVEN
+    else:
+        agreement = Agreement.AGREES if names_agree(notified, published) else Agreement.WARNING
+    return FieldVerdict(field=field, notified=notified, published=published, agreement=agreement)
+
+
+def _image_hash(notified: str | None, published: str) -> FieldVerdict:
+    if notified is None:
+        return FieldVerdict(
+            field="image_hash", notified="", published=published, agreement=Agreement.NOT_GIVEN
+        )
+    return _exact("image_hash", notified, published)

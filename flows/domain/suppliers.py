@@ -1,0 +1,55 @@
+"""The supplier register: which SEC party a supplier is and which e-mail domains speak for it."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from flows.domain.identifiers import names_agree, normalise_identifier
+from flows.domain.notification import EmergencyNotification
+
+
+class Supplier(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    party_id: str
+    email_domains: tuple[str, ...] = Field(min_length=1)
+
+    @field_validator("party_id")
+    @classmethod
+    def _normalise_party_id(cls, value: str) -> str:
+        return normalise_identifier(value)
+
+    @field_validator("email_domains")
+    @classmethod
+    def _lower_domains(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(domain.strip().casefold().rstrip(".") for domain in value)
+
+
+class SupplierRegister(BaseModel):
+    """Suppliers DCC accepts notifications from."""
+
+    suppliers: tuple[Supplier, ...]
+
+    def find(self, name: str) -> Supplier | None:
+        return next((s for s in self.suppliers if names_agree(s.name, name)), None)
+
+    def authorisation_problems(self, notification: EmergencyNotification) -> list[str]:
+        """Why this responder may not notify for this supplier; empty when it may.
+
+        Domains compare whole and case-insensitively: ``bramblepower.example.evil.example`` is not
+        ``bramblepower.example``, and neither is a subdomain unless it is registered itself.
+        """
+        supplier = self.find(notification.supplier)
+        if supplier is None:
+            return [f"supplier: {notification.supplier!r} is not a registered supplier"]
+        problems = []
+        if notification.supplier_party_id != supplier.party_id:
+            problems.append(
+                f"supplier_party_id: {notification.supplier_party_id} is not the SEC party id "
+                f"registered for {supplier.name}"
+            )
+        domain = notification.responder_domain.rstrip(".")
+        if domain not in supplier.email_domains:
+            problems.append(f"responder: e-mail domain {domain!r} is not registered for {supplier.name}")
+        return problems
