@@ -1,0 +1,125 @@
+"""``SqliteRunStore``: the flow engine's run history in the bridge's SQLite file."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import datetime
+
+from adapters.embedded.sqlite import SqliteStore, utc_text
+from flows.engine.runs import ActionRecord, RunRecord, RunStatus
+
+
+class SqliteRunStore(SqliteStore):
+    """The embedded ``RunStore``. Action results are upserted by (run, path) and kept in the order
+    they were first written, which is the order they ran."""
+
+    SCHEMA_COMPONENT = "runs"
+    SCHEMA_VERSION = 1
+    SCHEMA = (
+        """
+        CREATE TABLE IF NOT EXISTS runs (
+            run_id      TEXT PRIMARY KEY,
+            flow        TEXT NOT NULL,
+            status      TEXT NOT NULL,
+            started_at  TEXT NOT NULL,
+            record      TEXT NOT NULL
+        )
+        """,
+        "CREATE INDEX IF NOT EXISTS runs_by_flow ON runs (flow, started_at)",
+        """
+        CREATE TABLE IF NOT EXISTS run_keys (
+            run_id TEXT NOT NULL REFERENCES runs (run_id),
+            key    TEXT NOT NULL,
+            PRIMARY KEY (run_id, key)
+        )
+        """,
+        "CREATE INDEX IF NOT EXISTS run_keys_by_key ON run_keys (key)",
+        """
+        CREATE TABLE IF NOT EXISTS run_actions (
+            run_id TEXT NOT NULL REFERENCES runs (run_id),
+            path   TEXT NOT NULL,
+            record TEXT NOT NULL,
+            PRIMARY KEY (run_id, path)
+        )
+        """,
+    )
+
+    def start(self, run: RunRecord) -> bool:
+        header = run.model_copy(update={"actions": {}})
+        with self._db.write() as connection:
+            cursor = connection.execute(
+                "INSERT OR IGNORE INTO runs (run_id, flow, status, started_at, record) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (run.run_id, run.flow, run.status.value, utc_text(run.started_at), header.model_dump_json()),
+            )
+            if cursor.rowcount != 1:
+                return False
+            self._add_keys(connection, run.run_id, run.keys)
+        return True
+
+    def get(self, run_id: str) -> RunRecord | None:
+        with self._db.read() as connection:
+            row = connection.execute("SELECT record FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+            if row is None:
+                return None
+            actions = connection.execute(
+                "SELECT record FROM run_actions WHERE run_id = ? ORDER BY rowid", (run_id,)
+            ).fetchall()
+        run = RunRecord.model_validate_json(row[0])
+        records = [ActionRecord.model_validate_json(action) for (action,) in actions]
+        return run.model_copy(update={"actions": {record.path: record for record in records}})
+
+    def record_action(self, run_id: str, record: ActionRecord) -> None:
+        with self._db.write() as connection:
+            connection.execute(
+                "INSERT INTO run_actions (run_id, path, record) VALUES (?, ?, ?) "
+                "ON CONFLICT (run_id, path) DO UPDATE SET record = excluded.record",
+                (run_id, record.path, record.model_dump_json()),
+            )
+
+    def finish(
+        self, run_id: str, status: RunStatus, *, ended_at: datetime, error: str | None, keys: list[str]
+    ) -> None:
+        with self._db.write() as connection:
+            row = connection.execute("SELECT record FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+            if row is None:
+                raise KeyError(f"no run {run_id!r} to finish")
+            run = RunRecord.model_validate_json(row[0])
+            run = run.model_copy(
+                update={"status": status, "ended_at": ended_at, "error": error, "keys": keys}
+            )
+            connection.execute(
+                "UPDATE runs SET status = ?, record = ? WHERE run_id = ?",
+                (status.value, run.model_dump_json(), run_id),
+            )
+            self._add_keys(connection, run_id, keys)
+
+    def find(
+        self,
+        *,
+        key: str | None = None,
+        flow: str | None = None,
+        status: RunStatus | None = None,
+        limit: int = 50,
+    ) -> list[RunRecord]:
+        clauses, parameters = [], []
+        if key is not None:
+            clauses.append("run_id IN (SELECT run_id FROM run_keys WHERE key = ?)")
+            parameters.append(key)
+        if flow is not None:
+            clauses.append("flow = ?")
+            parameters.append(flow)
+        if status is not None:
+            clauses.append("status = ?")
+            parameters.append(status.value)
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        query = f"SELECT run_id FROM runs {where} ORDER BY started_at DESC, rowid DESC LIMIT ?"  # noqa: S608 - clauses are constants
+        with self._db.read() as connection:
+            run_ids = [row[0] for row in connection.execute(query, (*parameters, limit)).fetchall()]
+        return [run for run in map(self.get, run_ids) if run is not None]
+
+    @staticmethod
+    def _add_keys(connection: sqlite3.Connection, run_id: str, keys: list[str]) -> None:
+        connection.executemany(
+            "INSERT OR IGNORE INTO run_keys (run_id, key) VALUES (?, ?)", [(run_id, key) for key in keys]
+        )

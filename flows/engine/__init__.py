@@ -1,0 +1,1 @@
+"""The low-code engine: flow definitions (YAML validated by pydantic), expressions, and the runner."""

@@ -1,0 +1,140 @@
+"""Expressions in flow files: JMESPath inside ``${ ... }``, with a few functions added.
+
+A string that is one ``${ expr }`` evaluates to the expression's value (a list stays a list); a
+string with ``${ ... }`` among other text becomes text; anything else is taken literally. The
+context an expression sees is ``trigger``, ``actions.<name>.outputs`` / ``.status``, ``item`` inside
+a ``foreach``, ``settings`` and ``run``. No ``eval``, no language of our own.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator, Mapping
+from datetime import datetime, timedelta
+from functools import lru_cache
+from typing import Any
+
+import jmespath
+from jmespath import functions
+from jmespath.exceptions import JMESPathError
+from jmespath.parser import ParsedResult
+
+from flows.errors import BadInput
+
+_EXPRESSION = re.compile(r"\$\{(.*?)\}", flags=re.DOTALL)
+
+
+class ExpressionError(BadInput):
+    """An expression that does not parse or cannot be evaluated; names the expression."""
+
+
+def _parse_time(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+class _BridgeFunctions(functions.Functions):
+    """Functions added to JMESPath. The clock is the run's, so a replay sees the same ``now()``."""
+
+    def __init__(self, clock: Callable[[], datetime]) -> None:
+        super().__init__()
+        self._clock = clock
+
+    @functions.signature()
+    def _func_now(self) -> str:
+        return self._clock().isoformat()
+
+    @functions.signature({"types": ["string"]}, {"types": ["number"]})
+    def _func_add_hours(self, timestamp: str, hours: float) -> str:
+        return (_parse_time(timestamp) + timedelta(hours=hours)).isoformat()
+
+    @functions.signature({"types": ["string"]}, {"types": ["number"]})
+    def _func_add_minutes(self, timestamp: str, minutes: float) -> str:
+        return (_parse_time(timestamp) + timedelta(minutes=minutes)).isoformat()
+
+    @functions.signature({"types": ["string"]}, {"types": ["string"]})
+    def _func_hours_between(self, start: str, end: str) -> float:
+        return (_parse_time(end) - _parse_time(start)).total_seconds() / 3600
+
+    @functions.signature({"types": []}, {"types": []})
+    def _func_coalesce(self, first: Any, second: Any) -> Any:
+        return second if first is None else first
+
+
+@lru_cache(maxsize=1024)
+def compile_expression(source: str) -> ParsedResult:
+    """Parse once; raise ``ExpressionError`` naming the expression when it is malformed."""
+    try:
+        return jmespath.compile(source.strip())
+    except JMESPathError as error:
+        raise ExpressionError(f"malformed expression ${{{source}}}: {error}") from error
+
+
+def expressions_in(template: Any) -> Iterator[str]:
+    """Every ``${ ... }`` source inside a value (strings, lists, mappings), in order."""
+    if isinstance(template, str):
+        yield from (match.group(1) for match in _EXPRESSION.finditer(template))
+    elif isinstance(template, Mapping):
+        for value in template.values():
+            yield from expressions_in(value)
+    elif isinstance(template, list):
+        for value in template:
+            yield from expressions_in(value)
+
+
+def referenced_actions(source: str) -> set[str]:
+    """Names of actions an expression reads through ``actions.<name>``."""
+    names: set[str] = set()
+    _collect_action_references(compile_expression(source).parsed, names)
+    return names
+
+
+def _collect_action_references(node: Mapping[str, Any], names: set[str]) -> None:
+    if node.get("type") == "subexpression":
+        chain = _field_chain(node)
+        if len(chain) >= 2 and chain[0] == "actions":
+            names.add(chain[1])
+    for child in node.get("children", []):
+        if isinstance(child, Mapping):
+            _collect_action_references(child, names)
+
+
+def _field_chain(node: Mapping[str, Any]) -> list[str]:
+    if node.get("type") == "field":
+        return [str(node["value"])]
+    if node.get("type") == "subexpression":
+        return [name for child in node["children"] for name in _field_chain(child)]
+    return ["?"]
+
+
+class Evaluator:
+    """Evaluates templates against a context with the run's clock."""
+
+    def __init__(self, clock: Callable[[], datetime]) -> None:
+        self._options = jmespath.Options(custom_functions=_BridgeFunctions(clock))
+
+    def evaluate(self, template: Any, context: Mapping[str, Any]) -> Any:
+        if isinstance(template, str):
+            return self._evaluate_text(template, context)
+        if isinstance(template, Mapping):
+            return {key: self.evaluate(value, context) for key, value in template.items()}
+        if isinstance(template, list):
+            return [self.evaluate(value, context) for value in template]
+        return template
+
+    def _evaluate_text(self, text: str, context: Mapping[str, Any]) -> Any:
+        whole = _EXPRESSION.fullmatch(text.strip())
+        if whole:
+            return self._search(whole.group(1), context)
+        if "${" not in text:
+            return text
+        return _EXPRESSION.sub(lambda match: _as_text(self._search(match.group(1), context)), text)
+
+    def _search(self, source: str, context: Mapping[str, Any]) -> Any:
+        try:
+            return compile_expression(source).search(context, options=self._options)
+        except JMESPathError as error:
+            raise ExpressionError(f"cannot evaluate ${{{source}}}: {error}") from error
+
+
+def _as_text(value: Any) -> str:
+    return "" if value is None else str(value)

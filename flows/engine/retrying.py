@@ -1,0 +1,40 @@
+"""Retry policies applied with tenacity: only transient errors, honouring the far side's Retry-After."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import tenacity
+
+from flows.engine.definition import RetryPolicy
+from flows.errors import TransientError
+
+T = TypeVar("T")
+
+
+def delay_before_next(policy: RetryPolicy, attempt: int, error: BaseException | None) -> float:
+    """Seconds to wait after failed attempt number ``attempt`` (1-based)."""
+    if isinstance(error, TransientError) and error.retry_after is not None:
+        return max(0.0, error.retry_after)
+    interval = policy.interval.total_seconds()
+    if policy.type == "exponential":
+        interval *= 2 ** (attempt - 1)
+    return min(interval, policy.maximum_interval.total_seconds())
+
+
+def call_with_retry(call: Callable[[], T], policy: RetryPolicy, *, sleep: Callable[[float], Any]) -> T:
+    """Call, retrying transient failures as the policy says; the last error is raised as it is."""
+
+    def wait(state: tenacity.RetryCallState) -> float:
+        error = state.outcome.exception() if state.outcome else None
+        return delay_before_next(policy, state.attempt_number, error)
+
+    retrying = tenacity.Retrying(
+        stop=tenacity.stop_after_attempt(policy.attempts),
+        retry=tenacity.retry_if_exception_type(TransientError),
+        wait=wait,
+        sleep=sleep,
+        reraise=True,
+    )
+    return retrying(call)

@@ -1,0 +1,427 @@
+"""The engine: runs a flow's actions in ``runAfter`` order and keeps the history as it goes.
+
+Guarantees, each one tested:
+- an action's result is durable before the next action starts; a run delivered again (same run id)
+  reuses what was recorded and carries on from there;
+- every side-effecting call gets an idempotency key (by default flow / business key / action path) and
+  its result is remembered under that key, so a duplicate delivery or a resubmit makes no effect twice;
+- only transient errors are retried, by the action's policy, honouring the far side's Retry-After;
+- secure inputs and outputs never reach the history; a dry run calls nothing that has side effects.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any
+
+from pydantic_core import to_jsonable_python
+
+from flows.engine.definition import (
+    Action,
+    ActionStatus,
+    CallAction,
+    FlowDefinition,
+    ForEachAction,
+    RetryPolicy,
+)
+from flows.engine.expressions import Evaluator, ExpressionError
+from flows.engine.loader import FlowSource
+from flows.engine.ordering import effective_run_after, topological_order
+from flows.engine.registry import ActionContext, Connector, ConnectorRegistry
+from flows.engine.retrying import call_with_retry
+from flows.engine.runs import REDACTED, ActionRecord, RunRecord, RunStatus, RunStore
+from flows.ports import IdempotencyStore
+
+FAILURES = frozenset({ActionStatus.FAILED, ActionStatus.TIMED_OUT})
+
+
+@dataclass
+class _Run:
+    """What one execution of a run carries from action to action."""
+
+    record: RunRecord
+    flow: FlowDefinition
+    key: str
+    trigger: Mapping[str, Any]
+    recorded: dict[str, ActionRecord]
+    dry_run: bool
+    settings: Mapping[str, Any] = field(default_factory=dict)
+
+
+class Engine:
+    def __init__(
+        self,
+        registry: ConnectorRegistry,
+        runs: RunStore,
+        idempotency: IdempotencyStore,
+        *,
+        clock: Callable[[], datetime],
+        sleep: Callable[[float], None] = time.sleep,
+        settings: Mapping[str, Any] | None = None,
+    ) -> None:
+        self._registry = registry
+        self._runs = runs
+        self._idempotency = idempotency
+        self._clock = clock
+        self._sleep = sleep
+        self._settings = dict(settings or {})
+        self._evaluator = Evaluator(clock)
+
+    # --- public -----------------------------------------------------------------------------------
+
+    @property
+    def runs(self) -> RunStore:
+        """The run history this engine writes to."""
+        return self._runs
+
+    def run(
+        self,
+        source: FlowSource,
+        trigger: Mapping[str, Any],
+        *,
+        run_id: str | None = None,
+        dry_run: bool = False,
+        replay_of: RunRecord | None = None,
+        replay_from: str | None = None,
+    ) -> RunRecord:
+        """Run a flow on a trigger, or resume the run with this id; returns the stored record."""
+        flow = source.definition
+        run_id = run_id or uuid.uuid4().hex
+        trigger = to_jsonable_python(trigger)
+        existing = self._runs.get(run_id)
+        if existing is not None and existing.status is not RunStatus.RUNNING:
+            return existing  # delivered again after it finished: nothing to do
+        base = {"trigger": trigger, "settings": self._settings}
+        key = self._business_key(flow, base) or run_id
+        if existing is None:
+            seeded = _seed_from(replay_of, replay_from)
+            record = RunRecord(
+                run_id=run_id,
+                flow=flow.name,
+                flow_version=flow_version(source),
+                trigger=trigger,
+                keys=[key] if key != run_id else [],
+                started_at=self._clock(),
+                replay_of=replay_of.run_id if replay_of else None,
+                replay_from=replay_from,
+                dry_run=dry_run,
+            )
+            if self._runs.start(record):
+                for action_record in seeded.values():
+                    self._runs.record_action(run_id, action_record)
+            existing = self._runs.get(run_id) or record
+        run = _Run(existing, flow, key, trigger, dict(existing.actions), existing.dry_run, self._settings)
+        failed, results = self._run_block(run, flow.actions, "", {})
+        context = self._context(run, results, {})
+        keys = [*existing.keys, *self._extra_keys(flow, context)]
+        errors = [f"{r.path}: {r.error}" for r in self._runs_failures(run_id)]
+        self._runs.finish(
+            run_id,
+            RunStatus.FAILED if failed else RunStatus.SUCCEEDED,
+            ended_at=self._clock(),
+            error="; ".join(errors) if failed else None,
+            keys=list(dict.fromkeys(keys)),
+        )
+        final = self._runs.get(run_id)
+        assert final is not None
+        return final
+
+    # --- blocks and actions -----------------------------------------------------------------------
+
+    def _run_block(
+        self, run: _Run, actions: Mapping[str, Action], prefix: str, outer: dict[str, Any]
+    ) -> tuple[bool, dict[str, ActionRecord]]:
+        """Run sibling actions; True when a failure among them was left unhandled."""
+        run_after = effective_run_after(actions)
+        results: dict[str, ActionRecord] = {}
+        for name in topological_order(run_after):
+            path = f"{prefix}{name}"
+            record = run.recorded.get(path)
+            if record is None or record.redacted:
+                record = self._run_action(run, name, actions[name], path, run_after[name], results, outer)
+                self._runs.record_action(run.record.run_id, record)
+                run.recorded[path] = record
+            results[name] = record
+        return _unhandled_failure(run_after, results), results
+
+    def _run_action(
+        self,
+        run: _Run,
+        name: str,
+        action: Action,
+        path: str,
+        run_after: Mapping[str, list[ActionStatus]],
+        siblings: dict[str, ActionRecord],
+        outer: dict[str, Any],
+    ) -> ActionRecord:
+        started = self._clock()
+        for dependency, wanted in run_after.items():
+            if siblings[dependency].status not in wanted:
+                return _record(path, ActionStatus.SKIPPED, started, self._clock(), error=None)
+        context = self._context(run, siblings, outer)
+        try:
+            if action.condition is not None and not self._evaluator.evaluate(action.condition, context):
+                return _record(path, ActionStatus.SKIPPED, started, self._clock(), error=None)
+            if isinstance(action, CallAction):
+                return self._call(run, action, path, context, started)
+            if isinstance(action, ForEachAction):
+                return self._foreach(run, action, path, context, started)
+            failed, results = self._run_block(run, action.actions, f"{path}.", _visible(context, results={}))
+            outputs = {child: result.outputs for child, result in results.items()}
+            status = ActionStatus.FAILED if failed else ActionStatus.SUCCEEDED
+            return _record(path, status, started, self._clock(), outputs=outputs, error=None)
+        except ExpressionError as error:
+            return _record(path, ActionStatus.FAILED, started, self._clock(), error=str(error))
+
+    def _call(
+        self, run: _Run, action: CallAction, path: str, context: dict[str, Any], started: datetime
+    ) -> ActionRecord:
+        connector = self._registry.get(action.use)
+        inputs = self._evaluator.evaluate(action.inputs, context)
+        if action.idempotency_key is not None:
+            key = str(self._evaluator.evaluate(action.idempotency_key, context))
+        else:
+            key = f"{run.flow.name}/{run.key}/{path}"
+        shown_inputs = REDACTED if action.secure.inputs else inputs
+        if connector.side_effect and run.dry_run:
+            would = {
+                "dry_run": True,
+                "would_call": action.use,
+                "inputs": shown_inputs,
+                "idempotency_key": key,
+            }
+            return _record(
+                path,
+                ActionStatus.SUCCEEDED,
+                started,
+                self._clock(),
+                inputs=shown_inputs,
+                outputs=would,
+                error=None,
+            )
+        if connector.side_effect:
+            remembered = self._idempotency.get(key)
+            if remembered is not None and not remembered.get("redacted"):
+                return ActionRecord(
+                    path=path, status=ActionStatus.SUCCEEDED, attempts=0, inputs=shown_inputs,
+                    outputs=REDACTED if action.secure.outputs else remembered.get("outputs"),
+                    redacted=action.secure.outputs, idempotency_key=key, deduplicated=True,
+                    started_at=started, ended_at=self._clock(),
+                )  # fmt: skip
+        context_for_call = ActionContext(run.flow.name, run.record.run_id, path, key, self._clock())
+        outcome = self._invoke(connector, action, action.retry or run.flow.retry, context_for_call, inputs)
+        outputs = to_jsonable_python(outcome.outputs)
+        if outcome.status is ActionStatus.SUCCEEDED and connector.side_effect:
+            kept = {"redacted": True} if action.secure.outputs else {"outputs": outputs}
+            self._idempotency.put(key, kept)
+        return ActionRecord(
+            path=path, status=outcome.status, attempts=outcome.attempts, inputs=shown_inputs,
+            outputs=REDACTED if action.secure.outputs else outputs, redacted=action.secure.outputs,
+            error=outcome.error, idempotency_key=key if connector.side_effect else None,
+            started_at=started, ended_at=self._clock(),
+        )  # fmt: skip
+
+    def _invoke(
+        self,
+        connector: Connector,
+        action: CallAction,
+        policy: RetryPolicy,
+        context: ActionContext,
+        inputs: dict[str, Any],
+    ) -> _Outcome:
+        attempts = 0
+
+        def attempt() -> Any:
+            nonlocal attempts
+            attempts += 1
+            return connector.call(replace(context, attempt=attempts), inputs)
+
+        def with_retry() -> Any:
+            return call_with_retry(attempt, policy, sleep=self._sleep)
+
+        try:
+            if action.timeout is None:
+                return _Outcome(ActionStatus.SUCCEEDED, with_retry(), attempts, None)
+            # A thread cannot be stopped: on time-out the call is abandoned, not cancelled. Side
+            # effects stay safe because the idempotency key makes a later attempt a no-op.
+            pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"action-{context.action}")
+            try:
+                value = pool.submit(with_retry).result(timeout=action.timeout.total_seconds())
+            finally:
+                pool.shutdown(wait=False)
+            return _Outcome(ActionStatus.SUCCEEDED, value, attempts, None)
+        except FutureTimeout:
+            return _Outcome(ActionStatus.TIMED_OUT, None, attempts, f"timed out after {action.timeout}")
+        except Exception as error:  # recorded for operators; the run fails, the engine does not
+            return _Outcome(ActionStatus.FAILED, None, attempts, f"{type(error).__name__}: {error}")
+
+    def _foreach(
+        self, run: _Run, action: ForEachAction, path: str, context: dict[str, Any], started: datetime
+    ) -> ActionRecord:
+        items = self._evaluator.evaluate(action.foreach, context)
+        if items is None:
+            items = []
+        if not isinstance(items, list):
+            error = f"foreach needs a list, got {type(items).__name__}"
+            return _record(path, ActionStatus.FAILED, started, self._clock(), error=error)
+        item_contexts = [{**context, "item": item, "index": index} for index, item in enumerate(items)]
+        keys = [
+            str(self._evaluator.evaluate(action.item_key, item_context)) if action.item_key else str(index)
+            for index, item_context in enumerate(item_contexts)
+        ]
+
+        def iteration(index: int) -> tuple[bool, dict[str, Any]]:
+            outer = _visible(item_contexts[index], results={})
+            failed, results = self._run_block(run, action.actions, f"{path}[{keys[index]}].", outer)
+            return failed, {name: result.outputs for name, result in results.items()}
+
+        if action.concurrency == 1 or len(items) < 2:
+            outcomes = [iteration(index) for index in range(len(items))]
+        else:
+            with ThreadPoolExecutor(max_workers=action.concurrency) as pool:
+                outcomes = list(pool.map(iteration, range(len(items))))
+        failed = any(failure for failure, _ in outcomes)
+        status = ActionStatus.FAILED if failed else ActionStatus.SUCCEEDED
+        outputs = [outputs for _, outputs in outcomes]
+        return _record(
+            path,
+            status,
+            started,
+            self._clock(),
+            outputs=outputs,
+            error="an iteration failed" if failed else None,
+        )
+
+    # --- helpers ----------------------------------------------------------------------------------
+
+    def _context(
+        self, run: _Run, siblings: Mapping[str, ActionRecord], outer: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        actions = dict(outer.get("actions", {}))
+        actions.update(
+            {name: {"status": r.status.value, "outputs": r.outputs} for name, r in siblings.items()}
+        )
+        context = {k: v for k, v in outer.items() if k != "actions"}
+        context.update(
+            trigger=run.trigger,
+            actions=actions,
+            settings=run.settings,
+            run={"id": run.record.run_id, "key": run.key, "flow": run.flow.name},
+        )
+        return context
+
+    def _business_key(self, flow: FlowDefinition, context: Mapping[str, Any]) -> str:
+        if flow.key is None:
+            return ""
+        value = self._evaluator.evaluate(flow.key, context)
+        return "" if value is None else str(value)
+
+    def _extra_keys(self, flow: FlowDefinition, context: Mapping[str, Any]) -> list[str]:
+        keys: list[str] = []
+        for template in flow.keys:
+            try:
+                value = self._evaluator.evaluate(template, context)
+            except ExpressionError:
+                continue
+            values = value if isinstance(value, list) else [value]
+            keys += [str(v) for v in values if v not in (None, "", [])]
+        return keys
+
+    def _runs_failures(self, run_id: str) -> list[ActionRecord]:
+        record = self._runs.get(run_id)
+        return record.failed_actions() if record else []
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    status: ActionStatus
+    outputs: Any
+    attempts: int
+    error: str | None
+
+
+def _record(
+    path: str,
+    status: ActionStatus,
+    started: datetime,
+    ended: datetime,
+    *,
+    error: str | None,
+    inputs: Any = None,
+    outputs: Any = None,
+) -> ActionRecord:
+    return ActionRecord(
+        path=path,
+        status=status,
+        inputs=inputs,
+        outputs=outputs,
+        error=error,
+        started_at=started,
+        ended_at=ended,
+    )
+
+
+def _visible(context: Mapping[str, Any], *, results: Mapping[str, ActionRecord]) -> dict[str, Any]:
+    """The context a nested block starts from: everything its container could see."""
+    outer = dict(context)
+    actions = dict(context.get("actions", {}))
+    actions.update({name: {"status": r.status.value, "outputs": r.outputs} for name, r in results.items()})
+    outer["actions"] = actions
+    return outer
+
+
+def _unhandled_failure(
+    run_after: Mapping[str, Mapping[str, list[ActionStatus]]], results: Mapping[str, ActionRecord]
+) -> bool:
+    """A failure counts against the block unless a sibling that runs after that failure ran."""
+    for name, result in results.items():
+        if result.status not in FAILURES:
+            continue
+        handled = any(
+            name in dependencies
+            and result.status in dependencies[name]
+            and results[other].status is not ActionStatus.SKIPPED
+            for other, dependencies in run_after.items()
+            if other in results
+        )
+        if not handled:
+            return True
+    return False
+
+
+def _seed_from(previous: RunRecord | None, replay_from: str | None) -> dict[str, ActionRecord]:
+    """For a resubmit from one action: the earlier run's successes before that action are kept.
+
+    The named action, everything inside it and everything recorded after it starts again.
+    """
+    if previous is None or replay_from is None:
+        return {}
+    start = previous.actions.get(replay_from)
+    if start is None:
+        known = ", ".join(previous.actions)
+        raise ValueError(f"run {previous.run_id} has no action {replay_from!r}; it has: {known}")
+    return {
+        path: record
+        for path, record in previous.actions.items()
+        if record.status is ActionStatus.SUCCEEDED
+        and not record.redacted
+        and record.ended_at <= start.started_at
+        and path != replay_from
+        and not path.startswith(f"{replay_from}.")
+        and not path.startswith(f"{replay_from}[")
+        and not replay_from.startswith(f"{path}.")
+        and not replay_from.startswith(f"{path}[")
+    }
+
+
+def flow_version(source: FlowSource) -> str:
+    """The flow's version as kept in each run: a hash of its file, so history says what ran."""
+    text = source.text or source.definition.model_dump_json()
+    return hashlib.sha256(text.encode()).hexdigest()[:12]

@@ -1,0 +1,90 @@
+"""Run history: every run of a flow as a record of typed states, and the port that keeps it.
+
+Each action's result is written before the next action starts, keyed by run and action path, so a
+run that is cut off and delivered again resumes where it was. Secure values are replaced by
+``REDACTED`` before anything reaches this record.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Protocol
+
+from pydantic import BaseModel, Field
+
+from flows.engine.definition import ActionStatus
+
+REDACTED = "***redacted***"
+
+
+class RunStatus(StrEnum):
+    RUNNING = "Running"
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+
+
+class ActionRecord(BaseModel):
+    """One action's result in one run (one iteration's, inside a ``foreach``)."""
+
+    path: str
+    status: ActionStatus
+    attempts: int = 0
+    inputs: Any = None
+    outputs: Any = None
+    redacted: bool = False  # outputs were secure: a resumed run must call the action again
+    error: str | None = None
+    idempotency_key: str | None = None
+    deduplicated: bool = False  # the side effect had been made before: its earlier result was reused
+    started_at: datetime
+    ended_at: datetime
+
+
+class RunRecord(BaseModel):
+    run_id: str
+    flow: str
+    flow_version: str
+    trigger: dict[str, Any]
+    keys: list[str] = Field(default_factory=list)
+    status: RunStatus = RunStatus.RUNNING
+    started_at: datetime
+    ended_at: datetime | None = None
+    replay_of: str | None = None
+    replay_from: str | None = None
+    dry_run: bool = False
+    error: str | None = None
+    actions: dict[str, ActionRecord] = Field(default_factory=dict)
+
+    def failed_actions(self) -> list[ActionRecord]:
+        return [a for a in self.actions.values() if a.status in {ActionStatus.FAILED, ActionStatus.TIMED_OUT}]
+
+
+class RunStore(Protocol):
+    """Where run histories live (SQLite locally, Table storage in Azure)."""
+
+    def start(self, run: RunRecord) -> bool:
+        """Keep a new run; False (nothing written) when the run id exists already."""
+        ...
+
+    def get(self, run_id: str) -> RunRecord | None: ...
+
+    def record_action(self, run_id: str, record: ActionRecord) -> None:
+        """Write (or overwrite) one action's result: durable when this returns."""
+        ...
+
+    def finish(
+        self, run_id: str, status: RunStatus, *, ended_at: datetime, error: str | None, keys: list[str]
+    ) -> None:
+        """Close a run, adding the business keys learnt while it ran."""
+        ...
+
+    def find(
+        self,
+        *,
+        key: str | None = None,
+        flow: str | None = None,
+        status: RunStatus | None = None,
+        limit: int = 50,
+    ) -> list[RunRecord]:
+        """Newest first; ``key`` matches any business key the run carries."""
+        ...

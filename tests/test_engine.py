@@ -1,0 +1,377 @@
+"""The flow engine against real SQLite stores: order, failure handling, retries, time-outs, foreach,
+secure values, resume after a crash, resubmit, dry run and finding runs by business key."""
+
+from __future__ import annotations
+
+import textwrap
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from adapters.embedded.idempotency import SqliteIdempotencyStore
+from adapters.embedded.runs import SqliteRunStore
+from adapters.embedded.sqlite import BridgeDatabase
+from flows.engine.definition import ActionStatus
+from flows.engine.loader import FlowSource, load_flow
+from flows.engine.registry import ActionContext, ConnectorRegistry
+from flows.engine.runner import Engine
+from flows.engine.runs import REDACTED, RunStatus
+from flows.errors import PermanentError, TransientError
+
+NOW = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
+
+
+class WorkerCrash(BaseException):
+    """Stands in for the process dying: not an Exception, so nothing in the engine catches it."""
+
+
+@dataclass
+class World:
+    """Connectors that record what they were asked to do, and the faults to inject."""
+
+    effects: list[tuple[str, Any]] = field(default_factory=list)
+    effect_keys: set[str] = field(default_factory=set)
+    failures: dict[str, list[BaseException]] = field(default_factory=dict)
+    crash_after_effect_once: bool = False
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def _fault(self, name: str) -> None:
+        queue = self.failures.get(name)
+        if queue:
+            raise queue.pop(0)
+
+    def echo(self, context: ActionContext, **inputs: Any) -> dict[str, Any]:
+        self._fault("echo")
+        return dict(inputs)
+
+    def effect(self, context: ActionContext, value: Any = None) -> dict[str, Any]:
+        """A side effect that is idempotent by key, as every real adapter is."""
+        self._fault("effect")
+        with self.lock:
+            if context.idempotency_key not in self.effect_keys:
+                self.effect_keys.add(context.idempotency_key)
+                self.effects.append((context.action, value))
+        if self.crash_after_effect_once:
+            self.crash_after_effect_once = False
+            raise WorkerCrash
+        return {"done": value}
+
+    def registry(self) -> ConnectorRegistry:
+        registry = ConnectorRegistry()
+        registry.register("test.echo", self.echo, side_effect=False)
+        registry.register("test.effect", self.effect, side_effect=True)
+        return registry
+
+
+@pytest.fixture
+def database(tmp_path: Path) -> Iterator[BridgeDatabase]:
+    with BridgeDatabase(tmp_path / "bridge.sqlite3") as db:
+        yield db
+
+
+@pytest.fixture
+def world() -> World:
+    return World()
+
+
+@pytest.fixture
+def sleeps() -> list[float]:
+    return []
+
+
+@pytest.fixture
+def engine(database: BridgeDatabase, world: World, sleeps: list[float]) -> Engine:
+    return Engine(
+        world.registry(),
+        SqliteRunStore(database),
+        SqliteIdempotencyStore(database),
+        clock=lambda: NOW,
+        sleep=sleeps.append,
+    )
+
+
+def flow(tmp_path: Path, text: str, name: str = "flow.yaml") -> FlowSource:
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(text))
+    return load_flow(path)
+
+
+def test_actions_run_in_order_and_read_earlier_outputs(tmp_path: Path, engine: Engine) -> None:
+    source = flow(
+        tmp_path,
+        """
+        name: greet
+        triggers: [{type: http}]
+        key: ${trigger.id}
+        actions:
+          first:
+            use: test.echo
+            inputs: {word: "${trigger.word}"}
+          second:
+            use: test.echo
+            inputs: {text: "hello ${actions.first.outputs.word}", n: "${length(trigger.word)}"}
+        """,
+    )
+    run = engine.run(source, {"id": "r1", "word": "world"})
+    assert run.status is RunStatus.SUCCEEDED
+    assert list(run.actions) == ["first", "second"]
+    assert run.actions["second"].outputs == {"text": "hello world", "n": 5}
+    assert run.keys == ["r1"]
+
+
+def test_a_failure_skips_what_follows_and_a_handler_runs(
+    tmp_path: Path, engine: Engine, world: World
+) -> None:
+    world.failures["echo"] = [PermanentError("SMI refused the record")]
+    source = flow(
+        tmp_path,
+        """
+        name: handled
+        triggers: [{type: http}]
+        actions:
+          load: {use: test.echo}
+          confirm: {use: test.effect, inputs: {value: confirm}}
+          alert:
+            use: test.effect
+            inputs: {value: "${actions.load.status}"}
+            runAfter: {load: [Failed, TimedOut]}
+        """,
+    )
+    run = engine.run(source, {})
+    statuses = {path: record.status for path, record in run.actions.items()}
+    assert statuses == {
+        "load": ActionStatus.FAILED,
+        "confirm": ActionStatus.SKIPPED,
+        "alert": ActionStatus.SUCCEEDED,
+    }
+    assert "SMI refused the record" in (run.actions["load"].error or "")
+    assert world.effects == [("alert", "Failed")]
+    # The failure was handled by 'alert', so the run itself succeeded.
+    assert run.status is RunStatus.SUCCEEDED
+
+
+def test_an_unhandled_failure_fails_the_run_and_is_findable(
+    tmp_path: Path, engine: Engine, world: World
+) -> None:
+    world.failures["echo"] = [PermanentError("bad")]
+    source = flow(
+        tmp_path, "name: f\ntriggers: [{type: http}]\nkey: ${trigger.k}\nactions: {a: {use: test.echo}}\n"
+    )
+    run = engine.run(source, {"k": "case-9"})
+    assert run.status is RunStatus.FAILED
+    assert run.error is not None and "a: PermanentError: bad" in run.error
+    assert [r.run_id for r in engine.runs.find(key="case-9")] == [run.run_id]
+    assert [r.run_id for r in engine.runs.find(status=RunStatus.FAILED)] == [run.run_id]
+
+
+def test_transient_errors_are_retried_honouring_retry_after(
+    tmp_path: Path, engine: Engine, world: World, sleeps: list[float]
+) -> None:
+    world.failures["effect"] = [TransientError("429", retry_after=7), TransientError("503")]
+    source = flow(
+        tmp_path,
+        """
+        name: retried
+        triggers: [{type: http}]
+        actions:
+          send:
+            use: test.effect
+            retry: {type: exponential, count: 3, interval: PT2S, maximumInterval: PT1M}
+        """,
+    )
+    run = engine.run(source, {})
+    assert run.actions["send"].status is ActionStatus.SUCCEEDED
+    assert run.actions["send"].attempts == 3
+    assert sleeps == [7, 4]  # Retry-After wins; then 2 s doubled for the second retry
+
+
+def test_retries_stop_at_the_count_and_bad_input_is_not_retried(
+    tmp_path: Path, engine: Engine, world: World, sleeps: list[float]
+) -> None:
+    world.failures["effect"] = [TransientError("reset")] * 5
+    world.failures["echo"] = [PermanentError("no")]
+    source = flow(
+        tmp_path,
+        """
+        name: exhausted
+        triggers: [{type: http}]
+        actions:
+          send: {use: test.effect, retry: {type: fixed, count: 2, interval: PT1S}}
+          check: {use: test.echo, runAfter: {}}
+        """,
+    )
+    run = engine.run(source, {})
+    assert run.actions["send"].attempts == 3
+    assert run.actions["send"].status is ActionStatus.FAILED
+    assert run.actions["check"].attempts == 1
+    assert sleeps == [1, 1]
+
+
+def test_a_slow_action_times_out(tmp_path: Path, database: BridgeDatabase) -> None:
+    release = threading.Event()
+
+    def slow(context: ActionContext) -> None:
+        release.wait(5)
+
+    registry = ConnectorRegistry()
+    registry.register("test.slow", slow, side_effect=False)
+    engine = Engine(registry, SqliteRunStore(database), SqliteIdempotencyStore(database), clock=lambda: NOW)
+    source = flow(
+        tmp_path,
+        "name: slow\ntriggers: [{type: http}]\nactions: {wait: {use: test.slow, timeout: PT0.05S}}\n",
+    )
+    try:
+        run = engine.run(source, {})
+    finally:
+        release.set()
+    assert run.actions["wait"].status is ActionStatus.TIMED_OUT
+    assert run.status is RunStatus.FAILED
+
+
+def test_foreach_runs_each_item_with_a_condition_and_concurrency(
+    tmp_path: Path, engine: Engine, world: World
+) -> None:
+    source = flow(
+        tmp_path,
+        """
+        name: each
+        triggers: [{type: http}]
+        actions:
+          each_case:
+            foreach: ${trigger.cases}
+            itemKey: ${item.id}
+            concurrency: 3
+            actions:
+              load:
+                use: test.effect
+                if: ${item.ready}
+                inputs: {value: "${item.id}"}
+        """,
+    )
+    cases = [{"id": f"c{i}", "ready": i % 2 == 0} for i in range(6)]
+    run = engine.run(source, {"cases": cases})
+    assert run.status is RunStatus.SUCCEEDED
+    assert sorted(value for _, value in world.effects) == ["c0", "c2", "c4"]
+    assert run.actions["each_case[c1].load"].status is ActionStatus.SKIPPED
+    assert run.actions["each_case"].outputs[2] == {"load": {"done": "c2"}}
+
+
+def test_secure_values_never_reach_the_stored_history(
+    tmp_path: Path, engine: Engine, database: BridgeDatabase
+) -> None:
+    source = flow(
+        tmp_path,
+        """
+        name: secret
+        triggers: [{type: http}]
+        actions:
+          token:
+            use: test.echo
+            inputs: {secret: "${trigger.password}"}
+            secure: {inputs: true, outputs: true}
+          use_it:
+            use: test.echo
+            inputs: {length: "${length(actions.token.outputs.secret)}"}
+            secure: {inputs: false, outputs: false}
+        """,
+    )
+    run = engine.run(source, {"password": "s3cr3t-Value"}, run_id="r-secure")
+    assert run.actions["token"].inputs == REDACTED
+    assert run.actions["token"].outputs == REDACTED
+    stored = engine.runs.get("r-secure")
+    assert stored is not None and "s3cr3t-Value" not in stored.model_dump_json(exclude={"trigger"})
+    with database.read() as connection:
+        rows = connection.execute("SELECT record FROM run_actions").fetchall()
+    assert rows and all("s3cr3t-Value" not in row[0] for row in rows)
+
+
+def test_a_run_cut_off_after_a_side_effect_resumes_and_makes_it_once(
+    tmp_path: Path, engine: Engine, world: World
+) -> None:
+    source = flow(
+        tmp_path,
+        """
+        name: crash
+        triggers: [{type: http}]
+        key: ${trigger.case}
+        actions:
+          before: {use: test.echo, inputs: {x: 1}}
+          load: {use: test.effect, inputs: {value: load}}
+          mail: {use: test.effect, inputs: {value: mail}}
+        """,
+    )
+    world.crash_after_effect_once = True
+    with pytest.raises(WorkerCrash):
+        engine.run(source, {"case": "7"}, run_id="delivery-1")
+    half = engine.runs.get("delivery-1")
+    assert half is not None and half.status is RunStatus.RUNNING
+    assert list(half.actions) == ["before"]  # 'load' made its effect but never reached its checkpoint
+
+    run = engine.run(source, {"case": "7"}, run_id="delivery-1")  # the queue delivers it again
+    assert run.status is RunStatus.SUCCEEDED
+    assert world.effects == [("load", "load"), ("mail", "mail")]
+    assert engine.run(source, {"case": "7"}, run_id="delivery-1").run_id == "delivery-1"  # finished: no-op
+    assert len(world.effects) == 2
+
+
+def test_a_duplicate_delivery_in_a_new_run_reuses_each_side_effect(
+    tmp_path: Path, engine: Engine, world: World
+) -> None:
+    source = flow(
+        tmp_path,
+        "name: dup\ntriggers: [{type: http}]\nkey: ${trigger.case}\nactions: {load: {use: test.effect}}\n",
+    )
+    first = engine.run(source, {"case": "2"})
+    second = engine.run(source, {"case": "2"})
+    assert first.run_id != second.run_id
+    assert second.actions["load"].deduplicated
+    assert len(world.effects) == 1
+
+
+def test_resubmit_from_the_failed_action_keeps_what_succeeded(
+    tmp_path: Path, engine: Engine, world: World
+) -> None:
+    source = flow(
+        tmp_path,
+        """
+        name: again
+        triggers: [{type: http}]
+        key: ${trigger.case}
+        actions:
+          prepare: {use: test.echo, inputs: {n: 1}}
+          load: {use: test.effect, inputs: {value: "${actions.prepare.outputs.n}"}, retry: {type: none}}
+        """,
+    )
+    world.failures["effect"] = [PermanentError("SMI down for maintenance")]
+    failed = engine.run(source, {"case": "3"})
+    assert failed.status is RunStatus.FAILED
+
+    world.failures["echo"] = [PermanentError("prepare must not run again")]
+    replay = engine.run(source, failed.trigger, replay_of=failed, replay_from="load")
+    assert replay.status is RunStatus.SUCCEEDED
+    assert replay.replay_of == failed.run_id and replay.replay_from == "load"
+    assert replay.actions["prepare"].outputs == {"n": 1}  # kept from the failed run, not run again
+    assert world.effects == [("load", 1)]
+
+
+def test_dry_run_calls_no_side_effect(tmp_path: Path, engine: Engine, world: World) -> None:
+    source = flow(
+        tmp_path,
+        """
+        name: dry
+        triggers: [{type: http}]
+        actions:
+          look: {use: test.echo, inputs: {v: "${trigger.v}"}}
+          load: {use: test.effect, inputs: {value: "${actions.look.outputs.v}"}}
+        """,
+    )
+    run = engine.run(source, {"v": "x"}, dry_run=True)
+    assert run.dry_run and run.status is RunStatus.SUCCEEDED
+    assert world.effects == []
+    assert run.actions["load"].outputs["would_call"] == "test.effect"
+    assert run.actions["load"].outputs["inputs"] == {"value": "x"}
