@@ -8,11 +8,11 @@ is the reason an operator or supplier reads, so a rejected response names each f
 from __future__ import annotations
 
 import re
-from datetime import date, datetime
+from datetime import date
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
 
 from flows.domain.cpl import DeviceModel, DeviceModelCombination
 from flows.domain.identifiers import is_hex, normalise_identifier
@@ -104,6 +104,12 @@ def _email(value: str) -> str:
     return value
 
 
+def _not_boolean(value: Any) -> Any:
+    if isinstance(value, bool):
+        raise ValueError("is a yes/no answer, not a number")
+    return value
+
+
 def _as_text(value: Any) -> Any:
     return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
 
@@ -120,7 +126,7 @@ class EmergencyNotification(BaseModel):
 
     response_id: Annotated[str, BeforeValidator(_as_text), AfterValidator(_required_text)]
     responder: Annotated[str, BeforeValidator(_stripped), AfterValidator(_email)]
-    submitted_at: datetime
+    submitted_at: AwareDatetime  # compared with other instants: a zoneless time would be ambiguous
     supplier: Text
     supplier_party_id: Annotated[str, AfterValidator(_party_id)]
     contact_name: OptionalText = ""
@@ -136,7 +142,7 @@ class EmergencyNotification(BaseModel):
     new_firmware_version: Hex
     s1sp: Annotated[ServiceProvider, _choice(ServiceProvider)]
     vulnerability_reference: OptionalText = ""
-    affected_devices: int = Field(ge=0)
+    affected_devices: Annotated[int, BeforeValidator(_not_boolean)] = Field(ge=0)
     planned_start: date | None = None
     image_hash: Annotated[str | None, AfterValidator(_optional_hash)] = None
     declaration: Annotated[bool, BeforeValidator(_declaration)]
