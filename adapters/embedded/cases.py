@@ -1,0 +1,120 @@
+"""``SqliteCaseStore``: cases as JSON documents, with the columns the flows query on beside them."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+
+from adapters.embedded.sqlite import BridgeDatabase, SqliteStore, StrPath, utc_text
+from flows.domain.case import Case, CaseState
+from flows.ports import ConcurrencyConflict
+
+_INSERT = """
+    INSERT OR IGNORE INTO cases
+        (response_id, state, supplier, cpl_entry_id, opened_at, version, updated_at, document)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+"""
+_UPDATE = """
+    UPDATE cases
+    SET state = ?, supplier = ?, cpl_entry_id = ?, opened_at = ?, version = version + 1, updated_at = ?,
+        document = ?
+    WHERE response_id = ? AND version = ?
+"""
+_LIST_ALL = "SELECT document FROM cases ORDER BY opened_at, rowid"
+_LIST_IN_STATES = """
+    SELECT document FROM cases WHERE state IN (SELECT value FROM json_each(?)) ORDER BY opened_at, rowid
+"""
+
+
+class SqliteCaseStore(SqliteStore):
+    """The embedded ``CaseStore``.
+
+    ``save`` is optimistic: it writes only if the stored version is still the one the case was read
+    at, and bumps it, so of two writers who read the same version exactly one succeeds.
+    """
+
+    SCHEMA_COMPONENT = "cases"
+    SCHEMA_VERSION = 1
+    SCHEMA = (
+        """
+        CREATE TABLE IF NOT EXISTS cases (
+            response_id  TEXT PRIMARY KEY,
+            state        TEXT NOT NULL,
+            supplier     TEXT NOT NULL,
+            cpl_entry_id TEXT,
+            opened_at    TEXT NOT NULL,
+            version      INTEGER NOT NULL,
+            updated_at   TEXT NOT NULL,
+            document     TEXT NOT NULL
+        )
+        """,
+        "CREATE INDEX IF NOT EXISTS cases_by_state ON cases (state, opened_at)",
+        "CREATE INDEX IF NOT EXISTS cases_by_supplier ON cases (supplier)",
+        "CREATE INDEX IF NOT EXISTS cases_by_cpl_entry ON cases (cpl_entry_id)",
+        "CREATE INDEX IF NOT EXISTS cases_by_opened ON cases (opened_at)",
+        "CREATE INDEX IF NOT EXISTS cases_by_updated ON cases (updated_at)",
+    )
+
+    def __init__(
+        self, database: BridgeDatabase | StrPath, *, clock: Callable[[], datetime] | None = None
+    ) -> None:
+        """``database``: a shared ``BridgeDatabase``, or a file path to open (and close on ``close()``).
+
+        ``clock`` stamps ``updated_at`` (UTC now by default).
+        """
+        super().__init__(database)
+        self._clock = clock or (lambda: datetime.now(UTC))
+
+    def get(self, response_id: str) -> Case | None:
+        with self._db.read() as connection:
+            row = connection.execute(
+                "SELECT document FROM cases WHERE response_id = ?", (response_id,)
+            ).fetchone()
+        return None if row is None else Case.model_validate_json(row[0])
+
+    def add(self, case: Case) -> bool:
+        with self._db.write() as connection:
+            cursor = connection.execute(_INSERT, self._row(case, case.version))
+            return cursor.rowcount == 1
+
+    def save(self, case: Case) -> Case:
+        new_version = case.version + 1
+        row = self._row(case, new_version)
+        with self._db.write() as connection:
+            cursor = connection.execute(_UPDATE, (*row[1:5], *row[6:], case.response_id, case.version))
+            if cursor.rowcount == 1:
+                return Case.model_validate_json(row[-1])
+            stored = connection.execute(
+                "SELECT version FROM cases WHERE response_id = ?", (case.response_id,)
+            ).fetchone()
+        if stored is None:
+            raise ConcurrencyConflict(f"case {case.response_id}: not stored (add it before saving it)")
+        raise ConcurrencyConflict(
+            f"case {case.response_id}: read at version {case.version}, but version {stored[0]} is "
+            "stored: someone saved it meanwhile; re-read it and decide again"
+        )
+
+    def list(self, states: Iterable[CaseState] | None = None) -> list[Case]:
+        """Cases in the given states (all when ``None``), oldest opened first (ties: first added)."""
+        with self._db.read() as connection:
+            if states is None:
+                rows = connection.execute(_LIST_ALL).fetchall()
+            else:
+                wanted = json.dumps(sorted({CaseState(state).value for state in states}))
+                rows = connection.execute(_LIST_IN_STATES, (wanted,)).fetchall()
+        return [Case.model_validate_json(document) for (document,) in rows]
+
+    def _row(self, case: Case, version: int) -> tuple[str, str, str, str | None, str, int, str, str]:
+        """The row in ``_INSERT``'s column order for ``case`` stored at ``version``."""
+        document = case.model_copy(update={"version": version}).model_dump_json()
+        return (
+            case.response_id,
+            case.state.value,
+            case.supplier,
+            case.cpl_entry_id,
+            utc_text(case.opened_at),
+            version,
+            utc_text(self._clock()),
+            document,
+        )

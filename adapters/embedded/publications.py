@@ -1,0 +1,86 @@
+"""``SqlitePublicationStore``: every distinct CPL publication seen, keyed by the raw file's SHA-256."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import TypeAdapter
+
+from adapters.embedded.sqlite import SqliteStore, utc_text
+from flows.domain.cpl import CplEntry, CplPublication
+from flows.ports import StoredPublication
+
+_INSERT = """
+    INSERT OR IGNORE INTO publications
+        (source_sha256, source_name, published_at, fetched_at, fetched_order, source, row_count, entries)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+"""
+_SELECT = "SELECT source_sha256, source_name, published_at, fetched_at, source, entries FROM publications"
+_LATEST = _SELECT + " ORDER BY fetched_order DESC, rowid DESC LIMIT 1"
+_BY_SHA256 = _SELECT + " WHERE source_sha256 = ?"
+_ENTRIES: TypeAdapter[tuple[CplEntry, ...]] = TypeAdapter(tuple[CplEntry, ...])
+
+
+class SqlitePublicationStore(SqliteStore):
+    """The embedded ``PublicationStore``. ``latest()`` is the one fetched last (ties: the one added last).
+
+    Construct with a shared ``BridgeDatabase`` or a file path (see ``SqliteStore``).
+    """
+
+    SCHEMA_COMPONENT = "publications"
+    SCHEMA_VERSION = 1
+    SCHEMA = (
+        """
+        CREATE TABLE IF NOT EXISTS publications (
+            source_sha256 TEXT PRIMARY KEY,
+            source_name   TEXT NOT NULL,
+            published_at  TEXT,
+            fetched_at    TEXT NOT NULL,
+            fetched_order TEXT NOT NULL,
+            source        TEXT NOT NULL,
+            row_count     INTEGER NOT NULL,
+            entries       TEXT NOT NULL
+        )
+        """,
+        "CREATE INDEX IF NOT EXISTS publications_by_fetch ON publications (fetched_order)",
+    )
+
+    def add(self, publication: CplPublication, *, fetched_at: datetime, source: str) -> bool:
+        published_at = None if publication.published_at is None else publication.published_at.isoformat()
+        with self._db.write() as connection:
+            cursor = connection.execute(
+                _INSERT,
+                (
+                    publication.source_sha256,
+                    publication.source_name,
+                    published_at,
+                    fetched_at.isoformat(),  # as given, time zone included, for an exact round trip
+                    utc_text(fetched_at),  # UTC, fixed width: what ``latest()`` orders by
+                    source,
+                    len(publication.entries),
+                    _ENTRIES.dump_json(publication.entries).decode(),
+                ),
+            )
+            return cursor.rowcount == 1
+
+    def latest(self) -> StoredPublication | None:
+        return self._one(_LATEST, ())
+
+    def get(self, source_sha256: str) -> StoredPublication | None:
+        return self._one(_BY_SHA256, (source_sha256,))
+
+    def _one(self, query: str, parameters: tuple[str, ...]) -> StoredPublication | None:
+        with self._db.read() as connection:
+            row = connection.execute(query, parameters).fetchone()
+        if row is None:
+            return None
+        sha256, name, published_at, fetched_at, source, entries = row
+        publication = CplPublication(
+            source_sha256=sha256,
+            source_name=name,
+            published_at=None if published_at is None else datetime.fromisoformat(published_at),
+            entries=_ENTRIES.validate_json(entries),
+        )
+        return StoredPublication(
+            publication=publication, fetched_at=datetime.fromisoformat(fetched_at), source=source
+        )

@@ -1,0 +1,191 @@
+"""One SQLite file for the bridge's embedded state, opened the same way by every store.
+
+Threads: the flow engine may run for-each branches in threads, so a ``BridgeDatabase`` holds **one**
+connection opened with ``check_same_thread=False`` and serialises every use of it with a lock. Per-thread
+connections would let readers run in parallel, but they cannot be closed from the thread that owns the
+database (a worker thread's connection lingers until that thread dies) and SQLite admits one writer at
+a time anyway; the embedded bridge is small enough that one guarded connection costs nothing. Two
+``BridgeDatabase`` objects (two processes, or two in one process) on the same file are still safe: WAL
+lets them read while one writes, and the busy timeout makes a writer wait for the other's transaction.
+
+Writes run in ``BEGIN IMMEDIATE`` transactions, so a read-then-write never fails half-way with
+``SQLITE_BUSY``: the write lock is taken (waiting up to the busy timeout) before anything is read.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+from typing import ClassVar, Self, TypeAlias
+
+StrPath: TypeAlias = str | os.PathLike[str]
+
+DEFAULT_FILE_NAME = "bridge.sqlite3"
+DEFAULT_BUSY_TIMEOUT = 10.0  # seconds
+
+_SCHEMA_VERSIONS = """
+CREATE TABLE IF NOT EXISTS schema_versions (
+    component  TEXT PRIMARY KEY,
+    version    INTEGER NOT NULL,
+    applied_at TEXT NOT NULL
+)
+"""
+
+
+class SchemaMismatch(RuntimeError):
+    """The file was written by a different schema version than this code knows."""
+
+
+class BridgeDatabase:
+    """A SQLite file in WAL mode, shared by the embedded stores; close it when done."""
+
+    def __init__(self, path: StrPath, *, busy_timeout: float = DEFAULT_BUSY_TIMEOUT) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.RLock()
+        # isolation_level=None: no implicit transactions; ``write()`` opens them explicitly.
+        self._connection = sqlite3.connect(
+            self.path, timeout=busy_timeout, isolation_level=None, check_same_thread=False
+        )
+        try:
+            self._configure(busy_timeout)
+            with self.write() as connection:
+                connection.execute(_SCHEMA_VERSIONS)
+        except BaseException:
+            self._connection.close()
+            raise
+
+    @classmethod
+    def in_home(cls, home: StrPath, *, busy_timeout: float = DEFAULT_BUSY_TIMEOUT) -> BridgeDatabase:
+        """The bridge's usual file: ``<home>/bridge.sqlite3``."""
+        return cls(Path(home) / DEFAULT_FILE_NAME, busy_timeout=busy_timeout)
+
+    def _configure(self, busy_timeout: float) -> None:
+        connection = self._connection
+        (mode,) = connection.execute("PRAGMA journal_mode=WAL").fetchone()
+        if str(mode).lower() != "wal":
+            raise sqlite3.OperationalError(f"{self.path}: SQLite refused WAL journal mode (got {mode!r})")
+        connection.execute("PRAGMA synchronous=NORMAL")
+        connection.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
+        connection.execute("PRAGMA foreign_keys=ON")
+
+    @contextmanager
+    def read(self) -> Iterator[sqlite3.Connection]:
+        """The connection, for queries; held exclusively by this thread meanwhile."""
+        with self._lock:
+            yield self._connection
+
+    @contextmanager
+    def write(self) -> Iterator[sqlite3.Connection]:
+        """The connection inside a ``BEGIN IMMEDIATE`` transaction: committed, or rolled back on error."""
+        with self._lock:
+            connection = self._connection
+            connection.execute("BEGIN IMMEDIATE")
+            try:
+                yield connection
+            except BaseException:
+                connection.rollback()
+                raise
+            connection.commit()
+
+    def pragma(self, name: str) -> object:
+        """The value of a read-only pragma such as ``journal_mode`` (for checks and tests)."""
+        if not name.isidentifier():
+            raise ValueError(f"not a pragma name: {name!r}")
+        with self.read() as connection:
+            row = connection.execute(f"PRAGMA {name}").fetchone()
+        return None if row is None else row[0]
+
+    def ensure_schema(self, component: str, version: int, statements: Iterable[str]) -> None:
+        """Create a component's tables if absent (idempotent) and record its schema version.
+
+        A file written by another schema version is refused with ``SchemaMismatch``: there are no
+        migrations yet, and guessing at one would risk the data.
+        """
+        with self.write() as connection:
+            row = connection.execute(
+                "SELECT version FROM schema_versions WHERE component = ?", (component,)
+            ).fetchone()
+            if row is not None and row[0] != version:
+                raise SchemaMismatch(
+                    f"{self.path}: the {component} tables are at schema version {row[0]}, "
+                    f"this code expects version {version}"
+                )
+            for statement in statements:
+                connection.execute(statement)
+            if row is None:
+                connection.execute(
+                    "INSERT INTO schema_versions (component, version, applied_at) VALUES (?, ?, ?)",
+                    (component, version, utc_text(datetime.now(UTC))),
+                )
+
+    def schema_version(self, component: str) -> int | None:
+        with self.read() as connection:
+            row = connection.execute(
+                "SELECT version FROM schema_versions WHERE component = ?", (component,)
+            ).fetchone()
+        return None if row is None else int(row[0])
+
+    def close(self) -> None:
+        with self._lock:
+            self._connection.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+class SqliteStore:
+    """What the stores share: a database given, or a file path that the store opens and owns.
+
+    A store closes only a database it opened itself; a shared ``BridgeDatabase`` is its owner's to close.
+    """
+
+    #: set by each store: its component name in ``schema_versions``, its version and its DDL
+    SCHEMA_COMPONENT: ClassVar[str]
+    SCHEMA_VERSION: ClassVar[int]
+    SCHEMA: ClassVar[tuple[str, ...]]
+
+    def __init__(self, database: BridgeDatabase | StrPath) -> None:
+        if isinstance(database, BridgeDatabase):
+            self._db, self._owns_db = database, False
+        else:
+            self._db, self._owns_db = BridgeDatabase(database), True
+        try:
+            self._db.ensure_schema(self.SCHEMA_COMPONENT, self.SCHEMA_VERSION, self.SCHEMA)
+        except BaseException:
+            self.close()
+            raise
+
+    @property
+    def database(self) -> BridgeDatabase:
+        return self._db
+
+    def close(self) -> None:
+        if self._owns_db:
+            self._db.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+def utc_text(moment: datetime) -> str:
+    """A fixed-width UTC text that sorts as time does; a naive ``moment`` is taken to be UTC."""
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC)
+    return moment.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"

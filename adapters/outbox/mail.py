@@ -1,0 +1,76 @@
+"""``OutboxMailer``: the embedded ``Mailer``, writing each e-mail as a real MIME ``.eml`` file."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Callable
+from datetime import UTC, datetime
+from email import policy
+from email.message import EmailMessage
+from email.parser import BytesParser
+from email.utils import format_datetime, parseaddr
+from pathlib import Path
+
+from adapters.outbox.folder import OutboxFolder
+from flows.ports import OutgoingEmail
+
+IDEMPOTENCY_HEADER = "X-Bridge-Idempotency-Key"
+_FALLBACK_DOMAIN = "cpl-bridge.invalid"
+
+
+class OutboxMailer:
+    """Writes ``<outbox>/mail/<safe key>.eml`` once per idempotency key; returns its Message-ID.
+
+    A repeated send with the same key writes nothing and returns the Message-ID of the file already
+    there. The Message-ID is derived from the key (``<sha256-prefix@sender's domain>``), so it is the
+    same on every machine that sends the same e-mail.
+    """
+
+    def __init__(
+        self,
+        outbox: str | os.PathLike[str],
+        *,
+        sender: str,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
+        """``sender``: the From header, e.g. ``"DCC CPL bridge <cpl-bridge@dcc.example>"``."""
+        self._folder = OutboxFolder(Path(outbox) / "mail", suffix=".eml")
+        self._sender = sender
+        self._clock = clock or (lambda: datetime.now(UTC))
+        address = parseaddr(sender)[1]
+        self._domain = address.rpartition("@")[2] or _FALLBACK_DOMAIN
+
+    def message_id(self, idempotency_key: str) -> str:
+        digest = hashlib.sha256(idempotency_key.encode("utf-8")).hexdigest()[:32]
+        return f"<{digest}@{self._domain}>"
+
+    def path_for(self, idempotency_key: str) -> Path:
+        return self._folder.path_for(idempotency_key)
+
+    def send(self, email: OutgoingEmail) -> str:
+        path = self._folder.path_for(email.idempotency_key)
+        if not path.exists():
+            _, wrote = self._folder.write_once(email.idempotency_key, self._render(email).as_bytes())
+            if wrote:
+                return self.message_id(email.idempotency_key)
+        return _stored_message_id(path)
+
+    def _render(self, email: OutgoingEmail) -> EmailMessage:
+        message = EmailMessage(policy=policy.SMTP)  # CRLF line ends, as on the wire
+        message["From"] = self._sender
+        message["To"] = ", ".join(email.to)
+        message["Subject"] = email.subject
+        message["Date"] = format_datetime(self._clock())
+        message["Message-ID"] = self.message_id(email.idempotency_key)
+        message[IDEMPOTENCY_HEADER] = email.idempotency_key
+        message.set_content(email.text_body)
+        message.add_alternative(email.html_body, subtype="html")
+        return message
+
+
+def _stored_message_id(path: Path) -> str:
+    """The Message-ID of an e-mail already in the outbox (the sender may have been reconfigured since)."""
+    with path.open("rb") as stream:
+        headers = BytesParser(policy=policy.default).parse(stream, headersonly=True)
+    return str(headers["Message-ID"]).strip()

@@ -1,0 +1,39 @@
+"""``OutboxOperatorChannel``: the embedded ``OperatorChannel``, writing each card as Teams would get it."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from adapters.outbox.folder import OutboxFolder
+from flows.ports import OperatorCard
+
+ADAPTIVE_CARD_CONTENT_TYPE = "application/vnd.microsoft.card.adaptive"
+
+
+def workflows_message(card: dict[str, Any]) -> dict[str, Any]:
+    """The body a Teams Workflows webhook ("post to a channel when a webhook request is received") takes."""
+    return {
+        "type": "message",
+        "attachments": [{"contentType": ADAPTIVE_CARD_CONTENT_TYPE, "content": card}],
+    }
+
+
+class OutboxOperatorChannel:
+    """Writes ``<outbox>/teams/<safe key>.json`` once per idempotency key; returns the file's stem.
+
+    A repeated post with the same key writes nothing and returns the same id.
+    """
+
+    def __init__(self, outbox: str | os.PathLike[str]) -> None:
+        self._folder = OutboxFolder(Path(outbox) / "teams", suffix=".json")
+
+    def path_for(self, idempotency_key: str) -> Path:
+        return self._folder.path_for(idempotency_key)
+
+    def post(self, card: OperatorCard) -> str:
+        content = json.dumps(workflows_message(card.card), indent=2, ensure_ascii=False, allow_nan=False)
+        path, _ = self._folder.write_once(card.idempotency_key, (content + "\n").encode("utf-8"))
+        return path.stem

@@ -1,0 +1,120 @@
+"""The bridge as its callers see it: submit a trigger, let the queued work run, read the results.
+
+Triggers (a form response, a sync request, a timer tick) become messages on the work queue; each
+message runs every flow whose trigger matches it, under a run id derived from the message, so a
+message delivered twice resumes the same runs instead of starting new ones. Flows talk to each
+other only through events put on the same queue.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime
+from typing import Any, Literal, Protocol
+
+from pydantic import BaseModel, Field
+
+from flows.engine.definition import Trigger
+from flows.engine.loader import FlowSource
+from flows.engine.runner import Engine
+from flows.engine.runs import RunRecord
+
+TriggerType = Literal["form_response", "recurrence", "event", "http"]
+
+
+class Message(BaseModel):
+    """One unit of queued work: a trigger, with the id its runs derive from."""
+
+    message_id: str = Field(default_factory=lambda: uuid.uuid4().hex)
+    type: TriggerType
+    event: str | None = None
+    flow: str | None = None  # only this flow (for http and recurrence triggers aimed at one flow)
+    body: dict[str, Any] = Field(default_factory=dict)
+
+
+class WorkQueue(Protocol):
+    """In-process locally, an Azure Storage queue (with its poison queue) in Azure."""
+
+    def put(self, message: Message) -> None: ...
+
+    def get(self) -> Message | None:
+        """The next message, or None when the queue is empty."""
+        ...
+
+    def done(self, message: Message) -> None:
+        """Acknowledge: the message's runs are recorded and it will not be delivered again."""
+        ...
+
+
+class Bridge:
+    """Flows, the engine that runs them and the queue between them."""
+
+    def __init__(
+        self,
+        flows: Mapping[str, FlowSource],
+        engine: Engine,
+        queue: WorkQueue,
+        *,
+        clock: Callable[[], datetime],
+        on_progress: Callable[[Message, RunRecord], None] | None = None,
+    ) -> None:
+        self.flows = dict(flows)
+        self.engine = engine
+        self.queue = queue
+        self._clock = clock
+        self._on_progress = on_progress
+
+    def submit(self, message: Message) -> Message:
+        self.queue.put(message)
+        return message
+
+    def emit(self, event: str, body: Mapping[str, Any]) -> Message:
+        """Put an event for other flows on the queue (the ``events.emit`` connector calls this)."""
+        return self.submit(Message(type="event", event=event, body=dict(body)))
+
+    def handle(self, message: Message) -> list[RunRecord]:
+        """Run every flow the message triggers; safe to call again with the same message."""
+        runs = []
+        for source in self.flows_for(message):
+            trigger = {"type": message.type, "event": message.event, **message.body, "body": message.body}
+            run_id = f"{message.message_id}-{source.definition.name}"
+            run = self.engine.run(source, trigger, run_id=run_id)
+            runs.append(run)
+            if self._on_progress is not None:
+                self._on_progress(message, run)
+        return runs
+
+    def drain(self, *, limit: int = 100_000) -> list[RunRecord]:
+        """Process queued messages until none is left (or ``limit``, against a runaway loop)."""
+        runs: list[RunRecord] = []
+        for _ in range(limit):
+            message = self.queue.get()
+            if message is None:
+                return runs
+            runs += self.handle(message)
+            self.queue.done(message)
+        raise RuntimeError(f"the work queue was not empty after {limit} messages: a flow may loop")
+
+    def flows_for(self, message: Message) -> Iterable[FlowSource]:
+        for source in self.flows.values():
+            if message.flow is not None and source.definition.name != message.flow:
+                continue
+            if any(_matches(trigger, message) for trigger in source.definition.triggers):
+                yield source
+
+    def resubmit(self, run_id: str, *, from_action: str | None = None) -> RunRecord:
+        """Run a finished run's flow again on its trigger, whole or from one action."""
+        previous = self.engine.runs.get(run_id)
+        if previous is None:
+            raise KeyError(f"no run {run_id!r}")
+        source = self.flows.get(previous.flow)
+        if source is None:
+            raise KeyError(f"run {run_id} is of flow {previous.flow!r}, which is not loaded")
+        return self.engine.run(source, previous.trigger, replay_of=previous, replay_from=from_action)
+
+
+def _matches(trigger: Trigger, message: Message) -> bool:
+    if trigger.type != message.type:
+        return False
+    return trigger.type != "event" or trigger.event == message.event

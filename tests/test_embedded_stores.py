@@ -1,0 +1,383 @@
+"""The embedded SQLite stores, against real database files (no mocks)."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, date, datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from adapters.embedded import (
+    BridgeDatabase,
+    SchemaMismatch,
+    SqliteCaseStore,
+    SqliteIdempotencyStore,
+    SqliteInventory,
+    SqlitePublicationStore,
+)
+from flows.domain.case import Case, CaseState
+from flows.domain.cpl import CplEntry, CplPublication, CplStatus, EpclStatus
+from flows.ports import ConcurrencyConflict, InventoryRecord, InventoryStatus, UpsertOutcome
+
+T0 = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
+
+
+# --- builders ------------------------------------------------------------------------------------
+
+
+def a_case(
+    response_id: str = "R-0001", *, at: datetime = T0, supplier: str = "Northern Lights Energy"
+) -> Case:
+    return Case.open(response_id, at=at, supplier=supplier, evidence={"run": "run-1"})
+
+
+def an_entry(entry_id: str = "S1-000123", *, firmware: str = "0203") -> CplEntry:
+    return CplEntry(
+        entry_id=entry_id,
+        device_type="ESME",
+        manufacturer_name="Meters & Co",
+        manufacturer_id="1234",
+        model_name="Volta 3",
+        model_id="ab 12",
+        hardware_version="0102",
+        firmware_version=firmware,
+        smets_version="SMETS1 v1.2",
+        s1sp="FOC",
+        epcl_status=EpclStatus.NON_EPCL,
+        cpl_status=CplStatus.ACTIVE,
+        date_added=date(2026, 11, 19),
+        previous_entry_ids=("S1-000110", "S1-000111"),
+        image_hash="AB" * 32,
+        secas_reference="SECAS-2026-042",
+    )
+
+
+def a_publication(sha256: str = "a" * 64, *entries: CplEntry) -> CplPublication:
+    return CplPublication(
+        source_sha256=sha256,
+        source_name="cpl-2026-11-20.xlsx",
+        published_at=datetime(2026, 11, 20, 8, 0, tzinfo=UTC),
+        entries=entries or (an_entry(), an_entry("S1-000124", firmware="0204")),
+    )
+
+
+def a_record(*, firmware: str = "0203", s1sp: str = "FOC", model: str = "AB12") -> InventoryRecord:
+    return InventoryRecord(
+        device_type="ESME",
+        manufacturer_id="1234",
+        model_id=model,
+        hardware_version="0102",
+        firmware_version=firmware,
+        cpl_entry_id="S1-000123",
+        s1sp=s1sp,
+        response_id="R-0001",
+    )
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    return tmp_path / "home" / "bridge.sqlite3"
+
+
+@pytest.fixture
+def database(db_path: Path) -> Iterator[BridgeDatabase]:
+    with BridgeDatabase(db_path) as database:
+        yield database
+
+
+# --- the database file ---------------------------------------------------------------------------
+
+
+def test_the_file_is_in_wal_mode_with_the_bridge_settings(database: BridgeDatabase, db_path: Path) -> None:
+    assert database.pragma("journal_mode") == "wal"
+    assert database.pragma("synchronous") == 1  # NORMAL
+    assert database.pragma("foreign_keys") == 1
+    assert database.pragma("busy_timeout") == 10_000
+    with sqlite3.connect(db_path) as other:  # WAL is a property of the file, seen by anyone
+        assert other.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+    other.close()
+
+
+def test_in_home_opens_the_usual_file(tmp_path: Path) -> None:
+    with BridgeDatabase.in_home(tmp_path) as database:
+        assert database.path == tmp_path / "bridge.sqlite3"
+    assert (tmp_path / "bridge.sqlite3").exists()
+
+
+def test_schema_creation_is_idempotent_and_versioned(db_path: Path) -> None:
+    for opening in range(2):
+        with BridgeDatabase(db_path) as database:
+            cases = SqliteCaseStore(database)
+            SqlitePublicationStore(database)
+            SqliteIdempotencyStore(database)
+            SqliteInventory(database)
+            SqliteCaseStore(database)  # a second store on the same tables creates nothing new
+            for component in ("cases", "publications", "idempotency", "inventory"):
+                assert database.schema_version(component) == 1
+            assert cases.add(a_case()) is (opening == 0)  # the first opening's case is still there
+
+
+def test_a_file_from_another_schema_version_is_refused(db_path: Path) -> None:
+    with BridgeDatabase(db_path) as database:
+        SqliteCaseStore(database)
+        with database.write() as connection:
+            connection.execute("UPDATE schema_versions SET version = 2 WHERE component = 'cases'")
+        with pytest.raises(SchemaMismatch, match="cases tables are at schema version 2"):
+            SqliteCaseStore(database)
+
+
+def test_a_store_opened_from_a_path_owns_and_closes_its_connection(db_path: Path) -> None:
+    with SqliteCaseStore(db_path) as store:
+        assert store.add(a_case())
+    with pytest.raises(sqlite3.ProgrammingError):
+        store.get("R-0001")
+    with SqliteCaseStore(db_path) as again:
+        assert again.get("R-0001") is not None
+
+
+# --- cases ---------------------------------------------------------------------------------------
+
+
+def test_case_round_trip_keeps_the_timeline(database: BridgeDatabase) -> None:
+    store = SqliteCaseStore(database)
+    case = a_case()
+    assert store.add(case)
+    read = store.get("R-0001")
+    assert read == case
+    assert read is not None
+    read.move_to(
+        CaseState.AWAITING_CPL,
+        at=T0 + timedelta(minutes=1),
+        cause="entry not on the CPL yet",
+        evidence={"publication": "a" * 64},
+    )
+    read.cpl_entry_id = "S1-000123"
+    saved = store.save(read)
+    assert saved.version == 1
+    assert store.get("R-0001") == saved
+    assert [entry.to_state for entry in saved.timeline] == [CaseState.RECEIVED, CaseState.AWAITING_CPL]
+    assert saved.timeline[1].evidence == {"publication": "a" * 64}
+    assert saved.timeline[0].evidence == {"run": "run-1"}
+
+
+def test_adding_a_case_twice_keeps_the_first(database: BridgeDatabase) -> None:
+    store = SqliteCaseStore(database)
+    assert store.add(a_case(supplier="First"))
+    assert not store.add(a_case(supplier="Second"))
+    stored = store.get("R-0001")
+    assert stored is not None
+    assert stored.supplier == "First"
+
+
+def test_unknown_case_is_none(database: BridgeDatabase) -> None:
+    assert SqliteCaseStore(database).get("R-404") is None
+
+
+def test_two_connections_read_the_same_version_and_the_first_save_wins(db_path: Path) -> None:
+    with SqliteCaseStore(db_path) as first, SqliteCaseStore(db_path) as second:
+        assert first.add(a_case())
+        mine, theirs = first.get("R-0001"), second.get("R-0001")
+        assert mine is not None
+        assert theirs is not None
+        assert mine.version == theirs.version == 0
+        mine.move_to(CaseState.AWAITING_CPL, at=T0, cause="waiting")
+        theirs.move_to(CaseState.REJECTED, at=T0, cause="unknown supplier")
+        assert first.save(mine).version == 1
+        with pytest.raises(ConcurrencyConflict, match=r"case R-0001: read at version 0, but version 1"):
+            second.save(theirs)
+        stored = second.get("R-0001")
+        assert stored is not None
+        assert stored.state is CaseState.AWAITING_CPL
+        assert stored.version == 1
+
+
+def test_saving_a_case_never_added_is_a_conflict(database: BridgeDatabase) -> None:
+    with pytest.raises(ConcurrencyConflict, match="not stored"):
+        SqliteCaseStore(database).save(a_case("R-9999"))
+
+
+@pytest.mark.parametrize("connections", ["one shared connection", "a connection per thread"])
+def test_threads_racing_to_save_a_case_exactly_one_wins(db_path: Path, connections: str) -> None:
+    targets = (CaseState.AWAITING_CPL, CaseState.REJECTED)
+    shared = connections == "one shared connection"
+    stores = [SqliteCaseStore(db_path)] if shared else [SqliteCaseStore(db_path), SqliteCaseStore(db_path)]
+    try:
+        for number in range(20):
+            response_id = f"R-{number:04d}"
+            stores[0].add(a_case(response_id))
+            start = threading.Barrier(len(targets))
+
+            def race(thread: int, response_id: str = response_id, start: threading.Barrier = start) -> str:
+                store = stores[thread % len(stores)]
+                case = store.get(response_id)
+                assert case is not None
+                case.move_to(targets[thread], at=T0, cause=f"thread {thread}")
+                start.wait(timeout=10)
+                try:
+                    store.save(case)
+                except ConcurrencyConflict:
+                    return "conflict"
+                return targets[thread].value
+
+            with ThreadPoolExecutor(max_workers=2) as pool:
+                outcomes = list(pool.map(race, range(len(targets))))
+            assert outcomes.count("conflict") == 1
+            stored = stores[-1].get(response_id)
+            assert stored is not None
+            assert stored.version == 1
+            assert [stored.state.value] == [outcome for outcome in outcomes if outcome != "conflict"]
+            assert len(stored.timeline) == 2
+    finally:
+        for store in stores:
+            store.close()
+
+
+def test_list_by_state_in_opening_order(database: BridgeDatabase) -> None:
+    store = SqliteCaseStore(database)
+    plus_one = timezone(timedelta(hours=1))
+    store.add(a_case("R-late", at=T0 + timedelta(hours=2)))
+    store.add(a_case("R-early", at=datetime(2026, 11, 20, 9, 30, tzinfo=plus_one)))  # 08:30 UTC
+    store.add(a_case("R-middle", at=T0 + timedelta(minutes=30)))
+    middle = store.get("R-middle")
+    assert middle is not None
+    middle.move_to(CaseState.AWAITING_CPL, at=T0 + timedelta(hours=3), cause="waiting")
+    store.save(middle)
+
+    assert [case.response_id for case in store.list()] == ["R-early", "R-middle", "R-late"]
+    assert [case.response_id for case in store.list([CaseState.RECEIVED])] == ["R-early", "R-late"]
+    waiting = store.list(states=iter([CaseState.AWAITING_CPL, CaseState.LOADED]))
+    assert [case.response_id for case in waiting] == ["R-middle"]
+    assert store.list([]) == []
+
+
+# --- publications --------------------------------------------------------------------------------
+
+
+def test_publications_add_get_latest_and_duplicates(database: BridgeDatabase) -> None:
+    store = SqlitePublicationStore(database)
+    assert store.latest() is None
+    first, second = a_publication("a" * 64), a_publication("b" * 64, an_entry("S1-000200"))
+    plus_one = timezone(timedelta(hours=1))
+
+    assert store.add(second, fetched_at=datetime(2026, 11, 24, 10, 30, tzinfo=plus_one), source="https://x")
+    assert store.add(first, fetched_at=datetime(2026, 11, 24, 9, 45, tzinfo=UTC), source="/tmp/cpl.xlsx")
+    assert not store.add(first, fetched_at=T0 + timedelta(days=9), source="again")
+
+    kept = store.get("a" * 64)
+    assert kept is not None
+    assert kept.publication == first
+    assert kept.source == "/tmp/cpl.xlsx"
+    assert kept.fetched_at == datetime(2026, 11, 24, 9, 45, tzinfo=UTC)
+    assert kept.publication.entries[0].previous_entry_ids == ("S1-000110", "S1-000111")
+    assert store.get("c" * 64) is None
+
+    latest = store.latest()  # 09:45 UTC is later than 10:30+01:00 (09:30 UTC)
+    assert latest is not None
+    assert latest.publication.source_sha256 == "a" * 64
+
+
+def test_latest_publication_on_a_tie_is_the_one_added_last(database: BridgeDatabase) -> None:
+    store = SqlitePublicationStore(database)
+    for sha256 in ("b" * 64, "a" * 64, "c" * 64):
+        store.add(a_publication(sha256), fetched_at=T0, source="file")
+    latest = store.latest()
+    assert latest is not None
+    assert latest.publication.source_sha256 == "c" * 64
+
+
+def test_publication_without_a_publication_date(database: BridgeDatabase) -> None:
+    store = SqlitePublicationStore(database)
+    bare = CplPublication(source_sha256="d" * 64, entries=())
+    assert store.add(bare, fetched_at=T0, source="file")
+    kept = store.get("d" * 64)
+    assert kept is not None
+    assert kept.publication == bare
+
+
+# --- idempotency ---------------------------------------------------------------------------------
+
+
+def test_idempotency_first_put_wins(database: BridgeDatabase) -> None:
+    store = SqliteIdempotencyStore(database)
+    assert store.get("flow:run:step") is None
+    assert store.put("flow:run:step", {"message_id": "<1@x>", "to": ["a@b.example"], "n": 1.5})
+    assert not store.put("flow:run:step", {"message_id": "<2@x>"})
+    assert store.get("flow:run:step") == {"message_id": "<1@x>", "to": ["a@b.example"], "n": 1.5}
+
+
+def test_idempotency_refuses_what_json_cannot_keep(database: BridgeDatabase) -> None:
+    store = SqliteIdempotencyStore(database)
+    with pytest.raises(TypeError):
+        store.put("key", {"at": T0})
+    assert store.get("key") is None
+
+
+# --- the inventory -------------------------------------------------------------------------------
+
+
+def test_inventory_upsert_created_unchanged_updated(database: BridgeDatabase) -> None:
+    inventory = SqliteInventory(database)
+    record = a_record()
+    assert inventory.upsert(record, idempotency_key="load:1") is UpsertOutcome.CREATED
+    assert inventory.upsert(record, idempotency_key="load:2") is UpsertOutcome.UNCHANGED
+    changed = a_record(s1sp="IOC")
+    assert inventory.upsert(changed, idempotency_key="load:3") is UpsertOutcome.UPDATED
+    assert inventory.get(record.dmc) == changed
+
+
+def test_inventory_same_key_twice_is_unchanged_even_with_another_record(database: BridgeDatabase) -> None:
+    inventory = SqliteInventory(database)
+    assert inventory.upsert(a_record(), idempotency_key="load:R-0001") is UpsertOutcome.CREATED
+    outcome = inventory.upsert(a_record(s1sp="MOC"), idempotency_key="load:R-0001")
+    assert outcome is UpsertOutcome.UNCHANGED
+    assert inventory.get(a_record().dmc) == a_record()  # the first write for a key wins
+    other = a_record(firmware="0300")
+    assert inventory.upsert(other, idempotency_key="load:R-0001") is UpsertOutcome.UNCHANGED
+    assert inventory.get(other.dmc) is None
+
+
+def test_inventory_withdraw(database: BridgeDatabase) -> None:
+    inventory = SqliteInventory(database)
+    record = a_record()
+    inventory.upsert(record, idempotency_key="load:1")
+    assert inventory.withdraw(record.dmc, idempotency_key="withdraw:1")
+    stored = inventory.get(record.dmc)
+    assert stored is not None
+    assert stored.status is InventoryStatus.WITHDRAWN
+    assert not inventory.withdraw(record.dmc, idempotency_key="withdraw:1")
+    assert not inventory.withdraw(record.dmc, idempotency_key="withdraw:2")  # already withdrawn
+    assert not inventory.withdraw(a_record(firmware="0999").dmc, idempotency_key="withdraw:3")
+    reloaded = inventory.upsert(record, idempotency_key="load:again")  # active again
+    assert reloaded is UpsertOutcome.UPDATED
+    assert inventory.get(record.dmc) == record
+
+
+def test_inventory_all_is_sorted_by_combination_and_survives_reopening(db_path: Path) -> None:
+    records = [a_record(firmware="0300"), a_record(model="0001"), a_record(firmware="0203")]
+    with SqliteInventory(db_path) as inventory:
+        for number, record in enumerate(records):
+            inventory.upsert(record, idempotency_key=f"load:{number}")
+        inventory.withdraw(records[1].dmc, idempotency_key="withdraw:0")
+    with SqliteInventory(db_path) as inventory:
+        listed = inventory.all()
+    assert [record.dmc for record in listed] == sorted(record.dmc for record in records)
+    assert [record.status for record in listed] == [
+        InventoryStatus.WITHDRAWN,
+        InventoryStatus.ACTIVE,
+        InventoryStatus.ACTIVE,
+    ]
+
+
+def test_all_stores_share_one_file(database: BridgeDatabase, db_path: Path) -> None:
+    SqliteCaseStore(database).add(a_case())
+    SqlitePublicationStore(database).add(a_publication(), fetched_at=T0, source="file")
+    SqliteIdempotencyStore(database).put("k", {})
+    SqliteInventory(database).upsert(a_record(), idempotency_key="k")
+    with sqlite3.connect(db_path) as other:
+        tables = {name for (name,) in other.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    other.close()
+    assert {"cases", "publications", "idempotency", "inventory", "inventory_requests"} <= tables

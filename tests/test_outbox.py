@@ -1,0 +1,202 @@
+"""The outbox senders, against a real folder: MIME e-mails and Teams Workflows bodies as files."""
+
+from __future__ import annotations
+
+import json
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from email import policy
+from email.message import EmailMessage
+from email.parser import BytesParser
+from email.utils import parsedate_to_datetime
+from pathlib import Path
+
+import pytest
+
+from adapters.outbox import IDEMPOTENCY_HEADER, OutboxMailer, OutboxOperatorChannel, safe_file_stem
+from flows.ports import OperatorCard, OutgoingEmail
+
+SENDER = "DCC CPL bridge <cpl-bridge@dcc.example>"
+NOW = datetime(2026, 11, 24, 10, 15, tzinfo=UTC)
+HTML = (
+    "<html><body><p>Dear supplier,</p><p>Entry <b>S1-000123</b> is loaded &amp; you may start the"
+    " upgrades.</p><table><tr><td>Firmware</td><td>0203</td></tr></table><p>Caf\u00e9 \u2014 \u00a3</p>"
+    "</body></html>"
+)
+
+
+def an_email(
+    key: str = "email:R-0001:loaded", *, subject: str = "S1-000123 loaded: you may upgrade"
+) -> OutgoingEmail:
+    return OutgoingEmail(
+        to=("ops@northern-lights.example", "security@northern-lights.example"),
+        subject=subject,
+        text_body="Dear supplier,\nEntry S1-000123 is loaded; you may start the upgrades.\n",
+        html_body=HTML,
+        idempotency_key=key,
+    )
+
+
+def a_card(key: str = "teams:R-0001:loaded") -> OperatorCard:
+    return OperatorCard(
+        card={
+            "type": "AdaptiveCard",
+            "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
+            "version": "1.5",
+            "body": [{"type": "TextBlock", "text": "R-0001 loaded \u2014 S1-000123", "wrap": True}],
+        },
+        idempotency_key=key,
+    )
+
+
+def parse(path: Path) -> EmailMessage:
+    with path.open("rb") as stream:
+        message = BytesParser(policy=policy.default).parse(stream)
+    assert isinstance(message, EmailMessage)
+    return message
+
+
+def files_in(folder: Path) -> list[Path]:
+    return sorted(path for path in folder.rglob("*") if path.is_file())
+
+
+@pytest.fixture
+def mailer(tmp_path: Path) -> OutboxMailer:
+    return OutboxMailer(tmp_path / "outbox", sender=SENDER, clock=lambda: NOW)
+
+
+def test_the_eml_is_a_multipart_alternative_message_with_the_headers(
+    mailer: OutboxMailer, tmp_path: Path
+) -> None:
+    message_id = mailer.send(an_email())
+
+    [path] = files_in(tmp_path / "outbox")
+    assert path.parent == tmp_path / "outbox" / "mail"
+    assert path.suffix == ".eml"
+    message = parse(path)
+    assert message.get_content_type() == "multipart/alternative"
+    assert message["From"] == SENDER
+    assert message["To"] == "ops@northern-lights.example, security@northern-lights.example"
+    assert [address.addr_spec for address in message["To"].addresses] == [
+        "ops@northern-lights.example",
+        "security@northern-lights.example",
+    ]
+    assert message["Subject"] == "S1-000123 loaded: you may upgrade"
+    assert parsedate_to_datetime(message["Date"]) == NOW
+    assert message["Message-ID"] == message_id
+    assert message_id.startswith("<")
+    assert message_id.endswith("@dcc.example>")
+    assert message[IDEMPOTENCY_HEADER] == "email:R-0001:loaded"
+
+    text_part = message.get_body(preferencelist=("plain",))
+    html_part = message.get_body(preferencelist=("html",))
+    assert text_part is not None
+    assert html_part is not None
+    assert [part.get_content_type() for part in message.iter_parts()] == ["text/plain", "text/html"]
+    assert text_part.get_content().replace("\r\n", "\n") == an_email().text_body
+    assert html_part.get_content().replace("\r\n", "\n").rstrip("\n") == HTML
+
+
+def test_non_ascii_subject_survives(mailer: OutboxMailer, tmp_path: Path) -> None:
+    mailer.send(an_email(subject="Caf\u00e9 \u2014 firmware 0203 approved"))
+    [path] = files_in(tmp_path / "outbox")
+    assert parse(path)["Subject"] == "Caf\u00e9 \u2014 firmware 0203 approved"
+
+
+def test_sending_twice_with_the_same_key_writes_one_file_and_returns_the_same_id(
+    mailer: OutboxMailer, tmp_path: Path
+) -> None:
+    first = mailer.send(an_email())
+    before = files_in(tmp_path / "outbox")[0].read_bytes()
+    second = mailer.send(an_email(subject="a changed subject"))
+    assert first == second
+    [path] = files_in(tmp_path / "outbox")
+    assert path.read_bytes() == before
+
+
+def test_the_message_id_is_derived_from_the_key(tmp_path: Path) -> None:
+    one = OutboxMailer(tmp_path / "one", sender=SENDER).send(an_email())
+    other = OutboxMailer(tmp_path / "two", sender=SENDER).send(an_email())
+    different = OutboxMailer(tmp_path / "one", sender=SENDER).send(an_email("email:R-0002:loaded"))
+    assert one == other
+    assert different != one
+
+
+def test_a_repeat_returns_the_stored_id_even_after_the_sender_changed(
+    mailer: OutboxMailer, tmp_path: Path
+) -> None:
+    first = mailer.send(an_email())
+    reconfigured = OutboxMailer(tmp_path / "outbox", sender="Bridge <bridge@elsewhere.example>")
+    assert reconfigured.send(an_email()) == first
+
+
+def test_concurrent_sends_with_one_key_leave_one_file(mailer: OutboxMailer, tmp_path: Path) -> None:
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        ids = set(pool.map(lambda _: mailer.send(an_email()), range(16)))
+    assert len(ids) == 1
+    assert len(files_in(tmp_path / "outbox")) == 1
+
+
+def test_the_teams_file_is_the_workflows_envelope(tmp_path: Path) -> None:
+    channel = OutboxOperatorChannel(tmp_path / "outbox")
+    post_id = channel.post(a_card())
+    [path] = files_in(tmp_path / "outbox")
+    assert path.parent == tmp_path / "outbox" / "teams"
+    assert path.suffix == ".json"
+    assert path.stem == post_id
+    body = json.loads(path.read_text(encoding="utf-8"))
+    assert body == {
+        "type": "message",
+        "attachments": [{"contentType": "application/vnd.microsoft.card.adaptive", "content": a_card().card}],
+    }
+
+
+def test_posting_twice_with_the_same_key_writes_one_file(tmp_path: Path) -> None:
+    channel = OutboxOperatorChannel(tmp_path / "outbox")
+    first = channel.post(a_card())
+    changed = OperatorCard(
+        card={"type": "AdaptiveCard", "body": []}, idempotency_key=a_card().idempotency_key
+    )
+    assert channel.post(changed) == first
+    [path] = files_in(tmp_path / "outbox")
+    assert json.loads(path.read_text(encoding="utf-8"))["attachments"][0]["content"] == a_card().card
+    assert channel.post(a_card("teams:R-0002:loaded")) != first
+    assert len(files_in(tmp_path / "outbox")) == 2
+
+
+def test_no_temporary_files_are_left_behind(mailer: OutboxMailer, tmp_path: Path) -> None:
+    channel = OutboxOperatorChannel(tmp_path / "outbox")
+    for number in range(3):
+        for _ in range(2):
+            mailer.send(an_email(f"email:R-{number}"))
+            channel.post(a_card(f"teams:R-{number}"))
+    names = [path.name for path in files_in(tmp_path / "outbox")]
+    assert len(names) == 6
+    assert not [name for name in names if name.startswith(".") or name.endswith(".tmp")]
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "email:R-0001/loaded",
+        "../../etc/passwd",
+        'a\\b:c*d?e"f<g>h|i',
+        "",
+        "   ",
+        "\u00e9t\u00e9",
+        "x" * 500,
+        "CON",
+    ],
+)
+def test_safe_file_names(key: str) -> None:
+    stem = safe_file_stem(key)
+    assert stem == safe_file_stem(key)
+    assert all(character.isascii() and (character.isalnum() or character in "._-") for character in stem)
+    assert not stem.startswith(".")
+    assert len(stem) <= 80
+
+
+def test_safe_file_names_do_not_collide() -> None:
+    keys = ["email:R-1/x", "email_R-1_x", "email/R-1:x", "Email:R-1/x", "email:R-1/x ", "x" * 100, "x" * 101]
+    stems = [safe_file_stem(key) for key in keys]
+    assert len({stem.casefold() for stem in stems}) == len(keys)
