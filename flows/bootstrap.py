@@ -1,0 +1,159 @@
+"""The composition root: the one place that builds the bridge from settings, choosing adapters.
+
+The CLI, the Azure triggers and the tests all call ``bootstrap``; nothing else imports concrete
+adapters. Overrides swap one part (a clock, a CPL source, an inventory) without patching modules.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from adapters.cpl_source import CplFileOrUrl
+from adapters.embedded.cases import SqliteCaseStore
+from adapters.embedded.idempotency import SqliteIdempotencyStore
+from adapters.embedded.inventory import SqliteInventory
+from adapters.embedded.publications import SqlitePublicationStore
+from adapters.embedded.queue import InProcessQueue
+from adapters.embedded.runs import SqliteRunStore
+from adapters.embedded.sqlite import BridgeDatabase
+from adapters.forms import (
+    IntakeRejection,
+    load_form_definition,
+    load_supplier_register,
+    notification_from_any,
+)
+from adapters.outbox import OutboxMailer, OutboxOperatorChannel
+from adapters.secas import ReaderSettings, read_cpl
+from flows.domain.cpl import CplPublication
+from flows.domain.notification import EmergencyNotification
+from flows.engine.loader import FlowFileError, load_flows
+from flows.engine.registry import ConnectorRegistry
+from flows.engine.runner import Engine
+from flows.engine.runs import RunRecord
+from flows.engine.validation import validate_flow
+from flows.messages import MessageTemplates
+from flows.operations.cases import CaseOperations
+from flows.operations.events import EventOperations
+from flows.operations.inventory import InventoryOperations
+from flows.operations.messaging import MessagingOperations
+from flows.operations.secas import CplSource, SecasOperations
+from flows.ports import CaseStore, Inventory, PublicationStore
+from flows.service import Bridge, Message
+from flows.settings import Settings
+
+
+@dataclass
+class BridgeApp:
+    """The built bridge and the parts its callers read directly (tables, outboxes)."""
+
+    settings: Settings
+    bridge: Bridge
+    registry: ConnectorRegistry
+    cases: CaseStore
+    publications: PublicationStore
+    inventory: Inventory
+    database: BridgeDatabase
+    closers: list[Callable[[], None]] = field(default_factory=list)
+
+    def close(self) -> None:
+        for close in reversed(self.closers):
+            close()
+
+    def __enter__(self) -> BridgeApp:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def bootstrap(
+    settings: Settings | None = None,
+    *,
+    clock: Callable[[], datetime] | None = None,
+    cpl_source: CplSource | None = None,
+    sleep: Callable[[float], None] | None = None,
+    on_progress: Callable[[Message, RunRecord], None] | None = None,
+) -> BridgeApp:
+    """Build the bridge on the embedded defaults (SQLite, outbox folders, in-process queue)."""
+    settings = settings or Settings()
+    now = clock or (lambda: datetime.now(UTC))
+    home = settings.home
+    database = BridgeDatabase.in_home(home)
+    cases = SqliteCaseStore(database, clock=now)
+    publications = SqlitePublicationStore(database)
+    inventory = SqliteInventory(database, clock=now)
+    runs = SqliteRunStore(database)
+    idempotency = SqliteIdempotencyStore(database, clock=now)
+    form = load_form_definition(settings.form_definition)
+    register = load_supplier_register(settings.suppliers)
+    reader = ReaderSettings(aliases=settings.cpl_aliases, max_bytes=settings.cpl_max_bytes)
+
+    def parse(payload: Any) -> EmergencyNotification:
+        return notification_from_any(payload, form)
+
+    def read(data: bytes, name: str) -> CplPublication:
+        return read_cpl(data, name=name, settings=reader)
+
+    def case_url(response_id: str) -> str | None:
+        return f"{settings.console_url.rstrip('/')}/cases/{response_id}" if settings.console_url else None
+
+    registry = ConnectorRegistry()
+    queue = InProcessQueue()
+    flows = load_flows(settings.flows_dir)
+    engine_kwargs: dict[str, Any] = {"clock": now, "settings": settings.flow_settings()}
+    if sleep is not None:
+        engine_kwargs["sleep"] = sleep
+    engine = Engine(registry, runs, idempotency, **engine_kwargs)
+    bridge = Bridge(flows, engine, queue, clock=now, on_progress=on_progress)
+
+    case_ops = CaseOperations(cases, publications, register, parse, describe_rejection)
+    registry.register("cases.open", case_ops.open, side_effect=True)
+    registry.register("cases.candidates", case_ops.candidates, side_effect=False)
+    registry.register("cases.assess", case_ops.assess, side_effect=True)
+    registry.register("cases.mark_loaded", case_ops.mark_loaded, side_effect=True)
+    registry.register("cases.for_entry", case_ops.for_entry, side_effect=False)
+    registry.register("cases.move", case_ops.move, side_effect=True)
+    registry.register("cases.escalate_overdue", case_ops.escalate_overdue, side_effect=True)
+    smi = InventoryOperations(inventory, cases, publications)
+    registry.register("smi.load", smi.load, side_effect=True)
+    registry.register("smi.withdraw", smi.withdraw, side_effect=True)
+    outbox = home / "outbox"
+    messaging = MessagingOperations(
+        MessageTemplates(settings.templates_dir),
+        OutboxMailer(outbox, sender=settings.mail_sender, clock=now),
+        OutboxOperatorChannel(outbox),
+        cases,
+        publications,
+        case_url,
+    )
+    registry.register("mail.send", messaging.send_mail, side_effect=True)
+    registry.register("teams.post", messaging.post_card, side_effect=True)
+    secas = SecasOperations(cpl_source or CplFileOrUrl(max_bytes=settings.cpl_max_bytes), publications, read)
+    registry.register("secas.sync", secas.sync, side_effect=True)
+    registry.register("events.emit", EventOperations(bridge.emit).emit, side_effect=True)
+
+    problems = [problem for source in flows.values() for problem in validate_flow(source, registry)]
+    if problems:
+        database.close()
+        raise FlowFileError(problems)
+    return BridgeApp(
+        settings=settings,
+        bridge=bridge,
+        registry=registry,
+        cases=cases,
+        publications=publications,
+        inventory=inventory,
+        database=database,
+        closers=[database.close],
+    )
+
+
+def describe_rejection(error: Exception) -> tuple[list[str], str, str]:
+    """Problems, supplier and responder of a refused response, for its case."""
+    if isinstance(error, IntakeRejection):
+        problems = [f"{p.field}: {p.reason}" for p in error.problems]
+        return problems, error.supplier, error.responder
+    return [str(error)], "", ""

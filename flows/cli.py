@@ -1,0 +1,287 @@
+"""The command line: feed responses, sync the CPL, read cases and runs, validate and draw flows.
+
+Bad input (an unreadable file, an unknown flow, invalid JSON) ends with one clear line on stderr
+and a non-zero exit; the tables go to stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from flows.bootstrap import BridgeApp, bootstrap
+from flows.cli_output import case_rows, print_cases, print_run, print_runs
+from flows.engine.runs import RunRecord
+from flows.errors import BadInput
+from flows.service import Message
+from flows.settings import SAMPLES, Settings
+
+ERR = Console(stderr=True, highlight=False)
+OUT = Console(highlight=False, soft_wrap=True)
+
+
+class Clock:
+    """The command's clock: real time, or the ``--now`` given (replays, tests, the demo's scenario)."""
+
+    def __init__(self, fixed: datetime | None) -> None:
+        self.fixed = fixed
+
+    def __call__(self) -> datetime:
+        return self.fixed or datetime.now(UTC)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return int(args.handler(args))
+    except (BadInput, KeyError, OSError, ValueError) as error:
+        message = error.args[0] if isinstance(error, KeyError) and error.args else error
+        ERR.print(f"error: {message}", markup=False)
+        return 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m flows", description=__doc__)
+    parser.add_argument("--home", type=Path, default=Path(os.environ.get("BRIDGE_HOME", ".bridge")))
+    parser.add_argument("--now", type=_instant, default=None, help="the clock, ISO-8601 (for replays)")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    intake = commands.add_parser("intake", help="feed form responses (JSON object or array)")
+    intake.add_argument("files", nargs="+", type=Path)
+    intake.set_defaults(handler=_intake)
+
+    sync = commands.add_parser("sync", help="one SECAS sync against a file or URL")
+    sync.add_argument("--cpl", required=True)
+    sync.set_defaults(handler=_sync)
+
+    tick = commands.add_parser("tick", help="run the scheduled flows once (escalations)")
+    tick.set_defaults(handler=_tick)
+
+    cases = commands.add_parser("cases", help="the cases, as a table or JSON")
+    cases.add_argument("--json", action="store_true")
+    cases.set_defaults(handler=_cases)
+
+    runs = commands.add_parser("runs", help="run history")
+    runs.add_argument("--key", default=None, help="a business key: response id, supplier, CPL entry")
+    runs.add_argument("--flow", default=None)
+    runs.set_defaults(handler=_runs)
+    run_commands = runs.add_subparsers(dest="runs_command")
+    show = run_commands.add_parser("show", help="one run's actions")
+    show.add_argument("run_id")
+    show.set_defaults(handler=_runs_show)
+    resubmit = run_commands.add_parser("resubmit", help="run a run again, whole or from one action")
+    resubmit.add_argument("run_id")
+    resubmit.add_argument("--from", dest="from_action", default=None)
+    resubmit.set_defaults(handler=_runs_resubmit)
+
+    run = commands.add_parser("run", help="run one flow on an input file")
+    run.add_argument("flow")
+    run.add_argument("--input", type=Path, required=True)
+    run.add_argument("--dry-run", action="store_true")
+    run.set_defaults(handler=_run)
+
+    validate = commands.add_parser("validate", help="check flow files")
+    validate.add_argument("files", nargs="*", type=Path)
+    validate.set_defaults(handler=_validate)
+
+    graph = commands.add_parser("graph", help="a Mermaid diagram of a flow")
+    graph.add_argument("flow")
+    graph.set_defaults(handler=_graph)
+
+    demo = commands.add_parser("demo", help="the whole sample scenario in a fresh home")
+    demo.set_defaults(handler=_demo)
+    return parser
+
+
+def _instant(text: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"not an ISO-8601 instant: {text!r}") from error
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _open(args: argparse.Namespace, clock: Clock | None = None) -> BridgeApp:
+    settings = Settings(home=args.home)
+    return bootstrap(settings, clock=clock or Clock(args.now), on_progress=_progress)
+
+
+def _progress(message: Message, run: RunRecord) -> None:
+    what = message.event or message.type
+    ERR.print(f"  {run.flow:<20} {run.status.value:<9} {what} {run.run_id[:12]}", markup=False)
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except OSError as error:
+        raise BadInput(f"cannot read {path}: {error.strerror or error}") from error
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise BadInput(f"{path}: not valid JSON: {error}") from error
+
+
+def response_messages(payload: Any, path: Path) -> list[Message]:
+    """Form responses in a file (an object, or an array of them) as queue messages."""
+    items = payload if isinstance(payload, list) else [payload]
+    messages = []
+    for index, item in enumerate(items):
+        if not isinstance(item, dict):
+            raise BadInput(f"{path}: item {index} is not a JSON object")
+        fields = item.get("fields") if isinstance(item.get("fields"), dict) else {}
+        response_id = item.get("responseId", fields.get("ResponseId") if fields else None)
+        if response_id in (None, ""):
+            raise BadInput(f"{path}: item {index} has no responseId")
+        body = {"response_id": str(response_id), "payload": item}
+        messages.append(Message(type="form_response", body=body))
+    return messages
+
+
+def _intake(args: argparse.Namespace) -> int:
+    batches = [response_messages(_read_json(path), path) for path in args.files]
+    with _open(args) as app:
+        for message in (m for batch in batches for m in batch):
+            app.bridge.submit(message)
+        app.bridge.drain()
+    return 0
+
+
+def _sync(args: argparse.Namespace) -> int:
+    with _open(args) as app:
+        app.bridge.submit(Message(type="http", flow="secas-sync", body={"location": args.cpl}))
+        app.bridge.drain()
+    return 0
+
+
+def _tick(args: argparse.Namespace) -> int:
+    with _open(args) as app:
+        app.bridge.submit(Message(type="recurrence", flow="case-lifecycle"))
+        app.bridge.drain()
+    return 0
+
+
+def _cases(args: argparse.Namespace) -> int:
+    with _open(args) as app:
+        cases = app.cases.list()
+        if args.json:
+            OUT.print(json.dumps(case_rows(cases), indent=2), markup=False)
+        else:
+            print_cases(OUT, cases, now=Clock(args.now)())
+    return 0
+
+
+def _runs(args: argparse.Namespace) -> int:
+    with _open(args) as app:
+        print_runs(OUT, app.bridge.engine.runs.find(key=args.key, flow=args.flow))
+    return 0
+
+
+def _runs_show(args: argparse.Namespace) -> int:
+    with _open(args) as app:
+        run = app.bridge.engine.runs.get(args.run_id)
+        if run is None:
+            raise BadInput(f"no run {args.run_id!r}")
+        print_run(OUT, run)
+    return 0
+
+
+def _runs_resubmit(args: argparse.Namespace) -> int:
+    with _open(args) as app:
+        run = app.bridge.resubmit(args.run_id, from_action=args.from_action)
+        app.bridge.drain()
+        print_run(OUT, run)
+    return 0 if run.status.value == "Succeeded" else 1
+
+
+def _run(args: argparse.Namespace) -> int:
+    payload = _read_json(args.input)
+    with _open(args) as app:
+        source = app.bridge.flows.get(args.flow)
+        if source is None:
+            raise BadInput(f"unknown flow {args.flow!r}; flows: {', '.join(sorted(app.bridge.flows))}")
+        trigger = payload if isinstance(payload, dict) else {"body": payload}
+        run = app.bridge.engine.run(source, trigger, dry_run=args.dry_run)
+        if not args.dry_run:
+            app.bridge.drain()
+        print_run(OUT, run)
+    return 0 if run.status.value == "Succeeded" else 1
+
+
+def _validate(args: argparse.Namespace) -> int:
+    from flows.engine.loader import FlowFileError, load_flow
+    from flows.engine.validation import validate_flow
+
+    with _open(args) as app:
+        paths = args.files or sorted(app.settings.flows_dir.glob("*.yaml"))
+        problems: list[str] = []
+        for path in paths:
+            try:
+                problems += validate_flow(load_flow(path), app.registry)
+            except FlowFileError as error:
+                problems += error.problems
+    for problem in problems:
+        ERR.print(problem, markup=False)
+    if not problems:
+        OUT.print(f"{len(paths)} flow file(s) valid", markup=False)
+    return 1 if problems else 0
+
+
+def _graph(args: argparse.Namespace) -> int:
+    from flows.engine.graph import mermaid
+
+    with _open(args) as app:
+        source = app.bridge.flows.get(args.flow)
+        if source is None:
+            raise BadInput(f"unknown flow {args.flow!r}; flows: {', '.join(sorted(app.bridge.flows))}")
+        OUT.print(mermaid(source), markup=False)
+    return 0
+
+
+DEMO_STEPS = (
+    ("intake of the sample responses", "2026-11-23T14:00:00Z"),
+    ("sync of the 2026-11-20 publication", "2026-11-23T14:05:00Z"),
+    ("sync of the 2026-11-24 publication", "2026-11-24T09:05:00Z"),
+    ("hourly check, three days later", "2026-11-27T15:00:00Z"),
+)
+
+
+def _demo(args: argparse.Namespace) -> int:
+    if args.home.exists() and any(args.home.iterdir()):
+        raise BadInput(f"demo needs a fresh home: {args.home} is not empty (remove it or pass --home)")
+    clock = Clock(None)
+    steps = iter(DEMO_STEPS)
+
+    def step() -> None:
+        title, moment = next(steps)
+        clock.fixed = _instant(moment)
+        ERR.print(f"[bold]{title}[/] at {moment}")
+
+    with _open(args, clock) as app:
+        step()
+        for message in response_messages(_read_json(SAMPLES / "forms" / "responses.json"), SAMPLES):
+            app.bridge.submit(message)
+        app.bridge.drain()
+        for name in ("cpl-2026-11-20.xlsx", "cpl-2026-11-24.xlsx"):
+            step()
+            location = str(SAMPLES / "cpl" / name)
+            app.bridge.submit(Message(type="http", flow="secas-sync", body={"location": location}))
+            app.bridge.drain()
+        step()
+        app.bridge.submit(Message(type="recurrence", flow="case-lifecycle"))
+        app.bridge.drain()
+        print_cases(OUT, app.cases.list(), now=clock())
+        outbox = args.home / "outbox"
+        OUT.print(f"\nE-mails and cards: {outbox}/mail, {outbox}/teams", markup=False)
+        OUT.print(f"Run history: python -m flows --home {args.home} runs", markup=False)
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,93 @@
+"""How the command line shows cases and runs: rich tables for people, JSON for programs."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from flows.domain.case import Case, CaseState
+from flows.engine.runs import RunRecord
+
+ATTENTION_FIRST = {CaseState.NEEDS_ATTENTION: 0, CaseState.AWAITING_CPL: 1, CaseState.RECEIVED: 2}
+
+
+def case_rows(cases: Sequence[Case]) -> list[dict[str, Any]]:
+    """The ``cases --json`` contract: response_id, status, cpl_entry_id and problems, at least."""
+    return [
+        {
+            "response_id": case.response_id,
+            "status": case.state.value,
+            "cpl_entry_id": case.cpl_entry_id,
+            "problems": list(case.problems),
+            "supplier": case.supplier,
+            "opened_at": case.opened_at.isoformat(),
+            "waiting_since": case.waited_since().isoformat(),
+        }
+        for case in cases
+    ]
+
+
+def print_cases(console: Console, cases: Sequence[Case], *, now: datetime) -> None:
+    table = Table(title=f"Cases ({len(cases)})")
+    for column in ("response", "state", "supplier", "CPL entry", "in state for", "problems"):
+        table.add_column(column, overflow="fold")
+    ordered = sorted(cases, key=lambda c: (ATTENTION_FIRST.get(c.state, 9), c.opened_at))
+    for case in ordered:
+        hours = (now - case.waited_since()).total_seconds() / 3600
+        table.add_row(
+            case.response_id,
+            case.state.value,
+            case.supplier,
+            case.cpl_entry_id or "-",
+            f"{hours:.1f} h",
+            "\n".join(case.problems) or "-",
+        )
+    console.print(table)
+
+
+def print_runs(console: Console, runs: Sequence[RunRecord]) -> None:
+    table = Table(title=f"Runs ({len(runs)})")
+    for column in ("run", "flow", "status", "started", "keys", "error"):
+        table.add_column(column, overflow="fold")
+    for run in runs:
+        table.add_row(
+            run.run_id,
+            run.flow,
+            run.status.value,
+            run.started_at.isoformat(),
+            ", ".join(run.keys),
+            run.error or "",
+        )
+    console.print(table)
+
+
+def print_run(console: Console, run: RunRecord) -> None:
+    console.print(
+        f"run {run.run_id}  flow {run.flow} (version {run.flow_version})  {run.status.value}"
+        + (f"  replays {run.replay_of}" if run.replay_of else "")
+        + ("  DRY RUN" if run.dry_run else ""),
+        markup=False,
+    )
+    table = Table()
+    for column in ("action", "status", "attempts", "inputs", "outputs", "error"):
+        table.add_column(column, overflow="fold")
+    for record in run.actions.values():
+        table.add_row(
+            record.path,
+            record.status.value + (" (deduplicated)" if record.deduplicated else ""),
+            str(record.attempts),
+            _short(record.inputs),
+            _short(record.outputs),
+            record.error or "",
+        )
+    console.print(table)
+
+
+def _short(value: Any, limit: int = 160) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, default=str)
+    return text if len(text) <= limit else text[: limit - 1] + "…"

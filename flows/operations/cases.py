@@ -1,0 +1,207 @@
+"""Operations on cases: open one from a form response, assess it against the CPL, move it on."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+from flows.domain.case import Case, CaseState
+from flows.domain.cpl import CplPublication
+from flows.domain.matching import Assessment, Outcome, assess
+from flows.domain.notification import EmergencyNotification
+from flows.domain.suppliers import SupplierRegister
+from flows.engine.registry import ActionContext
+from flows.errors import BadInput, TransientError
+from flows.ports import CaseStore, ConcurrencyConflict, PublicationStore
+
+ESCALATED = "escalated: waited past the limit"
+OPEN_STATES = (CaseState.RECEIVED, CaseState.AWAITING_CPL, CaseState.NEEDS_ATTENTION)
+
+Parser = Callable[[Any], EmergencyNotification]
+
+
+def case_summary(case: Case) -> dict[str, Any]:
+    """What a run's history may keep about a case: no contact details."""
+    return {
+        "response_id": case.response_id,
+        "state": case.state.value,
+        "supplier": case.supplier,
+        "cpl_entry_id": case.cpl_entry_id,
+        "problems": list(case.problems),
+    }
+
+
+class CaseOperations:
+    def __init__(
+        self,
+        cases: CaseStore,
+        publications: PublicationStore,
+        register: SupplierRegister,
+        parse: Parser,
+        describe_rejection: Callable[[Exception], tuple[list[str], str, str]],
+    ) -> None:
+        self._cases = cases
+        self._publications = publications
+        self._register = register
+        self._parse = parse
+        self._describe_rejection = describe_rejection
+
+    def open(self, context: ActionContext, response_id: str, payload: Any) -> dict[str, Any]:
+        """Open the case for a form response: received, then rejected if invalid or unauthorised.
+
+        A response delivered again finds its case already open and changes nothing.
+        """
+        existing = self._cases.get(response_id)
+        if existing is not None:
+            return {**case_summary(existing), "created": False}
+        evidence = {"run": context.run_id}
+        try:
+            notification = self._parse(payload)
+        except BadInput as error:
+            problems, supplier, _ = self._describe_rejection(error)
+            case = Case.open(response_id, at=context.now, supplier=supplier, evidence=evidence)
+            case.move_to(
+                CaseState.REJECTED, at=context.now, cause="invalid notification", problems=problems,
+                evidence=evidence,
+            )  # fmt: skip
+            return self._add(case)
+        case = Case.open(
+            response_id, at=context.now, supplier=notification.supplier, notification=notification,
+            evidence=evidence,
+        )  # fmt: skip
+        refused = self._register.authorisation_problems(notification)
+        if refused:
+            case.move_to(
+                CaseState.REJECTED, at=context.now, cause="responder not authorised for the supplier",
+                problems=refused, evidence=evidence,
+            )  # fmt: skip
+        return self._add(case)
+
+    def _add(self, case: Case) -> dict[str, Any]:
+        created = self._cases.add(case)
+        stored = case if created else self._cases.get(case.response_id)
+        assert stored is not None
+        return {**case_summary(stored), "created": created, "authorised": self._authorised(stored)}
+
+    @staticmethod
+    def _authorised(case: Case) -> bool:
+        """A rejection the responder should hear about: they are who they say they are."""
+        return case.notification is not None and not any(
+            problem.startswith(("responder:", "supplier:", "supplier_party_id:")) for problem in case.problems
+        )
+
+    def candidates(
+        self, context: ActionContext, response_id: str | None = None, entry_id: str | None = None
+    ) -> dict[str, Any]:
+        """Open cases an event concerns: the one named, or every open case (a new entry may pair)."""
+        if response_id is not None:
+            case = self._cases.get(response_id)
+            ids = [case.response_id] if case is not None and case.state in OPEN_STATES else []
+        else:
+            ids = [case.response_id for case in self._cases.list(OPEN_STATES)]
+        return {"response_ids": ids}
+
+    def assess(self, context: ActionContext, response_id: str) -> dict[str, Any]:
+        """Check an open case against the latest CPL and move it to awaiting or needs-attention.
+
+        A case that is ready to load stays where it is: ``cases.mark_loaded`` moves it after the load.
+        """
+        stored = self._publications.latest()
+        case = self._require(response_id)
+        if case.state not in OPEN_STATES or case.notification is None:
+            return {**case_summary(case), "outcome": "closed", "changed": False}
+        publication = stored.publication if stored else CplPublication(source_sha256="", entries=())
+        assessment = assess(case.notification, publication)
+        evidence = {"run": context.run_id, "publication": publication.source_sha256}
+        before = (case.state, list(case.problems))
+        target = _target_state(assessment)
+        if target is not None and target != case.state:
+            case.move_to(target, at=context.now, cause=_cause(assessment), evidence=evidence)
+        case.problems = assessment.problems()
+        case.cpl_entry_id = assessment.entry.entry_id if assessment.entry else None
+        changed = (case.state, case.problems) != before
+        if changed:
+            case = self._save(case)
+        return {
+            **case_summary(case),
+            "outcome": assessment.outcome.value,
+            "changed": changed,
+            "assessment": assessment.model_dump(mode="json"),
+        }
+
+    def mark_loaded(self, context: ActionContext, response_id: str, entry_id: str) -> dict[str, Any]:
+        case = self._require(response_id)
+        if case.state is not CaseState.LOADED:
+            case.cpl_entry_id = entry_id
+            case.move_to(
+                CaseState.LOADED, at=context.now, cause="loaded into the SMI",
+                evidence={"run": context.run_id, "cpl_entry_id": entry_id}, problems=[],
+            )  # fmt: skip
+            case = self._save(case)
+        return case_summary(case)
+
+    def for_entry(self, context: ActionContext, entry_id: str, states: list[str]) -> dict[str, Any]:
+        """Cases paired with a CPL entry, in the given states."""
+        wanted = [CaseState(state) for state in states]
+        ids = [case.response_id for case in self._cases.list(wanted) if case.cpl_entry_id == entry_id]
+        return {"response_ids": ids}
+
+    def move(self, context: ActionContext, response_id: str, to: str, cause: str) -> dict[str, Any]:
+        """Move a case (close on EPCL, withdraw); a case already there is left as it is."""
+        case = self._require(response_id)
+        target = CaseState(to)
+        if case.state is not target:
+            case.move_to(target, at=context.now, cause=cause, evidence={"run": context.run_id})
+            case = self._save(case)
+        return case_summary(case)
+
+    def escalate_overdue(self, context: ActionContext, limit_hours: float) -> dict[str, Any]:
+        """Cases waiting for the CPL longer than the limit, each escalated once."""
+        escalated = []
+        for case in self._cases.list([CaseState.AWAITING_CPL]):
+            waited = context.now - case.waited_since()
+            already = any(entry.cause == ESCALATED for entry in case.timeline)
+            if waited > timedelta(hours=limit_hours) and not already:
+                hours = round(waited.total_seconds() / 3600, 1)
+                case.record(
+                    at=context.now, cause=ESCALATED, evidence={"run": context.run_id, "hours_waiting": hours}
+                )
+                self._save(case)
+                escalated.append(
+                    {
+                        "response_id": case.response_id,
+                        "hours_waiting": round(waited.total_seconds() / 3600, 1),
+                    }
+                )
+        return {"escalated": escalated, "limit_hours": limit_hours}
+
+    def _require(self, response_id: str) -> Case:
+        case = self._cases.get(response_id)
+        if case is None:
+            raise BadInput(f"no case for response {response_id!r}")
+        return case
+
+    def _save(self, case: Case) -> Case:
+        try:
+            return self._cases.save(case)
+        except ConcurrencyConflict as conflict:
+            # Another worker saved the case first: a retry re-reads it and decides again.
+            raise TransientError(str(conflict)) from conflict
+
+
+def _target_state(assessment: Assessment) -> CaseState | None:
+    if assessment.outcome is Outcome.WAITING:
+        return CaseState.AWAITING_CPL
+    if assessment.outcome in (Outcome.MISMATCH, Outcome.NOT_LOADABLE):
+        return CaseState.NEEDS_ATTENTION
+    return None
+
+
+def _cause(assessment: Assessment) -> str:
+    return {
+        Outcome.WAITING: "no emergency CPL entry pairs with it yet",
+        Outcome.MISMATCH: "the CPL entry differs from the notification",
+        Outcome.NOT_LOADABLE: "the paired CPL entry may not be loaded",
+        Outcome.READY: "the CPL entry agrees",
+    }[assessment.outcome]

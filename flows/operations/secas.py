@@ -1,0 +1,57 @@
+"""The SECAS sync as an operation: fetch the CPL, keep a new publication, say what changed."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from flows.domain.cpl import CplPublication
+from flows.domain.diff import diff_publications
+from flows.engine.registry import ActionContext
+from flows.ports import PublicationStore
+
+
+class CplSource(Protocol):
+    """Where the CPL comes from: a file or an http(s) URL; conditional where the far side allows."""
+
+    def fetch(self, location: str) -> bytes | None:
+        """The file's bytes, or None when it has not changed since the last fetch (a 304)."""
+        ...
+
+
+class SecasOperations:
+    def __init__(
+        self,
+        source: CplSource,
+        publications: PublicationStore,
+        read: Callable[[bytes, str], CplPublication],
+    ) -> None:
+        self._source = source
+        self._publications = publications
+        self._read = read
+
+    def sync(self, context: ActionContext, location: str) -> dict[str, Any]:
+        """Fetch and parse the CPL; if it is new, keep it and report the differences from the last."""
+        data = self._source.fetch(location)
+        if data is None:
+            return {"changed": False, "reason": "not modified"}
+        previous = self._publications.latest()
+        publication = self._read(data, location)
+        if previous is not None and previous.publication.source_sha256 == publication.source_sha256:
+            return {"changed": False, "reason": "same file as the last publication"}
+        self._publications.add(publication, fetched_at=context.now, source=location)
+        diff = diff_publications(previous.publication if previous else None, publication)
+        emergency_changed = [
+            c.entry_id for c in diff.changed if c.after.is_emergency or c.before.is_emergency
+        ]
+        return {
+            "changed": True,
+            "publication": publication.source_sha256,
+            "published_at": publication.published_at.isoformat() if publication.published_at else None,
+            "entries": len(publication.entries),
+            "summary": {kind: len(ids) for kind, ids in diff.summary().items()},
+            "added_emergency": [entry.entry_id for entry in diff.added if entry.is_emergency],
+            "changed_emergency": emergency_changed,
+            "withdrawn": [change.entry_id for change in diff.withdrawn],
+            "promoted": [change.entry_id for change in diff.promoted],
+        }

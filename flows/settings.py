@@ -1,0 +1,40 @@
+"""The bridge's settings, from the environment (``BRIDGE_*``) or Azure app settings.
+
+Every default runs the samples on one machine, so a newcomer needs to set nothing.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+SAMPLES = PROJECT_ROOT / "samples"
+
+
+class Settings(BaseSettings):
+    """One typed place for configuration; nested values (aliases) are JSON in the environment."""
+
+    model_config = SettingsConfigDict(env_prefix="BRIDGE_", extra="ignore", frozen=True)
+
+    home: Path = Field(default=Path(".bridge"), description="Where the embedded state and outboxes live.")
+    flows_dir: Path = PROJECT_ROOT / "flows" / "definitions"
+    form_definition: Path = SAMPLES / "forms" / "form-definition.json"
+    suppliers: Path = SAMPLES / "suppliers.json"
+    cpl_location: str = Field(default="", description="Default CPL path or URL for a scheduled sync.")
+    cpl_aliases: dict[str, list[str]] = Field(
+        default_factory=dict, description="Extra CPL header spellings per canonical field."
+    )
+    cpl_max_bytes: int = 50 * 1024 * 1024
+    waiting_limit_hours: float = Field(
+        default=72.0, gt=0, description="How long a case may wait for SECAS before operators hear."
+    )
+    mail_sender: str = "emergency-cpl@dcc.example"
+    templates_dir: Path | None = Field(default=None, description="Templates that override the built-in ones.")
+    console_url: str = Field(default="", description="Base URL of the operator console, for links in cards.")
+
+    def flow_settings(self) -> dict[str, object]:
+        """What flows may read as ``settings.*``: no secrets, nothing personal."""
+        return {"cpl_location": self.cpl_location, "waiting_limit_hours": self.waiting_limit_hours}
