@@ -1,0 +1,214 @@
+"""Supplier e-mails and operator Adaptive Cards, rendered from sandboxed Jinja2 templates.
+
+Templates live in ``templates/`` next to this module; a configured folder is searched first, so that a
+deployment can override any single template (or partial) without copying the rest. Every template runs
+in Jinja's immutable sandbox with ``StrictUndefined``: a template that names a value the context lacks,
+or reaches for ``__class__`` and friends, fails with a ``TemplateProblem`` naming template and line.
+
+Escaping follows the output: ``.html.j2`` escapes HTML, subjects and ``.txt.j2`` bodies are plain text,
+and in ``.card.json.j2`` every ``{{ expression }}`` is written as a JSON value (strings quoted, with
+quotes, backslashes, new lines and ``<``/``>``/``&`` escaped), so free text can neither break the JSON
+nor add card elements. ``| tojson`` says the same thing explicitly; only ``Markup`` passes unchanged.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping, Sequence
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from jinja2 import (
+    BaseLoader,
+    ChoiceLoader,
+    FileSystemLoader,
+    StrictUndefined,
+    TemplateError,
+    TemplateNotFound,
+    TemplateSyntaxError,
+    Undefined,
+    select_autoescape,
+)
+from jinja2.exceptions import SecurityError
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+from jinja2.utils import htmlsafe_json_dumps
+from markupsafe import Markup
+from pydantic import BaseModel
+
+from flows.errors import BadInput
+from flows.ports import OperatorCard, OutgoingEmail
+
+DEFAULT_FOLDER = Path(__file__).parent / "templates"
+EMAIL_PARTS = (".subject.j2", ".txt.j2", ".html.j2")
+CARD_SUFFIX = ".card.json.j2"
+_NAME = re.compile(r"[a-z][a-z0-9_]*")
+
+FIELD_LABELS = {  # compared fields whose label is not their name, spaced and capitalised
+    "manufacturer_id": "Manufacturer identifier",
+    "model_id": "Model identifier",
+    "current_firmware_version": "Current firmware (listed predecessor)",
+    "s1sp": "SMETS1 Service Provider",
+    "secas_reference": "SECAS reference",
+    "image_hash": "Manufacturer image hash",
+}
+
+
+class TemplateProblem(BadInput):
+    """A template that is missing, malformed, unsafe, or names a value its context does not hold."""
+
+
+class MessageTemplates:
+    """Renders the bridge's messages; ``folder`` (optional) overrides the packaged templates."""
+
+    def __init__(self, folder: Path | None = None) -> None:
+        loaders: list[BaseLoader] = [FileSystemLoader(DEFAULT_FOLDER)]
+        if folder is not None:
+            if not folder.is_dir():
+                raise TemplateProblem(f"template folder {folder} does not exist")
+            loaders.insert(0, FileSystemLoader(folder))
+        loader = ChoiceLoader(loaders)
+        self._text = _environment(loader, autoescape=select_autoescape(("html.j2", "htm.j2", "xml.j2")))
+        self._card = _environment(loader, autoescape=False, finalize=_json_value)
+
+    def email(
+        self, name: str, context: Mapping[str, Any], *, to: Sequence[str], idempotency_key: str
+    ) -> OutgoingEmail:
+        """Render ``<name>.subject.j2`` (one line), ``<name>.txt.j2`` and ``<name>.html.j2``."""
+        values = _plain(context)
+        subject = " ".join(self._render(self._text, _checked(name) + ".subject.j2", values).split())
+        if not subject:
+            raise TemplateProblem(f"template {name}.subject.j2 rendered an empty subject")
+        recipients = (to,) if isinstance(to, str) else tuple(to)
+        if not recipients:
+            raise BadInput(f"e-mail {name!r} ({idempotency_key}) has no recipient")
+        return OutgoingEmail(
+            to=recipients,
+            subject=subject,
+            text_body=self._render(self._text, name + ".txt.j2", values),
+            html_body=self._render(self._text, name + ".html.j2", values),
+            idempotency_key=idempotency_key,
+        )
+
+    def card(self, name: str, context: Mapping[str, Any], *, idempotency_key: str) -> OperatorCard:
+        """Render ``<name>.card.json.j2`` and check that it is an Adaptive Card."""
+        template = _checked(name) + CARD_SUFFIX
+        text = self._render(self._card, template, _plain(context))
+        try:
+            card = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise TemplateProblem(f"template {template} did not render valid JSON: {error}") from error
+        if not isinstance(card, dict) or card.get("type") != "AdaptiveCard":
+            raise TemplateProblem(f"template {template} did not render an object of type AdaptiveCard")
+        if not isinstance(card.get("version"), str) or not isinstance(card.get("body"), list):
+            raise TemplateProblem(f"template {template} rendered a card without a version or a body list")
+        return OperatorCard(card=card, idempotency_key=idempotency_key)
+
+    def names(self, kind: Literal["email", "card"] | None = None) -> list[str]:
+        """The messages that can be rendered (e-mails with all three parts, and cards), sorted."""
+        files = set(self._text.list_templates())
+        emails = {file.removesuffix(".subject.j2") for file in files if file.endswith(".subject.j2")}
+        emails = {name for name in emails if all(name + part in files for part in EMAIL_PARTS)}
+        cards = {file.removesuffix(CARD_SUFFIX) for file in files if file.endswith(CARD_SUFFIX)}
+        chosen = emails if kind == "email" else cards if kind == "card" else emails | cards
+        return sorted(name for name in chosen if _NAME.fullmatch(name))
+
+    @staticmethod
+    def _render(environment: ImmutableSandboxedEnvironment, template_name: str, values: Any) -> str:
+        try:
+            return environment.get_template(template_name).render(values)
+        except TemplateNotFound as error:
+            raise TemplateProblem(f"template {template_name} not found (missing: {error.name})") from error
+        except TemplateSyntaxError as error:
+            inner = "" if error.name in (None, template_name) else f" (in {error.name})"
+            where = f"{template_name}{inner}, line {error.lineno}"
+            raise TemplateProblem(f"template {where}: {error.message}") from error
+        except SecurityError as error:
+            raise TemplateProblem(f"template {_where(error, template_name)}: unsafe: {error}") from error
+        except (TemplateError, TypeError, ValueError) as error:
+            raise TemplateProblem(f"template {_where(error, template_name)}: {error}") from error
+
+
+def _environment(loader: BaseLoader, **options: Any) -> ImmutableSandboxedEnvironment:
+    environment = ImmutableSandboxedEnvironment(
+        loader=loader, undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True, **options
+    )
+    environment.filters.update(when=_when, day=_day, label=_label, hours=_hours)
+    return environment
+
+
+def _checked(name: str) -> str:
+    if not _NAME.fullmatch(name):
+        raise TemplateProblem(f"not a message name: {name!r} (lower case letters, digits and _)")
+    return name
+
+
+def _plain(context: Mapping[str, Any]) -> dict[str, Any]:
+    """The context with pydantic models dumped as JSON-ready data, as the templates expect."""
+    return {
+        key: value.model_dump(mode="json") if isinstance(value, BaseModel) else value
+        for key, value in context.items()
+    }
+
+
+def _json_value(value: Any) -> Markup:
+    """The card environment's finalize: every ``{{ }}`` output becomes a JSON value."""
+    if isinstance(value, Markup):
+        return value
+    if isinstance(value, Undefined):
+        str(value)  # StrictUndefined raises here, naming the missing value
+    return htmlsafe_json_dumps(value)
+
+
+def _where(error: BaseException, template_name: str) -> str:
+    """Where a rendering error happened: the innermost template frame in its traceback, with its line."""
+    where = template_name
+    trace = error.__traceback__
+    while trace is not None:
+        filename = trace.tb_frame.f_code.co_filename
+        if filename.endswith(".j2"):
+            name = Path(filename).name
+            inner = "" if name == template_name else f" (in {name})"
+            where = f"{template_name}{inner}, line {trace.tb_lineno}"
+        trace = trace.tb_next
+    return where
+
+
+def _parsed(value: object) -> datetime | date | None:
+    if isinstance(value, date):
+        return value
+    if isinstance(value, str):
+        try:
+            return datetime.fromisoformat(value) if "T" in value else date.fromisoformat(value)
+        except ValueError:
+            return None
+    return None
+
+
+def _when(value: object) -> str:
+    """``2026-11-19T10:02:11Z`` as ``19 November 2026, 10:02 UTC``; anything else as given."""
+    moment = _parsed(value)
+    if not isinstance(moment, datetime):
+        return _day(value)
+    if moment.tzinfo is None:
+        return f"{moment.day} {moment:%B %Y, %H:%M}"
+    moment = moment.astimezone(UTC)
+    return f"{moment.day} {moment:%B %Y, %H:%M} UTC"
+
+
+def _day(value: object) -> str:
+    """``2026-11-30`` as ``30 November 2026``; anything else as given, ``None`` as empty."""
+    moment = _parsed(value)
+    if moment is None:
+        return "" if value is None else str(value)
+    return f"{moment.day} {moment:%B %Y}"
+
+
+def _label(field: str) -> str:
+    return FIELD_LABELS.get(field, field.replace("_", " ").capitalize())
+
+
+def _hours(value: float) -> str:
+    """Hours for people: ``50.0`` as ``50``, ``50.25`` as ``50.3``."""
+    return f"{round(float(value), 1):g}"
