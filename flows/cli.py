@@ -24,8 +24,9 @@ from flows.errors import BadInput
 from flows.service import Message
 from flows.settings import SAMPLES, Settings
 
-ERR = Console(stderr=True, highlight=False)
-OUT = Console(highlight=False, soft_wrap=True)
+ERR = Console(stderr=True, highlight=False, soft_wrap=True)
+# Piped output (CI logs, files) gets a width a log viewer shows well, not the 80 of no terminal.
+OUT = Console(highlight=False, width=None if sys.stdout.isatty() else 140)
 
 
 class Clock:

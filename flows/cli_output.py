@@ -34,8 +34,9 @@ def case_rows(cases: Sequence[Case]) -> list[dict[str, Any]]:
 
 def print_cases(console: Console, cases: Sequence[Case], *, now: datetime) -> None:
     table = Table(title=f"Cases ({len(cases)})")
-    for column in ("response", "state", "supplier", "CPL entry", "in state for", "problems"):
-        table.add_column(column, overflow="fold")
+    for column in ("response", "state", "supplier", "CPL entry", "in state for"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("problems", overflow="fold", ratio=1)
     ordered = sorted(cases, key=lambda c: (ATTENTION_FIRST.get(c.state, 9), c.opened_at))
     for case in ordered:
         hours = (now - case.waited_since()).total_seconds() / 3600

@@ -1,0 +1,154 @@
+"""Each expected outcome (samples/forms/expected-outcomes.json) decided by the domain alone:
+pairing, field verdicts and what the diff of the two publications says."""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+
+import pytest
+
+from adapters.forms import load_form_definition, load_supplier_register, notification_from_response
+from adapters.secas import read_cpl
+from flows.domain.cpl import CplEntry, CplPublication
+from flows.domain.diff import diff_publications
+from flows.domain.matching import Agreement, Outcome, assess
+from flows.domain.notification import EmergencyNotification
+from flows.settings import SAMPLES
+
+
+@cache
+def publication(day: str) -> CplPublication:
+    path = SAMPLES / "cpl" / f"cpl-2026-11-{day}.xlsx"
+    return read_cpl(path.read_bytes(), name=path.name)
+
+
+@cache
+def responses() -> dict[str, dict[str, object]]:
+    items = json.loads((SAMPLES / "forms" / "responses.json").read_text())
+    return {str(item["responseId"]): item for item in items}
+
+
+def notification(response_id: str) -> EmergencyNotification:
+    form = load_form_definition(SAMPLES / "forms" / "form-definition.json")
+    return notification_from_response(responses()[response_id], form)
+
+
+def changed(response_id: str, **fields: object) -> EmergencyNotification:
+    """A sample notification with some fields changed, validated as intake would."""
+    return EmergencyNotification.model_validate({**notification(response_id).model_dump(), **fields})
+
+
+def test_the_expected_outcomes_file_is_the_one_these_tests_encode() -> None:
+    outcomes = json.loads((SAMPLES / "forms" / "expected-outcomes.json").read_text())
+    assert set(outcomes) == {"1", "2", "3", "4", "5", "6", "7", "8", "duplicate", "promotion", "withdrawal"}
+
+
+def test_1_pairs_with_an_entry_already_on_the_first_publication() -> None:
+    result = assess(notification("1"), publication("20"))
+    assert result.outcome is Outcome.READY
+    assert result.entry is not None and result.entry.entry_id == "S1-000316"
+    assert all(v.agreement in {Agreement.AGREES, Agreement.NOT_GIVEN} for v in result.verdicts)
+
+
+@pytest.mark.parametrize(("response_id", "entry_id"), [("2", "S1-000318"), ("3", "S1-000319")])
+def test_2_and_3_wait_then_agree_with_the_second_publication(response_id: str, entry_id: str) -> None:
+    assert assess(notification(response_id), publication("20")).outcome is Outcome.WAITING
+    result = assess(notification(response_id), publication("24"))
+    assert result.outcome is Outcome.READY
+    assert result.entry is not None and result.entry.entry_id == entry_id
+
+
+def test_3_agrees_only_after_normalising_case_and_white_space() -> None:
+    raw = responses()["3"]["answers"]
+    assert isinstance(raw, dict)
+    assert " 3a11" in raw.values()
+    assert "11030001 " in raw.values()
+    assert notification("3").manufacturer_id == "3A11"
+    assert notification("3").model_id == "11030001"
+
+
+def test_4_needs_attention_with_the_firmware_difference_shown_both_ways() -> None:
+    result = assess(notification("4"), publication("24"))
+    assert result.outcome is Outcome.MISMATCH
+    assert result.entry is not None and result.entry.entry_id == "S1-000320"
+    (difference,) = result.differences
+    assert (difference.field, difference.notified, difference.published) == (
+        "firmware_version",
+        "01030012",
+        "01030011",
+    )
+    assert result.problems() == ["firmware_version: notified '01030012', CPL has '01030011'"]
+
+
+def test_6_never_pairs() -> None:
+    for day in ("20", "24"):
+        assert assess(notification("6"), publication(day)).outcome is Outcome.WAITING
+
+
+def test_7_is_refused_for_its_e_mail_domain() -> None:
+    register = load_supplier_register(SAMPLES / "suppliers.json")
+    problems = register.authorisation_problems(notification("7"))
+    assert problems == ["responder: e-mail domain 'free-mail.example' is not registered for Bramble Power"]
+    assert register.authorisation_problems(notification("2")) == []
+
+
+def test_8_is_ready_on_the_first_and_its_entry_is_promoted_on_the_second() -> None:
+    assert assess(notification("8"), publication("20")).outcome is Outcome.READY
+    diff = diff_publications(publication("20"), publication("24"))
+    (promotion,) = diff.promoted
+    assert promotion.entry_id == "S1-000317"
+    assert [(c.field, c.old, c.new) for c in promotion.fields] == [("epcl_status", "Non-EPCL", "EPCL")]
+    # On the EPCL it is no longer an emergency entry: nothing pairs it as one any more.
+    assert assess(notification("8"), publication("24")).outcome is Outcome.WAITING
+
+
+def test_the_diff_of_the_two_publications() -> None:
+    diff = diff_publications(publication("20"), publication("24"))
+    assert diff.summary() == {
+        "added": ["S1-000318", "S1-000319", "S1-000320"],
+        "removed": [],
+        "changed": ["S1-000001", "S1-000317"],
+        "withdrawn": ["S1-000001"],
+        "promoted": ["S1-000317"],
+    }
+    (withdrawal,) = diff.withdrawn
+    assert [(c.field, c.old, c.new) for c in withdrawal.fields] == [("cpl_status", "Active", "Withdrawn")]
+
+
+def test_a_withdrawn_entry_is_never_loadable() -> None:
+    entry = publication("24").by_id()["S1-000316"]
+    withdrawn = CplEntry.model_validate({**entry.model_dump(), "cpl_status": "Withdrawn"})
+    published = publication("24").model_copy(
+        update={
+            "entries": tuple(
+                withdrawn if e.entry_id == entry.entry_id else e for e in publication("24").entries
+            )
+        }
+    )
+    result = assess(notification("1"), published)
+    assert result.outcome is Outcome.NOT_LOADABLE
+    assert result.problems()[0] == "CPL entry S1-000316 is Withdrawn"
+
+
+def test_pairing_by_secas_reference_names_each_field_that_differs() -> None:
+    other = changed("2", hardware_version="0004", s1sp="MOC", image_hash="AB" * 32)
+    result = assess(other, publication("24"))
+    assert result.outcome is Outcome.MISMATCH
+    assert {d.field for d in result.differences} == {"hardware_version", "s1sp", "image_hash"}
+
+
+def test_names_only_warn() -> None:
+    renamed = changed("2", model_name="Corrie  PPMID-2 ", manufacturer_name="Other Co")
+    result = assess(renamed, publication("24"))
+    assert result.outcome is Outcome.READY
+    assert [w.field for w in result.warnings] == ["manufacturer_name"]
+
+
+def test_the_notified_current_firmware_must_be_a_listed_predecessor() -> None:
+    wrong = changed("2", current_firmware_version="01020099")
+    result = assess(wrong, publication("24"))
+    assert result.outcome is Outcome.MISMATCH
+    (difference,) = result.differences
+    assert difference.field == "current_firmware_version"
+    assert difference.published == "01020003"
