@@ -55,7 +55,8 @@ class Secure(_Strict):
     outputs: bool = False
 
 
-RunAfter = dict[str, list[ActionStatus]]
+RunAfter = dict[str, Annotated[list[ActionStatus], Field(min_length=1)]]
+"""Which siblings must end first, and in which states; an empty list would mean 'never', so it is refused."""
 
 
 class _ActionBase(_Strict):

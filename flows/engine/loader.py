@@ -52,7 +52,10 @@ def load_flow(path: Path) -> FlowSource:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)
     except yaml.YAMLError as error:
-        raise FlowFileError([f"{path}: not valid YAML: {error}"]) from error
+        mark = getattr(error, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+        problem = getattr(error, "problem", None) or str(error)
+        raise FlowFileError([f"{where}: not valid YAML: {problem}"]) from error
     if not isinstance(data, dict):
         raise FlowFileError([f"{path}:1: a flow file is a mapping with name, triggers and actions"])
     lines = dict(_node_lines(node, ())) if node is not None else {}

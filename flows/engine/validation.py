@@ -17,13 +17,25 @@ def validate_flow(source: FlowSource, registry: ConnectorRegistry) -> list[str]:
     """All problems found in one loaded flow; an empty list means it may run."""
     problems: list[str] = []
     flow = source.definition
-    names = list(_all_action_names(flow.actions))
-    duplicates = sorted({name for name in names if names.count(name) > 1})
-    problems += [f"{source.path}: action name {name!r} is used more than once" for name in duplicates]
+    first_use: dict[str, Location] = {}
+    for name, location in _action_locations(flow.actions, ("actions",)):
+        if name in first_use:
+            problems.append(
+                f"{source.where(location)}: action name {name!r} is used more than once "
+                f"(first at {source.where(first_use[name])})"
+            )
+        first_use.setdefault(name, location)
     if flow.key is not None:
         problems += _expression_problems(source, ("key",), "key", flow.key, allowed=set())
     problems += _check_block(source, flow.actions, ("actions",), registry, visible=set())
     return problems
+
+
+def _action_locations(actions: Mapping[str, Action], location: Location) -> Iterator[tuple[str, Location]]:
+    for name, action in actions.items():
+        yield name, (*location, name)
+        if not isinstance(action, CallAction):
+            yield from _action_locations(action.actions, (*location, name, "actions"))
 
 
 def _all_action_names(actions: Mapping[str, Action]) -> Iterator[str]:
