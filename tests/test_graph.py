@@ -207,7 +207,7 @@ SAMPLES = {
             if: '${trigger."say \"hi\"" == `"x[1]"` && !contains(trigger.tags, `"#quot;"`)}'
             actions:
               style: {use: click.class}
-          never: {use: flow.end, runAfter: {subgraph: []}}
+          never: {use: flow.end, runAfter: {subgraph: [Skipped]}}
     """,
 }
 
@@ -283,7 +283,7 @@ def test_names_and_labels_are_made_safe() -> None:
     )
     assert '"' not in label[2:-2] and not {"[", "]", "`", "&"} & set(label[2:-2])
     assert "#35;quot#59;" in label  # a '#' in the flow is not read as the start of a Mermaid entity
-    assert "a_subgraph -- never --> a_never" in lines  # runAfter with no status: never runs
+    assert "a_subgraph -- Skipped --> a_never" in lines
 
 
 @pytest.mark.parametrize("which", DIAGRAMS)
