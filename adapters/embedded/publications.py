@@ -6,7 +6,7 @@ from datetime import datetime
 
 from pydantic import TypeAdapter
 
-from adapters.embedded.sqlite import SqliteStore, utc_text
+from adapters.embedded.sqlite import BridgeDatabase, SqliteStore, StrPath, utc_text
 from flows.domain.cpl import CplEntry, CplPublication
 from flows.ports import StoredPublication
 
@@ -16,7 +16,7 @@ _INSERT = """
     VALUES (?, ?, ?, ?, ?, ?, ?, ?)
 """
 _SELECT = "SELECT source_sha256, source_name, published_at, fetched_at, source, entries FROM publications"
-_LATEST = _SELECT + " ORDER BY fetched_order DESC, rowid DESC LIMIT 1"
+_LATEST_SHA256 = "SELECT source_sha256 FROM publications ORDER BY fetched_order DESC, rowid DESC LIMIT 1"
 _BY_SHA256 = _SELECT + " WHERE source_sha256 = ?"
 _ENTRIES: TypeAdapter[tuple[CplEntry, ...]] = TypeAdapter(tuple[CplEntry, ...])
 
@@ -63,11 +63,24 @@ class SqlitePublicationStore(SqliteStore):
             )
             return cursor.rowcount == 1
 
+    def __init__(self, database: BridgeDatabase | StrPath) -> None:
+        super().__init__(database)
+        self._parsed: dict[str, StoredPublication] = {}
+
     def latest(self) -> StoredPublication | None:
-        return self._one(_LATEST, ())
+        # Every case assessment asks for the latest publication: look up its hash (cheap) and
+        # parse its entries only once. Publications never change once kept, so the cache holds.
+        with self._db.read() as connection:
+            row = connection.execute(_LATEST_SHA256).fetchone()
+        return None if row is None else self.get(row[0])
 
     def get(self, source_sha256: str) -> StoredPublication | None:
-        return self._one(_BY_SHA256, (source_sha256,))
+        cached = self._parsed.get(source_sha256)
+        if cached is None:
+            cached = self._one(_BY_SHA256, (source_sha256,))
+            if cached is not None:
+                self._parsed = {source_sha256: cached}  # keep one: the latest is what is asked for
+        return cached
 
     def _one(self, query: str, parameters: tuple[str, ...]) -> StoredPublication | None:
         with self._db.read() as connection:
