@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import date, datetime
 from enum import StrEnum
-from typing import Annotated, NamedTuple
+from functools import cached_property
+from typing import Annotated, Any, NamedTuple
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
@@ -106,10 +107,50 @@ class CplPublication(BaseModel):
     entries: tuple[CplEntry, ...]
 
     def by_id(self) -> Mapping[str, CplEntry]:
-        return {entry.entry_id: entry for entry in self.entries}
+        return self._index_by_id
 
     def emergency_entries(self) -> Iterator[CplEntry]:
-        return (entry for entry in self.entries if entry.is_emergency)
+        return iter(self._emergency)
+
+    def emergency_candidates(self, secas_reference: str, device_model: DeviceModel) -> list[CplEntry]:
+        """Non-EPCL entries with this SECAS reference or this device model, in file order."""
+        by_reference = self._emergency_by_reference.get(secas_reference, []) if secas_reference else []
+        by_model = self._emergency_by_model.get(device_model, [])
+        chosen = {id(entry) for entry in by_reference} | {id(entry) for entry in by_model}
+        return [entry for entry in self._emergency if id(entry) in chosen]
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> CplPublication:
+        """A copy whose indexes are built afresh: the entries may be the ones that changed."""
+        copy = super().model_copy(update=update, deep=deep)
+        for name in _CACHED_INDEXES:
+            copy.__dict__.pop(name, None)
+        return copy
+
+    # A publication never changes once read, so its indexes are built once, on first use: every case
+    # assessment looks entries up, and scanning 100,000 rows per case would make the bridge quadratic.
+
+    @cached_property
+    def _index_by_id(self) -> dict[str, CplEntry]:
+        return {entry.entry_id: entry for entry in self.entries}
+
+    @cached_property
+    def _emergency(self) -> tuple[CplEntry, ...]:
+        return tuple(entry for entry in self.entries if entry.is_emergency)
+
+    @cached_property
+    def _emergency_by_reference(self) -> dict[str, list[CplEntry]]:
+        index: dict[str, list[CplEntry]] = {}
+        for entry in self._emergency:
+            if entry.secas_reference:
+                index.setdefault(entry.secas_reference, []).append(entry)
+        return index
+
+    @cached_property
+    def _emergency_by_model(self) -> dict[DeviceModel, list[CplEntry]]:
+        index: dict[DeviceModel, list[CplEntry]] = {}
+        for entry in self._emergency:
+            index.setdefault(entry.device_model, []).append(entry)
+        return index
 
     def predecessor_firmware(self, entry: CplEntry) -> set[str]:
         """Firmware versions of the entries an entry lists as its predecessors."""
@@ -117,6 +158,9 @@ class CplPublication(BaseModel):
         return {
             index[previous].firmware_version for previous in entry.previous_entry_ids if previous in index
         }
+
+
+_CACHED_INDEXES = ("_index_by_id", "_emergency", "_emergency_by_reference", "_emergency_by_model")
 
 
 def parse_previous_ids(raw: str | Iterable[str]) -> tuple[str, ...]:

@@ -81,7 +81,7 @@ def find_pair(notification: EmergencyNotification, publication: CplPublication) 
     then the newest entry (the last in the file), so that an older emergency for the same model does
     not shadow this one.
     """
-    candidates = [entry for entry in publication.emergency_entries() if _pairs(notification, entry)]
+    candidates = publication.emergency_candidates(notification.secas_reference, notification.device_model)
     if not candidates:
         return None
 
@@ -93,11 +93,6 @@ def find_pair(notification: EmergencyNotification, publication: CplPublication) 
 
     best = max(rank(entry) for entry in candidates)
     return [entry for entry in candidates if rank(entry) == best][-1]
-
-
-def _pairs(notification: EmergencyNotification, entry: CplEntry) -> bool:
-    same_reference = bool(entry.secas_reference) and entry.secas_reference == notification.secas_reference
-    return same_reference or entry.device_model == notification.device_model
 
 
 def compare(

@@ -10,6 +10,7 @@ import inspect
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cached_property
 from typing import Any
 
 from flows.errors import BadInput
@@ -35,16 +36,20 @@ Operation = Callable[..., Any]
 """Called as ``operation(context, **inputs)``; returns JSON-shaped outputs."""
 
 
-@dataclass(frozen=True)
+@dataclass
 class Connector:
     name: str
     operation: Operation
     side_effect: bool
     description: str
 
+    @cached_property
+    def signature(self) -> inspect.Signature:
+        return inspect.signature(self.operation)
+
     def call(self, context: ActionContext, inputs: dict[str, Any]) -> Any:
         try:
-            inspect.signature(self.operation).bind(context, **inputs)
+            self.signature.bind(context, **inputs)
         except TypeError as error:
             raise BadInput(f"{self.name}: inputs do not fit: {error}") from error
         return self.operation(context, **inputs)

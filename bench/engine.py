@@ -1,0 +1,174 @@
+"""Engine throughput: 1,000 synthetic cases through intake, load and e-mail on the embedded store.
+
+Prints, last, one JSON line: {"bench": "engine", "cases": 1000, "cases_per_s": ..., "target": 200, ...}.
+The per-action overhead is measured in the same run: a flow of no-op actions against calling the
+same no-op directly. Exit status 1 when the target is missed.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+import textwrap
+import time
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from adapters.embedded.idempotency import SqliteIdempotencyStore  # noqa: E402
+from adapters.embedded.runs import SqliteRunStore  # noqa: E402
+from adapters.embedded.sqlite import BridgeDatabase  # noqa: E402
+from flows.bootstrap import bootstrap  # noqa: E402
+from flows.domain.cpl import CplEntry, CplPublication  # noqa: E402
+from flows.engine.loader import load_flow  # noqa: E402
+from flows.engine.registry import ActionContext, ConnectorRegistry  # noqa: E402
+from flows.engine.runner import Engine  # noqa: E402
+from flows.service import Message  # noqa: E402
+from flows.settings import SAMPLES, Settings  # noqa: E402
+
+CASES = int(sys.argv[1]) if len(sys.argv) > 1 else 1000
+TARGET_CASES_PER_S = 200
+NOW = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
+
+
+def synthetic(index: int) -> tuple[dict[str, Any], CplEntry, CplEntry]:
+    """A Forms response, its emergency CPL entry and the entry of the firmware it replaces."""
+    model_id = f"F4{index:06X}"
+    reference = f"ECPL-2026-{index:05d}"
+    image_hash = f"{index:064X}"
+    form = json.loads((SAMPLES / "forms" / "form-definition.json").read_text())
+    fields = {
+        "supplier": "Bramble Power",
+        "supplier_party_id": "90-B3-D5-1F-30-01-00-02",
+        "contact_name": "Bench Person",
+        "contact_phone": "+44 20 7946 0000",
+        "secas_reference": reference,
+        "device_type": "PPMID",
+        "manufacturer_name": "Corrie Controls",
+        "manufacturer_id": "10F4",
+        "model_name": f"Corrie Bench {index}",
+        "model_id": model_id,
+        "hardware_version": "0003",
+        "current_firmware_version": "01020003",
+        "new_firmware_version": "01020013",
+        "s1sp": "IOC",
+        "vulnerability_reference": "SSC-VULN-0001",
+        "affected_devices": "100",
+        "planned_start": "2026-11-30",
+        "image_hash": image_hash,
+        "declaration": "Yes",
+    }
+    answers = {q["id"]: fields[q["field"]] for q in form["questions"]}
+    response = {
+        "formId": form["formId"],
+        "responseId": 10_000 + index,
+        "responder": "bench@bramblepower.example",
+        "submitDate": "2026-11-23T10:00:00Z",
+        "answers": answers,
+    }
+    common = {
+        "device_type": "PPMID",
+        "manufacturer_name": "Corrie Controls",
+        "manufacturer_id": "10F4",
+        "model_name": f"Corrie Bench {index}",
+        "model_id": model_id,
+        "hardware_version": "0003",
+        "s1sp": "IOC",
+        "cpl_status": "Active",
+        "date_added": date(2026, 11, 23),
+    }
+    previous = CplEntry(
+        entry_id=f"S1-P{index:06d}", firmware_version="01020003", epcl_status="EPCL", **common
+    )
+    emergency = CplEntry(
+        entry_id=f"S1-E{index:06d}",
+        firmware_version="01020013",
+        epcl_status="Non-EPCL",
+        previous_entry_ids=(previous.entry_id,),
+        image_hash=image_hash,
+        secas_reference=reference,
+        **common,
+    )
+    return response, emergency, previous
+
+
+def cases_per_second(home: Path) -> tuple[float, int, int, int]:
+    made = [synthetic(index) for index in range(CASES)]
+    entries = tuple(entry for _, emergency, previous in made for entry in (previous, emergency))
+    publication = CplPublication(source_sha256="bench", source_name="bench.xlsx", entries=entries)
+    with bootstrap(Settings(home=home), clock=lambda: NOW) as app:
+        app.publications.add(publication, fetched_at=NOW, source="bench")
+        messages = [
+            Message(type="form_response", body={"response_id": str(r["responseId"]), "payload": r})
+            for r, _, _ in made
+        ]
+        started = time.perf_counter()
+        for message in messages:
+            app.bridge.submit(message)
+        app.bridge.drain()
+        elapsed = time.perf_counter() - started
+        loaded = sum(1 for case in app.cases.list() if case.state.value == "loaded")
+        inventory = len(app.inventory.all())
+    mails = len(list((home / "outbox" / "mail").glob("mail_loaded_*.eml")))
+    return CASES / elapsed, loaded, inventory, mails
+
+
+def overhead_per_action_ms(home: Path, actions: int = 20, runs: int = 100) -> float:
+    def noop(context: ActionContext, value: int = 0) -> dict[str, int]:
+        return {"value": value}
+
+    registry = ConnectorRegistry()
+    registry.register("bench.noop", noop, side_effect=False)
+    steps = "".join(
+        f"  a{i}:\n    use: bench.noop\n    inputs: {{value: '${{actions.a{i - 1}.outputs.value}}'}}\n"
+        if i
+        else "  a0:\n    use: bench.noop\n"
+        for i in range(actions)
+    )
+    path = home / "noop.yaml"
+    path.write_text(textwrap.dedent("name: noop\ntriggers: [{type: http}]\nactions:\n") + steps)
+    source = load_flow(path)
+    with BridgeDatabase(home / "overhead.sqlite3") as database:
+        engine = Engine(
+            registry, SqliteRunStore(database), SqliteIdempotencyStore(database), clock=lambda: NOW
+        )
+        started = time.perf_counter()
+        for _ in range(runs):
+            engine.run(source, {})
+        through_engine = time.perf_counter() - started
+    context = ActionContext("noop", "r", "a", "k", NOW)
+    started = time.perf_counter()
+    for _ in range(runs * actions):
+        noop(context, value=0)
+    direct = time.perf_counter() - started
+    return (through_engine - direct) / (runs * actions) * 1000
+
+
+def main() -> int:
+    with tempfile.TemporaryDirectory(prefix="bench-engine-") as folder:
+        home = Path(folder)
+        rate, loaded, inventory, mails = cases_per_second(home / "cases")
+        overhead = overhead_per_action_ms(home)
+    ok = rate >= TARGET_CASES_PER_S and loaded == inventory == mails == CASES
+    print(
+        f"{CASES} cases: {rate:.0f}/s; loaded {loaded}, inventory rows {inventory}, confirmation e-mails {mails}"
+    )
+    print(f"engine overhead per action: {overhead:.3f} ms")
+    result = {
+        "bench": "engine",
+        "cases": CASES,
+        "cases_per_s": round(rate, 1),
+        "overhead_per_action_ms": round(overhead, 3),
+        "loaded": loaded,
+        "target": TARGET_CASES_PER_S,
+        "ok": ok,
+    }
+    print(json.dumps(result))
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
