@@ -18,16 +18,16 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from adapters.embedded.idempotency import SqliteIdempotencyStore  # noqa: E402
-from adapters.embedded.runs import SqliteRunStore  # noqa: E402
-from adapters.embedded.sqlite import BridgeDatabase  # noqa: E402
-from flows.bootstrap import bootstrap  # noqa: E402
-from flows.domain.cpl import CplEntry, CplPublication  # noqa: E402
-from flows.engine.loader import load_flow  # noqa: E402
-from flows.engine.registry import ActionContext, ConnectorRegistry  # noqa: E402
-from flows.engine.runner import Engine  # noqa: E402
-from flows.service import Message  # noqa: E402
-from flows.settings import SAMPLES, Settings  # noqa: E402
+from adapters.embedded.idempotency import SqliteIdempotencyStore
+from adapters.embedded.runs import SqliteRunStore
+from adapters.embedded.sqlite import BridgeDatabase
+from flows.bootstrap import bootstrap
+from flows.domain.cpl import CplEntry, CplPublication
+from flows.engine.loader import load_flow
+from flows.engine.registry import ActionContext, ConnectorRegistry
+from flows.engine.runner import Engine
+from flows.service import Message
+from flows.settings import SAMPLES, Settings
 
 CASES = int(sys.argv[1]) if len(sys.argv) > 1 else 1000
 TARGET_CASES_PER_S = 200
@@ -153,9 +153,7 @@ def main() -> int:
         rate, loaded, inventory, mails = cases_per_second(home / "cases")
         overhead = overhead_per_action_ms(home)
     ok = rate >= TARGET_CASES_PER_S and loaded == inventory == mails == CASES
-    print(
-        f"{CASES} cases: {rate:.0f}/s; loaded {loaded}, inventory rows {inventory}, confirmation e-mails {mails}"
-    )
+    print(f"{CASES} cases: {rate:.0f}/s; loaded {loaded}, inventory rows {inventory}, e-mails {mails}")
     print(f"engine overhead per action: {overhead:.3f} ms")
     result = {
         "bench": "engine",
