@@ -375,3 +375,85 @@ def test_dry_run_calls_no_side_effect(tmp_path: Path, engine: Engine, world: Wor
     assert world.effects == []
     assert run.actions["load"].outputs["would_call"] == "test.effect"
     assert run.actions["load"].outputs["inputs"] == {"value": "x"}
+
+
+def test_a_scope_fails_when_an_action_inside_it_fails_unhandled(
+    tmp_path: Path, engine: Engine, world: World
+) -> None:
+    world.failures["echo"] = [PermanentError("inner broke")]
+    source = flow(
+        tmp_path,
+        """
+        name: scoped
+        triggers: [{type: http}]
+        actions:
+          block:
+            actions:
+              inner: {use: test.echo}
+              after_inner: {use: test.effect, inputs: {value: after}}
+          on_failure:
+            use: test.effect
+            runAfter: {block: [Failed]}
+            inputs: {value: "${actions.block.status}"}
+        """,
+    )
+    run = engine.run(source, {})
+    assert run.actions["block.inner"].status is ActionStatus.FAILED
+    assert run.actions["block.after_inner"].status is ActionStatus.SKIPPED
+    assert run.actions["block"].status is ActionStatus.FAILED
+    assert world.effects == [("on_failure", "Failed")]
+
+
+def test_a_whole_resubmit_runs_everything_again_but_repeats_no_effect(
+    tmp_path: Path, engine: Engine, world: World
+) -> None:
+    source = flow(
+        tmp_path,
+        "name: whole\ntriggers: [{type: http}]\nkey: ${trigger.case}\n"
+        "actions: {look: {use: test.echo}, load: {use: test.effect}}\n",
+    )
+    first = engine.run(source, {"case": "5"})
+    again = engine.run(source, first.trigger, replay_of=first)
+    assert again.replay_of == first.run_id
+    assert again.replay_from is None
+    assert again.actions["look"].attempts == 1  # ran again
+    assert again.actions["load"].deduplicated  # the effect was already made
+    assert len(world.effects) == 1
+
+
+def test_expressions_have_clock_functions_on_the_runs_clock(tmp_path: Path, engine: Engine) -> None:
+    source = flow(
+        tmp_path,
+        """
+        name: clock
+        triggers: [{type: http}]
+        actions:
+          when:
+            use: test.echo
+            inputs:
+              now: ${now()}
+              later: ${add_hours(now(), `2.5`)}
+              waited: ${hours_between(trigger.since, now())}
+              fallback: ${coalesce(trigger.missing, 'none')}
+        """,
+    )
+    run = engine.run(source, {"since": "2026-11-23T09:00:00+00:00"})
+    assert run.actions["when"].outputs == {
+        "now": "2026-11-24T09:00:00+00:00",
+        "later": "2026-11-24T11:30:00+00:00",
+        "waited": 24.0,
+        "fallback": "none",
+    }
+
+
+def test_a_malformed_expression_at_run_time_fails_the_action_naming_it(
+    tmp_path: Path, engine: Engine
+) -> None:
+    source = flow(
+        tmp_path,
+        "name: broken\ntriggers: [{type: http}]\n"
+        "actions: {a: {use: test.echo, inputs: {x: '${add_hours(`1`)}'}}}\n",
+    )
+    run = engine.run(source, {})
+    assert run.actions["a"].status is ActionStatus.FAILED
+    assert "cannot evaluate ${add_hours(`1`)}" in (run.actions["a"].error or "")
