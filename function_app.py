@@ -1,12 +1,19 @@
-"""Azure Functions entry point (v2 programming model). Thin on purpose: each trigger decodes its
-input, hands a typed message to the bridge and maps the result. Importing this module does no I/O
-and builds no clients, so the host's cold start stays short."""
+"""Azure Functions entry point (v2 programming model): it only registers the blueprints.
+
+Importing this module does no I/O and builds no clients: the bridge is built inside a worker on
+its first message, so the host's cold start and the Graph webhook's 3-second answer stay short.
+"""
 
 from __future__ import annotations
 
 import azure.functions as func
 
+from adapters.functions import schedules, webhooks, worker
+
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
+app.register_functions(webhooks.blueprint)
+app.register_functions(schedules.blueprint)
+app.register_functions(worker.blueprint)
 
 
 @app.route(route="health", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)

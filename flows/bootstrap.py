@@ -6,7 +6,7 @@ adapters. Overrides swap one part (a clock, a CPL source, an inventory) without 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -40,7 +40,8 @@ from flows.operations.events import EventOperations
 from flows.operations.inventory import InventoryOperations
 from flows.operations.messaging import MessagingOperations
 from flows.operations.secas import CplSource, SecasOperations
-from flows.ports import CaseStore, Inventory, PublicationStore
+from flows.ports import CaseStore, Inventory, OperatorChannel, PublicationStore
+from flows.queue_message import form_response_message
 from flows.service import Bridge, Message
 from flows.settings import Settings
 
@@ -56,7 +57,35 @@ class BridgeApp:
     publications: PublicationStore
     inventory: Inventory
     database: BridgeDatabase
+    templates: MessageTemplates
+    channel: OperatorChannel
+    local_queue: bool = True
+    list_changes: Callable[[], Iterable[dict[str, Any]]] | None = None
+    renew_subscription: Callable[[], None] | None = None
     closers: list[Callable[[], None]] = field(default_factory=list)
+
+    def process(self, message: Message) -> None:
+        """Handle one queued message as a worker does; locally, also what it causes."""
+        if message.type == "list_changed":
+            if message.body.get("renew_subscription") and self.renew_subscription is not None:
+                self.renew_subscription()
+            for item in self.list_changes() if self.list_changes is not None else ():
+                self.bridge.submit(form_response_message(item))
+        else:
+            self.bridge.handle(message)
+        if self.local_queue:
+            self.bridge.drain()
+
+    def alert_poison(self, what: dict[str, Any]) -> None:
+        """Tell operators a message was given up on after the host's retries."""
+        key = f"poison/{what.get('message_id')}"
+        context = {
+            "flow": what.get("flow") or what.get("type"),
+            "run_id": what.get("message_id"),
+            "action": "(queue message)",
+            "error": "the worker failed on this message repeatedly",
+        }
+        self.channel.post(self.templates.card("run_failed", context, idempotency_key=key))
 
     def close(self) -> None:
         for close in reversed(self.closers):
@@ -121,10 +150,12 @@ def bootstrap(
     registry.register("smi.load", smi.load, side_effect=True)
     registry.register("smi.withdraw", smi.withdraw, side_effect=True)
     outbox = home / "outbox"
+    templates = MessageTemplates(settings.templates_dir)
+    channel = OutboxOperatorChannel(outbox)
     messaging = MessagingOperations(
-        MessageTemplates(settings.templates_dir),
+        templates,
         OutboxMailer(outbox, sender=settings.mail_sender, clock=now),
-        OutboxOperatorChannel(outbox),
+        channel,
         cases,
         publications,
         case_url,
@@ -147,6 +178,8 @@ def bootstrap(
         publications=publications,
         inventory=inventory,
         database=database,
+        templates=templates,
+        channel=channel,
         closers=[database.close],
     )
 

@@ -21,7 +21,7 @@ from flows.bootstrap import BridgeApp, bootstrap
 from flows.cli_output import case_rows, print_cases, print_run, print_runs
 from flows.engine.runs import RunRecord
 from flows.errors import BadInput
-from flows.service import Message
+from flows.queue_message import Message, NotAResponse, form_response_message
 from flows.settings import SAMPLES, Settings
 
 ERR = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -134,14 +134,10 @@ def response_messages(payload: Any, path: Path) -> list[Message]:
     items = payload if isinstance(payload, list) else [payload]
     messages = []
     for index, item in enumerate(items):
-        if not isinstance(item, dict):
-            raise BadInput(f"{path}: item {index} is not a JSON object")
-        fields = item.get("fields") if isinstance(item.get("fields"), dict) else {}
-        response_id = item.get("responseId", fields.get("ResponseId") if fields else None)
-        if response_id in (None, ""):
-            raise BadInput(f"{path}: item {index} has no responseId")
-        body = {"response_id": str(response_id), "payload": item}
-        messages.append(Message(type="form_response", body=body))
+        try:
+            messages.append(form_response_message(item))
+        except NotAResponse as error:
+            raise BadInput(f"{path}: item {index}: {error}") from error
     return messages
 
 

@@ -8,29 +8,17 @@ other only through events put on the same queue.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
-from typing import Any, Literal, Protocol
-
-from pydantic import BaseModel, Field
+from typing import Any, Protocol
 
 from flows.engine.definition import Trigger
 from flows.engine.loader import FlowSource
 from flows.engine.runner import Engine
 from flows.engine.runs import RunRecord
+from flows.queue_message import Message, TriggerType
 
-TriggerType = Literal["form_response", "recurrence", "event", "http"]
-
-
-class Message(BaseModel):
-    """One unit of queued work: a trigger, with the id its runs derive from."""
-
-    message_id: str = Field(default_factory=lambda: uuid.uuid4().hex)
-    type: TriggerType
-    event: str | None = None
-    flow: str | None = None  # only this flow (for http and recurrence triggers aimed at one flow)
-    body: dict[str, Any] = Field(default_factory=dict)
+__all__ = ["Bridge", "Message", "TriggerType", "WorkQueue"]
 
 
 class WorkQueue(Protocol):

@@ -1,0 +1,68 @@
+"""HTTP triggers: Microsoft Graph change notifications and form responses pushed by Power Automate.
+
+Both only check and enqueue: Graph must be answered within 3 seconds, and a response is safe once
+it is on the queue. Neither imports the engine or msgraph.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import os
+from typing import Any
+
+import azure.functions as func
+
+from adapters.functions.wire import Refused, json_body, queue_text
+from flows.queue_message import Message, NotAResponse, form_response_message
+
+blueprint = func.Blueprint()  # type: ignore[no-untyped-call]  # azure-functions ships it untyped
+
+WORK_QUEUE = "%BRIDGE_WORK_QUEUE%"
+STORAGE = "AzureWebJobsStorage"
+
+
+@blueprint.route(route="graph/notifications", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
+@blueprint.queue_output(arg_name="work", queue_name=WORK_QUEUE, connection=STORAGE)
+def graph_notifications(req: func.HttpRequest, work: func.Out[str]) -> func.HttpResponse:
+    """Validation handshake, or a batch of list-change notifications: one delta pass is queued."""
+    token = req.params.get("validationToken")
+    if token is not None:  # Graph checks the endpoint: echo the token exactly, as plain text
+        return func.HttpResponse(token, status_code=200, mimetype="text/plain")
+    try:
+        notifications = _verified_notifications(json_body(req))
+    except Refused as refused:
+        return refused.response()
+    resources = sorted({str(n.get("resource", "")) for n in notifications})
+    work.set(queue_text(Message(type="list_changed", body={"resources": resources})))
+    return func.HttpResponse(status_code=202)
+
+
+def _verified_notifications(payload: Any) -> list[dict[str, Any]]:
+    expected = os.environ.get("BRIDGE_GRAPH_CLIENT_STATE", "")
+    if not expected:
+        raise Refused(503, "the bridge has no Graph client state configured")
+    if not isinstance(payload, dict) or not isinstance(payload.get("value"), list) or not payload["value"]:
+        raise Refused(400, "expected a JSON object with a non-empty 'value' array of notifications")
+    notifications: list[dict[str, Any]] = payload["value"]
+    for index, notification in enumerate(notifications):
+        given = notification.get("clientState") if isinstance(notification, dict) else None
+        # Constant-time: the client state is the shared secret that tells Graph's calls from forgeries.
+        if not isinstance(given, str) or not hmac.compare_digest(given.encode(), expected.encode()):
+            raise Refused(403, f"notification {index}: clientState does not match")
+    return notifications
+
+
+@blueprint.route(route="forms/responses", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
+@blueprint.queue_output(arg_name="work", queue_name=WORK_QUEUE, connection=STORAGE)
+def form_responses(req: func.HttpRequest, work: func.Out[str]) -> func.HttpResponse:
+    """A form response pushed by a Power Automate HTTP action (function key auth): queue it."""
+    try:
+        message = form_response_message(json_body(req))
+    except Refused as refused:
+        return refused.response()
+    except NotAResponse as error:
+        return func.HttpResponse(str(error), status_code=400, mimetype="text/plain")
+    work.set(queue_text(message))
+    answer = json.dumps({"accepted": True, "response_id": message.body["response_id"]})
+    return func.HttpResponse(answer, status_code=202, mimetype="application/json")

@@ -1,0 +1,44 @@
+"""Queue triggers: the worker that runs flows, and the watcher of the poison queue.
+
+The bridge is built once per worker process, on the first message (one Graph client, one set of
+store clients per worker), never at import.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import azure.functions as func
+
+from flows.queue_message import Message
+
+blueprint = func.Blueprint()  # type: ignore[no-untyped-call]  # azure-functions ships it untyped
+
+WORK_QUEUE = "%BRIDGE_WORK_QUEUE%"
+POISON_QUEUE = "%BRIDGE_WORK_QUEUE%-poison"
+STORAGE = "AzureWebJobsStorage"
+log = logging.getLogger(__name__)
+
+
+@blueprint.queue_trigger(arg_name="msg", queue_name=WORK_QUEUE, connection=STORAGE)
+def run_work(msg: func.QueueMessage) -> None:
+    """Run what a message triggers. A failed *run* is recorded and shown to operators; only a failure
+    of the bridge itself raises, so the host retries the message and finally moves it to poison."""
+    from adapters.functions.runtime import current_app  # heavy: built on first use only
+
+    message = Message.model_validate_json(msg.get_body())
+    log.info("message %s (%s) dequeued %s time(s)", message.message_id, message.type, msg.dequeue_count)
+    current_app().process(message)
+
+
+@blueprint.queue_trigger(arg_name="msg", queue_name=POISON_QUEUE, connection=STORAGE)
+def poison_alert(msg: func.QueueMessage) -> None:
+    """A message the worker gave up on: tell the operators, with what it was (never its payload)."""
+    from adapters.functions.runtime import current_app
+
+    try:
+        message = Message.model_validate_json(msg.get_body())
+        what = {"message_id": message.message_id, "type": message.type, "flow": message.flow}
+    except ValueError:
+        what = {"message_id": msg.id, "type": "unreadable", "flow": None}
+    current_app().alert_poison(what)
