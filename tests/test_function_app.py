@@ -202,3 +202,18 @@ def test_importing_function_app_imports_no_msgraph_and_no_engine() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, cwd=PROJECT_ROOT, check=True
     )
     assert result.stdout.strip() == ""
+
+
+def test_the_light_wire_format_is_the_message_the_worker_reads() -> None:
+    from flows.queue_wire import message_json
+
+    message = Message.model_validate_json(
+        message_json("event", {"entry_id": "S1-000318"}, event="cpl.entry_added")
+    )
+    assert (message.type, message.event, message.flow, message.body) == (
+        "event",
+        "cpl.entry_added",
+        None,
+        {"entry_id": "S1-000318"},
+    )
+    assert len(message.message_id) == 32

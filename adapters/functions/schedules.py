@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import azure.functions as func
 
-from adapters.functions.wire import queue_text
-from flows.queue_message import Message
+from flows.queue_wire import message_json
 
 blueprint = func.Blueprint()  # type: ignore[no-untyped-call]  # azure-functions ships it untyped
 
@@ -21,14 +20,14 @@ STORAGE = "AzureWebJobsStorage"
 @blueprint.queue_output(arg_name="work", queue_name=WORK_QUEUE, connection=STORAGE)
 def secas_sync(timer: func.TimerRequest, work: func.Out[str]) -> None:
     """Queue one SECAS sync (the flow reads the CPL location from settings)."""
-    work.set(queue_text(Message(type="recurrence", flow="secas-sync")))
+    work.set(message_json("recurrence", flow="secas-sync"))
 
 
 @blueprint.timer_trigger(arg_name="timer", schedule="%BRIDGE_LIFECYCLE_SCHEDULE%", run_on_startup=False)
 @blueprint.queue_output(arg_name="work", queue_name=WORK_QUEUE, connection=STORAGE)
 def case_lifecycle(timer: func.TimerRequest, work: func.Out[str]) -> None:
     """Queue the hourly case checks (escalation of long waits)."""
-    work.set(queue_text(Message(type="recurrence", flow="case-lifecycle")))
+    work.set(message_json("recurrence", flow="case-lifecycle"))
 
 
 @blueprint.timer_trigger(arg_name="timer", schedule="%BRIDGE_GRAPH_RENEW_SCHEDULE%", run_on_startup=True)
@@ -36,4 +35,4 @@ def case_lifecycle(timer: func.TimerRequest, work: func.Out[str]) -> None:
 def graph_upkeep(timer: func.TimerRequest, work: func.Out[str]) -> None:
     """Renew the list subscription and run a delta pass: list subscriptions get no 'missed' events,
     so this pass is the safety net for any notification Graph dropped."""
-    work.set(queue_text(Message(type="list_changed", body={"renew_subscription": True})))
+    work.set(message_json("list_changed", {"renew_subscription": True}))

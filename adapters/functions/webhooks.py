@@ -13,8 +13,8 @@ from typing import Any
 
 import azure.functions as func
 
-from adapters.functions.wire import Refused, json_body, queue_text
-from flows.queue_message import Message, NotAResponse, form_response_message
+from adapters.functions.wire import Refused, json_body
+from flows.queue_wire import NotAResponse, message_json, response_id_of
 
 blueprint = func.Blueprint()  # type: ignore[no-untyped-call]  # azure-functions ships it untyped
 
@@ -34,7 +34,7 @@ def graph_notifications(req: func.HttpRequest, work: func.Out[str]) -> func.Http
     except Refused as refused:
         return refused.response()
     resources = sorted({str(n.get("resource", "")) for n in notifications})
-    work.set(queue_text(Message(type="list_changed", body={"resources": resources})))
+    work.set(message_json("list_changed", {"resources": resources}))
     return func.HttpResponse(status_code=202)
 
 
@@ -58,11 +58,12 @@ def _verified_notifications(payload: Any) -> list[dict[str, Any]]:
 def form_responses(req: func.HttpRequest, work: func.Out[str]) -> func.HttpResponse:
     """A form response pushed by a Power Automate HTTP action (function key auth): queue it."""
     try:
-        message = form_response_message(json_body(req))
+        payload = json_body(req)
+        response_id = response_id_of(payload)
     except Refused as refused:
         return refused.response()
     except NotAResponse as error:
         return func.HttpResponse(str(error), status_code=400, mimetype="text/plain")
-    work.set(queue_text(message))
-    answer = json.dumps({"accepted": True, "response_id": message.body["response_id"]})
+    work.set(message_json("form_response", {"response_id": response_id, "payload": payload}))
+    answer = json.dumps({"accepted": True, "response_id": response_id})
     return func.HttpResponse(answer, status_code=202, mimetype="application/json")

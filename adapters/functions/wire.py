@@ -1,4 +1,4 @@
-"""Small checks the HTTP triggers share: body size, content type, JSON, and the queue message text."""
+"""Small checks the HTTP triggers share: body size, content type and JSON."""
 
 from __future__ import annotations
 
@@ -6,8 +6,6 @@ import json
 from typing import Any
 
 import azure.functions as func
-
-from flows.queue_message import Message
 
 MAX_BODY_BYTES = 256 * 1024  # a form response or a batch of Graph notifications is a few KiB
 
@@ -36,8 +34,3 @@ def json_body(req: func.HttpRequest) -> Any:
         return json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise Refused(400, f"body is not valid JSON: {error}") from error
-
-
-def queue_text(message: Message) -> str:
-    """What goes on the work queue: the message as JSON (the host base64-encodes it)."""
-    return message.model_dump_json()

@@ -10,8 +10,6 @@ import logging
 
 import azure.functions as func
 
-from flows.queue_message import Message
-
 blueprint = func.Blueprint()  # type: ignore[no-untyped-call]  # azure-functions ships it untyped
 
 WORK_QUEUE = "%BRIDGE_WORK_QUEUE%"
@@ -25,6 +23,7 @@ def run_work(msg: func.QueueMessage) -> None:
     """Run what a message triggers. A failed *run* is recorded and shown to operators; only a failure
     of the bridge itself raises, so the host retries the message and finally moves it to poison."""
     from adapters.functions.runtime import current_app  # heavy: built on first use only
+    from flows.queue_message import Message
 
     message = Message.model_validate_json(msg.get_body())
     log.info("message %s (%s) dequeued %s time(s)", message.message_id, message.type, msg.dequeue_count)
@@ -35,6 +34,7 @@ def run_work(msg: func.QueueMessage) -> None:
 def poison_alert(msg: func.QueueMessage) -> None:
     """A message the worker gave up on: tell the operators, with what it was (never its payload)."""
     from adapters.functions.runtime import current_app
+    from flows.queue_message import Message
 
     try:
         message = Message.model_validate_json(msg.get_body())
