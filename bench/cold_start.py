@@ -37,9 +37,7 @@ def main() -> int:
         subject.append(timed_import(SUBJECT))
     ratio = statistics.median(subject) / statistics.median(baseline)
     subject_ms, baseline_ms = statistics.median(subject) * 1000, statistics.median(baseline) * 1000
-    print(
-        f"function_app {subject_ms:.1f} ms, azure.functions + pydantic {baseline_ms:.1f} ms (medians of {ROUNDS})"
-    )
+    print(f"function_app {subject_ms:.1f} ms; azure.functions + pydantic {baseline_ms:.1f} ms")
     result = {
         "bench": "cold_start",
         "ratio": round(ratio, 3),
