@@ -103,6 +103,7 @@ def bootstrap(
     *,
     clock: Callable[[], datetime] | None = None,
     cpl_source: CplSource | None = None,
+    cpl_reader: Callable[[bytes, str], CplPublication] | None = None,
     sleep: Callable[[float], None] | None = None,
     on_progress: Callable[[Message, RunRecord], None] | None = None,
 ) -> BridgeApp:
@@ -162,7 +163,8 @@ def bootstrap(
     )
     registry.register("mail.send", messaging.send_mail, side_effect=True)
     registry.register("teams.post", messaging.post_card, side_effect=True)
-    secas = SecasOperations(cpl_source or CplFileOrUrl(max_bytes=settings.cpl_max_bytes), publications, read)
+    source = cpl_source or CplFileOrUrl(max_bytes=settings.cpl_max_bytes)
+    secas = SecasOperations(source, publications, cpl_reader or read)
     registry.register("secas.sync", secas.sync, side_effect=True)
     registry.register("events.emit", EventOperations(bridge.emit).emit, side_effect=True)
 
