@@ -130,6 +130,7 @@ def main() -> int:
                 parsed = parsed or parsed_now
     finally:
         server.shutdown()
+        server.server_close()
     worst, median = max(times), statistics.median(times)
     target = POLL_S + BUDGET_S
     print(f"{TRIALS} publications, polling every {POLL_S} s: median {median:.2f} s, worst {worst:.2f} s")

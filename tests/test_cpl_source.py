@@ -1,0 +1,110 @@
+"""The SECAS CPL download against a real HTTP server on 127.0.0.1: conditional requests, so an
+unchanged CPL costs one 304; errors translated into the bridge's tree; limits enforced."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from adapters.cpl_source import CplFileOrUrl
+from flows.errors import BadInput, PermanentError, TransientError
+
+
+class Site:
+    def __init__(self) -> None:
+        self.content = b"PK\x03\x04 first publication"
+        self.etag = '"v1"'
+        self.last_modified = "Fri, 20 Nov 2026 09:00:00 GMT"
+        self.script: list[tuple[int, dict[str, str]]] = []  # faults to answer with, in order
+        self.requests: list[dict[str, str]] = []
+
+
+@pytest.fixture
+def site() -> Iterator[tuple[Site, str]]:
+    state = Site()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            state.requests.append(dict(self.headers))
+            if state.script:
+                status, headers = state.script.pop(0)
+                self.send_response(status)
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            if self.headers.get("If-None-Match") == state.etag:
+                self.send_response(304)
+                self.send_header("ETag", state.etag)
+                self.end_headers()
+                return
+            self.send_response(200)
+            self.send_header("ETag", state.etag)
+            self.send_header("Last-Modified", state.last_modified)
+            self.send_header("Content-Length", str(len(state.content)))
+            self.end_headers()
+            self.wfile.write(state.content)
+
+        def log_message(self, format: str, *args: object) -> None:
+            """Quiet in test output."""
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield state, f"http://127.0.0.1:{server.server_address[1]}/cpl.xlsx"
+    server.shutdown()
+    server.server_close()
+    thread.join()
+
+
+def test_an_unchanged_cpl_costs_one_304(site: tuple[Site, str]) -> None:
+    state, url = site
+    source = CplFileOrUrl()
+    assert source.fetch(url) == state.content
+    assert source.fetch(url) is None
+    assert state.requests[1]["If-None-Match"] == '"v1"'
+    assert state.requests[1]["If-Modified-Since"] == state.last_modified
+    state.content, state.etag = b"PK\x03\x04 second publication", '"v2"'
+    assert source.fetch(url) == b"PK\x03\x04 second publication"
+
+
+def test_throttling_and_server_errors_are_transient_with_retry_after(site: tuple[Site, str]) -> None:
+    state, url = site
+    state.script = [(429, {"Retry-After": "7"}), (503, {})]
+    with pytest.raises(TransientError) as throttled:
+        CplFileOrUrl().fetch(url)
+    assert throttled.value.retry_after == 7
+    with pytest.raises(TransientError, match="HTTP 503"):
+        CplFileOrUrl().fetch(url)
+
+
+def test_a_missing_file_is_permanent(site: tuple[Site, str]) -> None:
+    state, url = site
+    state.script = [(404, {})]
+    with pytest.raises(PermanentError, match="HTTP 404"):
+        CplFileOrUrl().fetch(url)
+
+
+def test_a_refused_connection_is_transient() -> None:
+    with pytest.raises(TransientError, match="failed"):
+        CplFileOrUrl().fetch("http://127.0.0.1:9/cpl.xlsx")  # the discard port: nothing listens
+
+
+def test_an_oversized_download_or_file_is_refused(site: tuple[Site, str], tmp_path: Path) -> None:
+    _, url = site
+    with pytest.raises(BadInput, match="over the limit of 10 bytes"):
+        CplFileOrUrl(max_bytes=10).fetch(url)
+    big = tmp_path / "big.xlsx"
+    big.write_bytes(b"x" * 11)
+    with pytest.raises(BadInput, match="over the limit of 10"):
+        CplFileOrUrl(max_bytes=10).fetch(str(big))
+
+
+def test_a_missing_local_file_names_it(tmp_path: Path) -> None:
+    with pytest.raises(BadInput, match=r"cannot read CPL file .*nope\.xlsx"):
+        CplFileOrUrl().fetch(str(tmp_path / "nope.xlsx"))
