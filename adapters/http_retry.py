@@ -1,0 +1,139 @@
+"""Calling an HTTP service that may be briefly unavailable: one attempt's failures sorted into the bridge's
+error tree, and a bounded tenacity retry of the transient ones that honours the far side's Retry-After.
+
+Shared by the HTTP adapters (Teams Workflows webhook, SMI); each decides itself what a final, non-transient
+response means for its own port.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any, TypeVar
+
+import httpx
+import tenacity
+
+from flows.errors import PermanentError, TransientError
+
+T = TypeVar("T")
+log = logging.getLogger(__name__)
+
+TRANSIENT_STATUSES = frozenset({408, 429})
+"""Besides every 5xx: a request timeout and throttling. Any other 4xx will recur as it is."""
+EXCERPT_CHARS = 200
+
+
+@dataclass(frozen=True)
+class HttpRetry:
+    """How an adapter retries transient failures itself (the shape of Temporal's ``RetryPolicy``).
+
+    ``attempts`` bounds the tries (1 = no retry); ``max_elapsed`` bounds the seconds spent, waits included:
+    a wait that would go past it is not made, and the last ``TransientError`` (with the far side's
+    ``retry_after``) goes up to the flow engine, which can wait longer. A Retry-After wins over the
+    exponential delay. Keep this small: the engine retries transient errors too, so the two multiply.
+    """
+
+    attempts: int = 3
+    initial_delay: float = 0.5
+    backoff: float = 2.0
+    max_delay: float = 10.0
+    max_elapsed: float = 30.0
+
+    def __post_init__(self) -> None:
+        if self.attempts < 1 or min(self.initial_delay, self.backoff, self.max_delay, self.max_elapsed) < 0:
+            raise ValueError(f"invalid retry policy {self}")
+
+    def delay(self, attempt: int, error: BaseException | None) -> float:
+        """Seconds to wait after failed attempt number ``attempt`` (1-based)."""
+        if isinstance(error, TransientError) and error.retry_after is not None:
+            return max(0.0, error.retry_after)
+        return min(self.initial_delay * self.backoff ** (attempt - 1), self.max_delay)
+
+
+NO_RETRY = HttpRetry(attempts=1)
+
+
+def call_with_retry(call: Callable[[], T], policy: HttpRetry, *, sleep: Callable[[float], Any]) -> T:
+    """Call, retrying ``TransientError`` within the policy's bounds; the last error is raised as it is."""
+
+    def wait(state: tenacity.RetryCallState) -> float:
+        error = state.outcome.exception() if state.outcome else None
+        return policy.delay(state.attempt_number, error)
+
+    def stop(state: tenacity.RetryCallState) -> bool:
+        if state.attempt_number >= policy.attempts:
+            return True
+        # ``idle_for`` sums the waits asked for, so an injected ``sleep`` that returns at once still counts.
+        spent = max(state.seconds_since_start or 0.0, state.idle_for)
+        return spent + wait(state) > policy.max_elapsed
+
+    def before_sleep(state: tenacity.RetryCallState) -> None:
+        error = state.outcome.exception() if state.outcome else None
+        log.warning("attempt %d failed (%s); retrying in %.1f s", state.attempt_number, error, wait(state))
+
+    retrying = tenacity.Retrying(
+        stop=stop,
+        retry=tenacity.retry_if_exception_type(TransientError),
+        wait=wait,
+        sleep=sleep,
+        before_sleep=before_sleep,
+        reraise=True,
+    )
+    return retrying(call)
+
+
+def attempt(
+    send: Callable[[], httpx.Response], what: str, *, scrub: Callable[[str], str] = str
+) -> httpx.Response:
+    """Make one request; a transport failure or a 408/429/5xx raises ``TransientError``.
+
+    ``what`` names the call in messages (never put a secret in it); ``scrub`` cleans each message of
+    what the far side or the transport might echo. Any other response is returned for the adapter to
+    judge (httpx has read it in full, so the connection is back in the pool).
+    """
+    try:
+        response = send()
+    except (httpx.UnsupportedProtocol, httpx.LocalProtocolError) as error:
+        raise PermanentError(scrub(f"{what}: {type(error).__name__}: {error}")) from error
+    except httpx.TransportError as error:
+        raise TransientError(scrub(f"{what}: {type(error).__name__}: {error}")) from error
+    if response.status_code in TRANSIENT_STATUSES or response.status_code >= 500:
+        message = scrub(f"{what}: HTTP {response.status_code}{excerpt(response)}")
+        raise TransientError(message, retry_after=retry_after(response))
+    return response
+
+
+def retry_after(response: httpx.Response) -> float | None:
+    """The Retry-After header in seconds, given as delay-seconds or as an HTTP date; None if absent or bad.
+
+    A date is measured from the response's own Date header when there is one, so that a difference
+    between the two clocks does not shorten or lengthen the wait.
+    """
+    value = response.headers.get("Retry-After", "").strip()
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        until = parsedate_to_datetime(value)
+        sent = response.headers.get("Date")
+        now = parsedate_to_datetime(sent) if sent else datetime.now(UTC)
+    except (TypeError, ValueError):
+        return None
+    if until.tzinfo is None or now.tzinfo is None:
+        return None
+    return max(0.0, (until - now).total_seconds())
+
+
+def excerpt(response: httpx.Response, limit: int = EXCERPT_CHARS) -> str:
+    """``": <the body's start>"`` with white space collapsed, for error messages; empty for an empty body."""
+    text = " ".join(response.text.split())
+    if not text:
+        return ""
+    return ": " + (text if len(text) <= limit else text[:limit] + "...")

@@ -1,0 +1,159 @@
+"""``HttpInventory``: the Azure ``Inventory``, DCC's SMI adaptor over HTTP, as ``openapi.yaml`` says."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+
+from adapters.http_retry import HttpRetry, attempt, call_with_retry, retry_after
+from adapters.smi.wire import (
+    COLLECTION,
+    fields_body,
+    from_wire,
+    json_body,
+    problem_type,
+    refusal,
+    resource_path,
+)
+from flows.domain.cpl import DeviceModelCombination
+from flows.errors import BadInput, PermanentError, TransientError
+from flows.ports import InventoryRecord, UpsertOutcome
+
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+REPLAYED_HEADER = "Idempotent-Replayed"
+NOT_FOUND = "urn:smi:problem:device-model-not-found"
+MAX_PAGES = 10_000
+MAX_PAGE_SIZE = 500  # the contract's limit on ``limit``
+
+
+class HttpInventory:
+    """The SMI's device model register over HTTP: the same semantics as the embedded ``SqliteInventory``.
+
+    Every write carries ``Idempotency-Key``; the SMI answers a repeated key with its kept response,
+    marked ``Idempotent-Replayed: true``, and changes nothing. So writes are retried safely (on 409, 429,
+    5xx and transport failures, honouring Retry-After, within ``retry``), and a replay is read like this:
+
+    - replayed on this call's first attempt: the key was used by an earlier call, so this one changed
+      nothing (``UNCHANGED``, ``False``), as with the embedded inventory;
+    - replayed after an earlier attempt of this call failed: that attempt reached the SMI and only its
+      answer was lost, so the kept answer is this call's own (``CREATED``, ``True``...).
+
+    The same key with a different record is refused by the SMI (422) and raised as ``BadInput``: the
+    embedded inventory would instead answer ``UNCHANGED``; either way a changed record needs a new key.
+    ``token`` gives a bearer token for each attempt (``CredentialToken`` caches one from azure-identity).
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        client: httpx.Client,
+        token: Callable[[], str],
+        *,
+        retry: HttpRetry | None = None,
+        sleep: Callable[[float], Any] = time.sleep,
+        page_size: int = 100,
+    ) -> None:
+        url = httpx.URL(base_url)
+        if url.scheme not in ("http", "https") or not url.host:
+            raise BadInput(f"SMI base URL {base_url!r} must be an absolute http(s) URL")
+        if not 1 <= page_size <= MAX_PAGE_SIZE:
+            raise BadInput(f"SMI page size {page_size} is not 1 to {MAX_PAGE_SIZE}")
+        self._base = str(url).rstrip("/")
+        self._client = client
+        self._token = token
+        self._retry = retry or HttpRetry()
+        self._sleep = sleep
+        self._page_size = page_size
+
+    def upsert(self, record: InventoryRecord, *, idempotency_key: str) -> UpsertOutcome:
+        path = resource_path(record.dmc)
+        response, first_try_replayed = self._send("PUT", path, key=idempotency_key, body=fields_body(record))
+        if response.status_code not in (200, 201):
+            raise refusal(response, f"SMI PUT {path}")
+        data = json_body(response, f"SMI PUT {path}")
+        try:
+            outcome = UpsertOutcome(str(data.get("outcome")))
+        except ValueError as error:
+            raise PermanentError(f"SMI PUT {path}: unknown outcome {data.get('outcome')!r}") from error
+        if (response.status_code == 201) != (outcome is UpsertOutcome.CREATED):
+            raise PermanentError(f"SMI PUT {path}: HTTP {response.status_code} with outcome {outcome}")
+        return UpsertOutcome.UNCHANGED if first_try_replayed else outcome
+
+    def withdraw(self, dmc: DeviceModelCombination, *, idempotency_key: str) -> bool:
+        path = resource_path(dmc) + "/withdrawal"
+        response, first_try_replayed = self._send("POST", path, key=idempotency_key)
+        if response.status_code == 404 and problem_type(response) == NOT_FOUND:
+            return False
+        if response.status_code != 200:
+            raise refusal(response, f"SMI POST {path}")
+        outcome = json_body(response, f"SMI POST {path}").get("outcome")
+        if outcome not in ("withdrawn", "already-withdrawn"):
+            raise PermanentError(f"SMI POST {path}: unknown outcome {outcome!r}")
+        return outcome == "withdrawn" and not first_try_replayed
+
+    def get(self, dmc: DeviceModelCombination) -> InventoryRecord | None:
+        path = resource_path(dmc)
+        response, _ = self._send("GET", path)
+        if response.status_code == 404 and problem_type(response) == NOT_FOUND:
+            return None
+        if response.status_code != 200:
+            raise refusal(response, f"SMI GET {path}")
+        record = from_wire(json_body(response, f"SMI GET {path}"), f"SMI GET {path}")
+        if record.dmc != dmc:
+            raise PermanentError(f"SMI GET {path}: answered with {record.dmc.key}")
+        return record
+
+    def all(self) -> list[InventoryRecord]:
+        """Every record, whatever its status, in the SMI's order (by device model combination)."""
+        records: list[InventoryRecord] = []
+        cursor: str | None = None
+        for _ in range(MAX_PAGES):
+            params = {"limit": str(self._page_size)} | ({"cursor": cursor} if cursor else {})
+            response, _ = self._send("GET", COLLECTION, params=params)
+            if response.status_code != 200:
+                raise refusal(response, f"SMI GET {COLLECTION}")
+            page = json_body(response, f"SMI GET {COLLECTION}")
+            items, following = page.get("items"), page.get("nextCursor")
+            if not isinstance(items, list) or not (following is None or isinstance(following, str)):
+                raise PermanentError(f"SMI GET {COLLECTION}: not a page of device models")
+            records.extend(from_wire(item, f"SMI GET {COLLECTION}") for item in items)
+            if not following:
+                return records
+            if following == cursor:
+                raise PermanentError(f"SMI GET {COLLECTION}: the next page's cursor is this page's")
+            cursor = following
+        raise PermanentError(f"SMI GET {COLLECTION}: more than {MAX_PAGES} pages")
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        *,
+        key: str | None = None,
+        body: dict[str, str] | None = None,
+        params: dict[str, str] | None = None,
+    ) -> tuple[httpx.Response, bool]:
+        """The final response, retried while transient, and whether it was replayed on the first attempt."""
+        what = f"SMI {method} {path}"
+        attempts = 0
+
+        def once() -> httpx.Response:
+            nonlocal attempts
+            attempts += 1
+            headers = {"Authorization": f"Bearer {self._token()}", "Accept": "application/json"}
+            if key is not None:
+                headers[IDEMPOTENCY_HEADER] = key
+            url = self._base + path
+            response = attempt(
+                lambda: self._client.request(method, url, headers=headers, json=body, params=params), what
+            )
+            if response.status_code == 409:  # the same key still being processed
+                raise TransientError(f"{what}: HTTP 409, key in progress", retry_after=retry_after(response))
+            return response
+
+        response = call_with_retry(once, self._retry, sleep=self._sleep)
+        replayed = response.headers.get(REPLAYED_HEADER, "").lower() == "true"
+        return response, replayed and attempts == 1

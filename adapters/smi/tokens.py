@@ -1,0 +1,62 @@
+"""``CredentialToken``: a bearer token for one scope from an azure-identity credential, kept until near
+its expiry so that each SMI request does not ask Entra ID (or the credential's own cache) again."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Protocol
+
+from azure.core.credentials import AccessToken
+from azure.core.exceptions import AzureError, ClientAuthenticationError
+
+from flows.errors import PermanentError, TransientError
+
+REFRESH_MARGIN_SECONDS = 300.0
+"""A token this close to its expiry is replaced: a request may take a while and clocks differ."""
+
+
+class TokenSource(Protocol):
+    """What the bridge needs of an azure-identity credential (``DefaultAzureCredential``, ...)."""
+
+    def get_token(self, *scopes: str) -> AccessToken: ...
+
+
+class CredentialToken:
+    """A ``Callable[[], str]`` giving a valid bearer token for ``scope`` (e.g. ``api://<smi-app>/.default``).
+
+    The token is reused until ``refresh_margin`` seconds before its ``expires_on``, then fetched again.
+    A credential that cannot authenticate (``ClientAuthenticationError``, ``CredentialUnavailableError``)
+    is a ``PermanentError``: configuration; any other azure-core error (Entra ID not reached) is a
+    ``TransientError``. Thread-safe: concurrent callers share one fetch.
+    """
+
+    def __init__(
+        self,
+        credential: TokenSource,
+        scope: str,
+        *,
+        refresh_margin: float = REFRESH_MARGIN_SECONDS,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._credential = credential
+        self._scope = scope
+        self._refresh_margin = refresh_margin
+        self._clock = clock
+        self._token: AccessToken | None = None
+        self._lock = threading.Lock()
+
+    def __call__(self) -> str:
+        with self._lock:
+            if self._token is None or self._token.expires_on - self._refresh_margin <= self._clock():
+                self._token = self._fetch()
+            return self._token.token
+
+    def _fetch(self) -> AccessToken:
+        try:
+            return self._credential.get_token(self._scope)
+        except ClientAuthenticationError as error:
+            raise PermanentError(f"no token for {self._scope}: {error.message}") from error
+        except AzureError as error:  # ServiceRequestError and the like: Entra ID not reached
+            raise TransientError(f"no token for {self._scope}: {error.message}") from error

@@ -1,0 +1,102 @@
+"""The SMI contract's JSON and paths (see ``openapi.yaml``), and reading its problem+json errors."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+from pydantic import ValidationError
+
+from adapters.http_retry import excerpt
+from flows.domain.cpl import DeviceModelCombination
+from flows.errors import BadInput, PermanentError
+from flows.ports import InventoryRecord
+
+COLLECTION = "/device-models"
+_NAMES = {
+    "device_type": "deviceType",
+    "manufacturer_id": "manufacturerId",
+    "model_id": "modelId",
+    "hardware_version": "hardwareVersion",
+    "firmware_version": "firmwareVersion",
+    "cpl_entry_id": "cplEntryId",
+    "s1sp": "s1sp",
+    "response_id": "responseId",
+    "status": "status",
+}
+_KEY_FIELDS = DeviceModelCombination._fields
+IDENTIFIER = re.compile(r"(?!\.{1,2}$)[^/\s]{1,64}")
+"""What the contract takes as one part of a combination: no slash or white space, not "." or ".."."""
+
+
+def resource_path(dmc: DeviceModelCombination) -> str:
+    """``/device-models/{type}/{manufacturer}/{model}/{hardware}/{firmware}``, each part percent-encoded."""
+    for name, value in zip(_KEY_FIELDS, dmc, strict=True):
+        if not IDENTIFIER.fullmatch(value):
+            raise BadInput(f"device model {dmc.key!r}: {name} {value!r} cannot be sent to the SMI")
+    return COLLECTION + "".join("/" + quote(value, safe="") for value in dmc)
+
+
+def fields_body(record: InventoryRecord) -> dict[str, str]:
+    """The PUT body: every field but the combination itself, which the path carries."""
+    return {_NAMES[name]: str(getattr(record, name)) for name in _NAMES if name not in _KEY_FIELDS}
+
+
+def to_wire(record: InventoryRecord) -> dict[str, str]:
+    """A ``DeviceModel`` as the SMI shows it (the test server uses this too)."""
+    return {wire: str(getattr(record, name)) for name, wire in _NAMES.items()}
+
+
+def from_wire(data: Any, what: str) -> InventoryRecord:
+    """A ``DeviceModel`` the SMI sent; anything else is a ``PermanentError`` (the two sides disagree)."""
+    if not isinstance(data, dict):
+        raise PermanentError(f"{what}: expected a device model, got {type(data).__name__}")
+    try:
+        return InventoryRecord.model_validate({name: data.get(wire) for name, wire in _NAMES.items()})
+    except ValidationError as error:
+        raise PermanentError(
+            f"{what}: the SMI sent a device model the bridge cannot read: {error}"
+        ) from error
+
+
+def json_body(response: httpx.Response, what: str) -> dict[str, Any]:
+    """The response's JSON object; a body that is not one is a ``PermanentError``."""
+    try:
+        data = response.json()
+    except ValueError as error:
+        raise PermanentError(
+            f"{what}: HTTP {response.status_code} without JSON{excerpt(response)}"
+        ) from error
+    if not isinstance(data, dict):
+        raise PermanentError(f"{what}: HTTP {response.status_code}: expected a JSON object")
+    return data
+
+
+def problem_type(response: httpx.Response) -> str:
+    """The problem+json ``type`` of an error response, or "" when it has none."""
+    try:
+        data = response.json()
+    except ValueError:
+        return ""
+    kind = data.get("type") if isinstance(data, dict) else None
+    return kind if isinstance(kind, str) else ""
+
+
+def refusal(response: httpx.Response, what: str) -> Exception:
+    """The bridge's error for a final answer that is not a success (transient ones never get here).
+
+    400 and 422 say the request itself is wrong (``BadInput``: a reused idempotency key is one); any
+    other status, 401 and 403 included, is a ``PermanentError``. Both name the status and the problem.
+    """
+    try:
+        data = response.json()
+    except ValueError:
+        data = None
+    if isinstance(data, dict) and "title" in data:
+        said = f": {data.get('title')}" + (f" ({data['detail']})" if data.get("detail") else "")
+    else:
+        said = excerpt(response)
+    message = f"{what}: HTTP {response.status_code}{said}"
+    return BadInput(message) if response.status_code in (400, 422) else PermanentError(message)
