@@ -6,8 +6,9 @@ Every default runs the samples on one machine, so a newcomer needs to set nothin
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -34,6 +35,25 @@ class Settings(BaseSettings):
     mail_sender: str = "emergency-cpl@dcc.example"
     templates_dir: Path | None = Field(default=None, description="Templates that override the built-in ones.")
     console_url: str = Field(default="", description="Base URL of the operator console, for links in cards.")
+
+    # --- Azure (backend = azure); each is described in the README's table -------------------------
+    backend: Literal["embedded", "azure"] = "embedded"
+    storage_connection: SecretStr | None = None  # a connection string: Azurite, or no identity
+    storage_account_url: str = ""  # with the managed identity
+    work_queue: str = "bridge-work"
+    graph_tenant_id: str = ""
+    graph_client_id: str = ""
+    graph_credential: Literal["managed_identity", "client_secret", "certificate"] = "managed_identity"
+    graph_client_secret: SecretStr | None = None
+    graph_certificate_path: Path | None = None
+    graph_site_id: str = ""
+    graph_list_id: str = ""
+    graph_mailbox: str = ""  # the shared mailbox supplier e-mails are sent from
+    graph_client_state: SecretStr | None = None  # echoed by Graph in every notification
+    graph_notification_url: str = ""  # public URL of graph/notifications, with its function key
+    teams_webhook_url: SecretStr | None = None
+    smi_url: str = ""
+    smi_scope: str = ""  # e.g. api://<smi-app-id>/.default
 
     def flow_settings(self) -> dict[str, object]:
         """What flows may read as ``settings.*``: no secrets, nothing personal."""
