@@ -1,0 +1,142 @@
+"""``TableCaseStore``: cases in Azure Table storage, one entity per case.
+
+Partitioning: every case is in one partition, ``case``, with the response id (made a valid key by
+``key_text``) as RowKey. Cases number in the hundreds a year and are read a handful of times each, far
+below a partition's throughput (about 2,000 entities a second); one partition makes ``list`` a single
+partition query instead of a scan of the whole table. ``state``, ``supplier``, ``cpl_entry_id`` and
+``opened_at`` are properties of their own, for queries; the case itself is JSON in the ``doc``
+properties (compressed and split when long, see ``_documents``).
+
+Concurrency: ``version`` is a counter property, bumped by every save, as in the embedded store. The
+ETag never reaches the domain ``Case``: ``save`` reads the stored version and ETag (one small point
+read, without the document), refuses if the version is not the one the case was read at, and writes
+with ``If-Match`` on that ETag, so a writer who slipped in between is caught by the service (412).
+That costs one read per save, but holds no state: it works across store instances, processes and
+threads, and for a case this instance never read. (Remembering ETags from ``get`` would save the read
+but goes stale in a long-lived worker and needs keying by version to stay correct.)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+from azure.core import MatchConditions
+from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
+from azure.data.tables import TableClient, TableEntity, UpdateMode
+
+from adapters.azure_storage._documents import pack, unpack
+from adapters.azure_storage._errors import storage_errors
+from adapters.azure_storage._keys import key_text, utc_text, written_now
+from flows.domain.case import Case, CaseState
+from flows.ports import ConcurrencyConflict
+
+PARTITION = "case"
+
+
+class TableCaseStore:
+    """The ``CaseStore`` on Azure Table storage (see the module's docstring for the layout)."""
+
+    def __init__(self, table: TableClient, *, clock: Callable[[], datetime] | None = None) -> None:
+        """``table``: the cases table (it must exist). ``clock`` stamps ``updated_at`` (default: UTC now)."""
+        self._table = table
+        self._clock = clock or (lambda: datetime.now(UTC))
+
+    def get(self, response_id: str) -> Case | None:
+        with storage_errors(f"case {response_id}: read"):
+            try:
+                entity = self._table.get_entity(PARTITION, key_text(response_id))
+            except ResourceNotFoundError:
+                return None
+        return Case.model_validate_json(unpack(entity))
+
+    def add(self, case: Case) -> bool:
+        entity = self._entity(case, case.version, added=written_now())
+        with storage_errors(f"case {case.response_id}: add"):
+            try:
+                self._table.create_entity(entity)
+            except ResourceExistsError:
+                return False
+        return True
+
+    def save(self, case: Case) -> Case:
+        row = key_text(case.response_id)
+        with storage_errors(f"case {case.response_id}: save"):
+            stored = self._stored_version(row)
+            if stored is None:
+                raise _not_stored(case)
+            if stored["version"] != case.version:
+                raise _conflict(case, stored["version"])
+            saved = case.model_copy(update={"version": case.version + 1})
+            entity = self._entity(saved, saved.version, added=stored["added"])
+            try:
+                self._table.update_entity(
+                    entity,
+                    mode=UpdateMode.REPLACE,
+                    etag=stored.metadata["etag"],
+                    match_condition=MatchConditions.IfNotModified,
+                )
+            except ResourceModifiedError as error:  # 412: saved by someone else since the read above
+                now = self._stored_version(row)
+                if now is None:
+                    raise _not_stored(case) from error
+                raise _conflict(case, now["version"]) from error
+            except ResourceNotFoundError as error:  # deleted since the read above
+                raise _not_stored(case) from error
+        return Case.model_validate_json(saved.model_dump_json())
+
+    def list(self, states: Iterable[CaseState] | None = None) -> list[Case]:
+        """Cases in the given states (all when ``None``), oldest opened first (ties: first added).
+
+        The state filter runs in the service; the order is made here (a partition comes back in
+        RowKey order, which is the response id's).
+        """
+        parameters: dict[str, Any] = {"pk": PARTITION}
+        query = "PartitionKey eq @pk"
+        if states is not None:
+            wanted = sorted({CaseState(state).value for state in states})
+            if not wanted:
+                return []
+            parameters |= {f"s{number}": state for number, state in enumerate(wanted)}
+            # spaces around the parentheses: the SDK finds @names by splitting on white space
+            query += " and ( " + " or ".join(f"state eq @s{n}" for n in range(len(wanted))) + " )"
+        with storage_errors("cases: list"):
+            entities = list(self._table.query_entities(query, parameters=parameters))
+        entities.sort(key=lambda entity: (entity["opened_at"], entity["added"]))
+        return [Case.model_validate_json(unpack(entity)) for entity in entities]
+
+    def _stored_version(self, row: str) -> TableEntity | None:
+        try:
+            return self._table.get_entity(PARTITION, row, select=["version", "added"])
+        except ResourceNotFoundError:
+            return None
+
+    def _entity(self, case: Case, version: int, *, added: str) -> dict[str, Any]:
+        document = case.model_copy(update={"version": version}).model_dump_json()
+        entity: dict[str, Any] = {
+            "PartitionKey": PARTITION,
+            "RowKey": key_text(case.response_id),
+            "response_id": case.response_id,
+            "state": case.state.value,
+            "supplier": case.supplier,
+            "opened_at": utc_text(case.opened_at),
+            "added": added,
+            "updated_at": utc_text(self._clock()),
+            "version": version,
+            **pack(document, what=f"case {case.response_id}"),
+        }
+        if case.cpl_entry_id is not None:
+            entity["cpl_entry_id"] = case.cpl_entry_id
+        return entity
+
+
+def _not_stored(case: Case) -> ConcurrencyConflict:
+    return ConcurrencyConflict(f"case {case.response_id}: not stored (add it before saving it)")
+
+
+def _conflict(case: Case, stored_version: int) -> ConcurrencyConflict:
+    return ConcurrencyConflict(
+        f"case {case.response_id}: read at version {case.version}, but version {stored_version} is "
+        "stored: someone saved it meanwhile; re-read it and decide again"
+    )

@@ -1,0 +1,135 @@
+"""``StorageWorkQueue``: the work queue on an Azure Storage queue, with its poison queue.
+
+In Azure the Functions host takes messages off this queue itself (the queue trigger); this class is
+for the bridge's own drain loop (the CLI, a worker outside Functions, tests) and for putting messages
+on. Both sides must agree on the text of a message:
+
+- Encoding: the Functions host expects **base64** by default (host.json ``extensions.queues.
+  messageEncoding``, ``base64`` unless set to ``none``) and writes base64 through its output bindings.
+  ``encoding="base64"`` (the default) matches it; ``"text"`` puts the JSON as it is, for a host set to
+  ``none``. Decoding is done here, not by an SDK policy, so that a message that cannot be read is moved
+  to the poison queue instead of failing every ``get``.
+- Poison: the host moves a message that was dequeued ``maxDequeueCount`` times without success to
+  ``<queue>-poison``. ``get`` does the same: a message dequeued more than ``max_dequeue_count`` times
+  (or unreadable) goes to the poison queue, unchanged and without expiry, and ``get`` takes the next.
+
+``get`` hides the message for ``visibility_timeout`` seconds; ``done`` deletes it with the pop receipt
+kept from ``get`` (the port hands back the ``Message``, not the queue's receipt). A message not acknowledged
+in time becomes visible again and is delivered again, which is safe: its runs resume by message id.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+import threading
+from typing import Literal
+
+from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
+from azure.storage.queue import QueueClient, QueueMessage
+from pydantic import ValidationError
+
+from adapters.azure_storage._errors import storage_errors
+from flows.errors import BadInput
+from flows.queue_message import Message
+
+MAX_MESSAGE_BYTES = 64 * 1024  # the service's limit on a message's text
+log = logging.getLogger(__name__)
+
+
+class StorageWorkQueue:
+    """The ``WorkQueue`` on Azure Storage queues (see the module's docstring)."""
+
+    def __init__(
+        self,
+        queue: QueueClient,
+        poison: QueueClient,
+        *,
+        encoding: Literal["base64", "text"] = "base64",
+        max_dequeue_count: int = 5,
+        visibility_timeout: int = 300,
+    ) -> None:
+        """``queue`` and ``poison``: clients without message encode/decode policies (this class encodes)."""
+        self._queue = queue
+        self._poison = poison
+        self._encoding = encoding
+        self._max_dequeue_count = max_dequeue_count
+        self._visibility_timeout = visibility_timeout
+        self._receipts: dict[str, dict[str, str]] = {}  # message id -> queue message id -> pop receipt
+        self._lock = threading.Lock()
+
+    def put(self, message: Message) -> None:
+        content = self._encode(message.model_dump_json())
+        if len(content.encode()) > MAX_MESSAGE_BYTES:
+            raise BadInput(
+                f"message {message.message_id} is {len(content.encode()):,} bytes as queued, over the "
+                f"queue's limit of {MAX_MESSAGE_BYTES:,}"
+            )
+        with storage_errors(f"queue {self._queue.queue_name}: put message {message.message_id}"):
+            self._queue.send_message(content)
+
+    def get(self) -> Message | None:
+        while True:
+            with storage_errors(f"queue {self._queue.queue_name}: get"):
+                received = self._queue.receive_message(visibility_timeout=self._visibility_timeout)
+            if received is None:
+                return None
+            message = self._decode(received.content)
+            if message is None:
+                self._to_poison(received, "it is not a message the bridge can read")
+            elif received.dequeue_count is not None and received.dequeue_count > self._max_dequeue_count:
+                self._to_poison(received, f"it was dequeued {received.dequeue_count} times")
+            else:
+                with self._lock:
+                    deliveries = self._receipts.setdefault(message.message_id, {})
+                    deliveries[received.id] = str(received.pop_receipt)  # a later receipt replaces one
+                return message
+
+    def done(self, message: Message) -> None:
+        """Delete every delivery of this message taken by this instance and not yet acknowledged."""
+        with self._lock:
+            deliveries = self._receipts.pop(message.message_id, None)
+        if deliveries is None:
+            raise KeyError(f"message {message.message_id} was not taken from this queue, or is acknowledged")
+        for queued_id, pop_receipt in deliveries.items():
+            with storage_errors(f"queue {self._queue.queue_name}: delete message {message.message_id}"):
+                try:
+                    self._queue.delete_message(queued_id, pop_receipt)
+                except HttpResponseError as error:
+                    if not _receipt_expired(error):
+                        raise
+                    log.warning(
+                        "message %s was hidden for less time than it took (visibility timeout %s s): it "
+                        "will be delivered again, and its runs resume",
+                        message.message_id,
+                        self._visibility_timeout,
+                    )
+
+    def _to_poison(self, received: QueueMessage, why: str) -> None:
+        name = self._poison.queue_name
+        with storage_errors(f"queue {name}: move message {received.id}"):
+            try:
+                self._poison.send_message(received.content, time_to_live=-1)
+            except ResourceNotFoundError:
+                self._poison.create_queue()
+                self._poison.send_message(received.content, time_to_live=-1)
+            self._queue.delete_message(received.id, received.pop_receipt)
+        log.warning("queue message %s moved to %s: %s", received.id, name, why)
+
+    def _encode(self, text: str) -> str:
+        return base64.b64encode(text.encode()).decode("ascii") if self._encoding == "base64" else text
+
+    def _decode(self, content: object) -> Message | None:
+        try:
+            text = str(content)
+            if self._encoding == "base64":
+                text = base64.b64decode(text, validate=True).decode()
+            return Message.model_validate_json(text)
+        except (binascii.Error, UnicodeDecodeError, ValidationError):
+            return None
+
+
+def _receipt_expired(error: HttpResponseError) -> bool:
+    """404 (the message is gone, or its receipt is stale) or 400 PopReceiptMismatch."""
+    return error.status_code == 404 or getattr(error, "error_code", None) == "PopReceiptMismatch"

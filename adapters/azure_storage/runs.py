@@ -1,0 +1,198 @@
+"""``TableRunStore``: the flow engine's run history in one Azure table.
+
+Layout (``key_text`` makes ids valid keys; ``|`` separates the parts of a key):
+
+- ``runs`` / ``id|<run>``: the run's header (the ``RunRecord`` without actions) with ``flow``, ``status``
+  and ``order`` as properties.
+- ``runs`` / ``at|<order>``: the newest-first index, with ``run_id``, ``flow`` and ``status``. ``order``
+  is the start time inverted (later sorts first), then the write time inverted (ties: the run started
+  last first, as the embedded store does), then the run id. Header and index share a partition, so
+  ``start`` creates and ``finish`` updates both in one entity group transaction: they never disagree.
+- ``key|<business key>`` / ``<order>``: one entity per business key a run carries, with ``run_id`` and
+  ``flow``.
+- ``act|<run>`` / ``<path>``: one entity per action result, so ``record_action`` is one small write;
+  ``written`` (a nanosecond clock reading taken on the first write, kept on overwrites) gives the order
+  actions were first written, the order they ran.
+
+``find`` without a key is a query on the index partition filtered in the service by flow and status,
+which the service returns in RowKey order, newest first: it stops after ``limit`` runs, however long the
+history. With a key it walks that key's partition, newest first, filtered by flow in the service,
+and checks each run's status as it reads it (key entities do not follow status changes): a business
+key (a response id) has a handful of runs, not thousands.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
+
+from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
+from azure.data.tables import TableClient, TableErrorCode, TableTransactionError, UpdateMode
+
+from adapters.azure_storage._documents import pack, unpack
+from adapters.azure_storage._errors import storage_errors
+from adapters.azure_storage._keys import key_text, newest_first, written_now, written_now_newest_first
+from flows.engine.runs import ActionRecord, RunRecord, RunStatus
+
+RUNS = "runs"
+
+
+class TableRunStore:
+    """The ``RunStore`` on Azure Table storage (see the module's docstring for the layout)."""
+
+    def __init__(self, table: TableClient) -> None:
+        """``table``: the runs table (it must exist)."""
+        self._table = table
+
+    def start(self, run: RunRecord) -> bool:
+        order = f"{newest_first(run.started_at)}|{written_now_newest_first()}|{key_text(run.run_id)}"
+        header = run.model_copy(update={"actions": {}})
+        with storage_errors(f"run {run.run_id}: start"):
+            try:
+                self._table.submit_transaction(
+                    [
+                        ("create", self._header(header, order)),
+                        ("create", _index(run, order, run.status)),
+                    ]
+                )
+            except TableTransactionError as error:
+                if getattr(error, "error_code", None) == TableErrorCode.ENTITY_ALREADY_EXISTS:
+                    return False
+                raise
+            self._index_keys(run, order, run.keys)
+        return True
+
+    def get(self, run_id: str) -> RunRecord | None:
+        row = key_text(run_id)
+        with storage_errors(f"run {run_id}: read"):
+            try:
+                header = self._table.get_entity(RUNS, f"id|{row}")
+            except ResourceNotFoundError:
+                return None
+            actions = list(self._table.query_entities("PartitionKey eq @pk", parameters={"pk": f"act|{row}"}))
+        actions.sort(key=lambda entity: (entity["written"], entity["RowKey"]))
+        records = [ActionRecord.model_validate_json(unpack(entity)) for entity in actions]
+        run = RunRecord.model_validate_json(unpack(header))
+        return run.model_copy(update={"actions": {record.path: record for record in records}})
+
+    def record_action(self, run_id: str, record: ActionRecord) -> None:
+        entity: dict[str, Any] = {
+            "PartitionKey": f"act|{key_text(run_id)}",
+            "RowKey": key_text(record.path),
+            "path": record.path,
+            "status": record.status.value,
+            "written": written_now(),
+            **pack(record.model_dump_json(), what=f"run {run_id}: action {record.path}"),
+        }
+        with storage_errors(f"run {run_id}: record action {record.path}"):
+            try:
+                self._table.create_entity(entity)
+                return
+            except ResourceExistsError:
+                pass  # written before (a resumed run): overwrite it, keeping its place in the order
+            try:
+                first = self._table.get_entity(entity["PartitionKey"], entity["RowKey"], select=["written"])
+                entity["written"] = first["written"]
+            except ResourceNotFoundError:
+                pass
+            self._table.upsert_entity(entity, mode=UpdateMode.REPLACE)
+
+    def finish(
+        self, run_id: str, status: RunStatus, *, ended_at: datetime, error: str | None, keys: list[str]
+    ) -> None:
+        with storage_errors(f"run {run_id}: finish"):
+            try:
+                stored = self._table.get_entity(RUNS, f"id|{key_text(run_id)}")
+            except ResourceNotFoundError:
+                raise KeyError(f"no run {run_id!r} to finish") from None
+            order = str(stored["order"])
+            run = RunRecord.model_validate_json(unpack(stored)).model_copy(
+                update={"status": status, "ended_at": ended_at, "error": error, "keys": keys}
+            )
+            self._index_keys(run, order, keys)  # first: a key is findable once the run says it has it
+            self._table.submit_transaction(
+                [
+                    ("update", self._header(run, order), {"mode": UpdateMode.REPLACE}),
+                    ("update", _index(run, order, status), {"mode": UpdateMode.MERGE}),
+                ]
+            )
+
+    def find(
+        self,
+        *,
+        key: str | None = None,
+        flow: str | None = None,
+        status: RunStatus | None = None,
+        limit: int = 50,
+    ) -> list[RunRecord]:
+        """Newest first; ``key`` matches any business key the run carries."""
+        found: list[RunRecord] = []
+        if limit <= 0:
+            return found
+        with storage_errors("runs: find"):
+            for run_id in self._candidates(key, flow, status, page=min(limit, 1000)):
+                run = self.get(run_id)
+                if run is None or (flow is not None and run.flow != flow):
+                    continue
+                if status is not None and run.status is not status:
+                    continue
+                found.append(run)
+                if len(found) == limit:
+                    break
+        return found
+
+    def _candidates(
+        self, key: str | None, flow: str | None, status: RunStatus | None, *, page: int
+    ) -> Iterator[str]:
+        """Run ids, newest first: a key's runs, or the index filtered by flow and status."""
+        if key is not None:
+            query, parameters = "PartitionKey eq @pk", {"pk": f"key|{key_text(key)}"}
+            if flow is not None:
+                query, parameters["flow"] = query + " and flow eq @flow", flow
+        else:
+            query = "PartitionKey eq @pk and RowKey ge @low and RowKey lt @high"
+            parameters = {"pk": RUNS, "low": "at|", "high": "at}"}  # "}" follows "|": the at| rows
+            if flow is not None:
+                query, parameters["flow"] = query + " and flow eq @flow", flow
+            if status is not None:
+                query, parameters["status"] = query + " and status eq @status", status.value
+        entities = self._table.query_entities(
+            query, parameters=parameters, select=["run_id"], results_per_page=page
+        )
+        for entity in entities:
+            yield str(entity["run_id"])
+
+    def _index_keys(self, run: RunRecord, order: str, keys: list[str]) -> None:
+        for business_key in dict.fromkeys(keys):
+            self._table.upsert_entity(
+                {
+                    "PartitionKey": f"key|{key_text(business_key)}",
+                    "RowKey": order,
+                    "run_id": run.run_id,
+                    "flow": run.flow,
+                },
+                mode=UpdateMode.REPLACE,
+            )
+
+    @staticmethod
+    def _header(run: RunRecord, order: str) -> dict[str, Any]:
+        return {
+            "PartitionKey": RUNS,
+            "RowKey": f"id|{key_text(run.run_id)}",
+            "run_id": run.run_id,
+            "flow": run.flow,
+            "status": run.status.value,
+            "order": order,
+            **pack(run.model_dump_json(), what=f"run {run.run_id}"),
+        }
+
+
+def _index(run: RunRecord, order: str, status: RunStatus) -> dict[str, Any]:
+    return {
+        "PartitionKey": RUNS,
+        "RowKey": f"at|{order}",
+        "run_id": run.run_id,
+        "flow": run.flow,
+        "status": status.value,
+    }
