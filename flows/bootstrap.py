@@ -6,26 +6,18 @@ adapters. Overrides swap one part (a clock, a CPL source, an inventory) without 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from adapters.cpl_source import CplFileOrUrl
-from adapters.embedded.cases import SqliteCaseStore
-from adapters.embedded.idempotency import SqliteIdempotencyStore
-from adapters.embedded.inventory import SqliteInventory
-from adapters.embedded.publications import SqlitePublicationStore
-from adapters.embedded.queue import InProcessQueue
-from adapters.embedded.runs import SqliteRunStore
-from adapters.embedded.sqlite import BridgeDatabase
 from adapters.forms import (
     IntakeRejection,
     load_form_definition,
     load_supplier_register,
     notification_from_any,
 )
-from adapters.outbox import OutboxMailer, OutboxOperatorChannel
 from adapters.secas import ReaderSettings, read_cpl
 from flows.domain.cpl import CplPublication
 from flows.domain.notification import EmergencyNotification
@@ -40,10 +32,11 @@ from flows.operations.events import EventOperations
 from flows.operations.inventory import InventoryOperations
 from flows.operations.messaging import MessagingOperations
 from flows.operations.secas import CplSource, SecasOperations
-from flows.ports import CaseStore, Inventory, OperatorChannel, PublicationStore
+from flows.ports import CaseStore, Inventory, PublicationStore
 from flows.queue_message import form_response_message
 from flows.service import Bridge, Message
 from flows.settings import Settings
+from flows.wiring import Parts, build_parts
 
 
 @dataclass
@@ -53,27 +46,32 @@ class BridgeApp:
     settings: Settings
     bridge: Bridge
     registry: ConnectorRegistry
-    cases: CaseStore
-    publications: PublicationStore
-    inventory: Inventory
-    database: BridgeDatabase
+    parts: Parts
     templates: MessageTemplates
-    channel: OperatorChannel
-    local_queue: bool = True
-    list_changes: Callable[[], Iterable[dict[str, Any]]] | None = None
-    renew_subscription: Callable[[], None] | None = None
-    closers: list[Callable[[], None]] = field(default_factory=list)
+
+    @property
+    def cases(self) -> CaseStore:
+        return self.parts.cases
+
+    @property
+    def publications(self) -> PublicationStore:
+        return self.parts.publications
+
+    @property
+    def inventory(self) -> Inventory:
+        return self.parts.inventory
 
     def process(self, message: Message) -> None:
         """Handle one queued message as a worker does; locally, also what it causes."""
         if message.type == "list_changed":
-            if message.body.get("renew_subscription") and self.renew_subscription is not None:
-                self.renew_subscription()
-            for item in self.list_changes() if self.list_changes is not None else ():
+            if message.body.get("renew_subscription") and self.parts.renew_subscription is not None:
+                self.parts.renew_subscription()
+            changes = self.parts.list_changes
+            for item in changes() if changes is not None else ():
                 self.bridge.submit(form_response_message(item))
         else:
             self.bridge.handle(message)
-        if self.local_queue:
+        if self.parts.local_queue:
             self.bridge.drain()
 
     def alert_poison(self, what: dict[str, Any]) -> None:
@@ -85,10 +83,10 @@ class BridgeApp:
             "action": "(queue message)",
             "error": "the worker failed on this message repeatedly",
         }
-        self.channel.post(self.templates.card("run_failed", context, idempotency_key=key))
+        self.parts.channel.post(self.templates.card("run_failed", context, idempotency_key=key))
 
     def close(self) -> None:
-        for close in reversed(self.closers):
+        for close in reversed(self.parts.closers):
             close()
 
     def __enter__(self) -> BridgeApp:
@@ -107,19 +105,15 @@ def bootstrap(
     sleep: Callable[[float], None] | None = None,
     on_progress: Callable[[Message, RunRecord], None] | None = None,
 ) -> BridgeApp:
-    """Build the bridge on the embedded defaults (SQLite, outbox folders, in-process queue)."""
+    """Build the bridge from settings: the embedded defaults, or Azure (see ``flows.wiring``)."""
     settings = settings or Settings()
     now = clock or (lambda: datetime.now(UTC))
-    home = settings.home
-    database = BridgeDatabase.in_home(home)
-    cases = SqliteCaseStore(database, clock=now)
-    publications = SqlitePublicationStore(database)
-    inventory = SqliteInventory(database, clock=now)
-    runs = SqliteRunStore(database)
-    idempotency = SqliteIdempotencyStore(database, clock=now)
     form = load_form_definition(settings.form_definition)
     register = load_supplier_register(settings.suppliers)
     reader = ReaderSettings(aliases=settings.cpl_aliases, max_bytes=settings.cpl_max_bytes)
+    flows = load_flows(settings.flows_dir)
+    parts = build_parts(settings, now)
+    cases, publications = parts.cases, parts.publications
 
     def parse(payload: Any) -> EmergencyNotification:
         return notification_from_any(payload, form)
@@ -131,13 +125,11 @@ def bootstrap(
         return f"{settings.console_url.rstrip('/')}/cases/{response_id}" if settings.console_url else None
 
     registry = ConnectorRegistry()
-    queue = InProcessQueue()
-    flows = load_flows(settings.flows_dir)
     engine_kwargs: dict[str, Any] = {"clock": now, "settings": settings.flow_settings()}
     if sleep is not None:
         engine_kwargs["sleep"] = sleep
-    engine = Engine(registry, runs, idempotency, **engine_kwargs)
-    bridge = Bridge(flows, engine, queue, clock=now, on_progress=on_progress)
+    engine = Engine(registry, parts.runs, parts.idempotency, **engine_kwargs)
+    bridge = Bridge(flows, engine, parts.queue, clock=now, on_progress=on_progress)
 
     case_ops = CaseOperations(cases, publications, register, parse, describe_rejection)
     registry.register("cases.open", case_ops.open, side_effect=True)
@@ -147,20 +139,11 @@ def bootstrap(
     registry.register("cases.for_entry", case_ops.for_entry, side_effect=False)
     registry.register("cases.move", case_ops.move, side_effect=True)
     registry.register("cases.escalate_overdue", case_ops.escalate_overdue, side_effect=True)
-    smi = InventoryOperations(inventory, cases, publications)
+    smi = InventoryOperations(parts.inventory, cases, publications)
     registry.register("smi.load", smi.load, side_effect=True)
     registry.register("smi.withdraw", smi.withdraw, side_effect=True)
-    outbox = home / "outbox"
     templates = MessageTemplates(settings.templates_dir)
-    channel = OutboxOperatorChannel(outbox)
-    messaging = MessagingOperations(
-        templates,
-        OutboxMailer(outbox, sender=settings.mail_sender, clock=now),
-        channel,
-        cases,
-        publications,
-        case_url,
-    )
+    messaging = MessagingOperations(templates, parts.mailer, parts.channel, cases, publications, case_url)
     registry.register("mail.send", messaging.send_mail, side_effect=True)
     registry.register("teams.post", messaging.post_card, side_effect=True)
     source = cpl_source or CplFileOrUrl(max_bytes=settings.cpl_max_bytes)
@@ -169,21 +152,11 @@ def bootstrap(
     registry.register("events.emit", EventOperations(bridge.emit).emit, side_effect=True)
 
     problems = [problem for source in flows.values() for problem in validate_flow(source, registry)]
+    app = BridgeApp(settings=settings, bridge=bridge, registry=registry, parts=parts, templates=templates)
     if problems:
-        database.close()
+        app.close()
         raise FlowFileError(problems)
-    return BridgeApp(
-        settings=settings,
-        bridge=bridge,
-        registry=registry,
-        cases=cases,
-        publications=publications,
-        inventory=inventory,
-        database=database,
-        templates=templates,
-        channel=channel,
-        closers=[database.close],
-    )
+    return app
 
 
 def describe_rejection(error: Exception) -> tuple[list[str], str, str]:
