@@ -147,5 +147,55 @@ def _http_systems(settings: Settings, parts: Parts) -> None:
 
 
 def _graph(settings: Settings, parts: Parts) -> None:
-    """Graph mail, list delta and the subscription: wired once the Graph adapters land."""
-    raise NotImplementedError("Graph wiring is added with the Graph adapters")
+    """Graph: supplier mail from the shared mailbox, list-item delta, and the list subscription.
+
+    One Graph session per worker, opened here (the bridge is built on a worker's first message).
+    """
+    from adapters.embedded.sqlite import BridgeDatabase
+    from adapters.graph import (
+        GraphMailer,
+        GraphSession,
+        GraphSettings,
+        ListDeltaReader,
+        ListSubscriptions,
+        SqliteDeltaLinkStore,
+    )
+
+    graph = GraphSettings(
+        tenant_id=settings.graph_tenant_id,
+        client_id=settings.graph_client_id,
+        credential=settings.graph_credential,
+        client_secret=settings.graph_client_secret,
+        certificate_path=settings.graph_certificate_path,
+        site_id=settings.graph_site_id,
+        list_id=settings.graph_list_id,
+        mailbox=settings.graph_mailbox,
+        notification_url=settings.graph_notification_url,
+        client_state=settings.graph_client_state,
+    )
+    session = GraphSession.open(graph)
+    parts.closers.append(session.close)
+    if settings.graph_mailbox:
+        # The engine retries mail.send with its idempotency key: the SDK must not retry as well.
+        parts.mailer = GraphMailer(session, mailbox=settings.graph_mailbox, sdk_retry=False)
+    if settings.graph_site_id and settings.graph_list_id:
+        # The delta link is kept beside the worker's embedded state; a worker that starts without
+        # it reads the list from the start, and intake's response-id check makes that harmless.
+        database = BridgeDatabase.in_home(settings.home)
+        parts.closers.append(database.close)
+        store = SqliteDeltaLinkStore(database)
+        reader = ListDeltaReader(session, site_id=graph.site_id, list_id=graph.list_id, store=store)
+        parts.list_changes = reader.read
+    if settings.graph_notification_url and settings.graph_client_state is not None:
+        subscriptions = ListSubscriptions(
+            session,
+            site_id=settings.graph_site_id,
+            list_id=settings.graph_list_id,
+            notification_url=settings.graph_notification_url,
+            client_state=settings.graph_client_state,
+        )
+
+        def renew() -> None:
+            subscriptions.ensure_subscription()
+
+        parts.renew_subscription = renew

@@ -217,3 +217,19 @@ def test_the_light_wire_format_is_the_message_the_worker_reads() -> None:
         {"entry_id": "S1-000318"},
     )
     assert len(message.message_id) == 32
+
+
+def test_a_list_change_pulls_the_delta_into_intake(app_settings: Path) -> None:
+    """The Graph delta reader itself is tested against a Graph-shaped server (test_graph_adapters);
+    here its place is taken by the sample delta page, to show what the worker does with the items."""
+    items = json.loads((SAMPLES / "forms" / "list-items-delta.json").read_text())["value"]
+    renewed: list[bool] = []
+    app = runtime.current_app()
+    app.parts.list_changes = lambda: iter(items)
+    app.parts.renew_subscription = lambda: renewed.append(True)
+    message = Message(type="list_changed", body={"renew_subscription": True})
+    user_function("run_work")(func.QueueMessage(id="m2", body=message.model_dump_json().encode()))
+    assert renewed == [True]
+    states = {case.response_id: case.state.value for case in app.cases.list()}
+    assert states == {"1": "awaiting_cpl", "2": "awaiting_cpl", "3": "awaiting_cpl", "4": "awaiting_cpl",
+                      "5": "rejected", "6": "awaiting_cpl", "7": "rejected", "8": "awaiting_cpl"}  # fmt: skip

@@ -1,0 +1,92 @@
+"""Microsoft Graph SDK errors translated into the bridge's error tree, at the Graph boundary.
+
+What the SDK raises: ``APIError`` (kiota; ``ODataError`` when Graph sent its error body) with the status
+and headers, httpx's transport errors when there was no answer, and azure-identity's errors when no
+token could be had. What still is transient when it gets here (408, 429, 5xx, no answer: the SDK may
+already have retried 429/503/504 itself) becomes ``TransientError`` with Graph's Retry-After; a 400 is
+``BadInput``; any other answer ``PermanentError``. Messages name the operation, the status and Graph's
+error code only: never a URL, a header, a token or Graph's message (which may quote an address).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+
+from flows.errors import BadInput, BridgeError, PermanentError, TransientError
+
+TRANSIENT_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+
+
+def status_of(error: BaseException) -> int | None:
+    """The HTTP status of an SDK ``APIError`` (``None`` for anything else)."""
+    from kiota_abstractions.api_error import APIError
+
+    return error.response_status_code if isinstance(error, APIError) else None
+
+
+def graph_error_code(error: BaseException) -> str | None:
+    """Graph's own error code (``resyncRequired``, ``ErrorInvalidRecipients``...) if it sent one."""
+    from msgraph.generated.models.o_data_errors.o_data_error import ODataError
+
+    if isinstance(error, ODataError) and error.error is not None:
+        code: str | None = error.error.code
+        return code
+    return None
+
+
+def translate(error: BaseException, what: str) -> BaseException:
+    """The bridge error to raise (``from error``) for what escaped a Graph call; others unchanged.
+
+    ``what`` names the operation (``"sendMail from ops@dcc.example"``) and leads the message.
+    """
+    from azure.core.exceptions import ClientAuthenticationError, ServiceRequestError
+    from httpx import TransportError
+    from kiota_abstractions.api_error import APIError
+
+    if isinstance(error, BridgeError):
+        return error
+    if isinstance(error, APIError):
+        return _from_answer(error, what)
+    if isinstance(error, TransportError | ServiceRequestError | concurrent.futures.TimeoutError):
+        return TransientError(f"{what}: no answer from Microsoft Graph ({type(error).__name__})")
+    if isinstance(error, ClientAuthenticationError):
+        return PermanentError(f"{what}: no Graph token ({type(error).__name__})")
+    return error
+
+
+def _from_answer(error: BaseException, what: str) -> BridgeError:
+    status = status_of(error)
+    code = graph_error_code(error)
+    answer = f"{what}: Microsoft Graph answered {status}" + (f" ({code})" if code else "")
+    if status in TRANSIENT_STATUSES:
+        headers = getattr(error, "response_headers", None)
+        return TransientError(
+            answer, retry_after=retry_after(headers if isinstance(headers, Mapping) else {})
+        )
+    if status == 400:
+        return BadInput(answer)
+    return PermanentError(answer)
+
+
+def retry_after(headers: Mapping[str, str], *, now: datetime | None = None) -> float | None:
+    """Seconds from a Retry-After header (a number of seconds or an HTTP date), if there is one.
+
+    ``headers`` may be httpx's (case-insensitive) or a plain dict with any spelling of the name.
+    """
+    value = next((v for k, v in headers.items() if k.lower() == "retry-after"), None)
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        moment = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return max(0.0, (moment - (now or datetime.now(UTC))).total_seconds())
