@@ -381,3 +381,19 @@ def test_all_stores_share_one_file(database: BridgeDatabase, db_path: Path) -> N
         tables = {name for (name,) in other.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     other.close()
     assert {"cases", "publications", "idempotency", "inventory", "inventory_requests"} <= tables
+
+
+def test_the_raw_publication_is_kept_once_under_its_hash(database: BridgeDatabase) -> None:
+    import hashlib
+
+    from flows.errors import BadInput
+
+    store = SqlitePublicationStore(database)
+    data = b"PK\x03\x04 the file as SECAS published it"
+    sha256 = hashlib.sha256(data).hexdigest()
+    assert store.get_raw(sha256) is None
+    assert store.add_raw(sha256, data)
+    assert not store.add_raw(sha256, data)
+    assert store.get_raw(sha256) == data
+    with pytest.raises(BadInput, match="SHA-256"):
+        store.add_raw("0" * 64, data)

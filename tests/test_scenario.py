@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from adapters.embedded.inventory import SqliteInventory
+from adapters.embedded.publications import SqlitePublicationStore
 from adapters.embedded.runs import SqliteRunStore
 from flows.cli import main
 from flows.settings import SAMPLES
@@ -89,6 +90,11 @@ def test_driving_intake_and_two_syncs_by_hand_gives_the_same(
     assert states(cases_json(home, capsys)) == STATES_AFTER_FIRST_SYNC
     assert cli(home, "sync", "--cpl", CPL_24, now="2026-11-24T09:05:00Z") == 0
     check_final_outcome(home, cases_json(home, capsys))
+    with SqlitePublicationStore(home / "bridge.sqlite3") as publications:
+        latest = publications.latest()
+        assert latest is not None
+        raw = publications.get_raw(latest.publication.source_sha256)
+    assert raw == Path(CPL_24).read_bytes()  # the file as SECAS published it: evidence for each load
 
     # The same responses and the same CPL again change nothing.
     assert cli(home, "intake", RESPONSES, now="2026-11-24T10:00:00Z") == 0

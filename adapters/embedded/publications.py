@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime
 
 from pydantic import TypeAdapter
 
 from adapters.embedded.sqlite import BridgeDatabase, SqliteStore, StrPath, utc_text
 from flows.domain.cpl import CplEntry, CplPublication
+from flows.errors import BadInput
 from flows.ports import StoredPublication
 
 _INSERT = """
@@ -43,7 +45,29 @@ class SqlitePublicationStore(SqliteStore):
         )
         """,
         "CREATE INDEX IF NOT EXISTS publications_by_fetch ON publications (fetched_order)",
+        """
+        CREATE TABLE IF NOT EXISTS raw_publications (
+            sha256 TEXT PRIMARY KEY,
+            data   BLOB NOT NULL
+        )
+        """,
     )
+
+    def add_raw(self, sha256: str, data: bytes) -> bool:
+        """Keep a raw CPL file by its SHA-256 (checked against ``data``); False if it is kept already."""
+        if hashlib.sha256(data).hexdigest() != sha256:
+            raise BadInput(f"the raw file's SHA-256 is not {sha256}")
+        with self._db.write() as connection:
+            cursor = connection.execute(
+                "INSERT OR IGNORE INTO raw_publications (sha256, data) VALUES (?, ?)", (sha256, data)
+            )
+            return cursor.rowcount == 1
+
+    def get_raw(self, sha256: str) -> bytes | None:
+        with self._db.read() as connection:
+            query = "SELECT data FROM raw_publications WHERE sha256 = ?"
+            row = connection.execute(query, (sha256,)).fetchone()
+        return None if row is None else bytes(row[0])
 
     def add(self, publication: CplPublication, *, fetched_at: datetime, source: str) -> bool:
         published_at = None if publication.published_at is None else publication.published_at.isoformat()

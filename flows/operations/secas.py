@@ -39,6 +39,8 @@ class SecasOperations:
         publication = self._read(data, location)
         if previous is not None and previous.publication.source_sha256 == publication.source_sha256:
             return {"changed": False, "reason": "same file as the last publication"}
+        # The raw file first: the evidence behind every load made from this publication.
+        self._publications.add_raw(publication.source_sha256, data)
         self._publications.add(publication, fetched_at=context.now, source=location)
         diff = diff_publications(previous.publication if previous else None, publication)
         emergency_changed = [
