@@ -22,17 +22,17 @@ import queue
 import re
 import shutil
 import subprocess
-import sys
 import tempfile
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
 import pytest
+
+from tests.support.npm import npm_install
 
 # 3.36 and later declare Node 21/22; CI has Node 20.
 PACKAGE = "azurite@3.35.0"
@@ -73,42 +73,9 @@ class AzuriteServer:
         )
 
 
-@contextmanager
-def exclusive(lock: Path) -> Iterator[None]:
-    """Held by one process at a time; released when the block ends."""
-    with lock.open("a+b") as handle:
-        if sys.platform == "win32":
-            import msvcrt
-
-            deadline = time.monotonic() + 900
-            while True:
-                try:
-                    msvcrt.locking(handle.fileno(), msvcrt.LK_NBLCK, 1)
-                    break
-                except OSError:
-                    if time.monotonic() > deadline:
-                        raise
-                    time.sleep(0.5)
-        else:
-            import fcntl
-
-            fcntl.flock(handle, fcntl.LOCK_EX)
-        yield
-
-
 def install(npm: str, folder: Path) -> bool:
-    """Install Azurite into ``folder`` unless its stamp says it is there; True if npm ran."""
-    folder.mkdir(parents=True, exist_ok=True)
-    stamp = folder / "installed.txt"
-    with exclusive(folder / "install.lock"):
-        if stamp.exists() and stamp.read_text(encoding="utf-8") == PACKAGE and script(folder).exists():
-            return False
-        command = [npm, "install", "--prefix", str(folder), "--no-audit", "--no-fund", PACKAGE]
-        done = subprocess.run(command, capture_output=True, text=True, timeout=900, check=False)
-        if done.returncode != 0:
-            pytest.fail(f"{' '.join(command)} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
-        stamp.write_text(PACKAGE, encoding="utf-8")
-        return True
+    """Install Azurite into ``folder`` unless it is there already; True if npm ran."""
+    return npm_install(npm, folder, [PACKAGE], present=script(folder))
 
 
 def script(folder: Path) -> Path:

@@ -14,13 +14,10 @@ import os
 import queue
 import shutil
 import subprocess
-import sys
 import tempfile
 import textwrap
 import threading
-import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -29,6 +26,7 @@ import yaml
 from flows.engine.definition import FlowDefinition
 from flows.engine.graph import mermaid
 from flows.engine.loader import load_flow
+from tests.support.npm import npm_install
 
 # mermaid 12 needs Node 22 and jsdom 27 needs Node 20.19+ or 22; CI has Node 20.
 PACKAGES = ("mermaid@11", "jsdom@26")
@@ -110,41 +108,8 @@ class MermaidParser:
         self._process.stdout.close()
 
 
-@contextmanager
-def exclusive(lock: Path) -> Iterator[None]:
-    """Held by one process at a time (pytest-xdist workers, parallel runs); released when closed."""
-    with lock.open("a+b") as handle:
-        if sys.platform == "win32":
-            import msvcrt
-
-            deadline = time.monotonic() + 600
-            while True:
-                try:
-                    msvcrt.locking(handle.fileno(), msvcrt.LK_NBLCK, 1)
-                    break
-                except OSError:
-                    if time.monotonic() > deadline:
-                        raise
-                    time.sleep(0.5)
-        else:
-            import fcntl
-
-            fcntl.flock(handle, fcntl.LOCK_EX)
-        yield
-
-
 def install_mermaid(npm: str, folder: Path) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    stamp = folder / "installed.txt"
-    wanted = " ".join(PACKAGES)
-    with exclusive(folder / "install.lock"):
-        if stamp.exists() and stamp.read_text(encoding="utf-8") == wanted:
-            return
-        command = [npm, "install", "--prefix", str(folder), "--no-audit", "--no-fund", *PACKAGES]
-        done = subprocess.run(command, capture_output=True, text=True, timeout=900, check=False)
-        if done.returncode != 0:
-            pytest.fail(f"{' '.join(command)} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
-        stamp.write_text(wanted, encoding="utf-8")
+    npm_install(npm, folder, PACKAGES)
 
 
 @pytest.fixture(scope="session")

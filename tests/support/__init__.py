@@ -1,0 +1,1 @@
+"""Test and benchmark support: builders of real input files (no mocks)."""
