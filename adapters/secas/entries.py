@@ -1,0 +1,117 @@
+"""The rows under the header row as ``CplEntry`` objects: all of them valid, or an error naming the
+first bad cell (sheet, Excel row, header, reason).
+
+Work goes column by column and converts each distinct cell value once: a CPL repeats the same device
+types, manufacturers, versions, statuses and dates thousands of times, so a 100,000-row list has far
+fewer distinct values than cells. Entries are then built with ``CplEntry.model_construct``, without
+pydantic validation (which would call ``normalise_identifier`` six times a row), and that is sound
+because every value has already been made what validation would make of it: identifiers through
+``normalise_identifier``, statuses as the enums, dates as ``date``, previous ids as tuples. A test
+holds the two routes to the same result.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from adapters.secas.columns import CANONICAL_FIELDS, REQUIRED_FIELDS, HeaderRow
+from adapters.secas.conversion import ColumnValues, convert_column
+from adapters.secas.errors import CplFormatError
+from adapters.secas.values import STATUS_FIELDS, default_for
+from flows.domain.cpl import CplEntry
+
+Column = Sequence[object]
+
+
+def build_entries(
+    columns: Sequence[Column], header: HeaderRow, sheet: str, where: str
+) -> tuple[CplEntry, ...]:
+    """Entries from the body columns of a sheet (``columns[i]`` is sheet column ``i`` below the header)."""
+    fields = [field for field in CANONICAL_FIELDS if field in header.columns]
+    chosen = [columns[header.columns[field]] for field in fields]
+    tables = [convert_column(field, column) for field, column in zip(fields, chosen, strict=True)]
+    kept = _non_blank_rows(chosen, tables)
+    if kept is not None:
+        chosen = [tuple(column[index] for index in kept) for column in chosen]
+
+    def excel_row(index: int) -> int:
+        return header.index + 2 + (index if kept is None else kept[index])
+
+    failures: list[tuple[int, int, str]] = []
+    for position, (field, column, table) in enumerate(zip(fields, chosen, tables, strict=True)):
+        failures += _failures(position, field, column, table)
+    if failures:
+        index, position, reason = min(failures)
+        raise _row_error(where, sheet, excel_row(index), header.header_of(fields[position]), reason)
+
+    values = [_values(*triple) for triple in zip(fields, chosen, tables, strict=True)]
+    entry_ids = values[0]
+    if len(set(entry_ids)) != len(entry_ids):
+        _duplicate_id(entry_ids, excel_row, where, sheet, header.header_of("entry_id"))
+    # Every entry gets every field; those without a column keep their default.
+    defaults: dict[str, Any] = {f: default_for(f) for f in CANONICAL_FIELDS if f not in header.columns}
+    # One set of field names shared by all entries as their ``model_fields_set``: a frozen model never
+    # changes it, and its own set per entry would double the memory a 100,000-row list takes.
+    fields_set = set(CANONICAL_FIELDS)
+    construct = CplEntry.model_construct
+    rows = zip(*values, strict=True)
+    return tuple(construct(fields_set, **defaults, **dict(zip(fields, row, strict=True))) for row in rows)
+
+
+def _values(field: str, column: Column, table: ColumnValues) -> Column:
+    """The column's cells as the field's values."""
+    if table.unchanged:
+        return column
+    converted = table.converted
+    if table.blanks:
+        converted = {**converted, **dict.fromkeys(table.blanks, default_for(field))}
+    # A column whose every value converts to an equal one is used as it is. (A status equals its
+    # text, "EPCL" == EpclStatus.EPCL, but must become the enum.)
+    if field not in STATUS_FIELDS and all(map(operator.eq, converted, converted.values())):
+        return column
+    return tuple(map(converted.__getitem__, column))
+
+
+def _non_blank_rows(columns: Sequence[Column], tables: Sequence[ColumnValues]) -> list[int] | None:
+    """The indices of the rows with something in a CPL column, or None when no row is blank.
+
+    A blank row has a blank entry id, so only rows with one are looked at across every column.
+    """
+    blank_ids = tables[0].blanks
+    if not blank_ids:
+        return None
+    blank = {
+        index
+        for index, value in enumerate(columns[0])
+        if value in blank_ids
+        and all(column[index] in table.blanks for column, table in zip(columns, tables, strict=True))
+    }
+    return [index for index in range(len(columns[0])) if index not in blank] if blank else None
+
+
+def _failures(position: int, field: str, column: Column, table: ColumnValues) -> list[tuple[int, int, str]]:
+    """(first row index, column position, reason) for each value of a column that cannot be used."""
+    failures = [(column.index(value), position, reason) for value, reason in table.problems.items()]
+    if field in REQUIRED_FIELDS and table.blanks:
+        first = next((index for index, value in enumerate(column) if value in table.blanks), None)
+        if first is not None:
+            failures.append((first, position, "blank, but every row must have it"))
+    return failures
+
+
+def _duplicate_id(
+    entry_ids: Column, excel_row: Callable[[int], int], where: str, sheet: str, column: str
+) -> None:
+    first_index: dict[object, int] = {}
+    for index, entry_id in enumerate(entry_ids):
+        if entry_id in first_index:
+            reason = f"entry id {entry_id!r} appears again (first in row {excel_row(first_index[entry_id])})"
+            raise _row_error(where, sheet, excel_row(index), column, reason)
+        first_index[entry_id] = index
+
+
+def _row_error(where: str, sheet: str, row: int, column: str, reason: str) -> CplFormatError:
+    message = f"{where}sheet {sheet!r}, row {row}, column {column!r}: {reason}"
+    return CplFormatError(message, sheet=sheet, row=row, column=column)

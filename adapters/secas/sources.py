@@ -1,0 +1,147 @@
+"""The raw bytes of a publication as sheets of cells: an xlsx through python-calamine, or CSV text
+(one list) through the csv module. Which one is decided by content, never by the file's name."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator, Sequence
+from itertools import islice
+
+from python_calamine import CalamineError, CalamineSheet, CalamineWorkbook, SheetTypeEnum
+
+from adapters.secas.errors import CplFormatError
+
+Rows = Sequence[Sequence[object]]
+HeaderScore = Callable[[Sequence[Sequence[object]]], int]
+"""How well some rows' best row reads as a CPL header row (0: not at all)."""
+
+ZIP_MAGIC = b"PK\x03\x04"
+_SIGNATURES = {
+    b"%PDF": "a PDF document",
+    b"\xd0\xcf\x11\xe0": "an Excel 97-2003 (.xls) or other OLE2 file; save it as .xlsx or CSV",
+    b"\x1f\x8b": "a gzip archive",
+    b"\x89PNG": "a PNG image",
+    b"\xff\xd8\xff": "a JPEG image",
+    b"\xff\xfe": "UTF-16 text; save it as CSV in UTF-8",
+    b"\xfe\xff": "UTF-16 text; save it as CSV in UTF-8",
+}
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_DELIMITERS = (",", ";", "\t", "|")
+
+
+class Sheet(ABC):
+    """One sheet: its name, its first rows (for finding the header) and all its rows.
+
+    Rows start at A1 (leading blank rows and columns kept), so row ``i`` is Excel's row ``i + 1``.
+    """
+
+    is_csv = False
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def head(self, count: int) -> Rows:
+        return self.rows()[:count]
+
+    @abstractmethod
+    def rows(self) -> Rows:
+        """Every row, each as wide as the widest."""
+
+
+class _XlsxSheet(Sheet):
+    def __init__(self, workbook: CalamineWorkbook, name: str, where: str) -> None:
+        super().__init__(name)
+        self._workbook = workbook
+        self._where = where
+        self._sheet: CalamineSheet | None = None
+
+    def _loaded(self) -> CalamineSheet:
+        if self._sheet is None:
+            try:
+                self._sheet = self._workbook.get_sheet_by_name(self.name)
+            except CalamineError as error:
+                message = f"{self._where}sheet {self.name!r} cannot be read: {error}"
+                raise CplFormatError(message, sheet=self.name) from error
+        return self._sheet
+
+    def head(self, count: int) -> Rows:
+        return self._loaded().to_python(skip_empty_area=False, nrows=count)
+
+    def rows(self) -> Rows:
+        rows = self._loaded().to_python(skip_empty_area=False)
+        self._sheet = None  # calamine's copy of the sheet is not needed again: let it go
+        return rows
+
+
+class _CsvSheet(Sheet):
+    is_csv = True
+
+    def __init__(self, name: str, cells: Rows) -> None:
+        super().__init__(name)
+        self._cells = cells
+
+    def rows(self) -> Rows:
+        return self._cells
+
+
+def open_sheets(data: bytes, *, where: str, csv_name: str, score: HeaderScore, scan: int) -> list[Sheet]:
+    """The sheets of an xlsx, or the one sheet of a CSV file; ``CplFormatError`` for anything else."""
+    if not data:
+        raise CplFormatError(f"{where}the file is empty")
+    if data.startswith(ZIP_MAGIC):
+        return _xlsx_sheets(data, where)
+    text = _text(data, where)
+    return [_CsvSheet(csv_name, _csv_rows(text, score, scan, where))]
+
+
+def _xlsx_sheets(data: bytes, where: str) -> list[Sheet]:
+    try:
+        workbook = CalamineWorkbook.from_filelike(io.BytesIO(data))
+    except CalamineError as error:
+        message = f"{where}not a CPL workbook: a zip archive that is not a readable xlsx workbook ({error})"
+        raise CplFormatError(message) from error
+    return [
+        _XlsxSheet(workbook, meta.name, where)
+        for meta in workbook.sheets_metadata
+        if meta.typ == SheetTypeEnum.WorkSheet
+    ]
+
+
+def _text(data: bytes, where: str) -> str:
+    not_workbook = f"{where}not a CPL workbook: neither an xlsx workbook (zip) nor CSV text"
+    for signature, what in _SIGNATURES.items():
+        if data.startswith(signature):
+            raise CplFormatError(f"{not_workbook}; it looks like {what}")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        try:
+            text = data.decode("cp1252")
+        except UnicodeDecodeError as error:
+            raise CplFormatError(f"{not_workbook}; it is not UTF-8 or Windows-1252 text") from error
+    control = _CONTROL.search(text)
+    if control is not None:
+        where_in = f"control character {control.group()!r} at offset {control.start()}"
+        raise CplFormatError(f"{not_workbook}; it holds binary data ({where_in})")
+    return text
+
+
+def _csv_rows(text: str, score: HeaderScore, scan: int, where: str) -> Rows:
+    """All rows, split on whichever delimiter makes the best header row, padded to one width."""
+    try:
+        delimiter = max(
+            _DELIMITERS,
+            key=lambda delimiter: score(list(islice(_reader(text, delimiter), scan))),
+        )
+        rows = list(_reader(text, delimiter))
+    except csv.Error as error:
+        raise CplFormatError(f"{where}the CSV text cannot be read: {error}") from error
+    width = max(map(len, rows), default=0)
+    return [row if len(row) == width else [*row, *[""] * (width - len(row))] for row in rows]
+
+
+def _reader(text: str, delimiter: str) -> Iterator[list[str]]:
+    return csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)

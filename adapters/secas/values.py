@@ -1,0 +1,138 @@
+"""Cell values as the domain wants them: identifiers normalised, statuses matched loosely, dates as
+dates, previous ids as a tuple.
+
+Each converter takes one cell as calamine or the CSV reader gave it and returns the field's value,
+``BLANK`` for an empty or white-space cell, or raises ``CellError`` saying why it cannot be used.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import date, datetime, timedelta
+from enum import Enum, StrEnum
+from typing import Final
+
+from flows.domain.cpl import CplStatus, EpclStatus, parse_previous_ids
+from flows.domain.identifiers import loose_name, normalise_identifier
+
+IDENTIFIER_FIELDS = frozenset(
+    {"device_type", "manufacturer_id", "model_id", "hardware_version", "firmware_version", "image_hash"}
+)
+STATUS_FIELDS = frozenset({"epcl_status", "cpl_status"})
+_DATE_FORMATS = ("%d/%m/%Y", "%d-%m-%Y", "%d.%m.%Y", "%d %B %Y", "%d %b %Y", "%Y/%m/%d")
+"""Text dates other than ISO: day first, as SECAS (a GB body) writes them."""
+_EXCEL_EPOCH = date(1899, 12, 30)
+Converter = Callable[[object], object]
+
+
+class _Blank(Enum):
+    BLANK = "blank"
+
+
+BLANK: Final = _Blank.BLANK
+"""What an empty or white-space-only cell converts to, whatever the field."""
+
+
+class CellError(ValueError):
+    """A cell value that cannot become its field; the message is the reason."""
+
+
+def _kind(value: object) -> str:
+    if isinstance(value, datetime | date):
+        return f"the date {value.isoformat()}"
+    return f"{type(value).__name__} value {value!r}"
+
+
+def to_identifier(value: object) -> str | _Blank:
+    if isinstance(value, str):
+        # Plain ASCII letters and digits need only upper-casing: the common case, done cheaply.
+        if value.isascii() and value.isalnum():
+            return value.upper()
+        return normalise_identifier(value) or BLANK
+    if isinstance(value, bool):
+        raise CellError(f"{_kind(value)} is not an identifier")
+    if isinstance(value, int) or (isinstance(value, float) and value.is_integer()):
+        # A numeric cell: Excel dropped any leading zeros when the value was stored ("0102" became
+        # 102) and nothing can recover them here. Store identifier columns as text to keep them.
+        return str(int(value))
+    if isinstance(value, float):
+        raise CellError(f"the number {value!r} is not an identifier; store the column as text")
+    raise CellError(f"{_kind(value)} is not an identifier")
+
+
+def to_text(value: object) -> str | _Blank:
+    if isinstance(value, str):
+        return " ".join(value.split()) or BLANK
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    return str(value)
+
+
+def _status(kind: str, enum: type[StrEnum], extra: dict[str, str] | None = None) -> Converter:
+    """Matches loosely: "non epcl", "Non-EPCL" and "NON_EPCL" are all ``EpclStatus.NON_EPCL``."""
+    table = {loose_name(member.value): member for member in enum}
+    table.update({spelling: enum(value) for spelling, value in (extra or {}).items()})
+    expected = ", ".join(member.value for member in enum)
+
+    def convert(value: object) -> StrEnum | _Blank:
+        member = table.get(loose_name(value)) if isinstance(value, str) else None
+        if member is None and isinstance(value, str) and not value.strip():
+            return BLANK
+        if member is None:
+            raise CellError(f"unknown {kind} {value!r} (expected one of: {expected})")
+        return member
+
+    return convert
+
+
+def _date(value: object) -> date | _Blank:
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    if isinstance(value, str):
+        text = value.strip()
+        return _text_date(text) if text else BLANK
+    if isinstance(value, int | float) and not isinstance(value, bool) and 1 <= value < 2_958_466:
+        # A date cell without a date format arrives as its Excel serial number (days since 1899-12-30).
+        return _EXCEL_EPOCH + timedelta(days=int(value))
+    raise CellError(f"{_kind(value)} is not a date")
+
+
+def _text_date(text: str) -> date:
+    try:
+        return datetime.fromisoformat(text).date()
+    except ValueError:
+        pass
+    for fmt in _DATE_FORMATS:
+        try:
+            return datetime.strptime(text, fmt).date()
+        except ValueError:
+            continue
+    raise CellError(f"{text!r} is not a date (expected e.g. 2026-11-18 or 18/11/2026)")
+
+
+def to_previous_ids(value: object) -> tuple[str, ...] | _Blank:
+    text = to_text(value)
+    return text if isinstance(text, _Blank) else parse_previous_ids(text)
+
+
+_CONVERTERS: dict[str, Converter] = {
+    "date_added": _date,
+    "epcl_status": _status("EPCL status", EpclStatus),
+    "cpl_status": _status("CPL status", CplStatus, {"canceled": "Cancelled"}),
+    "previous_entry_ids": to_previous_ids,
+}
+_DEFAULTS: dict[str, object] = {"date_added": None, "previous_entry_ids": ()}
+
+
+def converter_for(field: str) -> Converter:
+    """How one cell becomes the value of ``field`` (``BLANK`` if it is blank); raises ``CellError``."""
+    return _CONVERTERS.get(field, to_identifier if field in IDENTIFIER_FIELDS else to_text)
+
+
+def default_for(field: str) -> object:
+    """The value of an optional field whose cell is blank or whose column is absent."""
+    return _DEFAULTS.get(field, "")
