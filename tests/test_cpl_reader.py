@@ -7,7 +7,7 @@ import hashlib
 import io
 import random
 import zipfile
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -15,6 +15,7 @@ from pydantic import ValidationError
 
 from adapters.secas import CplFormatError, ReaderSettings, read_cpl
 from adapters.secas.conversion import convert_column
+from adapters.secas.titles import UK
 from adapters.secas.values import BLANK, CellError, converter_for
 from flows.domain.cpl import CplEntry, CplPublication, CplStatus, EpclStatus
 from flows.domain.diff import diff_publications
@@ -49,8 +50,9 @@ def test_sample_publications_parse_their_smets1_rows() -> None:
     first, second = sample("20"), sample("24")
 
     assert (len(first.entries), len(second.entries)) == (317, 320)
-    assert first.published_at == datetime(2026, 11, 20, 9, 0)
-    assert second.published_at == datetime(2026, 11, 24, 9, 0)
+    assert first.published_at == datetime(2026, 11, 20, 9, 0, tzinfo=UK)
+    assert second.published_at == datetime(2026, 11, 24, 9, 0, tzinfo=UK)
+    assert second.published_at.utcoffset() == timedelta(0)  # GMT in November
     assert first.source_name == "cpl-2026-11-20.xlsx"
     data = (SAMPLES / "cpl-2026-11-20.xlsx").read_bytes()
     assert first.source_sha256 == hashlib.sha256(data).hexdigest()
@@ -152,7 +154,7 @@ def test_renamed_reordered_columns_under_other_title_rows_in_a_sheet_named_other
     publication = read(path)
 
     assert publication.entries == standard.entries
-    assert publication.published_at == datetime(2026, 12, 3, 14, 30)
+    assert publication.published_at == datetime(2026, 12, 3, 14, 30, tzinfo=UK)
 
 
 def test_rows_keyed_by_header_and_no_title_rows(tmp_path: Path) -> None:
@@ -220,7 +222,7 @@ def test_csv_in_either_encoding(tmp_path: Path, encoding: str) -> None:
 
     assert publication.entries == xlsx.entries
     assert publication.entries[0].manufacturer_name == "Société Générale des Compteurs"
-    assert publication.published_at == datetime(2026, 11, 20, 9, 0)
+    assert publication.published_at == datetime(2026, 11, 20, 9, 0, tzinfo=UK)
     if encoding == "utf-8-sig":
         assert path.read_bytes().startswith(b"\xef\xbb\xbf")
 
@@ -539,3 +541,11 @@ def test_the_same_header_twice_is_an_error(tmp_path: Path) -> None:
 
 def test_a_list_with_no_rows_has_no_entries(tmp_path: Path) -> None:
     assert read(write_cpl_workbook(tmp_path / "cpl.xlsx", [])).entries == ()
+
+
+def test_a_summer_publication_time_is_british_summer_time() -> None:
+    from adapters.secas.titles import published_at
+
+    summer = published_at([["Central Products List"], ["Published 1 July 2026 09:00"]])
+    assert summer is not None
+    assert summer.utcoffset() == timedelta(hours=1)

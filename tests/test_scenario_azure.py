@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 from pydantic import SecretStr
@@ -51,7 +51,9 @@ def test_the_scenario_on_azure_storage(azurite: str, tmp_path: Path) -> None:
         latest = app.publications.latest()
         assert latest is not None
         assert latest.publication.published_at is not None
-        assert latest.publication.published_at.replace(tzinfo=None) == datetime(2026, 11, 24, 9, 0)
+        assert latest.publication.published_at == datetime(
+            2026, 11, 24, 9, 0, tzinfo=UTC
+        )  # GMT: UK time in November
         raw = app.publications.get_raw(latest.publication.source_sha256)
         assert raw == (SAMPLES / "cpl" / "cpl-2026-11-24.xlsx").read_bytes()  # kept as a blob
         assert app.bridge.engine.runs.find(key="S1-000318")
