@@ -99,7 +99,8 @@ class Bridge:
         source = self.flows.get(previous.flow)
         if source is None:
             raise KeyError(f"run {run_id} is of flow {previous.flow!r}, which is not loaded")
-        return self.engine.run(source, previous.trigger, replay_of=previous, replay_from=from_action)
+        trigger = self.engine.trigger_of(previous)
+        return self.engine.run(source, trigger, replay_of=previous, replay_from=from_action)
 
 
 def _matches(trigger: Trigger, message: Message) -> bool:

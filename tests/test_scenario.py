@@ -188,3 +188,46 @@ def test_demo_refuses_a_home_in_use(tmp_path: Path, capsys: pytest.CaptureFixtur
     (tmp_path / "used" / "bridge.sqlite3").write_text("")
     assert main(["--home", str(tmp_path / "used"), "demo"]) == 2
     assert "fresh home" in capsys.readouterr().err
+
+
+PERSONAL = (
+    "+44 20 7946",
+    "@bramblepower.example",
+    "@amberline-energy.example",
+    "Tom Okafor",
+    "Priya Natarajan",
+)
+
+
+def test_no_contact_detail_reaches_the_run_history(tmp_path: Path) -> None:
+    home = tmp_path / "private"
+    assert cli(home, "intake", RESPONSES, now="2026-11-23T14:00:00Z") == 0
+    assert cli(home, "sync", "--cpl", CPL_24, now="2026-11-24T09:05:00Z") == 0
+    import sqlite3
+
+    with sqlite3.connect(home / "bridge.sqlite3") as connection:
+        history = [
+            row[0]
+            for table in ("runs", "run_actions")
+            for row in connection.execute(f"SELECT record FROM {table}")
+        ]
+        cases = [row[0] for row in connection.execute("SELECT document FROM cases")]
+    assert len(history) > 50
+    for text in PERSONAL:
+        assert not any(text in record for record in history), text
+    assert any("+44 20 7946" in case for case in cases)  # the case, the business record, keeps them
+
+
+def test_an_intake_run_with_a_secure_trigger_can_still_be_resubmitted(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    home = tmp_path / "resubmit"
+    assert cli(home, "intake", RESPONSES) == 0
+    with SqliteRunStore(home / "bridge.sqlite3") as runs:
+        (first, *_) = [r for r in runs.find(key="3") if r.flow == "notification-intake"]
+    assert first.trigger == {"secure": "***redacted***"}
+    assert cli(home, "runs", "resubmit", first.run_id) == 0
+    with SqliteRunStore(home / "bridge.sqlite3") as runs:
+        replays = [r for r in runs.find(key="3") if r.replay_of == first.run_id]
+    assert len(replays) == 1
+    assert replays[0].actions["open_case"].deduplicated  # the case was opened once: its result reused

@@ -3,16 +3,42 @@
 The field names are those of the form definition (``samples/forms/form-definition.json``); the intake
 adapters map the Forms and SharePoint shapes onto them. Every rule raises a ``ValueError`` whose text
 is the reason an operator or supplier reads, so a rejected response names each field and why.
+
+Hostile or broken text is handled by kind of field:
+
+- every text answer has a maximum length, checked first, on the answer as given (trimmed); the error
+  names the limit and the length, never the value. ``MAX_LENGTH`` holds the ceilings; a caller may set
+  tighter limits through the validation context (``{"max_length": {field: limit}}``), as the intake
+  does from the form definition. Ceilings, not defaults, so a stored case always reloads.
+- identifiers (ids, references, hex, choices, the responder's address) refuse control and invisible
+  characters: they are compared and keyed, and a silently changed identifier could pair the wrong CPL
+  entry; the error names the character (code point and name) and its position.
+- free text (``Text`` and ``OptionalText``: names, the vulnerability reference) drops them instead:
+  it is only shown to people, and refusing an emergency notification over a character nobody can
+  see would leave a known vulnerability open for hours more. Joiners (U+200C, U+200D) and marks
+  (U+200E, U+200F) stay: Persian and Indic names, and emoji, need them. HTML in free text is kept
+  as data: the message templates escape it.
 """
 
 from __future__ import annotations
 
 import re
+import unicodedata
+from collections.abc import Mapping
 from datetime import date
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, Final
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+)
 
 from flows.domain.cpl import DeviceModel, DeviceModelCombination
 from flows.domain.identifiers import is_hex, normalise_identifier
@@ -21,6 +47,50 @@ _PARTY_ID = re.compile(r"[0-9A-F]{2}(-[0-9A-F]{2}){7}")
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 _YES = frozenset({"yes", "true", "y", "1", "i confirm", "confirmed"})
 _NO = frozenset({"no", "false", "n", "0", ""})
+
+NAME_LIMIT: Final = 200  # names and identifiers
+FREE_TEXT_LIMIT: Final = 2000
+MAX_LENGTH: Final[Mapping[str, int]] = {  # the most characters a text answer may have, per field
+    "responder": 254,  # the longest e-mail address SMTP carries (RFC 5321)
+    "vulnerability_reference": FREE_TEXT_LIMIT,  # a reference, or a sentence about the vulnerability
+}
+_ORDINARY_WHITE_SPACE = frozenset("\t\n\r")
+_CONTROLS = [chr(c) for c in (*range(0x20), *range(0x7F, 0xA0)) if chr(c) not in _ORDINARY_WHITE_SPACE]
+_BIDI_CONTROLS = [*map(chr, range(0x202A, 0x202F)), *map(chr, range(0x2066, 0x206A))]
+_INVISIBLE = ["\u200b", "\u2060", "\ufeff", *_BIDI_CONTROLS]  # zero-width space, word joiner, BOM
+# Free text: white-space controls (U+000B, U+001C.., U+0085) become a space, the others go, and so do
+# bidi embeddings, overrides and isolates, zero-width spaces, the word joiner, BOMs and lone surrogates.
+_DROP_FROM_TEXT = str.maketrans(
+    {c: " " if c.isspace() else None for c in _CONTROLS}
+    | dict.fromkeys(_INVISIBLE)
+    | dict.fromkeys(map(chr, range(0xD800, 0xE000)))
+)
+
+
+def max_length(field: str, context: object = None) -> int:
+    """The most characters ``field`` may hold: its ceiling, or a tighter limit from the context."""
+    ceiling = MAX_LENGTH.get(field, NAME_LIMIT)
+    limits = context.get("max_length") if isinstance(context, Mapping) else None
+    tighter = limits.get(field) if isinstance(limits, Mapping) else None
+    return min(ceiling, tighter) if isinstance(tighter, int) and tighter > 0 else ceiling
+
+
+def hidden_character(value: str) -> str | None:
+    """Why ``value`` cannot be an identifier: its first control, format or invisible character."""
+    for position, character in enumerate(value, start=1):
+        if character in _ORDINARY_WHITE_SPACE or not unicodedata.category(character).startswith("C"):
+            continue
+        name = unicodedata.name(character, "a control character")
+        return (
+            f"contains an invisible or control character, U+{ord(character):04X} ({name}), "
+            f"at character {position}: type the value again without it"
+        )
+    return None
+
+
+def visible_text(value: str) -> str:
+    """Free text without control and invisible characters (see the module's docstring), trimmed."""
+    return value.translate(_DROP_FROM_TEXT).strip()
 
 
 class DeviceType(StrEnum):
@@ -39,6 +109,20 @@ class ServiceProvider(StrEnum):
     FOC = "FOC"
     IOC = "IOC"
     MOC = "MOC"
+
+
+def _identifier(value: Any) -> Any:
+    if isinstance(value, str) and (problem := hidden_character(value)):
+        raise ValueError(problem)
+    return value
+
+
+def _hex_text(value: Any) -> Any:
+    if isinstance(value, bool):
+        raise ValueError("should be text, not true/false")
+    if isinstance(value, int | float):  # 0102 would arrive as 102: the leading zero is gone for good
+        raise ValueError(f"should be text, not a number ({value!r}): numbers lose leading zeros")
+    return _identifier(value)
 
 
 def _hex(value: str) -> str:
@@ -60,7 +144,11 @@ def _optional_hash(value: str | None) -> str | None:
 
 
 def _stripped(value: Any) -> Any:
-    return value.strip() if isinstance(value, str) else value
+    return visible_text(value) if isinstance(value, str) else value
+
+
+def _trimmed(value: str) -> str:
+    return value.strip()
 
 
 def _required_text(value: str) -> str:
@@ -73,6 +161,7 @@ def _choice(enum: type[StrEnum]) -> BeforeValidator:
     def parse(value: Any) -> Any:
         if not isinstance(value, str):
             return value
+        _identifier(value)
         normalised = normalise_identifier(value)
         if normalised not in enum.__members__.values():
             allowed = ", ".join(enum.__members__.values())
@@ -83,6 +172,9 @@ def _choice(enum: type[StrEnum]) -> BeforeValidator:
 
 
 def _declaration(value: Any) -> bool:
+    if isinstance(value, list | tuple | dict):
+        kind = "an object" if isinstance(value, dict) else "a list"
+        raise ValueError(f"should be a yes/no answer, not {kind}")
     answer = str(value).strip().casefold()
     if answer in _YES:
         return True
@@ -110,11 +202,22 @@ def _not_boolean(value: Any) -> Any:
     return value
 
 
+def _date_text(example: str) -> BeforeValidator:
+    def check(value: Any) -> Any:
+        if isinstance(value, bool | int | float):  # pydantic would read a number as Unix time
+            kind = "true/false" if isinstance(value, bool) else "a number"
+            raise ValueError(f"should be text like {example}, not {kind}")
+        return value
+
+    return BeforeValidator(check)
+
+
 def _as_text(value: Any) -> Any:
     return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
 
 
-Hex = Annotated[str, AfterValidator(_hex)]
+Hex = Annotated[str, BeforeValidator(_hex_text), AfterValidator(_hex)]
+Identifier = BeforeValidator(_identifier)
 Text = Annotated[str, BeforeValidator(_stripped), AfterValidator(_required_text)]
 OptionalText = Annotated[str, BeforeValidator(_stripped)]
 
@@ -124,14 +227,17 @@ class EmergencyNotification(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid", str_max_length=4000)
 
-    response_id: Annotated[str, BeforeValidator(_as_text), AfterValidator(_required_text)]
-    responder: Annotated[str, BeforeValidator(_stripped), AfterValidator(_email)]
-    submitted_at: AwareDatetime  # compared with other instants: a zoneless time would be ambiguous
+    response_id: Annotated[str, BeforeValidator(_as_text), Identifier, AfterValidator(_required_text)]
+    responder: Annotated[str, Identifier, AfterValidator(_trimmed), AfterValidator(_email)]
+    # compared with other instants: a zoneless time would be ambiguous
+    submitted_at: Annotated[AwareDatetime, _date_text("2026-11-19T10:02:11Z")]
     supplier: Text
-    supplier_party_id: Annotated[str, AfterValidator(_party_id)]
+    supplier_party_id: Annotated[str, Identifier, AfterValidator(_party_id)]
     contact_name: OptionalText = ""
     contact_phone: OptionalText = ""
-    secas_reference: Annotated[str, AfterValidator(normalise_identifier), AfterValidator(_required_text)]
+    secas_reference: Annotated[
+        str, Identifier, AfterValidator(normalise_identifier), AfterValidator(_required_text)
+    ]
     device_type: Annotated[DeviceType, _choice(DeviceType)]
     manufacturer_name: OptionalText = ""
     manufacturer_id: Hex
@@ -143,9 +249,20 @@ class EmergencyNotification(BaseModel):
     s1sp: Annotated[ServiceProvider, _choice(ServiceProvider)]
     vulnerability_reference: OptionalText = ""
     affected_devices: Annotated[int, BeforeValidator(_not_boolean)] = Field(ge=0)
-    planned_start: date | None = None
-    image_hash: Annotated[str | None, AfterValidator(_optional_hash)] = None
+    planned_start: Annotated[date | None, _date_text("2026-11-30")] = None
+    image_hash: Annotated[str | None, BeforeValidator(_hex_text), AfterValidator(_optional_hash)] = None
     declaration: Annotated[bool, BeforeValidator(_declaration)]
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _within_limit(cls, value: Any, info: ValidationInfo) -> Any:
+        """Runs before every other rule, so that nothing long is normalised, parsed or echoed."""
+        if isinstance(value, str) and info.field_name is not None:
+            limit = max_length(info.field_name, info.context)
+            length = len(value.strip())
+            if length > limit:
+                raise ValueError(f"is too long: {length} characters, the limit is {limit}")
+        return value
 
     @property
     def responder_domain(self) -> str:

@@ -156,6 +156,12 @@ class FlowDefinition(_Strict):
         description="Expressions evaluated when the run ends, giving more business keys to find it by "
         "(a supplier, a CPL entry id). Values that are empty are left out.",
     )
+    secure_trigger: bool = Field(
+        default=False,
+        alias="secureTrigger",
+        description="Keep the trigger out of the run history (it holds personal data); the engine keeps "
+        "it apart, for resubmission only.",
+    )
     retry: RetryPolicy = RetryPolicy()
     actions: dict[Annotated[str, Field(pattern=ACTION_NAME)], Action] = Field(min_length=1)
 

@@ -81,6 +81,16 @@ class Engine:
         """The run history this engine writes to."""
         return self._runs
 
+    def trigger_of(self, run: RunRecord) -> dict[str, Any]:
+        """The trigger a run started from, also when the history keeps it redacted (resubmit)."""
+        if run.trigger != {"secure": REDACTED}:
+            return run.trigger
+        kept = self._idempotency.get(_trigger_key(run.run_id))
+        if kept is None:
+            raise KeyError(f"run {run.run_id}: its secure trigger was not kept, so it cannot be resubmitted")
+        trigger: dict[str, Any] = kept["trigger"]
+        return trigger
+
     def run(
         self,
         source: FlowSource,
@@ -102,11 +112,13 @@ class Engine:
         key = self._business_key(flow, base) or run_id
         if existing is None:
             seeded = _seed_from(replay_of, replay_from)
+            if flow.secure_trigger:
+                self._idempotency.put(_trigger_key(run_id), {"trigger": trigger})
             record = RunRecord(
                 run_id=run_id,
                 flow=flow.name,
                 flow_version=flow_version(source),
-                trigger=trigger,
+                trigger={"secure": REDACTED} if flow.secure_trigger else trigger,
                 keys=[key] if key != run_id else [],
                 started_at=self._clock(),
                 replay_of=replay_of.run_id if replay_of else None,
@@ -419,6 +431,10 @@ def _seed_from(previous: RunRecord | None, replay_from: str | None) -> dict[str,
         and not replay_from.startswith(f"{path}.")
         and not replay_from.startswith(f"{path}[")
     }
+
+
+def _trigger_key(run_id: str) -> str:
+    return f"secure-trigger/{run_id}"
 
 
 def flow_version(source: FlowSource) -> str:

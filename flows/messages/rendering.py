@@ -9,6 +9,9 @@ Escaping follows the output: ``.html.j2`` escapes HTML, subjects and ``.txt.j2``
 and in ``.card.json.j2`` every ``{{ expression }}`` is written as a JSON value (strings quoted, with
 quotes, backslashes, new lines and ``<``/``>``/``&`` escaped), so free text can neither break the JSON
 nor add card elements. ``| tojson`` says the same thing explicitly; only ``Markup`` passes unchanged.
+Teams renders Markdown in a card's TextBlock and FactSet texts, so card values also have Markdown's
+inline link syntax broken (a zero-width space between ``]`` and ``(``): a supplier's model name
+``[Approve](https://...)`` shows as that text, not as a link to somewhere else.
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ DEFAULT_FOLDER = Path(__file__).parent / "templates"
 EMAIL_PARTS = (".subject.j2", ".txt.j2", ".html.j2")
 CARD_SUFFIX = ".card.json.j2"
 _NAME = re.compile(r"[a-z][a-z0-9_]*")
+_LINK_JOIN = "]("  # where Markdown's [text](url) joins its text to its target
 
 FIELD_LABELS = {  # compared fields whose label is not their name, spaced and capitalised
     "manufacturer_id": "Manufacturer identifier",
@@ -71,6 +75,7 @@ class MessageTemplates:
         loader = ChoiceLoader(loaders)
         self._text = _environment(loader, autoescape=select_autoescape(("html.j2", "htm.j2", "xml.j2")))
         self._card = _environment(loader, autoescape=False, finalize=_json_value)
+        self._card.filters["tojson"] = _card_json
 
     def email(
         self, name: str, context: Mapping[str, Any], *, to: Sequence[str], idempotency_key: str
@@ -158,7 +163,22 @@ def _json_value(value: Any) -> Markup:
         return value
     if isinstance(value, Undefined):
         str(value)  # StrictUndefined raises here, naming the missing value
-    return htmlsafe_json_dumps(value)
+    return _card_json(value)
+
+
+def _card_json(value: Any) -> Markup:
+    """A value as JSON for a card, with Markdown links in its texts broken (see the module's docstring)."""
+    return htmlsafe_json_dumps(_without_links(value))
+
+
+def _without_links(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.replace(_LINK_JOIN, "]\u200b(")
+    if isinstance(value, Mapping):
+        return {key: _without_links(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_without_links(item) for item in value]
+    return value
 
 
 def _where(error: BaseException, template_name: str) -> str:
