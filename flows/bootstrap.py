@@ -31,6 +31,7 @@ from flows.operations.cases import CaseOperations
 from flows.operations.events import EventOperations
 from flows.operations.inventory import InventoryOperations
 from flows.operations.messaging import MessagingOperations
+from flows.operations.monitoring import MonitoringOperations
 from flows.operations.secas import CplSource, SecasOperations
 from flows.ports import CaseStore, Inventory, PublicationStore
 from flows.queue_message import form_response_message
@@ -150,6 +151,9 @@ def bootstrap(
     secas = SecasOperations(source, publications, cpl_reader or read)
     registry.register("secas.sync", secas.sync, side_effect=True)
     registry.register("events.emit", EventOperations(bridge.emit).emit, side_effect=True)
+    monitor = MonitoringOperations(parts.runs)
+    registry.register("monitor.sync_health", monitor.sync_health, side_effect=False)
+    registry.register("monitor.failed_runs", monitor.failed_runs, side_effect=False)
 
     problems = [problem for source in flows.values() for problem in validate_flow(source, registry)]
     app = BridgeApp(settings=settings, bridge=bridge, registry=registry, parts=parts, templates=templates)

@@ -63,7 +63,8 @@ def _parser() -> argparse.ArgumentParser:
     sync.add_argument("--cpl", required=True)
     sync.set_defaults(handler=_sync)
 
-    tick = commands.add_parser("tick", help="run the scheduled flows once (escalations)")
+    tick = commands.add_parser("tick", help="run the scheduled checks once (not the sync: that is 'sync')")
+    tick.add_argument("--flow", action="append", default=None, help="only this scheduled flow (repeatable)")
     tick.set_defaults(handler=_tick)
 
     cases = commands.add_parser("cases", help="the cases, as a table or JSON")
@@ -159,7 +160,17 @@ def _sync(args: argparse.Namespace) -> int:
 
 def _tick(args: argparse.Namespace) -> int:
     with _open(args) as app:
-        app.bridge.submit(Message(type="recurrence", flow="case-lifecycle"))
+        scheduled = [
+            name
+            for name, source in app.bridge.flows.items()
+            if name != "secas-sync" and any(t.type == "recurrence" for t in source.definition.triggers)
+        ]
+        for name in args.flow or scheduled:
+            if name not in scheduled:
+                raise BadInput(
+                    f"{name!r} is not a scheduled check; scheduled: {', '.join(sorted(scheduled))}"
+                )
+            app.bridge.submit(Message(type="recurrence", flow=name))
         app.bridge.drain()
     return 0
 

@@ -32,6 +32,9 @@ class Settings(BaseSettings):
     waiting_limit_hours: float = Field(
         default=72.0, gt=0, description="How long a case may wait for SECAS before operators hear."
     )
+    sync_alert_minutes: float = Field(
+        default=30.0, gt=0, description="How long without a successful SECAS download before operators hear."
+    )
     mail_sender: str = "emergency-cpl@dcc.example"
     templates_dir: Path | None = Field(default=None, description="Templates that override the built-in ones.")
     console_url: str = Field(default="", description="Base URL of the operator console, for links in cards.")
@@ -57,4 +60,8 @@ class Settings(BaseSettings):
 
     def flow_settings(self) -> dict[str, object]:
         """What flows may read as ``settings.*``: no secrets, nothing personal."""
-        return {"cpl_location": self.cpl_location, "waiting_limit_hours": self.waiting_limit_hours}
+        return {
+            "cpl_location": self.cpl_location,
+            "waiting_limit_hours": self.waiting_limit_hours,
+            "sync_alert_minutes": self.sync_alert_minutes,
+        }

@@ -12,7 +12,7 @@ from flows.settings import PROJECT_ROOT, Settings
 
 def test_validate_accepts_the_shipped_flows(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--home", str(tmp_path), "validate"]) == 0
-    assert "4 flow file(s) valid" in capsys.readouterr().out
+    assert "5 flow file(s) valid" in capsys.readouterr().out
 
 
 def test_validate_rejects_a_bad_flow_naming_file_and_line(

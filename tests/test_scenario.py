@@ -111,10 +111,11 @@ def test_a_case_waiting_past_the_limit_is_escalated_once(
     assert cli(home, "sync", "--cpl", CPL_24, now="2026-11-23T14:10:00Z") == 0
     cards = home / "outbox" / "teams"
     before = set(cards.glob("*.json"))
-    assert cli(home, "tick", now="2026-11-24T14:05:00Z") == 0  # 24 h: within the 72 h limit
+    lifecycle = ("tick", "--flow", "case-lifecycle")
+    assert cli(home, *lifecycle, now="2026-11-24T14:05:00Z") == 0  # 24 h: within the 72 h limit
     assert set(cards.glob("*.json")) == before
-    assert cli(home, "tick", now="2026-11-26T14:06:00Z") == 0  # past it: case 6 escalates
-    assert cli(home, "tick", now="2026-11-26T15:06:00Z") == 0  # and only once
+    assert cli(home, *lifecycle, now="2026-11-26T14:06:00Z") == 0  # past it: case 6 escalates
+    assert cli(home, *lifecycle, now="2026-11-26T15:06:00Z") == 0  # and only once
     new = [json.loads(p.read_text()) for p in set(cards.glob("*.json")) - before]
     assert len(new) == 1
     assert "6" in json.dumps(new[0])
