@@ -20,7 +20,7 @@ from pydantic import (
     model_validator,
 )
 
-from flows.domain.notification import EmergencyNotification
+from flows.domain.notification import EmergencyNotification, max_length
 from flows.domain.suppliers import SupplierRegister
 from flows.errors import BadInput
 
@@ -54,13 +54,15 @@ def pascal_case(field: str) -> str:
 class FormQuestion(BaseModel):
     """One question of the form and the notification field its answer fills."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
 
     id: str = Field(min_length=1)
     field: str = Field(min_length=1)
     title: str = Field(min_length=1)
     type: QuestionType
     column: str = Field(min_length=1)
+    max_length: int | None = Field(default=None, alias="maxLength", gt=0)
+    """A tighter limit on the answer's length than the domain's ceiling for the field (optional)."""
 
     @field_validator("field")
     @classmethod
@@ -68,6 +70,15 @@ class FormQuestion(BaseModel):
         if value not in _QUESTION_FIELDS:
             raise ValueError(f"{value!r} is not a field of the notification a question can fill")
         return value
+
+    @model_validator(mode="after")
+    def _limit_within_the_ceiling(self) -> FormQuestion:
+        ceiling = max_length(self.field)
+        if self.max_length is not None and self.max_length > ceiling:
+            raise ValueError(
+                f"maxLength {self.max_length} for {self.field!r} is over the bridge's limit of {ceiling}"
+            )
+        return self
 
     @model_validator(mode="before")
     @classmethod
@@ -85,6 +96,10 @@ class FormDefinition(BaseModel):
     form_id: str = Field(alias="formId", min_length=1)
     title: str
     questions: tuple[FormQuestion, ...] = Field(min_length=1)
+
+    def max_lengths(self) -> dict[str, int]:
+        """The length limits the form sets, by notification field (the domain's ceilings elsewhere)."""
+        return {q.field: q.max_length for q in self.questions if q.max_length is not None}
 
     @model_validator(mode="after")
     def _questions_cover_the_notification(self) -> FormDefinition:

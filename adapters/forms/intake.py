@@ -4,10 +4,17 @@ Both shapes map through the ``FormDefinition`` onto ``EmergencyNotification``; t
 checking, and every field they refuse is reported at once in an ``IntakeRejection``, in words a supplier
 can act on. Who may notify for which supplier is the domain's ``SupplierRegister``'s to say; ``authorise``
 turns its answer into the same kind of rejection.
+
+Answers to question ids the form definition does not know are not read. They do not refuse a response
+that is otherwise complete (a question added to the form before the definition is updated must not
+stop intake), but they are logged, ids only, and a required answer found missing names them: a
+mistyped id loses no answer silently. SharePoint items carry columns of their own (``Title``, ...),
+so unknown columns are not reported.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -16,21 +23,23 @@ from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
 from adapters.forms.definition import RESPONSE_METADATA, FormDefinition
-from flows.domain.notification import EmergencyNotification
+from flows.domain.notification import EmergencyNotification, visible_text
 from flows.domain.suppliers import SupplierRegister
 from flows.errors import BadInput
 
 RejectionKind = Literal["invalid", "unauthorised"]
+log = logging.getLogger(__name__)
 _MAX_REASON = 300
+_SHOWN_UNKNOWN = 3  # unknown question ids named in a rejection (each cut to 40 characters)
 _PLAIN_WORDS = {  # pydantic's error types, by family, in words a supplier reads
     "missing": "missing",
     "string_type": "should be text, not {kind}",
     "string_too_long": "is too long (more than {max_length} characters)",
-    "int": "is not a whole number: {given!r}",
-    "greater_than_equal": "must be at least {ge}: {given!r}",
-    "date": "is not a date (like 2026-11-30): {given!r}",
-    "datetime": "is not a date and time (like 2026-11-19T10:02:11Z): {given!r}",
-    "enum": "should be one of {expected}, not {given!r}",
+    "int": "is not a whole number: {shown}",
+    "greater_than_equal": "must be at least {ge}: {shown}",
+    "date": "is not a date (like 2026-11-30): {shown}",
+    "datetime": "is not a date and time (like 2026-11-19T10:02:11Z): {shown}",
+    "enum": "should be one of {expected}, not {shown}",
 }
 
 
@@ -92,7 +101,17 @@ def notification_from_response(response: Mapping[str, Any], form: FormDefinition
     values = {m.field: payload.get(m.forms_key) for m in RESPONSE_METADATA}
     values.update({q.field: answers.get(q.id) for q in form.questions})
     labels = {m.field: m.forms_key for m in RESPONSE_METADATA}
-    return _notification(values, labels, form)
+    known = {q.id for q in form.questions}
+    unknown = [str(key) for key in answers if key not in known]
+    if unknown:
+        log.warning(
+            "response %r: %d answer(s) to question ids not on form %s were not read: %s",
+            str(payload.get("responseId"))[:64],
+            len(unknown),
+            form.form_id,
+            ", ".join(repr(key[:40]) for key in unknown[:10]),
+        )
+    return _notification(values, labels, form, unknown=unknown)
 
 
 def notification_from_list_item(item: Mapping[str, Any], form: FormDefinition) -> EmergencyNotification:
@@ -158,7 +177,7 @@ def _mapping(value: object, what: str) -> Mapping[str, Any]:
 
 
 def _notification(
-    values: dict[str, Any], labels: dict[str, str], form: FormDefinition
+    values: dict[str, Any], labels: dict[str, str], form: FormDefinition, *, unknown: list[str] | None = None
 ) -> EmergencyNotification:
     labels = {**labels, **{q.field: q.title for q in form.questions}}
     fields = EmergencyNotification.model_fields
@@ -169,20 +188,32 @@ def _notification(
         if value is not None and not (_blank(value) and not fields[name].is_required())
     }
     try:
-        return EmergencyNotification.model_validate(data)
+        return EmergencyNotification.model_validate(data, context={"max_length": form.max_lengths()})
     except ValidationError as exc:
-        problems = [_problem(error, values, labels) for error in exc.errors()]
+        questions = {q.field for q in form.questions}  # an unknown id can only have meant a question
+        problems = [_problem(error, values, labels, unknown or [], questions) for error in exc.errors()]
         raise IntakeRejection(
-            response_id=_text(values.get("response_id")) or None,
-            supplier=_text(values.get("supplier")),
-            responder=_text(values.get("responder")),
+            response_id=_shown(values.get("response_id"), 64) or None,
+            supplier=_shown(values.get("supplier"), 200),
+            responder=_shown(values.get("responder"), 254),
             problems=problems,
         ) from exc
 
 
-def _problem(error: ErrorDetails, values: dict[str, Any], labels: dict[str, str]) -> FieldProblem:
+def _problem(
+    error: ErrorDetails,
+    values: dict[str, Any],
+    labels: dict[str, str],
+    unknown: list[str],
+    questions: set[str],
+) -> FieldProblem:
     field = str(error["loc"][0]) if error["loc"] else "response"
-    return FieldProblem(field, labels.get(field, field), _reason(error, values.get(field)))
+    reason = _reason(error, values.get(field))
+    if error["type"] == "missing" and unknown and field in questions:
+        shown = ", ".join(repr(key[:40]) for key in unknown[:_SHOWN_UNKNOWN])
+        more = f" and {len(unknown) - _SHOWN_UNKNOWN} more" if len(unknown) > _SHOWN_UNKNOWN else ""
+        reason += f" (answers to unknown question ids were not read: {shown}{more}; a mistyped id?)"
+    return FieldProblem(field, labels.get(field, field), reason)
 
 
 def _reason(error: ErrorDetails, given: Any) -> str:
@@ -195,7 +226,9 @@ def _reason(error: ErrorDetails, given: Any) -> str:
     else:
         family = next((f for f in ("datetime", "date", "int") if kind.startswith(f)), kind)
         template = _PLAIN_WORDS.get(family)
-        context = {**error.get("ctx", {}), "given": given, "kind": _kind(given)}
+        # A list or object is named by its kind: its text could be long, and says nothing useful.
+        shown = _kind(given) if isinstance(given, list | dict) else repr(given)
+        context = {**error.get("ctx", {}), "given": given, "shown": shown, "kind": _kind(given)}
         reason = template.format(**context) if template else error["msg"][:1].lower() + error["msg"][1:]
     return reason if len(reason) <= _MAX_REASON else reason[: _MAX_REASON - 1] + "…"
 
@@ -204,8 +237,13 @@ def _blank(value: Any) -> bool:
     return isinstance(value, str) and not value.strip()
 
 
-def _text(value: Any) -> str:
-    return value.strip() if isinstance(value, str) else "" if value is None else str(value)
+def _shown(value: Any, limit: int) -> str:
+    """A refused response's id, supplier or responder as the rejection names it (and a rejected case
+    keeps it): text or a whole number only, without control or invisible characters, cut to ``limit``."""
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        return ""
+    text = visible_text(str(value))
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _kind(value: object) -> str:

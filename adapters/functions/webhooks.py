@@ -1,7 +1,8 @@
 """HTTP triggers: Microsoft Graph change notifications and form responses pushed by Power Automate.
 
 Both only check and enqueue: Graph must be answered within 3 seconds, and a response is safe once
-it is on the queue. Neither imports the engine or msgraph.
+it is on the queue. Neither imports the engine or msgraph. What they refuse, and why, is in
+``adapters.functions.wire``; a refused call queues nothing.
 """
 
 from __future__ import annotations
@@ -13,13 +14,15 @@ from typing import Any
 
 import azure.functions as func
 
-from adapters.functions.wire import Refused, json_body
+from adapters.functions.wire import Refused, json_body, queued
 from flows.queue_wire import NotAResponse, message_json, response_id_of
 
 blueprint = func.Blueprint()  # type: ignore[no-untyped-call]  # azure-functions ships it untyped
 
 WORK_QUEUE = "%BRIDGE_WORK_QUEUE%"
 STORAGE = "AzureWebJobsStorage"
+MAX_RESOURCES = 20  # named (each cut to 400 characters) in a list_changed message; the delta pass
+# reads the whole list whatever they are, so they only inform
 
 
 @blueprint.route(route="graph/notifications", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
@@ -28,13 +31,18 @@ def graph_notifications(req: func.HttpRequest, work: func.Out[str]) -> func.Http
     """Validation handshake, or a batch of list-change notifications: one delta pass is queued."""
     token = req.params.get("validationToken")
     if token is not None:  # Graph checks the endpoint: echo the token exactly, as plain text
-        return func.HttpResponse(token, status_code=200, mimetype="text/plain")
+        nosniff = {"X-Content-Type-Options": "nosniff"}  # a browser must not take the echo for HTML
+        return func.HttpResponse(token, status_code=200, mimetype="text/plain", headers=nosniff)
     try:
         notifications = _verified_notifications(json_body(req))
+        resources = sorted({str(n.get("resource", ""))[:400] for n in notifications})
+        body: dict[str, Any] = {"resources": resources[:MAX_RESOURCES]}
+        if len(resources) > MAX_RESOURCES:
+            body["resources_not_named"] = len(resources) - MAX_RESOURCES
+        message = queued(message_json("list_changed", body))
     except Refused as refused:
         return refused.response()
-    resources = sorted({str(n.get("resource", "")) for n in notifications})
-    work.set(message_json("list_changed", {"resources": resources}))
+    work.set(message)
     return func.HttpResponse(status_code=202)
 
 
@@ -59,11 +67,13 @@ def form_responses(req: func.HttpRequest, work: func.Out[str]) -> func.HttpRespo
     """A form response pushed by a Power Automate HTTP action (function key auth): queue it."""
     try:
         payload = json_body(req)
-        response_id = response_id_of(payload)
+        try:
+            response_id = response_id_of(payload)
+        except NotAResponse as error:
+            raise Refused(400, str(error)) from error
+        message = queued(message_json("form_response", {"response_id": response_id, "payload": payload}))
     except Refused as refused:
         return refused.response()
-    except NotAResponse as error:
-        return func.HttpResponse(str(error), status_code=400, mimetype="text/plain")
-    work.set(message_json("form_response", {"response_id": response_id, "payload": payload}))
+    work.set(message)
     answer = json.dumps({"accepted": True, "response_id": response_id})
     return func.HttpResponse(answer, status_code=202, mimetype="application/json")

@@ -38,11 +38,11 @@ UNCHANGED = ColumnValues({}, unchanged=True)
 def convert_column(field: str, column: Sequence[object]) -> ColumnValues:
     """Each distinct value of one column converted for ``field``."""
     convert = converter_for(field)
-    if convert in (to_identifier, to_text) and "" not in column:
+    if convert in (to_identifier, to_text):
         # Most text and identifier columns are already as the field wants them: one look at the whole
-        # column (no set of its values needed) tells.
+        # column (no set of its values needed) tells. all(): no empty string among the strings.
         joined = _joined(column)
-        if joined is not None and _as_they_are(convert, joined):
+        if joined is not None and all(column) and _as_they_are(convert, joined):
             return UNCHANGED
     distinct = set(column)
     plain = _plain(distinct)
