@@ -105,6 +105,7 @@ def bootstrap(
     cpl_reader: Callable[[bytes, str], CplPublication] | None = None,
     sleep: Callable[[float], None] | None = None,
     on_progress: Callable[[Message, RunRecord], None] | None = None,
+    adjust: Callable[[Parts], None] | None = None,
 ) -> BridgeApp:
     """Build the bridge from settings: the embedded defaults, or Azure (see ``flows.wiring``)."""
     settings = settings or Settings()
@@ -114,6 +115,8 @@ def bootstrap(
     reader = ReaderSettings(aliases=settings.cpl_aliases, max_bytes=settings.cpl_max_bytes)
     flows = load_flows(settings.flows_dir)
     parts = build_parts(settings, now)
+    if adjust is not None:
+        adjust(parts)  # e.g. tests wrapping ports with a fault injector
     cases, publications = parts.cases, parts.publications
 
     def parse(payload: Any) -> EmergencyNotification:
@@ -148,7 +151,7 @@ def bootstrap(
     registry.register("mail.send", messaging.send_mail, side_effect=True)
     registry.register("teams.post", messaging.post_card, side_effect=True)
     source = cpl_source or CplFileOrUrl(max_bytes=settings.cpl_max_bytes)
-    secas = SecasOperations(source, publications, cpl_reader or read)
+    secas = SecasOperations(source, publications, cpl_reader or read, parts.idempotency)
     registry.register("secas.sync", secas.sync, side_effect=True)
     registry.register("events.emit", EventOperations(bridge.emit).emit, side_effect=True)
     monitor = MonitoringOperations(parts.runs)

@@ -8,7 +8,7 @@ from typing import Any, Protocol
 from flows.domain.cpl import CplPublication
 from flows.domain.diff import diff_publications
 from flows.engine.registry import ActionContext
-from flows.ports import PublicationStore
+from flows.ports import IdempotencyStore, PublicationStore
 
 
 class CplSource(Protocol):
@@ -25,13 +25,23 @@ class SecasOperations:
         source: CplSource,
         publications: PublicationStore,
         read: Callable[[bytes, str], CplPublication],
+        markers: IdempotencyStore,
     ) -> None:
         self._source = source
         self._publications = publications
         self._read = read
+        self._markers = markers
 
     def sync(self, context: ActionContext, location: str) -> dict[str, Any]:
-        """Fetch and parse the CPL; if it is new, keep it and report the differences from the last."""
+        """Fetch and parse the CPL; if it is new, keep it and report the differences from the last.
+
+        Each kept publication is marked with the action that kept it and the one before it. If the
+        worker died after keeping it but before its result was recorded, the redelivered action
+        finds its own mark and reports the same changes again, so no entry event is ever lost.
+        """
+        redelivered = self._redelivered(context)
+        if redelivered is not None:
+            return redelivered
         data = self._source.fetch(location)
         if data is None:
             return {"changed": False, "reason": "not modified"}
@@ -41,19 +51,39 @@ class SecasOperations:
             return {"changed": False, "reason": "same file as the last publication"}
         # The raw file first: the evidence behind every load made from this publication.
         self._publications.add_raw(publication.source_sha256, data)
+        previous_sha = previous.publication.source_sha256 if previous else None
+        self._markers.put(
+            _mark(publication.source_sha256), {"by": context.idempotency_key, "previous": previous_sha}
+        )
         self._publications.add(publication, fetched_at=context.now, source=location)
-        diff = diff_publications(previous.publication if previous else None, publication)
-        emergency_changed = [
-            c.entry_id for c in diff.changed if c.after.is_emergency or c.before.is_emergency
-        ]
-        return {
-            "changed": True,
-            "publication": publication.source_sha256,
-            "published_at": publication.published_at.isoformat() if publication.published_at else None,
-            "entries": len(publication.entries),
-            "summary": {kind: len(ids) for kind, ids in diff.summary().items()},
-            "added_emergency": [entry.entry_id for entry in diff.added if entry.is_emergency],
-            "changed_emergency": emergency_changed,
-            "withdrawn": [change.entry_id for change in diff.withdrawn],
-            "promoted": [change.entry_id for change in diff.promoted],
-        }
+        return _changes(previous.publication if previous else None, publication)
+
+    def _redelivered(self, context: ActionContext) -> dict[str, Any] | None:
+        latest = self._publications.latest()
+        if latest is None:
+            return None
+        mark = self._markers.get(_mark(latest.publication.source_sha256))
+        if mark is None or mark.get("by") != context.idempotency_key:
+            return None
+        before = self._publications.get(mark["previous"]) if mark.get("previous") else None
+        return _changes(before.publication if before else None, latest.publication)
+
+
+def _mark(sha256: str) -> str:
+    return f"publication-kept/{sha256}"
+
+
+def _changes(previous: CplPublication | None, publication: CplPublication) -> dict[str, Any]:
+    diff = diff_publications(previous, publication)
+    emergency_changed = [c.entry_id for c in diff.changed if c.after.is_emergency or c.before.is_emergency]
+    return {
+        "changed": True,
+        "publication": publication.source_sha256,
+        "published_at": publication.published_at.isoformat() if publication.published_at else None,
+        "entries": len(publication.entries),
+        "summary": {kind: len(ids) for kind, ids in diff.summary().items()},
+        "added_emergency": [entry.entry_id for entry in diff.added if entry.is_emergency],
+        "changed_emergency": emergency_changed,
+        "withdrawn": [change.entry_id for change in diff.withdrawn],
+        "promoted": [change.entry_id for change in diff.promoted],
+    }

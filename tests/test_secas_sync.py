@@ -1,0 +1,54 @@
+"""The SECAS sync operation: a redelivered sync whose first delivery kept the publication but died
+before its result was recorded reports the same changes again, so no entry event is lost."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+from adapters.embedded.idempotency import SqliteIdempotencyStore
+from adapters.embedded.publications import SqlitePublicationStore
+from adapters.embedded.sqlite import BridgeDatabase
+from adapters.secas import read_cpl
+from flows.domain.cpl import CplPublication
+from flows.engine.registry import ActionContext
+from flows.operations.secas import SecasOperations
+from flows.settings import SAMPLES
+
+NOW = datetime(2026, 11, 24, 9, 5, tzinfo=UTC)
+
+
+class ScriptedSource:
+    """SECAS as the sync sees it: the next answers, in order (None is a 304)."""
+
+    def __init__(self, *answers: bytes | None) -> None:
+        self.answers = list(answers)
+
+    def fetch(self, location: str) -> bytes | None:
+        return self.answers.pop(0)
+
+
+def read(data: bytes, name: str) -> CplPublication:
+    return read_cpl(data, name=name)
+
+
+def context(key: str) -> ActionContext:
+    return ActionContext("secas-sync", "run-1", "fetch", key, NOW)
+
+
+def test_a_redelivered_sync_reports_the_changes_it_kept(tmp_path: Path) -> None:
+    old = (SAMPLES / "cpl" / "cpl-2026-11-20.xlsx").read_bytes()
+    new = (SAMPLES / "cpl" / "cpl-2026-11-24.xlsx").read_bytes()
+    with BridgeDatabase(tmp_path / "bridge.sqlite3") as database:
+        publications = SqlitePublicationStore(database)
+        markers = SqliteIdempotencyStore(database)
+        source = ScriptedSource(old, new, new, None)
+        sync = SecasOperations(source, publications, read, markers)
+        assert sync.sync(context("sync/1/fetch"), "cpl.xlsx")["changed"] is True
+        first = sync.sync(context("sync/2/fetch"), "cpl.xlsx")  # kept; say the worker died here
+        assert first["added_emergency"] == ["S1-000318", "S1-000319", "S1-000320"]
+        again = sync.sync(context("sync/2/fetch"), "cpl.xlsx")  # redelivered: needs no download at all
+        assert again == first
+        another = sync.sync(context("sync/3/fetch"), "cpl.xlsx")  # a later, different sync: nothing new
+        assert another == {"changed": False, "reason": "same file as the last publication"}
+        assert sync.sync(context("sync/4/fetch"), "cpl.xlsx") == {"changed": False, "reason": "not modified"}
