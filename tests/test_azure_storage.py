@@ -13,7 +13,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, date, datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -34,7 +34,7 @@ from adapters.azure_storage import (
 )
 from adapters.azure_storage._keys import key_text
 from flows.domain.case import Case, CaseState
-from flows.domain.cpl import CplEntry, CplPublication, CplStatus, EpclStatus
+from flows.domain.cpl import CplPublication
 from flows.engine.definition import ActionStatus
 from flows.engine.loader import load_flow
 from flows.engine.registry import ActionContext, ConnectorRegistry
@@ -43,13 +43,12 @@ from flows.engine.runs import REDACTED, ActionRecord, RunRecord, RunStatus
 from flows.errors import BadInput, PermanentError, TransientError
 from flows.ports import ConcurrencyConflict
 from flows.queue_message import Message
+from tests.support.store_builders import T0, a_case, a_publication, an_entry
 
 if TYPE_CHECKING:
     from tests.azurite import AzuriteServer
 
 pytest_plugins = ["tests.azurite"]  # Azurite, installed and started once per session
-
-T0 = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
 
 
 class WorkerCrash(BaseException):
@@ -57,42 +56,6 @@ class WorkerCrash(BaseException):
 
 
 # --- builders and fixtures -------------------------------------------------------------------------
-
-
-def a_case(
-    response_id: str = "R-0001", *, at: datetime = T0, supplier: str = "Northern Lights Energy"
-) -> Case:
-    return Case.open(response_id, at=at, supplier=supplier, evidence={"run": "run-1"})
-
-
-def an_entry(entry_id: str = "S1-000123", *, firmware: str = "0203") -> CplEntry:
-    return CplEntry(
-        entry_id=entry_id,
-        device_type="ESME",
-        manufacturer_name="Meters & Co",
-        manufacturer_id="1234",
-        model_name="Volta 3",
-        model_id="ab 12",
-        hardware_version="0102",
-        firmware_version=firmware,
-        smets_version="SMETS1 v1.2",
-        s1sp="FOC",
-        epcl_status=EpclStatus.NON_EPCL,
-        cpl_status=CplStatus.ACTIVE,
-        date_added=date(2026, 11, 19),
-        previous_entry_ids=("S1-000110", "S1-000111"),
-        image_hash="AB" * 32,
-        secas_reference="SECAS-2026-042",
-    )
-
-
-def a_publication(sha256: str = "a" * 64, *entries: CplEntry) -> CplPublication:
-    return CplPublication(
-        source_sha256=sha256,
-        source_name="cpl-2026-11-20.xlsx",
-        published_at=datetime(2026, 11, 20, 8, 0, tzinfo=UTC),
-        entries=entries or (an_entry(), an_entry("S1-000124", firmware="0204")),
-    )
 
 
 def a_run(

@@ -6,7 +6,7 @@ import sqlite3
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, date, datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -19,50 +19,12 @@ from adapters.embedded import (
     SqliteInventory,
     SqlitePublicationStore,
 )
-from flows.domain.case import Case, CaseState
-from flows.domain.cpl import CplEntry, CplPublication, CplStatus, EpclStatus
+from flows.domain.case import CaseState
+from flows.domain.cpl import CplPublication
 from flows.ports import ConcurrencyConflict, InventoryRecord, InventoryStatus, UpsertOutcome
-
-T0 = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
-
+from tests.support.store_builders import T0, a_case, a_publication, an_entry
 
 # --- builders ------------------------------------------------------------------------------------
-
-
-def a_case(
-    response_id: str = "R-0001", *, at: datetime = T0, supplier: str = "Northern Lights Energy"
-) -> Case:
-    return Case.open(response_id, at=at, supplier=supplier, evidence={"run": "run-1"})
-
-
-def an_entry(entry_id: str = "S1-000123", *, firmware: str = "0203") -> CplEntry:
-    return CplEntry(
-        entry_id=entry_id,
-        device_type="ESME",
-        manufacturer_name="Meters & Co",
-        manufacturer_id="1234",
-        model_name="Volta 3",
-        model_id="ab 12",
-        hardware_version="0102",
-        firmware_version=firmware,
-        smets_version="SMETS1 v1.2",
-        s1sp="FOC",
-        epcl_status=EpclStatus.NON_EPCL,
-        cpl_status=CplStatus.ACTIVE,
-        date_added=date(2026, 11, 19),
-        previous_entry_ids=("S1-000110", "S1-000111"),
-        image_hash="AB" * 32,
-        secas_reference="SECAS-2026-042",
-    )
-
-
-def a_publication(sha256: str = "a" * 64, *entries: CplEntry) -> CplPublication:
-    return CplPublication(
-        source_sha256=sha256,
-        source_name="cpl-2026-11-20.xlsx",
-        published_at=datetime(2026, 11, 20, 8, 0, tzinfo=UTC),
-        entries=entries or (an_entry(), an_entry("S1-000124", firmware="0204")),
-    )
 
 
 def a_record(*, firmware: str = "0203", s1sp: str = "FOC", model: str = "AB12") -> InventoryRecord:

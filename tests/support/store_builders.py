@@ -1,0 +1,46 @@
+"""Small domain objects that the store tests (SQLite and Azure) both round-trip."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+from flows.domain.case import Case
+from flows.domain.cpl import CplEntry, CplPublication, CplStatus, EpclStatus
+
+T0 = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
+
+
+def a_case(
+    response_id: str = "R-0001", *, at: datetime = T0, supplier: str = "Northern Lights Energy"
+) -> Case:
+    return Case.open(response_id, at=at, supplier=supplier, evidence={"run": "run-1"})
+
+
+def an_entry(entry_id: str = "S1-000123", *, firmware: str = "0203") -> CplEntry:
+    return CplEntry(
+        entry_id=entry_id,
+        device_type="ESME",
+        manufacturer_name="Meters & Co",
+        manufacturer_id="1234",
+        model_name="Volta 3",
+        model_id="ab 12",
+        hardware_version="0102",
+        firmware_version=firmware,
+        smets_version="SMETS1 v1.2",
+        s1sp="FOC",
+        epcl_status=EpclStatus.NON_EPCL,
+        cpl_status=CplStatus.ACTIVE,
+        date_added=date(2026, 11, 19),
+        previous_entry_ids=("S1-000110", "S1-000111"),
+        image_hash="AB" * 32,
+        secas_reference="SECAS-2026-042",
+    )
+
+
+def a_publication(sha256: str = "a" * 64, *entries: CplEntry) -> CplPublication:
+    return CplPublication(
+        source_sha256=sha256,
+        source_name="cpl-2026-11-20.xlsx",
+        published_at=datetime(2026, 11, 20, 8, 0, tzinfo=UTC),
+        entries=entries or (an_entry(), an_entry("S1-000124", firmware="0204")),
+    )
