@@ -23,6 +23,7 @@ from adapters.secas.values import STATUS_FIELDS, default_for
 from flows.domain.cpl import CplEntry
 
 Column = Sequence[object]
+_BLANK_REQUIRED = "blank, but every row must have it (a formula saved without its value reads as blank)"
 
 
 def build_entries(
@@ -97,7 +98,7 @@ def _failures(position: int, field: str, column: Column, table: ColumnValues) ->
     if field in REQUIRED_FIELDS and table.blanks:
         first = next((index for index, value in enumerate(column) if value in table.blanks), None)
         if first is not None:
-            failures.append((first, position, "blank, but every row must have it"))
+            failures.append((first, position, _BLANK_REQUIRED))
     return failures
 
 

@@ -3,6 +3,11 @@
 The SMETS1 sheet is found by its columns (a sheet whose name contains "SMETS1" is preferred), the
 header row by its cells, each column by its header; every row must be valid or nothing is returned
 (``adapters.secas.entries`` reads the rows themselves).
+
+Formulas are never evaluated: a formula cell reads as the value the file saved with it (Excel always
+saves one), and one saved without a value reads as blank, so in a required column it is an error
+naming the cell. An xlsx is checked for zip bombs, damage and XML entities before it is parsed
+(``adapters.secas.archive``).
 """
 
 from __future__ import annotations
@@ -52,7 +57,7 @@ def _read(data: bytes, name: str, where: str, settings: ReaderSettings) -> CplPu
         header = matcher.find_header(rows)
         return 0 if header is None else len(header.columns)
 
-    sheets = open_sheets(data, where=where, csv_name="CSV", score=score, scan=scan)
+    sheets = open_sheets(data, where=where, csv_name="CSV", score=score, settings=settings)
     sheet, header = _smets1_sheet(sheets, matcher, scan, where)
     published, columns = _title_and_columns(sheet.rows(), header)
     return CplPublication(

@@ -7,6 +7,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from adapters.secas.columns import CANONICAL_FIELDS
 
 DEFAULT_MAX_BYTES = 50 * 1024 * 1024
+DEFAULT_MAX_UNCOMPRESSED_BYTES = 200 * 1024 * 1024
 
 
 class ReaderSettings(BaseModel):
@@ -20,6 +21,12 @@ class ReaderSettings(BaseModel):
 
     aliases: dict[str, list[str]] = Field(default_factory=dict)
     max_bytes: int = Field(default=DEFAULT_MAX_BYTES, gt=0)
+    max_uncompressed_bytes: int = Field(default=DEFAULT_MAX_UNCOMPRESSED_BYTES, gt=0)
+    """What all parts of an xlsx may inflate to, as its zip directory declares (checked before parsing)."""
+    max_ratio: int = Field(default=200, gt=0)
+    """How many times a part over 1 MiB may inflate: more is a zip bomb."""
+    max_sheet_cells: int = Field(default=10_000_000, gt=0)
+    """How many cells (rows x columns) a worksheet's declared dimension may span."""
     header_scan_rows: int = Field(default=30, gt=0)
     """How many rows from the top of a sheet may hold the header row (title rows above it)."""
 

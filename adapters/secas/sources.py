@@ -12,21 +12,22 @@ from itertools import islice
 
 from python_calamine import CalamineError, CalamineSheet, CalamineWorkbook, SheetTypeEnum
 
+from adapters.secas.archive import check_xlsx, is_encrypted_ole2
 from adapters.secas.errors import CplFormatError
+from adapters.secas.settings import ReaderSettings
 
 Rows = Sequence[Sequence[object]]
 HeaderScore = Callable[[Sequence[Sequence[object]]], int]
 """How well some rows' best row reads as a CPL header row (0: not at all)."""
 
 ZIP_MAGIC = b"PK\x03\x04"
+OLE2_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 _SIGNATURES = {
     b"%PDF": "a PDF document",
     b"\xd0\xcf\x11\xe0": "an Excel 97-2003 (.xls) or other OLE2 file; save it as .xlsx or CSV",
     b"\x1f\x8b": "a gzip archive",
     b"\x89PNG": "a PNG image",
     b"\xff\xd8\xff": "a JPEG image",
-    b"\xff\xfe": "UTF-16 text; save it as CSV in UTF-8",
-    b"\xfe\xff": "UTF-16 text; save it as CSV in UTF-8",
 }
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _DELIMITERS = (",", ";", "\t", "|")
@@ -87,12 +88,18 @@ class _CsvSheet(Sheet):
         return self._cells
 
 
-def open_sheets(data: bytes, *, where: str, csv_name: str, score: HeaderScore, scan: int) -> list[Sheet]:
+def open_sheets(
+    data: bytes, *, where: str, csv_name: str, score: HeaderScore, settings: ReaderSettings
+) -> list[Sheet]:
     """The sheets of an xlsx, or the one sheet of a CSV file; ``CplFormatError`` for anything else."""
     if not data:
         raise CplFormatError(f"{where}the file is empty")
     if data.startswith(ZIP_MAGIC):
+        check_xlsx(data, where=where, settings=settings)
         return _xlsx_sheets(data, where)
+    if data.startswith(OLE2_MAGIC) and is_encrypted_ole2(data):
+        raise CplFormatError(f"{where}a password-protected (encrypted) workbook; save it without a password")
+    scan = settings.header_scan_rows
     text = _text(data, where)
     return [_CsvSheet(csv_name, _csv_rows(text, score, scan, where))]
 
@@ -115,18 +122,37 @@ def _text(data: bytes, where: str) -> str:
     for signature, what in _SIGNATURES.items():
         if data.startswith(signature):
             raise CplFormatError(f"{not_workbook}; it looks like {what}")
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        try:
-            text = data.decode("cp1252")
-        except UnicodeDecodeError as error:
-            raise CplFormatError(f"{not_workbook}; it is not UTF-8 or Windows-1252 text") from error
+    text = _decoded(data, not_workbook)
     control = _CONTROL.search(text)
     if control is not None:
         where_in = f"control character {control.group()!r} at offset {control.start()}"
         raise CplFormatError(f"{not_workbook}; it holds binary data ({where_in})")
     return text
+
+
+def _decoded(data: bytes, not_workbook: str) -> str:
+    """UTF-16 with a byte order mark (Excel's "Unicode Text"), else UTF-8, else Windows-1252."""
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        try:
+            return data.decode("utf-16")
+        except UnicodeDecodeError as error:
+            raise CplFormatError(
+                f"{not_workbook}; it starts as UTF-16 text but {_bad(error, 'UTF-16')}"
+            ) from error
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        try:
+            return data.decode("cp1252")
+        except UnicodeDecodeError as error:
+            raise CplFormatError(
+                f"{not_workbook}; it is neither UTF-8 nor Windows-1252 text: {_bad(error, 'Windows-1252')}; "
+                "save it as CSV UTF-8"
+            ) from error
+
+
+def _bad(error: UnicodeDecodeError, encoding: str) -> str:
+    return f"byte 0x{error.object[error.start]:02X} at offset {error.start:,} is not valid {encoding}"
 
 
 def _csv_rows(text: str, score: HeaderScore, scan: int, where: str) -> Rows:
