@@ -29,7 +29,7 @@ from flows.engine.runner import Engine
 from flows.service import Message
 from flows.settings import SAMPLES, Settings
 
-CASES = int(sys.argv[1]) if len(sys.argv) > 1 else 1000
+CASES = 1000
 TARGET_CASES_PER_S = 200
 NOW = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
 
@@ -95,8 +95,8 @@ def synthetic(index: int) -> tuple[dict[str, Any], CplEntry, CplEntry]:
     return response, emergency, previous
 
 
-def cases_per_second(home: Path) -> tuple[float, int, int, int]:
-    made = [synthetic(index) for index in range(CASES)]
+def cases_per_second(home: Path, count: int = CASES) -> tuple[float, int, int, int]:
+    made = [synthetic(index) for index in range(count)]
     entries = tuple(entry for _, emergency, previous in made for entry in (previous, emergency))
     publication = CplPublication(source_sha256="bench", source_name="bench.xlsx", entries=entries)
     with bootstrap(Settings(home=home), clock=lambda: NOW) as app:
@@ -113,7 +113,7 @@ def cases_per_second(home: Path) -> tuple[float, int, int, int]:
         loaded = sum(1 for case in app.cases.list() if case.state.value == "loaded")
         inventory = len(app.inventory.all())
     mails = len(list((home / "outbox" / "mail").glob("mail_loaded_*.eml")))
-    return CASES / elapsed, loaded, inventory, mails
+    return count / elapsed, loaded, inventory, mails
 
 
 def overhead_per_action_ms(home: Path, actions: int = 20, runs: int = 100) -> float:

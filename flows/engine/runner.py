@@ -409,28 +409,23 @@ def _unhandled_failure(
 
 
 def _seed_from(previous: RunRecord | None, replay_from: str | None) -> dict[str, ActionRecord]:
-    """For a resubmit from one action: the earlier run's successes before that action are kept.
-
-    The named action, everything inside it and everything recorded after it starts again.
-    """
+    """For a resubmit from one action: the earlier run's successes recorded before that action are
+    kept (records are kept in the order they ran, so no clock is trusted for this). The named
+    action, everything inside it and everything recorded after it runs again."""
     if previous is None or replay_from is None:
         return {}
-    start = previous.actions.get(replay_from)
-    if start is None:
+    if replay_from not in previous.actions:
         known = ", ".join(previous.actions)
         raise ValueError(f"run {previous.run_id} has no action {replay_from!r}; it has: {known}")
-    return {
-        path: record
-        for path, record in previous.actions.items()
-        if record.status is ActionStatus.SUCCEEDED
-        and not record.redacted
-        and record.ended_at <= start.started_at
-        and path != replay_from
-        and not path.startswith(f"{replay_from}.")
-        and not path.startswith(f"{replay_from}[")
-        and not replay_from.startswith(f"{path}.")
-        and not replay_from.startswith(f"{path}[")
-    }
+    kept: dict[str, ActionRecord] = {}
+    for path, record in previous.actions.items():
+        if path == replay_from:
+            break
+        inside = path.startswith((f"{replay_from}.", f"{replay_from}["))
+        container = replay_from.startswith((f"{path}.", f"{path}["))
+        if record.status is ActionStatus.SUCCEEDED and not record.redacted and not inside and not container:
+            kept[path] = record
+    return kept
 
 
 def _trigger_key(run_id: str) -> str:

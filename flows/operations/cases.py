@@ -50,12 +50,15 @@ class CaseOperations:
     def open(self, context: ActionContext, response_id: str, payload: Any) -> dict[str, Any]:
         """Open the case for a form response: received, then rejected if invalid or unauthorised.
 
-        A response delivered again finds its case already open and changes nothing.
+        ``created`` says whether *this* action opened the case: it is true again when the same
+        action is delivered again after the worker died past the save (its follow-up steps must
+        still run, and their own idempotency keys stop any repeat), and false for a case another
+        response or an earlier flow version opened.
         """
         existing = self._cases.get(response_id)
         if existing is not None:
-            return {**case_summary(existing), "created": False}
-        evidence = {"run": context.run_id}
+            return self._summary(existing, context)
+        evidence = {"run": context.run_id, "opened_by": context.idempotency_key}
         try:
             notification = self._parse(payload)
         except BadInput as error:
@@ -65,24 +68,26 @@ class CaseOperations:
                 CaseState.REJECTED, at=context.now, cause="invalid notification", problems=problems,
                 evidence=evidence,
             )  # fmt: skip
-            return self._add(case)
-        case = Case.open(
-            response_id, at=context.now, supplier=notification.supplier, notification=notification,
-            evidence=evidence,
-        )  # fmt: skip
-        refused = self._register.authorisation_problems(notification)
-        if refused:
-            case.move_to(
-                CaseState.REJECTED, at=context.now, cause="responder not authorised for the supplier",
-                problems=refused, evidence=evidence,
+        else:
+            case = Case.open(
+                response_id, at=context.now, supplier=notification.supplier, notification=notification,
+                evidence=evidence,
             )  # fmt: skip
-        return self._add(case)
-
-    def _add(self, case: Case) -> dict[str, Any]:
-        created = self._cases.add(case)
-        stored = case if created else self._cases.get(case.response_id)
+            refused = self._register.authorisation_problems(notification)
+            if refused:
+                case.move_to(
+                    CaseState.REJECTED, at=context.now, cause="responder not authorised for the supplier",
+                    problems=refused, evidence=evidence,
+                )  # fmt: skip
+        self._cases.add(case)  # a concurrent delivery may have added it first: the stored one wins
+        stored = self._cases.get(response_id)
         assert stored is not None
-        return {**case_summary(stored), "created": created, "authorised": self._authorised(stored)}
+        return self._summary(stored, context)
+
+    def _summary(self, case: Case, context: ActionContext | None = None) -> dict[str, Any]:
+        opened_by = case.timeline[0].evidence.get("opened_by") if case.timeline else None
+        created = context is not None and opened_by == context.idempotency_key
+        return {**case_summary(case), "created": created, "authorised": self._authorised(case)}
 
     @staticmethod
     def _authorised(case: Case) -> bool:

@@ -1,0 +1,175 @@
+"""Soak: synthetic responses through intake, load and e-mail under faults, on SQLite and on Azurite.
+
+Every response's emergency entry is already on the CPL, so each one should end loaded, with one
+inventory row, one confirmation e-mail and one acknowledgement. 10% of responses are delivered twice
+(half as the same queue message again, half as a new message for the same response, as a Graph delta
+pass may), and a seeded 5% of the adapter calls (SMI, mail, Teams, case store) fail: transient
+errors, 429s, answers lost after the effect, and worker crashes after the effect, whose message is
+then delivered again.
+
+Prints, last, one JSON line:
+{"bench": "soak", "backends": {"embedded": {...}, "azure": {...}}, "ok": true}
+Exit status 1 when anything is lost or duplicated. ``--count`` sets the number of responses for both
+backends; by default the embedded store takes 1,000 and Azurite (about 7x slower per message over
+HTTP) 300: every case reads the latest publication whole (2 entries per response), so the cost per
+case grows with the count and 10,000 runs for hours. ``--backends embedded`` runs one only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import random
+import shutil
+import sys
+import tempfile
+import time
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from pydantic import SecretStr
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from flows.bootstrap import bootstrap
+from flows.domain.case import CaseState
+from flows.domain.cpl import CplPublication
+from flows.queue_message import Message, form_response_message
+from flows.settings import Settings
+from tests.support.faults import FaultPlan, Wrapped, drain_redelivering, install, no_sleep
+
+NOW = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
+DEFAULT_COUNT = {"embedded": 1_000, "azure": 300}  # 10,000 is impractical: see the docstring
+FAULTED = (
+    "inventory.upsert", "mailer.send", "channel.post", "cases.add", "cases.save", "cases.get",
+)  # fmt: skip
+FAULT_RATE = 0.05
+SEED = 2026
+
+
+def synthetic_responses(count: int) -> tuple[list[dict[str, Any]], CplPublication]:
+    """The engine bench's synthetic responses and one publication holding all their entries."""
+    from bench.engine import synthetic
+    made = [synthetic(index) for index in range(count)]
+    entries = tuple(entry for _, emergency, previous in made for entry in (previous, emergency))
+    digest = hashlib.sha256(f"soak-{count}".encode()).hexdigest()
+    publication = CplPublication(source_sha256=digest, source_name="soak.xlsx", entries=entries)
+    return [response for response, _, _ in made], publication
+
+
+def deliveries(responses: list[dict[str, Any]], rng: random.Random) -> list[Message]:
+    messages = [form_response_message(response) for response in responses]
+    twice = rng.sample(messages, len(messages) // 10)
+    again = [m if i % 2 else form_response_message(m.body["payload"]) for i, m in enumerate(twice)]
+    out = messages + again
+    rng.shuffle(out)
+    return out
+
+
+def soak(backend: str, count: int, home: Path, connection: str | None) -> dict[str, Any]:
+    responses, publication = synthetic_responses(count)
+    plan = FaultPlan(
+        seed=SEED,
+        rate=FAULT_RATE,
+        kinds=("transient", "throttled", "transient_after", "crash_after"),
+        only=FAULTED,
+    )
+    wrapped = Wrapped()
+    settings = Settings(home=home)
+    if backend == "azure":
+        assert connection is not None
+        settings = Settings(
+            home=home, backend="azure", storage_connection=SecretStr(connection), work_queue="soak-work"
+        )
+    started = time.perf_counter()
+    with bootstrap(settings, clock=lambda: NOW, sleep=no_sleep, adjust=install(plan, wrapped)) as app:
+        plan.enabled = False
+        app.publications.add(publication, fetched_at=NOW, source="soak")
+        plan.enabled = True
+        for message in deliveries(responses, random.Random(SEED)):
+            wrapped.submit(message)
+        redelivered = drain_redelivering(app.bridge.queue, app.bridge.handle)
+        plan.enabled = False
+        elapsed = time.perf_counter() - started
+        cases = {case.response_id: case for case in app.cases.list()}
+        rows = app.inventory.all()
+    assert wrapped.inventory is not None
+    loads = wrapped.inventory.loads
+    mails = Counter(p.name.split("-")[0] for p in (home / "outbox" / "mail").glob("*.eml"))
+    ids = [str(r["responseId"]) for r in responses]
+    not_loaded = [i for i in ids if i not in cases or cases[i].state is not CaseState.LOADED]
+    no_email = [i for i in ids if mails[f"mail_loaded_{i}"] != 1]
+    no_ack = [i for i in ids if mails[f"mail_acknowledge_{i}"] != 1]
+    opened_twice = [c for c in cases.values() if sum(t.from_state is None for t in c.timeline) != 1]
+    loaded_twice = [c for c in cases.values() if [t.to_state for t in c.timeline].count(CaseState.LOADED) > 1]
+    duplicated = (
+        len(loads) - len(set(loads))
+        + max(0, len(rows) - len(ids))
+        + sum(n - 1 for n in mails.values() if n > 1)
+        + len(opened_twice) + len(loaded_twice)
+    )  # fmt: skip
+    lost = len(set(not_loaded) | set(no_email) | set(no_ack))
+    kinds = Counter(i.kind for i in plan.injected)
+    return {
+        "submitted": count,
+        "deliveries": count + count // 10,
+        "cases": len(cases),
+        "loads": len(set(loads)),
+        "emails": sum(n for name, n in mails.items() if name.startswith("mail_loaded_")),
+        "acknowledgements": sum(n for name, n in mails.items() if name.startswith("mail_acknowledge_")),
+        "lost": lost,
+        "duplicated": duplicated,
+        "faults": dict(sorted(kinds.items())),
+        "redelivered": len(redelivered),
+        "seconds": round(elapsed, 1),
+        "per_s": round(count / elapsed, 1),
+        "lost_examples": sorted(set(not_loaded) | set(no_email) | set(no_ack))[:5],
+    }
+
+
+def with_azurite(run: Any) -> Any:
+    """Start Azurite as the tests do (installing it from npm on first use), run, stop it."""
+    from tests.azurite import FOLDER, AzuriteServer, install, start, stop
+
+    node, npm = shutil.which("node"), shutil.which("npm")
+    if node is None or npm is None:
+        raise SystemExit("Node.js and npm are needed to run Azurite for the azure backend")
+    install(npm, FOLDER)
+    with tempfile.TemporaryDirectory(prefix="soak-azurite-") as workdir:
+        process, ports = start(node, FOLDER, Path(workdir))
+        try:
+            return run(AzuriteServer(ports, 0.0, False, 0.0).connection_string)
+        finally:
+            stop(process)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--count", type=int, help="responses per backend (default: 1,000 / 300)")
+    parser.add_argument("--backends", nargs="+", choices=["embedded", "azure"], default=["embedded", "azure"])
+    args = parser.parse_args(argv)
+    results: dict[str, dict[str, Any]] = {}
+    for backend in args.backends:
+        count = args.count or DEFAULT_COUNT[backend]
+        with tempfile.TemporaryDirectory(prefix=f"soak-{backend}-") as folder:
+            if backend == "azure":
+                results[backend] = with_azurite(lambda c: soak(backend, count, Path(folder), c))  # noqa: B023
+            else:
+                results[backend] = soak(backend, count, Path(folder), None)
+        r = results[backend]
+        print(
+            f"{backend}: {r['submitted']} responses in {r['seconds']} s ({r['per_s']}/s); "
+            f"cases {r['cases']}, loads {r['loads']}, e-mails {r['emails']}; faults {r['faults']}; "
+            f"lost {r['lost']}, duplicated {r['duplicated']}",
+            flush=True,
+        )
+    ok = all(r["lost"] == 0 and r["duplicated"] == 0 for r in results.values())
+    print(json.dumps({"bench": "soak", "backends": results, "ok": ok}))
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
