@@ -53,6 +53,7 @@ SEED = 2026
 def synthetic_responses(count: int) -> tuple[list[dict[str, Any]], CplPublication]:
     """The engine bench's synthetic responses and one publication holding all their entries."""
     from bench.engine import synthetic
+
     made = [synthetic(index) for index in range(count)]
     entries = tuple(entry for _, emergency, previous in made for entry in (previous, emergency))
     digest = hashlib.sha256(f"soak-{count}".encode()).hexdigest()

@@ -4,6 +4,10 @@ and within a small memory bound, and a refused file leaves nothing behind."""
 from __future__ import annotations
 
 import io
+import random
+import signal
+import subprocess
+import sys
 import time
 import tracemalloc
 import zlib
@@ -19,6 +23,7 @@ from adapters.embedded.idempotency import SqliteIdempotencyStore
 from adapters.embedded.publications import SqlitePublicationStore
 from adapters.embedded.sqlite import BridgeDatabase
 from adapters.secas import CplFormatError, ReaderSettings, read_cpl
+from adapters.secas.cell_span import CHUNK, scan_cell_span
 from flows.domain.cpl import CplPublication
 from flows.engine.registry import ActionContext
 from flows.operations.secas import SecasOperations
@@ -109,9 +114,9 @@ def test_a_sheet_whose_declared_size_lies_is_refused_at_that_size() -> None:
     head, tail = sheet_xml("<!--x-->").encode().split(b"<!--x-->")
     packed = repeated_deflate(head, CELLS, 50, tail)
     declared = 100 * len(packed)  # a believable ratio; the stream inflates more than three times that
-    # Its head inflates at a believable ratio too, so the reader's checks let it through; the zip
-    # reader under python-calamine stops at the declared size (held to the limits) and refuses it.
-    refused(xlsx_with_sheet_stream(packed, declared), "File is larger than its declared uncompressed size")
+    # Its head inflates at a believable ratio too; the sheet's cells are read through (chunk by
+    # chunk) before python-calamine sees them, and that stops at the declared size.
+    refused(xlsx_with_sheet_stream(packed, declared), f"inflates beyond its declared size of {declared:,}")
 
 
 def test_a_small_part_that_lies_about_its_size_is_refused() -> None:
@@ -140,6 +145,87 @@ def test_calamine_does_not_allocate_by_a_declared_dimension() -> None:
     with bounded(peak=MiB):
         rows = CalamineWorkbook.from_filelike(io.BytesIO(xlsx(sheet))).get_sheet_by_name("SMETS1").to_python()
     assert rows == [["x"]]
+
+
+# 4b. Cells far apart, whatever the dimension says
+
+
+FAR_APART = '<row r="1"><c r="A1"><v>1</v></c></row><row r="1048576"><c r="XFD1048576"><v>2</v></c></row>'
+
+
+def test_calamine_aborts_the_process_on_two_cells_far_apart() -> None:
+    """Why the reader scans cell references itself: python-calamine allocates the whole rectangle
+    between the cells and the Rust allocator aborts (no exception reaches Python). Run in a child
+    process, as it takes the process with it."""
+    data = xlsx(sheet_xml(FAR_APART))
+    assert len(data) < 2_000
+    code = (
+        "import io, sys; from python_calamine import CalamineWorkbook; "
+        "CalamineWorkbook.from_filelike(io.BytesIO(sys.stdin.buffer.read())).get_sheet_by_name('SMETS1')"
+    )
+    child = subprocess.run([sys.executable, "-c", code], input=data, capture_output=True, timeout=60)
+    assert child.returncode == -signal.SIGABRT, child.stderr.decode(errors="replace")[-500:]
+
+
+def test_two_cells_far_apart_are_refused_before_calamine_sees_them() -> None:
+    error = refused(xlsx(sheet_xml(FAR_APART)), r"cells spread over 1,048,576 rows by 16,384 columns")
+    assert "'xl/worksheets/sheet1.xml'" in str(error) and "10,000,000 cells" in str(error)
+
+
+@pytest.mark.parametrize(
+    "far_cell",
+    [
+        "<c\nr='XFD1048576'><v>2</v></c>",  # other white space and quotes
+        '<c s="0" r = "XFD1048576"><v>2</v></c>',  # r not first, spaces round "="
+        '<x:c xmlns:x="http://schemas.openxmlformats.org/spreadsheetml/2006/main" r="XFD1048576"/>',
+    ],
+)
+def test_a_far_cell_spelled_unusually_is_found(far_cell: str) -> None:
+    sheet = sheet_xml(f'<row r="1"><c r="A1"><v>1</v></c></row><row r="1048576">{far_cell}</row>')
+    refused(xlsx(sheet), r"cells spread over 1,048,576 rows by 16,384 columns")
+
+
+def test_cells_without_references_count_as_the_columns_they_take() -> None:
+    """A cell without ``r`` takes the next column: 2,000 of them in one row, 10,000 rows down."""
+    wide = '<row r="1">' + "<c><v>1</v></c>" * 2_000 + '</row><row r="10000"><c r="A10000"/></row>'
+    # 2,001: the bound counts the numbered column and every unnumbered cell after it.
+    refused(xlsx(sheet_xml(wide)), r"cells spread over 10,000 rows by 2,001 columns")
+
+
+def test_rows_without_references_count_as_the_rows_they_take() -> None:
+    tall = '<row r="1"><c r="CV1"/></row>' + "".join(
+        f"<row><c><v>{n * 7919 % 100_003}</v></c></row>" for n in range(120_000)
+    )
+    # Not under ``bounded``: tracemalloc slows the exact scan of 120,000 rows twentyfold.
+    with pytest.raises(CplFormatError, match=r"cells spread over 120,001 rows by 101 columns"):
+        read_cpl(xlsx(sheet_xml(tall)), name="cpl.xlsx")
+
+
+def test_a_reference_cut_by_a_chunk_boundary_is_still_read() -> None:
+    filler = '<row r="1"><c r="A1"><v>1</v></c></row>'
+    head = sheet_xml("<!--x-->").split("<!--x-->")[0]
+    pad = CHUNK - len(head) - len(filler) - len('<row r="1048576"><c r="XF')
+    sheet = sheet_xml(
+        filler
+        + f"<!--{random.Random(5).randbytes((pad - 7) // 2).hex()}-->"
+        + '<row r="1048576"><c r="XFD1048576"/></row>'
+    )
+    at = sheet.index('r="XFD1048576"')
+    assert at < CHUNK < at + 14  # the reference straddles the first chunk's end
+    refused(xlsx(sheet), r"cells spread over 1,048,576 rows by 16,384 columns")
+
+
+@pytest.mark.parametrize("last", ["Z99999", "P100004", "AB7"])
+def test_sheets_of_ordinary_size_pass_the_cell_check(last: str) -> None:
+    span = scan_cell_span(
+        sheet_xml(f'<row r="2"><c r="B2"/><c r="{last}"/></row>').encode(), deflated=False, limit=MiB
+    )
+    assert span.cells <= ReaderSettings().max_sheet_cells
+
+
+def test_the_cell_span_is_a_setting() -> None:
+    sheet = sheet_xml('<row r="1"><c r="A1"/></row><row r="100"><c r="J100"/></row>')
+    refused(xlsx(sheet), r"cells spread over 100 rows by 10 columns", ReaderSettings(max_sheet_cells=999))
 
 
 # 5. XML entities

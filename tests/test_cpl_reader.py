@@ -115,7 +115,10 @@ def test_entries_built_without_validation_are_what_validation_makes(tmp_path: Pa
 
     for publication in publications:
         for entry in publication.entries:
-            assert CplEntry.model_validate(entry.model_dump()) == entry
+            validated = CplEntry.model_validate(entry.model_dump())
+            assert validated == entry and repr(validated) == repr(entry)
+            assert entry.model_fields_set == set(CplEntry.model_fields)
+            assert entry.model_copy(update={"model_name": "x"}).model_name == "x"
             assert type(entry.epcl_status) is EpclStatus
             assert type(entry.cpl_status) is CplStatus
 

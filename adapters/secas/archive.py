@@ -5,7 +5,8 @@ Refused, each with a ``CplFormatError`` naming the part: a truncated or damaged 
 sizes over ``max_uncompressed_bytes``; a part over 1 MiB that inflates more than ``max_ratio`` times
 (a zip bomb); declared sizes that lie (a part that inflates beyond its declared size); encrypted or
 unusually compressed parts; a DOCTYPE or ENTITY declaration in any XML part (OOXML never has one);
-a worksheet whose ``<dimension>`` spans more than ``max_sheet_cells`` cells.
+a worksheet whose ``<dimension>`` or whose cells (``adapters.secas.cell_span``) span more than
+``max_sheet_cells`` cells.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import struct
 import zipfile
 import zlib
 
+from adapters.secas.cell_span import scan_cell_span
 from adapters.secas.errors import CplFormatError
 from adapters.secas.settings import ReaderSettings
 
@@ -71,6 +73,27 @@ def _check_part(data: bytes, info: zipfile.ZipInfo, where: str, settings: Reader
     body = _body(data, info, part)
     if info.filename.endswith((".xml", ".rels", ".vml")):
         _check_xml(_head(body, info, part, settings), info, part, settings)
+    if info.filename.startswith("xl/worksheets/") and info.filename.endswith(".xml"):
+        _check_cells(body, info, part, settings)
+
+
+def _check_cells(body: memoryview, info: zipfile.ZipInfo, part: str, settings: ReaderSettings) -> None:
+    """Refuse a sheet whose cells lie far apart: python-calamine would allocate the whole rectangle
+    between them and abort the process (a Rust allocation failure is not an exception)."""
+    deflated = info.compress_type == zipfile.ZIP_DEFLATED
+    try:
+        span = scan_cell_span(body, deflated=deflated, limit=info.file_size)
+        if span.cells > settings.max_sheet_cells:  # the quick bound may overstate: look closely
+            span = scan_cell_span(body, deflated=deflated, limit=info.file_size, exact=True)
+    except zlib.error as error:
+        raise CplFormatError(f"{part} cannot be inflated: the file is damaged ({error})") from error
+    except OverflowError:
+        _lies(info, part)
+    if span.cells > settings.max_sheet_cells:
+        raise CplFormatError(
+            f"{part} has cells spread over {span.rows:,} rows by {span.columns:,} columns, over the limit "
+            f"of {settings.max_sheet_cells:,} cells (a cell far from the others?); delete the stray cells"
+        )
 
 
 def _body(data: bytes, info: zipfile.ZipInfo, part: str) -> memoryview:

@@ -16,7 +16,16 @@ from flows.domain.cpl import CplStatus, EpclStatus, parse_previous_ids
 from flows.domain.identifiers import loose_name, normalise_identifier
 
 IDENTIFIER_FIELDS = frozenset(
-    {"device_type", "manufacturer_id", "model_id", "hardware_version", "firmware_version", "image_hash"}
+    {
+        "device_type",
+        "manufacturer_id",
+        "model_id",
+        "hardware_version",
+        "firmware_version",
+        "image_hash",
+        "s1sp",
+        "secas_reference",  # compared exactly with the notification's normalised values
+    }
 )
 STATUS_FIELDS = frozenset({"epcl_status", "cpl_status"})
 _DATE_FORMATS = ("%d/%m/%Y", "%d-%m-%Y", "%d.%m.%Y", "%d %B %Y", "%d %b %Y", "%Y/%m/%d")

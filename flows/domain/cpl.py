@@ -69,13 +69,13 @@ class CplEntry(BaseModel):
     hardware_version: Identifier
     firmware_version: Identifier
     smets_version: str = ""
-    s1sp: str
+    s1sp: Identifier
     epcl_status: EpclStatus
     cpl_status: CplStatus
     date_added: date | None = None
     previous_entry_ids: tuple[str, ...] = ()
     image_hash: Identifier = ""
-    secas_reference: str = ""
+    secas_reference: Identifier = ""
 
     @property
     def device_model(self) -> DeviceModel:

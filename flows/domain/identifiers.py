@@ -16,13 +16,14 @@ _NOT_WORD = re.compile(r"[\W_]+", flags=re.UNICODE)
 
 
 def normalise_identifier(value: str) -> str:
-    """Trim, drop all white space (including U+00A0 and U+202F) and upper-case.
+    r"""Trim, drop all white space (including U+00A0 and U+202F) and upper-case.
 
-    Never pads or strips zeros, so ``normalise_identifier(" 0102 ")`` is ``"0102"``.
+    Never pads or strips zeros, so ``normalise_identifier(" 0102 ")`` is ``"0102"``. No Unicode
+    folding beyond that: NFKC would turn a superscript or full-width zero into a "0" (more zeros than
+    were typed) and is not idempotent once upper-casing has run; any white space (``\s`` covers the
+    no-break and figure spaces) is simply dropped, and what is left is upper-cased.
     """
-    # NFKC folds compatibility spaces (e.g. U+2007 figure space) into plain ones first.
-    folded = unicodedata.normalize("NFKC", value)
-    return _WHITE_SPACE.sub("", folded).upper()
+    return _WHITE_SPACE.sub("", value).upper()
 
 
 def is_hex(value: str) -> bool:
