@@ -6,14 +6,14 @@ Azure one. Only the composition root chooses which; flows and the domain see the
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from flows.domain.case import Case, CaseState
+from flows.domain.case import Case, CaseState, CaseSummary
 from flows.domain.cpl import CplPublication, DeviceModelCombination
 
 
@@ -41,6 +41,10 @@ class CaseStore(Protocol):
         ...
 
     def list(self, states: Iterable[CaseState] | None = None) -> list[Case]: ...
+
+    def summaries(self, states: Iterable[CaseState] | None = None) -> Sequence[CaseSummary]:
+        """As ``list``, summarised: for lists of thousands of cases (the console)."""
+        ...
 
 
 class StoredPublication(BaseModel):

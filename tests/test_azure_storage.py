@@ -33,7 +33,7 @@ from adapters.azure_storage import (
     connect,
 )
 from adapters.azure_storage._keys import key_text
-from flows.domain.case import Case, CaseState
+from flows.domain.case import Case, CaseState, CaseSummary
 from flows.domain.cpl import CplPublication
 from flows.engine.definition import ActionStatus
 from flows.engine.loader import load_flow
@@ -238,6 +238,9 @@ def test_list_by_state_in_opening_order(stores: AzureStores) -> None:
     waiting = store.list(states=iter([CaseState.AWAITING_CPL, CaseState.LOADED]))
     assert [case.response_id for case in waiting] == ["R-middle"]
     assert store.list([]) == []
+    # Summaries say the same, in the same order, for any filter.
+    for states in (None, [CaseState.RECEIVED], [CaseState.AWAITING_CPL, CaseState.LOADED], []):
+        assert list(store.summaries(states)) == [CaseSummary.of(case) for case in store.list(states)]
 
 
 def test_a_case_with_a_very_long_timeline_round_trips(stores: AzureStores, settings: StorageSettings) -> None:

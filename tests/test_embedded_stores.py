@@ -19,7 +19,7 @@ from adapters.embedded import (
     SqliteInventory,
     SqlitePublicationStore,
 )
-from flows.domain.case import CaseState
+from flows.domain.case import CaseState, CaseSummary
 from flows.domain.cpl import CplPublication
 from flows.ports import ConcurrencyConflict, InventoryRecord, InventoryStatus, UpsertOutcome
 from tests.support.store_builders import T0, a_case, a_publication, an_entry
@@ -78,8 +78,9 @@ def test_schema_creation_is_idempotent_and_versioned(db_path: Path) -> None:
             SqliteIdempotencyStore(database)
             SqliteInventory(database)
             SqliteCaseStore(database)  # a second store on the same tables creates nothing new
-            for component in ("cases", "publications", "idempotency", "inventory"):
+            for component in ("publications", "idempotency", "inventory"):
                 assert database.schema_version(component) == 1
+            assert database.schema_version("cases") == SqliteCaseStore.SCHEMA_VERSION == 2
             assert cases.add(a_case()) is (opening == 0)  # the first opening's case is still there
 
 
@@ -87,9 +88,40 @@ def test_a_file_from_another_schema_version_is_refused(db_path: Path) -> None:
     with BridgeDatabase(db_path) as database:
         SqliteCaseStore(database)
         with database.write() as connection:
-            connection.execute("UPDATE schema_versions SET version = 2 WHERE component = 'cases'")
-        with pytest.raises(SchemaMismatch, match="cases tables are at schema version 2"):
+            connection.execute("UPDATE schema_versions SET version = 3 WHERE component = 'cases'")
+        with pytest.raises(SchemaMismatch, match="cases tables are at schema version 3"):
             SqliteCaseStore(database)
+
+
+VERSION_1_CASES = """
+    CREATE TABLE cases (
+        response_id TEXT PRIMARY KEY, state TEXT NOT NULL, supplier TEXT NOT NULL, cpl_entry_id TEXT,
+        opened_at TEXT NOT NULL, version INTEGER NOT NULL, updated_at TEXT NOT NULL, document TEXT NOT NULL
+    )
+"""
+
+
+def test_version_1_cases_gain_their_summary_columns_from_their_documents(db_path: Path) -> None:
+    case = a_case()
+    case.move_to(CaseState.AWAITING_CPL, at=T0 + timedelta(hours=1), cause="waiting")
+    case.move_to(CaseState.NEEDS_ATTENTION, at=T0 + timedelta(hours=2), cause="differs", problems=["x: a, b"])
+    case.record(at=T0 + timedelta(hours=3), cause="escalated")  # a note: not a change of state
+    with BridgeDatabase(db_path) as database:
+        with database.write() as connection:
+            connection.execute(VERSION_1_CASES)
+            connection.execute(
+                "INSERT INTO schema_versions (component, version, applied_at) VALUES ('cases', 1, 'then')"
+            )
+            connection.execute(
+                "INSERT INTO cases VALUES (?, ?, ?, NULL, ?, 0, 'then', ?)",
+                (case.response_id, case.state.value, case.supplier, T0.isoformat(), case.model_dump_json()),
+            )
+        store = SqliteCaseStore(database)
+        assert database.schema_version("cases") == 2
+        (summary,) = store.summaries()
+        assert summary == CaseSummary.of(case)
+        assert summary.state_since == T0 + timedelta(hours=2) and summary.problems == ("x: a, b",)
+        assert store.get(case.response_id) == case
 
 
 def test_a_store_opened_from_a_path_owns_and_closes_its_connection(db_path: Path) -> None:
@@ -214,6 +246,9 @@ def test_list_by_state_in_opening_order(database: BridgeDatabase) -> None:
     waiting = store.list(states=iter([CaseState.AWAITING_CPL, CaseState.LOADED]))
     assert [case.response_id for case in waiting] == ["R-middle"]
     assert store.list([]) == []
+    # Summaries say the same, in the same order, for any filter.
+    for states in (None, [CaseState.RECEIVED], [CaseState.AWAITING_CPL, CaseState.LOADED], []):
+        assert list(store.summaries(states)) == [CaseSummary.of(case) for case in store.list(states)]
 
 
 # --- publications --------------------------------------------------------------------------------
@@ -359,3 +394,60 @@ def test_the_raw_publication_is_kept_once_under_its_hash(database: BridgeDatabas
     assert store.get_raw(sha256) == data
     with pytest.raises(BadInput, match="SHA-256"):
         store.add_raw("0" * 64, data)
+
+
+# --- one transaction across stores, and the parsed-case cache -------------------------------------
+
+
+def test_a_transaction_commits_two_stores_writes_together_or_not_at_all(database: BridgeDatabase) -> None:
+    cases, keys = SqliteCaseStore(database), SqliteIdempotencyStore(database)
+
+    def fails_before_the_commit() -> None:
+        with cases.transaction():
+            assert cases.add(a_case("R-1"))
+            assert keys.put("k-1", {"outputs": 1})
+            raise RuntimeError("the worker failed before the commit")
+
+    with pytest.raises(RuntimeError):
+        fails_before_the_commit()
+    assert cases.get("R-1") is None and keys.get("k-1") is None
+
+    with keys.transaction():
+        cases.add(a_case("R-2"))
+        keys.put("k-2", {"outputs": 2})
+    assert cases.get("R-2") is not None and keys.get("k-2") == {"outputs": 2}
+
+
+def half_written(database: BridgeDatabase) -> None:
+    with database.write() as connection:
+        connection.execute("INSERT INTO idempotency (key, result, stored_at) VALUES ('undone', '{}', 'x')")
+        connection.execute("INSERT INTO no_such_table VALUES (1)")
+
+
+def test_a_failed_write_inside_a_transaction_is_undone_alone(database: BridgeDatabase) -> None:
+    keys = SqliteIdempotencyStore(database)
+    with keys.transaction():
+        keys.put("kept", {"outputs": 1})
+        with pytest.raises(sqlite3.OperationalError):
+            half_written(database)
+    assert keys.get("kept") == {"outputs": 1}
+    assert keys.get("undone") is None
+
+
+def test_cached_cases_are_copies_and_never_stale(db_path: Path) -> None:
+    with SqliteCaseStore(db_path) as store, SqliteCaseStore(db_path) as other:
+        store.add(a_case("R-1"))
+        first = store.get("R-1")
+        assert first is not None
+        first.problems.append("changed in memory, never saved")
+        first.timeline[0].evidence["run"] = "changed too"
+        again = store.get("R-1")
+        assert again is not None and again is not first
+        assert again.problems == [] and again.timeline[0].evidence == {"run": "run-1"}
+
+        seen_by_other = other.get("R-1")
+        assert seen_by_other is not None
+        seen_by_other.move_to(CaseState.AWAITING_CPL, at=T0, cause="saved by another store")
+        other.save(seen_by_other)
+        fresh = store.get("R-1")  # the document changed under the cache: parsed again
+        assert fresh is not None and fresh.state is CaseState.AWAITING_CPL and fresh.version == 1

@@ -20,7 +20,7 @@ from flows.engine.definition import ActionStatus
 from flows.engine.loader import FlowSource, load_flow
 from flows.engine.registry import ActionContext, ConnectorRegistry
 from flows.engine.runner import Engine
-from flows.engine.runs import REDACTED, RunStatus
+from flows.engine.runs import REDACTED, ActionRecord, RunStatus
 from flows.errors import PermanentError, TransientError
 
 NOW = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
@@ -457,3 +457,61 @@ def test_a_malformed_expression_at_run_time_fails_the_action_naming_it(
     run = engine.run(source, {})
     assert run.actions["a"].status is ActionStatus.FAILED
     assert "cannot evaluate ${add_hours(`1`)}" in (run.actions["a"].error or "")
+
+
+class CrashingRunStore(SqliteRunStore):
+    """Dies once while writing the record of action ``path``, after the row is written."""
+
+    def __init__(self, database: BridgeDatabase, path: str) -> None:
+        super().__init__(database)
+        self.crash_on = path
+
+    def record_action(self, run_id: str, record: ActionRecord) -> None:
+        super().record_action(run_id, record)
+        if record.path == self.crash_on:
+            self.crash_on = ""
+            raise WorkerCrash
+
+
+CRASH_FLOW = """
+    name: joint
+    triggers: [{type: http}]
+    key: ${trigger.case}
+    actions:
+      load: {use: test.effect, inputs: {value: load}}
+      mail: {use: test.effect, inputs: {value: mail}}
+    """
+
+
+def test_on_one_database_the_key_and_the_record_are_written_together(
+    tmp_path: Path, database: BridgeDatabase, world: World
+) -> None:
+    """A crash while the record is written takes the idempotency key with it, and nothing repeats."""
+    runs, keys = CrashingRunStore(database, "load"), SqliteIdempotencyStore(database)
+    engine = Engine(world.registry(), runs, keys, clock=lambda: NOW)
+    source = flow(tmp_path, CRASH_FLOW)
+
+    with pytest.raises(WorkerCrash):
+        engine.run(source, {"case": "7"}, run_id="delivery-1")
+    half = runs.get("delivery-1")
+    assert half is not None and list(half.actions) == []  # the record was rolled back ...
+    assert keys.get("joint/7/load") is None  # ... and the key with it: neither without the other
+
+    run = engine.run(source, {"case": "7"}, run_id="delivery-1")
+    assert run.status is RunStatus.SUCCEEDED
+    assert world.effects == [("load", "load"), ("mail", "mail")]  # the adapter's own key held
+    assert keys.get("joint/7/load") == {"outputs": {"done": "load"}}
+
+
+def test_on_two_databases_the_key_is_kept_before_the_record(tmp_path: Path, world: World) -> None:
+    with BridgeDatabase(tmp_path / "runs.sqlite3") as one, BridgeDatabase(tmp_path / "keys.sqlite3") as two:
+        runs, keys = CrashingRunStore(one, "load"), SqliteIdempotencyStore(two)
+        engine = Engine(world.registry(), runs, keys, clock=lambda: NOW)
+        source = flow(tmp_path, CRASH_FLOW)
+        with pytest.raises(WorkerCrash):
+            engine.run(source, {"case": "7"}, run_id="delivery-1")
+        assert keys.get("joint/7/load") == {"outputs": {"done": "load"}}  # committed on its own
+
+        run = engine.run(source, {"case": "7"}, run_id="delivery-1")
+        assert run.actions["load"].status is ActionStatus.SUCCEEDED
+        assert world.effects == [("load", "load"), ("mail", "mail")]

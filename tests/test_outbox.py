@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from email import policy
@@ -10,10 +12,17 @@ from email.message import EmailMessage
 from email.parser import BytesParser
 from email.utils import parsedate_to_datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
+import tests.hypothesis_profiles  # noqa: F401 - loads the chosen Hypothesis profile
 from adapters.outbox import IDEMPOTENCY_HEADER, OutboxMailer, OutboxOperatorChannel, safe_file_stem
+from adapters.outbox import folder as outbox_folder
+from adapters.outbox.json_text import indented
+from adapters.outbox.mime import alternative, make_boundary
 from flows.ports import OperatorCard, OutgoingEmail
 
 SENDER = "DCC CPL bridge <cpl-bridge@dcc.example>"
@@ -175,6 +184,43 @@ def test_no_temporary_files_are_left_behind(mailer: OutboxMailer, tmp_path: Path
     assert not [name for name in names if name.startswith(".") or name.endswith(".tmp")]
 
 
+@pytest.mark.parametrize("anonymous", [True, False], ids=["O_TMPFILE", "named-temporary"])
+def test_both_ways_of_writing_write_once_and_leave_nothing_behind(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, anonymous: bool
+) -> None:
+    """The Linux path (an unnamed inode linked in) and the portable one (a named temporary file)."""
+    if anonymous and not outbox_folder._ANONYMOUS_FILES:
+        pytest.skip("no O_TMPFILE on this platform")
+    monkeypatch.setattr(outbox_folder, "_ANONYMOUS_FILES", anonymous)
+    folder = outbox_folder.OutboxFolder(tmp_path / "box", suffix=".eml")
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        wins = list(pool.map(lambda n: folder.write_once("k", f"writer {n}".encode())[1], range(16)))
+    assert wins.count(True) == 1
+    [path] = files_in(tmp_path / "box")
+    assert path.read_bytes() == f"writer {wins.index(True)}".encode()
+    assert path.stat().st_mode & 0o777 == 0o600
+
+
+def test_a_file_system_without_o_tmpfile_gets_the_named_temporary_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if not outbox_folder._ANONYMOUS_FILES:
+        pytest.skip("no O_TMPFILE on this platform")
+    real_open = os.open
+
+    def refusing(path: Any, flags: int, *args: Any, **kwargs: Any) -> int:
+        if flags & os.O_TMPFILE == os.O_TMPFILE:
+            raise OSError(errno.EOPNOTSUPP, "Operation not supported")
+        return real_open(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", refusing)
+    folder = outbox_folder.OutboxFolder(tmp_path / "box", suffix=".json")
+    assert folder.write_once("k", b"first")[1] is True
+    assert folder.write_once("k", b"second")[1] is False
+    [path] = files_in(tmp_path / "box")
+    assert path.read_bytes() == b"first"
+
+
 @pytest.mark.parametrize(
     "key",
     [
@@ -200,3 +246,64 @@ def test_safe_file_names_do_not_collide() -> None:
     keys = ["email:R-1/x", "email_R-1_x", "email/R-1:x", "Email:R-1/x", "email:R-1/x ", "x" * 100, "x" * 101]
     stems = [safe_file_stem(key) for key in keys]
     assert len({stem.casefold() for stem in stems}) == len(keys)
+
+
+# --- the e-mail bytes are the ones the email package writes --------------------------------------
+
+_HEADER_TEXT = st.text(st.characters(codec="utf-8", exclude_characters="\r\n"), max_size=120)
+_BODY = st.text(st.characters(codec="utf-8"), max_size=400)
+
+
+@given(
+    subject=st.one_of(_HEADER_TEXT, st.sampled_from(["S1-000123 loaded: you may upgrade", "x" * 90])),
+    recipients=st.lists(st.emails(), min_size=1, max_size=4),
+    key=st.one_of(_HEADER_TEXT, st.just("mail/loaded/10001")),
+    text_body=_BODY,
+    html_body=st.one_of(_BODY, st.just(HTML)),
+)
+def test_the_written_bytes_are_what_the_email_package_writes(
+    subject: str, recipients: list[str], key: str, text_body: str, html_body: str
+) -> None:
+    """``mime.alternative`` (the fast path) gives the bytes ``MIMEMultipart`` would, boundary apart."""
+    mailer = OutboxMailer(Path("unused"), sender=SENDER, clock=lambda: NOW)
+    email = OutgoingEmail(
+        to=tuple(recipients), subject=subject, text_body=text_body, html_body=html_body, idempotency_key=key
+    )
+    headers = mailer._headers(email)
+    boundary = make_boundary()
+    try:
+        expected = OutboxMailer._mime(email, headers, boundary)
+    except Exception as error:  # the email package refuses it: so must the fast path
+        with pytest.raises(type(error)):
+            alternative(headers, text_body, html_body, boundary=boundary)
+        return
+    written = alternative(headers, text_body, html_body, boundary=boundary)
+    assert written is None or written == expected
+    if text_body and html_body:
+        assert written is not None  # only empty bodies are left to the email package
+
+
+_JSON = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.text(st.characters(codec="utf-8")),
+    lambda children: (
+        st.lists(children, max_size=4)
+        | st.tuples(children, children)
+        | st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
+    max_leaves=30,
+)
+
+
+@given(_JSON)
+def test_indented_json_is_what_json_dumps_writes(value: Any) -> None:
+    try:
+        expected = json.dumps(value, indent=2, ensure_ascii=False, allow_nan=False)
+    except ValueError:  # NaN or infinity: refused the same way
+        with pytest.raises(ValueError, match="Out of range float"):
+            indented(value)
+        return
+    assert indented(value) == expected

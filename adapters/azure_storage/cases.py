@@ -18,7 +18,7 @@ but goes stale in a long-lived worker and needs keying by version to stay correc
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -29,7 +29,7 @@ from azure.data.tables import TableClient, TableEntity, UpdateMode
 from adapters.azure_storage._documents import pack, unpack
 from adapters.azure_storage._errors import storage_errors
 from adapters.azure_storage._keys import key_text, utc_text, written_now
-from flows.domain.case import Case, CaseState
+from flows.domain.case import Case, CaseState, CaseSummary, SummaryDocument
 from flows.ports import ConcurrencyConflict
 
 PARTITION = "case"
@@ -87,11 +87,17 @@ class TableCaseStore:
         return Case.model_validate_json(saved.model_dump_json())
 
     def list(self, states: Iterable[CaseState] | None = None) -> list[Case]:
-        """Cases in the given states (all when ``None``), oldest opened first (ties: first added).
+        """Cases in the given states (all when ``None``), oldest opened first (ties: first added)."""
+        return [Case.model_validate_json(unpack(entity)) for entity in self._entities(states, "list")]
 
-        The state filter runs in the service; the order is made here (a partition comes back in
-        RowKey order, which is the response id's).
-        """
+    def summaries(self, states: Iterable[CaseState] | None = None) -> Sequence[CaseSummary]:
+        """As ``list``, each read as a summary (the notification is not validated again)."""
+        entities = self._entities(states, "summaries")
+        return [SummaryDocument.model_validate_json(unpack(entity)).summary() for entity in entities]
+
+    def _entities(self, states: Iterable[CaseState] | None, what: str) -> Sequence[TableEntity]:
+        """The state filter runs in the service; the order is made here (a partition comes back in
+        RowKey order, which is the response id's)."""
         parameters: dict[str, Any] = {"pk": PARTITION}
         query = "PartitionKey eq @pk"
         if states is not None:
@@ -101,10 +107,10 @@ class TableCaseStore:
             parameters |= {f"s{number}": state for number, state in enumerate(wanted)}
             # spaces around the parentheses: the SDK finds @names by splitting on white space
             query += " and ( " + " or ".join(f"state eq @s{n}" for n in range(len(wanted))) + " )"
-        with storage_errors("cases: list"):
+        with storage_errors(f"cases: {what}"):
             entities = list(self._table.query_entities(query, parameters=parameters))
         entities.sort(key=lambda entity: (entity["opened_at"], entity["added"]))
-        return [Case.model_validate_json(unpack(entity)) for entity in entities]
+        return entities
 
     def _stored_version(self, row: str) -> TableEntity | None:
         try:

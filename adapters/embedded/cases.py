@@ -3,27 +3,46 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
+from typing import ClassVar
 
+from adapters.embedded.case_cache import ParsedCases
 from adapters.embedded.sqlite import BridgeDatabase, SqliteStore, StrPath, utc_text
-from flows.domain.case import Case, CaseState
+from flows.domain.case import Case, CaseState, CaseSummary
 from flows.ports import ConcurrencyConflict
 
 _INSERT = """
     INSERT OR IGNORE INTO cases
-        (response_id, state, supplier, cpl_entry_id, opened_at, version, updated_at, document)
-    VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+        (response_id, state, supplier, cpl_entry_id, opened_at, version, updated_at, problems, state_since,
+         document)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 """
 _UPDATE = """
     UPDATE cases
     SET state = ?, supplier = ?, cpl_entry_id = ?, opened_at = ?, version = version + 1, updated_at = ?,
-        document = ?
+        problems = ?, state_since = ?, document = ?
     WHERE response_id = ? AND version = ?
 """
-_LIST_ALL = "SELECT document FROM cases ORDER BY opened_at, rowid"
+_SUMMARIES = "SELECT response_id, state, supplier, cpl_entry_id, problems, opened_at, state_since FROM cases"
+# Version 1 had neither summary column: read them from the documents once.
+_ADD_SUMMARY_COLUMNS = (
+    "ALTER TABLE cases ADD COLUMN problems TEXT NOT NULL DEFAULT '[]'",
+    "ALTER TABLE cases ADD COLUMN state_since TEXT",
+    """
+    UPDATE cases SET
+        problems = coalesce(json_extract(document, '$.problems'), '[]'),
+        state_since = coalesce(
+            (SELECT json_extract(step.value, '$.at') FROM json_each(document, '$.timeline') AS step
+             WHERE json_extract(step.value, '$.from_state') IS NOT json_extract(step.value, '$.to_state')
+             ORDER BY step.key DESC LIMIT 1),
+            opened_at)
+    """,
+)
+_LIST_ALL = "SELECT response_id, document FROM cases ORDER BY opened_at, rowid"
 _LIST_IN_STATES = """
-    SELECT document FROM cases WHERE state IN (SELECT value FROM json_each(?)) ORDER BY opened_at, rowid
+    SELECT response_id, document FROM cases WHERE state IN (SELECT value FROM json_each(?))
+    ORDER BY opened_at, rowid
 """
 
 
@@ -35,7 +54,8 @@ class SqliteCaseStore(SqliteStore):
     """
 
     SCHEMA_COMPONENT = "cases"
-    SCHEMA_VERSION = 1
+    SCHEMA_VERSION = 2
+    MIGRATIONS: ClassVar[dict[int, tuple[str, ...]]] = {1: _ADD_SUMMARY_COLUMNS}
     SCHEMA = (
         """
         CREATE TABLE IF NOT EXISTS cases (
@@ -46,6 +66,8 @@ class SqliteCaseStore(SqliteStore):
             opened_at    TEXT NOT NULL,
             version      INTEGER NOT NULL,
             updated_at   TEXT NOT NULL,
+            problems     TEXT NOT NULL DEFAULT '[]',  -- JSON, for summaries
+            state_since  TEXT,                        -- when it entered its state, for summaries
             document     TEXT NOT NULL
         )
         """,
@@ -65,13 +87,14 @@ class SqliteCaseStore(SqliteStore):
         """
         super().__init__(database)
         self._clock = clock or (lambda: datetime.now(UTC))
+        self._parsed = ParsedCases()
 
     def get(self, response_id: str) -> Case | None:
         with self._db.read() as connection:
             row = connection.execute(
                 "SELECT document FROM cases WHERE response_id = ?", (response_id,)
             ).fetchone()
-        return None if row is None else Case.model_validate_json(row[0])
+        return None if row is None else self._parsed.get(response_id, row[0])
 
     def add(self, case: Case) -> bool:
         with self._db.write() as connection:
@@ -84,7 +107,7 @@ class SqliteCaseStore(SqliteStore):
         with self._db.write() as connection:
             cursor = connection.execute(_UPDATE, (*row[1:5], *row[6:], case.response_id, case.version))
             if cursor.rowcount == 1:
-                return Case.model_validate_json(row[-1])
+                return self._parsed.parse(row[-1])  # as a read would return it, and kept for the next
             stored = connection.execute(
                 "SELECT version FROM cases WHERE response_id = ?", (case.response_id,)
             ).fetchone()
@@ -103,9 +126,36 @@ class SqliteCaseStore(SqliteStore):
             else:
                 wanted = json.dumps(sorted({CaseState(state).value for state in states}))
                 rows = connection.execute(_LIST_IN_STATES, (wanted,)).fetchall()
-        return [Case.model_validate_json(document) for (document,) in rows]
+        return [self._parsed.get(response_id, document) for response_id, document in rows]
 
-    def _row(self, case: Case, version: int) -> tuple[str, str, str, str | None, str, int, str, str]:
+    def summaries(self, states: Iterable[CaseState] | None = None) -> Sequence[CaseSummary]:
+        """As ``list``, from the summary columns beside each document: thousands of cases cost no
+        pydantic parse (both instants are stored as ``utc_text``, or as pydantic wrote them: aware)."""
+        query = _SUMMARIES
+        parameters: tuple[str, ...] = ()
+        if states is not None:
+            query += " WHERE state IN (SELECT value FROM json_each(?))"
+            parameters = (json.dumps(sorted({CaseState(state).value for state in states})),)
+        with self._db.read() as connection:
+            rows = connection.execute(query + " ORDER BY opened_at, rowid", parameters).fetchall()
+        states_by_value = {state.value: state for state in CaseState}
+        instant = datetime.fromisoformat
+        return [
+            CaseSummary(
+                response_id,
+                states_by_value[state],
+                supplier,
+                cpl_entry_id,
+                () if problems == "[]" else tuple(json.loads(problems)),
+                instant(opened_at),
+                instant(state_since or opened_at),
+            )
+            for response_id, state, supplier, cpl_entry_id, problems, opened_at, state_since in rows
+        ]
+
+    def _row(
+        self, case: Case, version: int
+    ) -> tuple[str, str, str, str | None, str, int, str, str, str, str]:
         """The row in ``_INSERT``'s column order for ``case`` stored at ``version``."""
         document = case.model_copy(update={"version": version}).model_dump_json()
         return (
@@ -116,5 +166,7 @@ class SqliteCaseStore(SqliteStore):
             utc_text(case.opened_at),
             version,
             utc_text(self._clock()),
+            json.dumps(case.problems),
+            utc_text(case.waited_since()),
             document,
         )

@@ -17,8 +17,8 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
@@ -49,6 +49,7 @@ class BridgeDatabase:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
+        self._depth = 0  # nesting of ``transaction()`` in the thread holding the lock
         # isolation_level=None: no implicit transactions; ``write()`` opens them explicitly.
         self._connection = sqlite3.connect(
             self.path, timeout=busy_timeout, isolation_level=None, check_same_thread=False
@@ -71,6 +72,10 @@ class BridgeDatabase:
         (mode,) = connection.execute("PRAGMA journal_mode=WAL").fetchone()
         if str(mode).lower() != "wal":
             raise sqlite3.OperationalError(f"{self.path}: SQLite refused WAL journal mode (got {mode!r})")
+        # NORMAL, not FULL: in WAL mode a commit is then durable against a crash of the process (the
+        # WAL is in the operating system's hands), and the WAL is synced at each checkpoint. A power
+        # cut may lose the last transactions before a checkpoint, but never corrupts the file; FULL
+        # would add an fsync to every commit, and every action commits at least once.
         connection.execute("PRAGMA synchronous=NORMAL")
         connection.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
         connection.execute("PRAGMA foreign_keys=ON")
@@ -83,9 +88,17 @@ class BridgeDatabase:
 
     @contextmanager
     def write(self) -> Iterator[sqlite3.Connection]:
-        """The connection inside a ``BEGIN IMMEDIATE`` transaction: committed, or rolled back on error."""
+        """The connection inside a ``BEGIN IMMEDIATE`` transaction: committed, or rolled back on error.
+
+        Inside ``transaction()`` the write is a savepoint of that transaction instead: undone alone if
+        it fails, made durable when the whole transaction commits.
+        """
         with self._lock:
             connection = self._connection
+            if self._depth:
+                with self._savepoint(connection):
+                    yield connection
+                return
             connection.execute("BEGIN IMMEDIATE")
             try:
                 yield connection
@@ -93,6 +106,30 @@ class BridgeDatabase:
                 connection.rollback()
                 raise
             connection.commit()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One ``BEGIN IMMEDIATE`` transaction around several writes, by one store or several: they
+        commit together (one commit instead of one each) or not at all. Other threads wait meanwhile,
+        as they do for any write."""
+        with self._lock, self.write() as connection:
+            self._depth += 1
+            try:
+                yield connection
+            finally:
+                self._depth -= 1
+
+    @staticmethod
+    @contextmanager
+    def _savepoint(connection: sqlite3.Connection) -> Iterator[None]:
+        connection.execute("SAVEPOINT write")
+        try:
+            yield
+        except BaseException:
+            connection.execute("ROLLBACK TO write")
+            connection.execute("RELEASE write")
+            raise
+        connection.execute("RELEASE write")
 
     def pragma(self, name: str) -> object:
         """The value of a read-only pragma such as ``journal_mode`` (for checks and tests)."""
@@ -102,16 +139,32 @@ class BridgeDatabase:
             row = connection.execute(f"PRAGMA {name}").fetchone()
         return None if row is None else row[0]
 
-    def ensure_schema(self, component: str, version: int, statements: Iterable[str]) -> None:
+    def ensure_schema(
+        self,
+        component: str,
+        version: int,
+        statements: Iterable[str],
+        migrations: Mapping[int, Sequence[str]] | None = None,
+    ) -> None:
         """Create a component's tables if absent (idempotent) and record its schema version.
 
-        A file written by another schema version is refused with ``SchemaMismatch``: there are no
-        migrations yet, and guessing at one would risk the data.
+        ``migrations[n]`` takes the component's tables from version ``n`` to ``n + 1``; they run in
+        one transaction with the rest. A file at a version with no path to this one (newer, or older
+        than any migration) is refused with ``SchemaMismatch``: guessing would risk the data.
         """
         with self.write() as connection:
             row = connection.execute(
                 "SELECT version FROM schema_versions WHERE component = ?", (component,)
             ).fetchone()
+            steps = migrations or {}
+            while row is not None and row[0] < version and row[0] in steps:
+                for statement in steps[row[0]]:
+                    connection.execute(statement)
+                connection.execute(
+                    "UPDATE schema_versions SET version = ?, applied_at = ? WHERE component = ?",
+                    (row[0] + 1, utc_text(datetime.now(UTC)), component),
+                )
+                row = (row[0] + 1,)
             if row is not None and row[0] != version:
                 raise SchemaMismatch(
                     f"{self.path}: the {component} tables are at schema version {row[0]}, "
@@ -155,6 +208,7 @@ class SqliteStore:
     SCHEMA_COMPONENT: ClassVar[str]
     SCHEMA_VERSION: ClassVar[int]
     SCHEMA: ClassVar[tuple[str, ...]]
+    MIGRATIONS: ClassVar[dict[int, tuple[str, ...]]] = {}
 
     def __init__(self, database: BridgeDatabase | StrPath) -> None:
         if isinstance(database, BridgeDatabase):
@@ -162,7 +216,7 @@ class SqliteStore:
         else:
             self._db, self._owns_db = BridgeDatabase(database), True
         try:
-            self._db.ensure_schema(self.SCHEMA_COMPONENT, self.SCHEMA_VERSION, self.SCHEMA)
+            self._db.ensure_schema(self.SCHEMA_COMPONENT, self.SCHEMA_VERSION, self.SCHEMA, self.MIGRATIONS)
         except BaseException:
             self.close()
             raise
@@ -170,6 +224,14 @@ class SqliteStore:
     @property
     def database(self) -> BridgeDatabase:
         return self._db
+
+    # ``SharedTransactions`` (flows/engine/runs.py): stores on one database can write together.
+    @property
+    def transaction_scope(self) -> object:
+        return self._db
+
+    def transaction(self) -> AbstractContextManager[sqlite3.Connection]:
+        return self._db.transaction()
 
     def close(self) -> None:
         if self._owns_db:

@@ -15,11 +15,11 @@ from email.utils import format_datetime, parseaddr
 from pathlib import Path
 
 from adapters.outbox.folder import OutboxFolder
+from adapters.outbox.mime import SMTP_COMPAT, alternative, make_boundary
 from flows.ports import OutgoingEmail
 
 IDEMPOTENCY_HEADER = "X-Bridge-Idempotency-Key"
 _FALLBACK_DOMAIN = "cpl-bridge.invalid"
-_SMTP_COMPAT = policy.compat32.clone(linesep="\r\n")  # CRLF line ends, as on the wire
 
 
 class OutboxMailer:
@@ -60,19 +60,33 @@ class OutboxMailer:
         return _stored_message_id(path)
 
     def _render(self, email: OutgoingEmail) -> bytes:
+        headers = self._headers(email)
+        written = alternative(headers, email.text_body, email.html_body, boundary=make_boundary())
+        return written if written is not None else self._mime(email, headers)
+
+    def _headers(self, email: OutgoingEmail) -> list[tuple[str, str]]:
+        subject = email.subject
+        if not subject.isascii():  # as RFC 2047 encoded words, which folding then leaves intact
+            subject = Header(subject, "utf-8").encode()
+        return [
+            ("From", self._sender),
+            ("To", ", ".join(email.to)),
+            ("Subject", subject),
+            ("Date", format_datetime(self._clock())),
+            ("Message-ID", self.message_id(email.idempotency_key)),
+            (IDEMPOTENCY_HEADER, email.idempotency_key),
+        ]
+
+    @staticmethod
+    def _mime(email: OutgoingEmail, headers: list[tuple[str, str]], boundary: str | None = None) -> bytes:
+        """The message built by the ``email`` package: for bodies ``alternative`` leaves to it."""
         # The MIME classes with the SMTP flavour of compat32 build the same multipart/alternative
         # message as ``EmailMessage`` at a third of the cost (its header parser dominates a send).
-        message = MIMEMultipart("alternative", policy=_SMTP_COMPAT)
-        message["From"] = self._sender
-        message["To"] = ", ".join(email.to)
-        message["Subject"] = (
-            email.subject if email.subject.isascii() else Header(email.subject, "utf-8").encode()
-        )
-        message["Date"] = format_datetime(self._clock())
-        message["Message-ID"] = self.message_id(email.idempotency_key)
-        message[IDEMPOTENCY_HEADER] = email.idempotency_key
-        message.attach(MIMEText(email.text_body, "plain", "utf-8", policy=_SMTP_COMPAT))
-        message.attach(MIMEText(email.html_body, "html", "utf-8", policy=_SMTP_COMPAT))
+        message = MIMEMultipart("alternative", boundary=boundary, policy=SMTP_COMPAT)
+        for name, value in headers:
+            message[name] = value
+        message.attach(MIMEText(email.text_body, "plain", "utf-8", policy=SMTP_COMPAT))
+        message.attach(MIMEText(email.html_body, "html", "utf-8", policy=SMTP_COMPAT))
         return message.as_bytes()
 
 

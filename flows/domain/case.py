@@ -6,9 +6,10 @@ change, such as an escalation) is appended to the case's timeline with its time,
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -140,7 +141,57 @@ class Case(BaseModel):
 
     def waited_since(self) -> datetime:
         """When the case last entered its current state."""
-        for entry in reversed(self.timeline):
-            if entry.from_state != entry.to_state:
-                return entry.at
-        return self.opened_at
+        return _entered_state(self.timeline, self.opened_at)
+
+
+class CaseSummary(NamedTuple):
+    """What a list of cases shows, without the notification and the evidence: what the stores can
+    give for thousands of cases at once (the console's cases page) far faster than whole cases.
+    A named tuple because ten thousand of them are made per page."""
+
+    response_id: str
+    state: CaseState
+    supplier: str
+    cpl_entry_id: str | None
+    problems: tuple[str, ...]
+    opened_at: datetime
+    state_since: datetime
+    """When the case last entered its current state (``Case.waited_since``)."""
+
+    @classmethod
+    def of(cls, case: Case) -> CaseSummary:
+        return cls(case.response_id, case.state, case.supplier, case.cpl_entry_id, tuple(case.problems),
+                   case.opened_at, case.waited_since())  # fmt: skip
+
+
+class _Step(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    at: datetime
+    from_state: CaseState | None
+    to_state: CaseState
+
+
+class SummaryDocument(BaseModel):
+    """A stored case's JSON read for its summary only: the notification is neither validated nor kept."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    response_id: str
+    state: CaseState
+    supplier: str = ""
+    cpl_entry_id: str | None = None
+    problems: tuple[str, ...] = ()
+    opened_at: datetime
+    timeline: tuple[_Step, ...] = ()
+
+    def summary(self) -> CaseSummary:
+        return CaseSummary(self.response_id, self.state, self.supplier, self.cpl_entry_id, self.problems,
+                           self.opened_at, _entered_state(self.timeline, self.opened_at))  # fmt: skip
+
+
+def _entered_state(timeline: Sequence[TimelineEntry | _Step], opened_at: datetime) -> datetime:
+    for entry in reversed(timeline):
+        if entry.from_state != entry.to_state:
+            return entry.at
+    return opened_at

@@ -18,6 +18,7 @@ import jmespath
 from jmespath import functions
 from jmespath.exceptions import JMESPathError
 from jmespath.parser import ParsedResult
+from jmespath.visitor import TreeInterpreter
 
 from flows.errors import BadInput
 
@@ -106,11 +107,22 @@ def _field_chain(node: Mapping[str, Any]) -> list[str]:
     return ["?"]
 
 
+@lru_cache(maxsize=4096)
+def _whole_expression(text: str) -> str | None:
+    """The source of the one ``${ ... }`` a template string is, or ``None`` when it is not one: worked
+    out once per string (flow files hold a fixed set of them)."""
+    whole = _EXPRESSION.fullmatch(text.strip())
+    return whole.group(1) if whole else None
+
+
 class Evaluator:
     """Evaluates templates against a context with the run's clock."""
 
     def __init__(self, clock: Callable[[], datetime]) -> None:
         self._options = jmespath.Options(custom_functions=_BridgeFunctions(clock))
+        # One interpreter for every search (``ParsedResult.search`` builds one per call): it keeps
+        # no state between visits, so threads of a ``foreach`` can share it.
+        self._interpreter = TreeInterpreter(self._options)
 
     def evaluate(self, template: Any, context: Mapping[str, Any]) -> Any:
         if isinstance(template, str):
@@ -122,16 +134,16 @@ class Evaluator:
         return template
 
     def _evaluate_text(self, text: str, context: Mapping[str, Any]) -> Any:
-        whole = _EXPRESSION.fullmatch(text.strip())
-        if whole:
-            return self._search(whole.group(1), context)
+        source = _whole_expression(text)
+        if source is not None:
+            return self._search(source, context)
         if "${" not in text:
             return text
         return _EXPRESSION.sub(lambda match: _as_text(self._search(match.group(1), context)), text)
 
     def _search(self, source: str, context: Mapping[str, Any]) -> Any:
         try:
-            return compile_expression(source).search(context, options=self._options)
+            return self._interpreter.visit(compile_expression(source).parsed, context)
         except JMESPathError as error:
             raise ExpressionError(f"cannot evaluate ${{{source}}}: {error}") from error
 

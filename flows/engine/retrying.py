@@ -24,14 +24,25 @@ def delay_before_next(policy: RetryPolicy, attempt: int, error: BaseException | 
 
 
 def call_with_retry(call: Callable[[], T], policy: RetryPolicy, *, sleep: Callable[[float], Any]) -> T:
-    """Call, retrying transient failures as the policy says; the last error is raised as it is."""
+    """Call, retrying transient failures as the policy says; the last error is raised as it is.
+
+    The first attempt is made directly: most calls succeed at once, and building tenacity's
+    machinery for every action cost more than many of the actions. Retries, when there are any,
+    go through tenacity with the same waits and the same number of attempts in all.
+    """
+    try:
+        return call()
+    except TransientError as error:
+        if policy.attempts <= 1:
+            raise
+        sleep(delay_before_next(policy, 1, error))
 
     def wait(state: tenacity.RetryCallState) -> float:
         error = state.outcome.exception() if state.outcome else None
-        return delay_before_next(policy, state.attempt_number, error)
+        return delay_before_next(policy, state.attempt_number + 1, error)  # the first one was made
 
     retrying = tenacity.Retrying(
-        stop=tenacity.stop_after_attempt(policy.attempts),
+        stop=tenacity.stop_after_attempt(policy.attempts - 1),
         retry=tenacity.retry_if_exception_type(TransientError),
         wait=wait,
         sleep=sleep,

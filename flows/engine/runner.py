@@ -17,6 +17,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
@@ -36,10 +37,13 @@ from flows.engine.loader import FlowSource
 from flows.engine.ordering import effective_run_after, topological_order
 from flows.engine.registry import ActionContext, Connector, ConnectorRegistry
 from flows.engine.retrying import call_with_retry
-from flows.engine.runs import REDACTED, ActionRecord, RunRecord, RunStatus, RunStore
+from flows.engine.runs import REDACTED, ActionRecord, RunRecord, RunStatus, RunStore, SharedTransactions
 from flows.ports import IdempotencyStore
 
 FAILURES = frozenset({ActionStatus.FAILED, ActionStatus.TIMED_OUT})
+
+Remember = tuple[str, dict[str, Any]]
+"""An idempotency key and the result to keep under it, written together with the action's record."""
 
 
 @dataclass
@@ -73,6 +77,7 @@ class Engine:
         self._sleep = sleep
         self._settings = dict(settings or {})
         self._evaluator = Evaluator(clock)
+        self._together = _joint_transaction(runs, idempotency)
 
     # --- public -----------------------------------------------------------------------------------
 
@@ -112,8 +117,6 @@ class Engine:
         key = self._business_key(flow, base) or run_id
         if existing is None:
             seeded = _seed_from(replay_of, replay_from)
-            if flow.secure_trigger:
-                self._idempotency.put(_trigger_key(run_id), {"trigger": trigger})
             record = RunRecord(
                 run_id=run_id,
                 flow=flow.name,
@@ -125,15 +128,23 @@ class Engine:
                 replay_from=replay_from,
                 dry_run=dry_run,
             )
-            if self._runs.start(record):
-                for action_record in seeded.values():
+            with self._together() if flow.secure_trigger or seeded else nullcontext():
+                if flow.secure_trigger:
+                    self._idempotency.put(_trigger_key(run_id), {"trigger": trigger})
+                started = self._runs.start(record)
+                for action_record in seeded.values() if started else ():
                     self._runs.record_action(run_id, action_record)
-            existing = self._runs.get(run_id) or record
+            # A run this call started holds what was just written: reading it back would parse the
+            # same record again. One started meanwhile by another delivery is read.
+            existing = record if started and not seeded else self._runs.get(run_id) or record
         run = _Run(existing, flow, key, trigger, dict(existing.actions), existing.dry_run, self._settings)
         failed, results = self._run_block(run, flow.actions, "", {})
         context = self._context(run, results, {})
         keys = [*existing.keys, *self._extra_keys(flow, context)]
-        errors = [f"{r.path}: {r.error}" for r in self._runs_failures(run_id)]
+        # ``run.recorded`` holds every record of the run, the earlier deliveries' and this one's, in
+        # the order they were first written (as the store keeps them).
+        failures = [r for r in run.recorded.values() if r.status in FAILURES]
+        errors = [f"{r.path}: {r.error}" for r in failures]
         self._runs.finish(
             run_id,
             RunStatus.FAILED if failed else RunStatus.SUCCEEDED,
@@ -157,8 +168,15 @@ class Engine:
             path = f"{prefix}{name}"
             record = run.recorded.get(path)
             if record is None or record.redacted:
-                record = self._run_action(run, name, actions[name], path, run_after[name], results, outer)
-                self._runs.record_action(run.record.run_id, record)
+                record, remember = self._run_action(
+                    run, name, actions[name], path, run_after[name], results, outer
+                )
+                if remember is None:
+                    self._runs.record_action(run.record.run_id, record)
+                else:
+                    with self._together():  # the side effect's key and the action's record: both or neither
+                        self._idempotency.put(*remember)
+                        self._runs.record_action(run.record.run_id, record)
                 run.recorded[path] = record
             results[name] = record
         return _unhandled_failure(run_after, results), results
@@ -172,29 +190,31 @@ class Engine:
         run_after: Mapping[str, list[ActionStatus]],
         siblings: dict[str, ActionRecord],
         outer: dict[str, Any],
-    ) -> ActionRecord:
+    ) -> tuple[ActionRecord, Remember | None]:
         started = self._clock()
         for dependency, wanted in run_after.items():
             if siblings[dependency].status not in wanted:
-                return _record(path, ActionStatus.SKIPPED, started, self._clock(), error=None)
+                return _record(path, ActionStatus.SKIPPED, started, self._clock(), error=None), None
         context = self._context(run, siblings, outer)
         try:
             if action.condition is not None and not self._evaluator.evaluate(action.condition, context):
-                return _record(path, ActionStatus.SKIPPED, started, self._clock(), error=None)
+                return _record(path, ActionStatus.SKIPPED, started, self._clock(), error=None), None
             if isinstance(action, CallAction):
                 return self._call(run, action, path, context, started)
             if isinstance(action, ForEachAction):
-                return self._foreach(run, action, path, context, started)
+                return self._foreach(run, action, path, context, started), None
             failed, results = self._run_block(run, action.actions, f"{path}.", _visible(context, results={}))
             outputs = {child: result.outputs for child, result in results.items()}
             status = ActionStatus.FAILED if failed else ActionStatus.SUCCEEDED
-            return _record(path, status, started, self._clock(), outputs=outputs, error=None)
+            return _record(path, status, started, self._clock(), outputs=outputs, error=None), None
         except ExpressionError as error:
-            return _record(path, ActionStatus.FAILED, started, self._clock(), error=str(error))
+            return _record(path, ActionStatus.FAILED, started, self._clock(), error=str(error)), None
 
     def _call(
         self, run: _Run, action: CallAction, path: str, context: dict[str, Any], started: datetime
-    ) -> ActionRecord:
+    ) -> tuple[ActionRecord, Remember | None]:
+        """Call an operation; a side effect's result comes back to be remembered under its key, which
+        ``_run_block`` writes with the action's record."""
         connector = self._registry.get(action.use)
         inputs = self._evaluator.evaluate(action.inputs, context)
         if action.idempotency_key is not None:
@@ -217,7 +237,7 @@ class Engine:
                 inputs=shown_inputs,
                 outputs=would,
                 error=None,
-            )
+            ), None
         if connector.side_effect:
             remembered = self._idempotency.get(key)
             if remembered is not None and not remembered.get("redacted"):
@@ -226,19 +246,19 @@ class Engine:
                     outputs=REDACTED if action.secure.outputs else remembered.get("outputs"),
                     redacted=action.secure.outputs, idempotency_key=key, deduplicated=True,
                     started_at=started, ended_at=self._clock(),
-                )  # fmt: skip
+                ), None  # fmt: skip
         context_for_call = ActionContext(run.flow.name, run.record.run_id, path, key, self._clock())
         outcome = self._invoke(connector, action, action.retry or run.flow.retry, context_for_call, inputs)
         outputs = to_jsonable_python(outcome.outputs)
+        remember: Remember | None = None
         if outcome.status is ActionStatus.SUCCEEDED and connector.side_effect:
-            kept = {"redacted": True} if action.secure.outputs else {"outputs": outputs}
-            self._idempotency.put(key, kept)
+            remember = (key, {"redacted": True} if action.secure.outputs else {"outputs": outputs})
         return ActionRecord(
             path=path, status=outcome.status, attempts=outcome.attempts, inputs=shown_inputs,
             outputs=REDACTED if action.secure.outputs else outputs, redacted=action.secure.outputs,
             error=outcome.error, idempotency_key=key if connector.side_effect else None,
             started_at=started, ended_at=self._clock(),
-        )  # fmt: skip
+        ), remember  # fmt: skip
 
     def _invoke(
         self,
@@ -346,10 +366,6 @@ class Engine:
             keys += [str(v) for v in values if v not in (None, "", [])]
         return keys
 
-    def _runs_failures(self, run_id: str) -> list[ActionRecord]:
-        record = self._runs.get(run_id)
-        return record.failed_actions() if record else []
-
 
 @dataclass(frozen=True)
 class _Outcome:
@@ -426,6 +442,19 @@ def _seed_from(previous: RunRecord | None, replay_from: str | None) -> dict[str,
         if record.status is ActionStatus.SUCCEEDED and not record.redacted and not inside and not container:
             kept[path] = record
     return kept
+
+
+def _joint_transaction(
+    runs: RunStore, idempotency: IdempotencyStore
+) -> Callable[[], AbstractContextManager[object]]:
+    """A transaction both stores' writes can share, or a no-op when they cannot share one."""
+    if (
+        isinstance(runs, SharedTransactions)
+        and isinstance(idempotency, SharedTransactions)
+        and runs.transaction_scope is idempotency.transaction_scope
+    ):
+        return runs.transaction
+    return nullcontext
 
 
 def _trigger_key(run_id: str) -> str:

@@ -7,9 +7,10 @@ run that is cut off and delivered again resumes where it was. Secure values are 
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from pydantic import BaseModel, Field
 
@@ -87,4 +88,24 @@ class RunStore(Protocol):
         limit: int = 50,
     ) -> list[RunRecord]:
         """Newest first; ``key`` matches any business key the run carries."""
+        ...
+
+
+@runtime_checkable
+class SharedTransactions(Protocol):
+    """What a store offers when its writes can share one transaction with another store's.
+
+    The engine writes an action's record and the idempotency key of its side effect together when
+    the run store and the idempotency store both offer this with the same ``transaction_scope``
+    (the embedded stores on one SQLite file): one commit instead of two, and never one without the
+    other. Stores without it (Azure tables, test wrappers) are written one after the other.
+    """
+
+    @property
+    def transaction_scope(self) -> object:
+        """Stores whose scopes are the same object can share a transaction."""
+        ...
+
+    def transaction(self) -> AbstractContextManager[object]:
+        """One transaction around every write made inside it: all durable together, or none."""
         ...

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from flows.domain.case import Case
 from flows.engine.registry import ActionContext
 from flows.errors import BadInput
 from flows.messages import MessageTemplates
@@ -36,13 +37,15 @@ class MessagingOperations:
         self, context: ActionContext, template: str, response_id: str, extra: dict[str, Any] | None = None
     ) -> dict[str, Any]:
         """E-mail the responder of a case, rendered from a template; once per idempotency key."""
-        values = self._context_for(response_id, extra)
-        case = self._cases.get(response_id)
-        responder = case.notification.responder if case and case.notification else None
+        case = self._case(response_id)
+        responder = case.notification.responder if case.notification else None
         if responder is None:
             raise BadInput(f"case {response_id} has no responder address to write to")
         email = self._templates.email(
-            template, values, to=[responder], idempotency_key=context.idempotency_key
+            template,
+            self._values(response_id, case, extra),
+            to=[responder],
+            idempotency_key=context.idempotency_key,
         )
         return {"message_id": self._mailer.send(email), "template": template}
 
@@ -54,14 +57,20 @@ class MessagingOperations:
         extra: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         """Post an Adaptive Card to the operators' channel; once per idempotency key."""
-        values = self._context_for(response_id, extra) if response_id else dict(extra or {})
+        values = (
+            self._values(response_id, self._case(response_id), extra) if response_id else dict(extra or {})
+        )
         card: OperatorCard = self._templates.card(template, values, idempotency_key=context.idempotency_key)
         return {"post_id": self._channel.post(card), "template": template}
 
-    def _context_for(self, response_id: str, extra: dict[str, Any] | None) -> dict[str, Any]:
+    def _case(self, response_id: str) -> Case:
+        """The case, read once per message: its context and its address come from the same read."""
         case = self._cases.get(response_id)
         if case is None:
             raise BadInput(f"no case for response {response_id!r}")
+        return case
+
+    def _values(self, response_id: str, case: Case, extra: dict[str, Any] | None) -> dict[str, Any]:
         values: dict[str, Any] = {
             "case": case.model_dump(mode="json"),
             "problems": list(case.problems),

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, TypeVar
 
-from flows.domain.case import Case, CaseState
+from flows.domain.case import Case, CaseState, CaseSummary
 from flows.domain.cpl import CplPublication, DeviceModelCombination
 from flows.engine.runs import ActionRecord, RunRecord, RunStatus, RunStore
 from flows.errors import TransientError
@@ -201,6 +201,9 @@ class FaultyCases(_Wrapper):
 
     def list(self, states: Iterable[CaseState] | None = None) -> list[Case]:
         return self._call("list", lambda: self.inner.list(states))
+
+    def summaries(self, states: Iterable[CaseState] | None = None) -> Sequence[CaseSummary]:
+        return self._call("summaries", lambda: self.inner.summaries(states))
 
 
 class FaultyPublications(_Wrapper):

@@ -1,0 +1,62 @@
+"""Parsed cases kept by their stored document, so that reading an unchanged case skips pydantic.
+
+A case is parsed from its JSON document several times per action (the operation reads it, the
+message it sends reads it again), and parsing runs every notification rule again: most of the cost
+of a read. The cache is keyed by response id and checked against the **document text** read from
+the file on every ``get``: a hit needs the very same bytes, so a write by another store or process
+(or a row replaced at the same version) can never return a stale case. The row is still read each
+time; only the parse is saved.
+
+``Case`` is mutable (operations change it and then save it), so callers get a copy whose mutable
+parts (its lists, the timeline's evidence) are their own; the notification is frozen and shared.
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+from collections import OrderedDict
+
+from flows.domain.case import Case
+
+DEFAULT_SIZE = 1024  # cases; an action touches one or two, a flow a handful at a time
+
+
+class ParsedCases:
+    """A bounded, thread-safe map of response id to (document, parsed case)."""
+
+    def __init__(self, size: int = DEFAULT_SIZE) -> None:
+        self._size = size
+        self._entries: OrderedDict[str, tuple[str, Case]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def parse(self, document: str) -> Case:
+        """The case stored as ``document``: parsed once per distinct document, copied per call."""
+        case = Case.model_validate_json(document)
+        with self._lock:
+            self._entries[case.response_id] = (document, case)
+            self._entries.move_to_end(case.response_id)
+            while len(self._entries) > self._size:
+                self._entries.popitem(last=False)
+        return _copy(case)
+
+    def get(self, response_id: str, document: str) -> Case:
+        with self._lock:
+            entry = self._entries.get(response_id)
+            if entry is not None and entry[0] == document:
+                self._entries.move_to_end(response_id)
+                return _copy(entry[1])
+        return self.parse(document)
+
+    def forget(self, response_id: str) -> None:
+        with self._lock:
+            self._entries.pop(response_id, None)
+
+
+def _copy(case: Case) -> Case:
+    """A copy the caller may change without touching the cached case (see the module's docstring)."""
+    timeline = [
+        entry.model_copy(update={"evidence": copy.deepcopy(entry.evidence)}) if entry.evidence else entry
+        for entry in case.timeline
+    ]
+    return case.model_copy(update={"problems": list(case.problems), "timeline": timeline})
