@@ -6,6 +6,10 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 HOME_DIR ?= .bridge/demo
 
+# The console's browser tests drive Debian's Chromium; a fresh machine gets it from Debian's packages.
+CHROMIUM := /usr/bin/chromium
+SUDO     := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
 .PHONY: run test lint typecheck unit bench clean
 
 $(STAMP): requirements.txt requirements-dev.txt
@@ -25,11 +29,16 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(PY) -m mypy
 
-unit: $(STAMP)
+unit: $(STAMP) $(CHROMIUM)
 	$(PY) -m pytest
+
+$(CHROMIUM):
+	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium \
+	  || ($(SUDO) apt-get update -q && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium)
 
 bench: $(STAMP)
 	$(PY) bench/cpl_parse.py
+	$(PY) bench/console_render.py
 
 clean:
 	rm -rf $(VENV) .bridge .mypy_cache .ruff_cache .pytest_cache

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import azure.functions as func
 
-from adapters.functions import schedules, webhooks, worker
+from adapters.functions import console, schedules, webhooks, worker
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 app.register_functions(webhooks.blueprint)
 app.register_functions(schedules.blueprint)
 app.register_functions(worker.blueprint)
+app.register_functions(console.blueprint)
 
 
 @app.route(route="health", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)

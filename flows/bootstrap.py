@@ -19,13 +19,16 @@ from adapters.forms import (
     notification_from_any,
 )
 from adapters.secas import ReaderSettings, read_cpl
+from flows.domain.case import Case
 from flows.domain.cpl import CplPublication
+from flows.domain.decisions import Decision, record_decision
 from flows.domain.notification import EmergencyNotification
 from flows.engine.loader import FlowFileError, load_flows
 from flows.engine.registry import ConnectorRegistry
 from flows.engine.runner import Engine
 from flows.engine.runs import RunRecord
 from flows.engine.validation import validate_flow
+from flows.errors import BadInput, TransientError
 from flows.messages import MessageTemplates
 from flows.operations.cases import CaseOperations
 from flows.operations.events import EventOperations
@@ -33,7 +36,7 @@ from flows.operations.inventory import InventoryOperations
 from flows.operations.messaging import MessagingOperations
 from flows.operations.monitoring import MonitoringOperations
 from flows.operations.secas import CplSource, SecasOperations
-from flows.ports import CaseStore, Inventory, PublicationStore
+from flows.ports import CaseStore, ConcurrencyConflict, Inventory, PublicationStore
 from flows.queue_message import form_response_message
 from flows.service import Bridge, Message
 from flows.settings import Settings
@@ -74,6 +77,35 @@ class BridgeApp:
             self.bridge.handle(message)
         if self.parts.local_queue:
             self.bridge.drain()
+
+    def decide(self, response_id: str, decision: Decision) -> Case:
+        """Record an operator's decision on a case, then queue what follows from it.
+
+        The decision is in the case's timeline (saved, with who and why) before the ``case.decided``
+        event is queued, so nothing the operator was told is lost; the event carries only ids. Locally
+        the queue is drained at once, so the console shows the outcome on its next page.
+        """
+        for _ in range(3):  # another worker may save the case between our read and our save
+            case = self.cases.get(response_id)
+            if case is None:
+                raise BadInput(f"no case for response {response_id!r}")
+            if not record_decision(case, decision, at=self.bridge.now()):
+                break
+            try:
+                self.cases.save(case)
+                break
+            except ConcurrencyConflict:
+                continue
+        else:
+            raise TransientError(
+                f"case {response_id} kept changing while the decision was recorded; try again"
+            )
+        self.bridge.emit("case.decided", {"response_id": response_id, "decision_id": decision.decision_id})
+        if self.parts.local_queue:
+            self.bridge.drain()
+        stored = self.cases.get(response_id)
+        assert stored is not None
+        return stored
 
     def alert_poison(self, what: dict[str, Any]) -> None:
         """Tell operators a message was given up on after the host's retries."""
@@ -140,6 +172,7 @@ def bootstrap(
     registry.register("cases.candidates", case_ops.candidates, side_effect=False)
     registry.register("cases.assess", case_ops.assess, side_effect=True)
     registry.register("cases.mark_loaded", case_ops.mark_loaded, side_effect=True)
+    registry.register("cases.decision", case_ops.decision, side_effect=False)
     registry.register("cases.for_entry", case_ops.for_entry, side_effect=False)
     registry.register("cases.move", case_ops.move, side_effect=True)
     registry.register("cases.escalate_overdue", case_ops.escalate_overdue, side_effect=True)

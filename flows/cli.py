@@ -7,18 +7,22 @@ and a non-zero exit; the tables go to stdout.
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
 import os
 import sys
+import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
 from rich.console import Console
 
 from flows.bootstrap import BridgeApp, bootstrap
 from flows.cli_output import case_rows, print_cases, print_run, print_runs
+from flows.domain.decisions import Decision, DecisionKind
 from flows.engine.runs import RunRecord
 from flows.errors import BadInput
 from flows.queue_message import Message, NotAResponse, form_response_message
@@ -70,6 +74,22 @@ def _parser() -> argparse.ArgumentParser:
     cases = commands.add_parser("cases", help="the cases, as a table or JSON")
     cases.add_argument("--json", action="store_true")
     cases.set_defaults(handler=_cases)
+    case_commands = cases.add_subparsers(dest="cases_command")
+    decide = case_commands.add_parser("decide", help="an operator's decision on a case needing attention")
+    decide.add_argument("response_id")
+    kinds = decide.add_mutually_exclusive_group(required=True)
+    for kind in DecisionKind:
+        kinds.add_argument(f"--{kind.value}", dest="kind", action="store_const", const=kind)
+    decide.add_argument("--reason", default="", help="why (needed to accept or reject)")
+    decide.add_argument(
+        "--operator", default=os.environ.get("BRIDGE_OPERATOR") or getpass.getuser(), help="who decides"
+    )
+    decide.set_defaults(handler=_cases_decide)
+
+    serve = commands.add_parser("serve", help="the operator console and the HTTP endpoints, on loopback")
+    serve.add_argument("--port", type=int, default=7071)
+    serve.add_argument("--host", default="127.0.0.1", help="loopback unless you mean it")
+    serve.set_defaults(handler=_serve)
 
     runs = commands.add_parser("runs", help="run history")
     runs.add_argument("--key", default=None, help="a business key: response id, supplier, CPL entry")
@@ -185,6 +205,27 @@ def _cases(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cases_decide(args: argparse.Namespace) -> int:
+    try:
+        decision = Decision(
+            decision_id=uuid.uuid4().hex, kind=args.kind, operator=args.operator, reason=args.reason
+        )
+    except ValidationError as error:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
+        raise BadInput(f"decision: {problems}") from error
+    with _open(args) as app:
+        case = app.decide(args.response_id, decision)
+        print_cases(OUT, [case], now=Clock(args.now)())
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from flows.console.serve import serve
+
+    with _open(args) as app:
+        return serve(app, host=args.host, port=args.port, out=OUT)
+
+
 def _runs(args: argparse.Namespace) -> int:
     with _open(args) as app:
         print_runs(OUT, app.bridge.engine.runs.find(key=args.key, flow=args.flow))
@@ -288,6 +329,11 @@ def _demo(args: argparse.Namespace) -> int:
         outbox = args.home / "outbox"
         OUT.print(f"\nE-mails and cards: {outbox}/mail, {outbox}/teams", markup=False)
         OUT.print(f"Run history: python -m flows --home {args.home} runs", markup=False)
+        OUT.print(
+            f"Operator console: python -m flows --home {args.home} serve, then open the address it prints "
+            "(case 4 needs a decision)",
+            markup=False,
+        )
     return 0
 
 

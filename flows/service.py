@@ -53,6 +53,10 @@ class Bridge:
         self._clock = clock
         self._on_progress = on_progress
 
+    def now(self) -> datetime:
+        """The bridge's clock (the ``--now`` of a replay, real time otherwise)."""
+        return self._clock()
+
     def submit(self, message: Message) -> Message:
         self.queue.put(message)
         return message

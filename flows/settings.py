@@ -38,6 +38,12 @@ class Settings(BaseSettings):
     mail_sender: str = "emergency-cpl@dcc.example"
     templates_dir: Path | None = Field(default=None, description="Templates that override the built-in ones.")
     console_url: str = Field(default="", description="Base URL of the operator console, for links in cards.")
+    console_auth: Literal["key", "app_service"] = Field(
+        default="key",
+        description="key: a console key (BRIDGE_CONSOLE_KEY) opens a session; app_service: App Service "
+        "authentication (Entra ID) signs operators in and names them.",
+    )
+    console_key: SecretStr | None = None  # opens the console in key mode; `serve` makes one if unset
 
     # --- Azure (backend = azure); each is described in the README's table -------------------------
     backend: Literal["embedded", "azure"] = "embedded"

@@ -12,7 +12,7 @@ from flows.settings import PROJECT_ROOT, Settings
 
 def test_validate_accepts_the_shipped_flows(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--home", str(tmp_path), "validate"]) == 0
-    assert "5 flow file(s) valid" in capsys.readouterr().out
+    assert "6 flow file(s) valid" in capsys.readouterr().out
 
 
 def test_validate_rejects_a_bad_flow_naming_file_and_line(
@@ -42,7 +42,7 @@ def test_graph_of_an_unknown_flow_is_one_clear_line(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert main(["--home", str(tmp_path), "graph", "nope"]) == 2
-    assert capsys.readouterr().err.strip().startswith("error: unknown flow 'nope'; flows: case-lifecycle")
+    assert capsys.readouterr().err.strip().startswith("error: unknown flow 'nope'; flows: case-decision")
 
 
 def test_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:

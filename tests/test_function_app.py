@@ -77,12 +77,44 @@ def notification(client_state: str) -> dict[str, Any]:
 def test_every_trigger_is_registered_with_its_binding() -> None:
     assert set(FUNCTIONS) == {
         "graph_notifications", "form_responses", "secas_sync", "case_lifecycle", "graph_upkeep",
-        "run_work", "poison_alert", "health",
+        "run_work", "poison_alert", "health", "console",
     }  # fmt: skip
     for name in ("graph_notifications", "form_responses"):
         (trigger,) = [b for b in FUNCTIONS[name].get_bindings() if b.type == "httpTrigger"]
         # No function key, no call: the host refuses it before our code runs.
         assert trigger.get_dict_repr()["authLevel"] is func.AuthLevel.FUNCTION
+    (console,) = [b for b in FUNCTIONS["console"].get_bindings() if b.type == "httpTrigger"]
+    # The console signs operators in itself (a function key in every link would leak into history).
+    assert console.get_dict_repr()["authLevel"] is func.AuthLevel.ANONYMOUS
+
+
+def test_the_console_is_served_by_the_function_app(
+    app_settings: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("BRIDGE_CONSOLE_KEY", "function-app-console-key")
+    console = user_function("console")
+
+    def get(path: str, params: dict[str, str], headers: dict[str, str]) -> func.HttpResponse:
+        request = func.HttpRequest(
+            "GET",
+            f"/api/console/{path}",
+            headers=headers,
+            params=params,
+            route_params={"path": path},
+            body=b"",
+        )
+        response: func.HttpResponse = console(request)
+        return response
+
+    assert get("cases", {}, {}).status_code == 401
+    signed_in = get("cases", {"code": "function-app-console-key"}, {})
+    assert signed_in.status_code == 303
+    assert signed_in.headers["Location"] == "/api/console/cases"
+    cookie = signed_in.headers["Set-Cookie"].split(";")[0]
+    assert "Path=/api/console/" in signed_in.headers["Set-Cookie"]
+    page = get("cases", {}, {"Cookie": cookie})
+    assert page.status_code == 200 and b"<h1>Cases</h1>" in page.get_body()
+    assert "default-src 'none'" in page.headers["Content-Security-Policy"]
 
 
 @pytest.mark.parametrize("token", ["Validation: Token received 2026-11-25", "abc+/=%20<&>\u00e9"])

@@ -78,6 +78,7 @@ def test_demo_reaches_every_expected_outcome(tmp_path: Path, capsys: pytest.Capt
     assert main(["--home", str(home), "demo"]) == 0
     out = capsys.readouterr().out
     assert "needs_attention" in out
+    assert f"Operator console: python -m flows --home {home} serve" in out
     check_final_outcome(home, cases_json(home, capsys))
 
 

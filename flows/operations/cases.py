@@ -8,7 +8,8 @@ from typing import Any
 
 from flows.domain.case import Case, CaseState
 from flows.domain.cpl import CplPublication
-from flows.domain.matching import Assessment, Outcome, assess
+from flows.domain.decisions import accepted_differences, find_decision
+from flows.domain.matching import Outcome, assess
 from flows.domain.notification import EmergencyNotification
 from flows.domain.suppliers import SupplierRegister
 from flows.engine.registry import ActionContext
@@ -118,11 +119,16 @@ class CaseOperations:
             return {**case_summary(case), "outcome": "closed", "changed": False}
         publication = stored.publication if stored else CplPublication(source_sha256="", entries=())
         assessment = assess(case.notification, publication)
+        outcome = assessment.outcome
+        # An operator accepted exactly these differences: the case goes on as if it agreed.
+        accepted = outcome is Outcome.MISMATCH and accepted_differences(case) == assessment.problems()
+        if accepted:
+            outcome = Outcome.READY
         evidence = {"run": context.run_id, "publication": publication.source_sha256}
         before = (case.state, list(case.problems))
-        target = _target_state(assessment)
+        target = _target_state(outcome)
         if target is not None and target != case.state:
-            case.move_to(target, at=context.now, cause=_cause(assessment), evidence=evidence)
+            case.move_to(target, at=context.now, cause=_cause(outcome), evidence=evidence)
         case.problems = assessment.problems()
         case.cpl_entry_id = assessment.entry.entry_id if assessment.entry else None
         changed = (case.state, case.problems) != before
@@ -130,10 +136,21 @@ class CaseOperations:
             case = self._save(case)
         return {
             **case_summary(case),
-            "outcome": assessment.outcome.value,
+            "outcome": outcome.value,
+            "accepted_by_operator": accepted,
             "changed": changed,
             "assessment": assessment.model_dump(mode="json"),
         }
+
+    def decision(self, context: ActionContext, response_id: str, decision_id: str) -> dict[str, Any]:
+        """An operator's decision as the case's timeline recorded it (the console or the command
+        line recorded it before queuing the event): its kind, for the flow to branch on. Who made it
+        and why stay in the timeline, out of the run's history."""
+        case = self._require(response_id)
+        recorded = find_decision(case, decision_id)
+        if recorded is None:
+            raise BadInput(f"case {response_id} has no decision {decision_id!r}")
+        return {**case_summary(case), "decision": recorded["decision"], "decision_id": decision_id}
 
     def mark_loaded(self, context: ActionContext, response_id: str, entry_id: str) -> dict[str, Any]:
         case = self._require(response_id)
@@ -195,18 +212,18 @@ class CaseOperations:
             raise TransientError(str(conflict)) from conflict
 
 
-def _target_state(assessment: Assessment) -> CaseState | None:
-    if assessment.outcome is Outcome.WAITING:
+def _target_state(outcome: Outcome) -> CaseState | None:
+    if outcome is Outcome.WAITING:
         return CaseState.AWAITING_CPL
-    if assessment.outcome in (Outcome.MISMATCH, Outcome.NOT_LOADABLE):
+    if outcome in (Outcome.MISMATCH, Outcome.NOT_LOADABLE):
         return CaseState.NEEDS_ATTENTION
     return None
 
 
-def _cause(assessment: Assessment) -> str:
+def _cause(outcome: Outcome) -> str:
     return {
         Outcome.WAITING: "no emergency CPL entry pairs with it yet",
         Outcome.MISMATCH: "the CPL entry differs from the notification",
         Outcome.NOT_LOADABLE: "the paired CPL entry may not be loaded",
         Outcome.READY: "the CPL entry agrees",
-    }[assessment.outcome]
+    }[outcome]

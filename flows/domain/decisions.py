@@ -1,0 +1,136 @@
+"""An operator's decision on a case that a person must look at: re-check, accept or reject.
+
+Every decision is recorded in the case's timeline with who made it and why. Accepting does not load
+anything by itself: it records the exact differences the operator accepted, and the next assessment
+treats the case as agreeing only while the CPL entry shows those differences and no others. A new
+difference (SECAS changes the entry again) needs a new decision. An entry SECAS withdrew, cancelled or
+let expire is never loaded, whoever accepts it.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from flows.domain.case import Case, CaseState
+from flows.domain.cpl import NEVER_LOADABLE
+
+MAX_REASON = 1000
+ACCEPTED = "an operator accepted the differences"
+RECHECK_ASKED = "an operator asked for a re-check"
+REJECTED_BY_OPERATOR = "an operator rejected the notification"
+DECISION_CAUSES = frozenset({ACCEPTED, RECHECK_ASKED, REJECTED_BY_OPERATOR})
+_NOT_LOADABLE_LINE = re.compile(
+    r"^CPL entry \S+ is (" + "|".join(re.escape(status.value) for status in NEVER_LOADABLE) + r")$"
+)
+
+
+class DecisionKind(StrEnum):
+    RECHECK = "recheck"
+    ACCEPT = "accept"
+    REJECT = "reject"
+
+
+class Decision(BaseModel):
+    """What an operator decided, who they are and why; ``decision_id`` makes recording it idempotent."""
+
+    model_config = ConfigDict(frozen=True, str_strip_whitespace=True)
+
+    decision_id: str = Field(min_length=1, max_length=100)
+    kind: DecisionKind
+    operator: str = Field(min_length=1, max_length=200)
+    reason: str = Field(default="", max_length=MAX_REASON)
+
+    @field_validator("operator", "reason")
+    @classmethod
+    def _printable(cls, value: str) -> str:
+        if any(ord(ch) < 32 and ch not in "\n\t" for ch in value):
+            raise ValueError("must not hold control characters")
+        return value
+
+
+def decision_problems(case: Case, decision: Decision) -> list[str]:
+    """Why ``decision`` cannot be made on ``case`` now; empty when it can."""
+    problems = []
+    if decision.kind is DecisionKind.RECHECK:
+        if case.state not in (CaseState.NEEDS_ATTENTION, CaseState.AWAITING_CPL):
+            problems.append(
+                "only a case that needs attention or awaits the CPL can be re-checked; "
+                f"this one is {case.state.value}"
+            )
+    elif case.state is not CaseState.NEEDS_ATTENTION:
+        problems.append(
+            f"only a case that needs attention can be {_past(decision.kind)}; this one is {case.state.value}"
+        )
+    if decision.kind is not DecisionKind.RECHECK and not decision.reason:
+        problems.append(f"a reason is needed to {decision.kind.value} a case")
+    if decision.kind is DecisionKind.ACCEPT and any(_NOT_LOADABLE_LINE.match(p) for p in case.problems):
+        problems.append(
+            "the paired CPL entry may never be loaded (withdrawn, cancelled or expired): "
+            "reject or re-check instead"
+        )
+    return problems
+
+
+def record_decision(case: Case, decision: Decision, *, at: datetime) -> bool:
+    """Record ``decision`` in ``case`` (moving it when the decision is a rejection).
+
+    Returns False, changing nothing, when this decision (by id) is recorded already. Raises
+    ``ValueError`` naming the problems when the decision cannot be made.
+    """
+    if find_decision(case, decision.decision_id) is not None:
+        return False
+    problems = decision_problems(case, decision)
+    if problems:
+        raise ValueError(f"case {case.response_id}: " + "; ".join(problems))
+    evidence: dict[str, Any] = {
+        "decision_id": decision.decision_id,
+        "decision": decision.kind.value,
+        "operator": decision.operator,
+        "reason": decision.reason,
+    }
+    if decision.kind is DecisionKind.REJECT:
+        rejected = [f"rejected by DCC: {decision.reason}"]
+        case.move_to(
+            CaseState.REJECTED, at=at, cause=REJECTED_BY_OPERATOR, evidence=evidence, problems=rejected
+        )
+    elif decision.kind is DecisionKind.ACCEPT:
+        case.record(at=at, cause=ACCEPTED, evidence={**evidence, "accepted_problems": list(case.problems)})
+    else:
+        case.record(at=at, cause=RECHECK_ASKED, evidence=evidence)
+    return True
+
+
+def find_decision(case: Case, decision_id: str) -> dict[str, Any] | None:
+    """The evidence recorded for a decision, by its id."""
+    for entry in case.timeline:
+        if entry.cause in DECISION_CAUSES and entry.evidence.get("decision_id") == decision_id:
+            return entry.evidence
+    return None
+
+
+def accepted_differences(case: Case) -> list[str] | None:
+    """The differences an operator last accepted, while the case has stayed where they accepted it.
+
+    A later change of state (the case moved on, or back) ends the acceptance: it was made on what the
+    operator saw then.
+    """
+    for entry in reversed(case.timeline):
+        if entry.from_state != entry.to_state:
+            return None
+        if entry.cause == ACCEPTED:
+            accepted = entry.evidence.get("accepted_problems")
+            return list(accepted) if isinstance(accepted, list) else None
+    return None
+
+
+def _past(kind: DecisionKind) -> str:
+    return {
+        DecisionKind.ACCEPT: "accepted",
+        DecisionKind.REJECT: "rejected",
+        DecisionKind.RECHECK: "re-checked",
+    }[kind]

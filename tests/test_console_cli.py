@@ -1,0 +1,140 @@
+"""The console's command-line side: ``cases decide`` (a decision without a browser) and ``serve`` (the
+console and the HTTP endpoints on loopback, as a process)."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from flows.cli import main
+from flows.settings import PROJECT_ROOT, SAMPLES
+from tests.support.demo_home import demo_home
+
+NOW = "2026-11-27T16:00:00Z"
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    return demo_home(tmp_path / "home")
+
+
+def case_state(home: Path, response_id: str, capsys: pytest.CaptureFixture[str]) -> str:
+    capsys.readouterr()
+    assert main(["--home", str(home), "cases", "--json"]) == 0
+    (case,) = [c for c in json.loads(capsys.readouterr().out) if c["response_id"] == response_id]
+    return str(case["status"])
+
+
+def test_accept_from_the_command_line(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["--home", str(home), "--now", NOW, "cases", "decide", "4", "--accept",
+            "--reason", "formatting only", "--operator", "Ann Operator"]  # fmt: skip
+    assert main(argv) == 0
+    assert "loaded" in capsys.readouterr().out
+    assert case_state(home, "4", capsys) == "loaded"
+    assert len(list((home / "outbox" / "mail").glob("mail_loaded_4-*.eml"))) == 1
+
+
+def test_reject_from_the_command_line_tells_the_supplier(
+    home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["--home", str(home), "--now", NOW, "cases", "decide", "4", "--reject", "--reason", "wrong image"]
+    assert main(argv) == 0
+    assert case_state(home, "4", capsys) == "rejected"
+    assert len(list((home / "outbox" / "mail").glob("mail_rejected-by-operator_4-*.eml"))) == 1
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["4", "--accept"], "case 4: a reason is needed to accept a case"),
+        (
+            ["1", "--reject", "--reason", "x"],
+            "only a case that needs attention can be rejected; this one is loaded",
+        ),
+        (["404", "--recheck"], "no case for response '404'"),
+        (
+            ["4", "--accept", "--reason", "x", "--operator", " "],
+            "decision: operator: String should have at least",
+        ),
+    ],
+)
+def test_a_decision_that_cannot_be_made_is_one_clear_line(
+    home: Path, capsys: pytest.CaptureFixture[str], args: list[str], says: str
+) -> None:
+    assert main(["--home", str(home), "cases", "decide", *args]) == 2
+    err = capsys.readouterr().err
+    assert says in err and len(err.strip().splitlines()) == 1, err
+
+
+@pytest.fixture
+def served(home: Path) -> Iterator[tuple[str, str]]:
+    env = {"BRIDGE_GRAPH_CLIENT_STATE": "local-client-state", "PATH": "/usr/bin:/bin"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "flows", "--home", str(home), "serve", "--port", "0"],
+        cwd=PROJECT_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )  # fmt: skip
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        found = re.search(r"(http://127\.0\.0\.1:\d+)/console/\?code=(\S+)", line)
+        assert found, line + (process.stderr.read() if process.poll() is not None and process.stderr else "")
+        yield found.group(1), found.group(2)
+    finally:
+        process.terminate()
+        process.communicate(timeout=10)  # waits, and closes the pipes
+
+
+class NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args: object, **kwargs: object) -> None:
+        return None
+
+
+def refused(request: urllib.request.Request | str) -> urllib.error.HTTPError:
+    """The error answer to a request, closed (an unclosed one leaks its socket into a later test)."""
+    opener = urllib.request.build_opener(NoRedirect)
+    with pytest.raises(urllib.error.HTTPError) as caught:
+        opener.open(request, timeout=30)
+    caught.value.close()
+    return caught.value
+
+
+def signed_in_cookie(base: str, key: str) -> str:
+    answer = refused(f"{base}/console/?code={key}")
+    assert answer.code == 303  # the redirect that drops the key from the address
+    return answer.headers["Set-Cookie"].split(";")[0]
+
+
+def test_serve_opens_the_console_with_its_printed_key(served: tuple[str, str]) -> None:
+    base, key = served
+    assert refused(f"{base}/console/cases").code == 401
+    cookie = signed_in_cookie(base, key)
+    request = urllib.request.Request(f"{base}/console/cases", headers={"Cookie": cookie})
+    with urllib.request.urlopen(request, timeout=10) as page:
+        assert b"<h1>Cases</h1>" in page.read()
+
+
+def test_serve_takes_a_pushed_form_response_with_the_function_key(
+    served: tuple[str, str], home: Path
+) -> None:
+    base, key = served
+    response = json.loads((SAMPLES / "forms" / "responses.json").read_text())[0]
+    response["responseId"] = "9001"
+    body = json.dumps(response).encode()
+    headers = {"Content-Type": "application/json"}
+    without_key = urllib.request.Request(f"{base}/api/forms/responses", data=body, headers=headers)
+    assert refused(without_key).code == 401
+    with_key = urllib.request.Request(f"{base}/api/forms/responses?code={key}", data=body, headers=headers)
+    with urllib.request.urlopen(with_key, timeout=30) as accepted:
+        assert accepted.status == 202
+    cookie = signed_in_cookie(base, key)
+    page = urllib.request.Request(f"{base}/console/cases/9001", headers={"Cookie": cookie})
+    with urllib.request.urlopen(page, timeout=10) as case:
+        assert b"Case 9001" in case.read()  # queued, then run by the local worker before the answer
