@@ -810,22 +810,27 @@ class Fuzzer:
         self._cases = in_flight.counts()
         self._latest: dict[str, Finding] = {}
         self._stop_at = 0.0
+        self._round_cases = 0
 
     def run(self, seconds: float, shrink_seconds: float, first_turn: int) -> None:
         deadline = time.monotonic() + seconds
         turn_seconds = min(SLICE_SECONDS, seconds / len(self._generators))  # each has a turn, however short
         turn = first_turn
-        while time.monotonic() < deadline:
+        # Every generator has at least one round, each of at least one case, however loaded the
+        # machine (a slow start must not leave a reader unexercised): the budget may run over by that.
+        while time.monotonic() < deadline or turn - first_turn < len(self._generators):
             generator = self._generators[turn % len(self._generators)]
             self._send(("turn", turn))
             turn += 1
             before = sum(self._cases.values())
-            self._round(generator, min(deadline, time.monotonic() + turn_seconds), deadline + shrink_seconds)
+            shrink_end = max(deadline, time.monotonic()) + shrink_seconds  # a late round still shrinks
+            self._round(generator, min(deadline, time.monotonic() + turn_seconds), shrink_end)
             self._send(("round", generator.name, sum(self._cases.values()) - before))
 
     def _round(self, generator: Generator, slice_end: float, shrink_end: float) -> None:
         self._latest = {}
         self._stop_at = slice_end
+        self._round_cases = 0
 
         @settings(
             max_examples=1_000_000,
@@ -837,8 +842,9 @@ class Fuzzer:
         )
         @given(generator.cases)
         def attempt(case: Case) -> None:
-            if time.monotonic() >= self._stop_at:
+            if time.monotonic() >= self._stop_at and self._round_cases > 0:
                 raise OutOfTime
+            self._round_cases += 1
             self._attempt(generator, case, shrink_end)
 
         # A round ends when its time is up, on a hang, or with Hypothesis raising the shrunk failures:

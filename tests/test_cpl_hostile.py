@@ -185,6 +185,28 @@ def test_a_far_cell_spelled_unusually_is_found(far_cell: str) -> None:
     refused(xlsx(sheet), r"cells spread over 1,048,576 rows by 16,384 columns")
 
 
+@pytest.mark.parametrize(
+    ("far_cell", "says"),
+    [
+        ('<c r="ACCC0423030"/>', "423,030 rows by 19,685 columns"),  # four letters: past Excel, read anyway
+        ('<c r="xfd1048576"/>', "1,048,576 rows by 16,384 columns"),  # lower case
+        ('<c r="A' + "9" * 40 + '"/>', "1,000,000,000,000 rows"),  # too long for any sheet
+    ],
+)
+def test_a_reference_past_excel_s_last_cell_is_refused(far_cell: str, says: str) -> None:
+    sheet = sheet_xml(f'<row r="1"><c r="A1"><v>1</v></c></row><row r="2">{far_cell}</row>')
+    refused(xlsx(sheet), says)
+
+
+def test_a_zip_needing_a_feature_no_workbook_uses_is_named() -> None:
+    data = bytearray(xlsx(sheet_xml(rows_xml([["x"]]))))
+    at = data.find(b"PK\x01\x02")
+    while at != -1:  # every central directory entry: "version needed to extract" 8.4
+        data[at + 6 : at + 8] = (84).to_bytes(2, "little")
+        at = data.find(b"PK\x01\x02", at + 4)
+    refused(bytes(data), "the zip archive needs zip file version 8.4")
+
+
 def test_cells_without_references_count_as_the_columns_they_take() -> None:
     """A cell without ``r`` takes the next column: 2,000 of them in one row, 10,000 rows down."""
     wide = '<row r="1">' + "<c><v>1</v></c>" * 2_000 + '</row><row r="10000"><c r="A10000"/></row>'

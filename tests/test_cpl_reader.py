@@ -552,3 +552,100 @@ def test_a_summer_publication_time_is_british_summer_time() -> None:
     summer = published_at([["Central Products List"], ["Published 1 July 2026 09:00"]])
     assert summer is not None
     assert summer.utcoffset() == timedelta(hours=1)
+
+
+# The quick routes give what the plain ones give
+
+
+def test_previous_ids_one_per_cell_read_as_validation_makes(tmp_path: Path) -> None:
+    rows = synthetic_rows(300, seed=8)  # each names one predecessor or "N/A": read a column at once
+    rows[5]["previous_entry_ids"] = "none"
+    rows[6]["previous_entry_ids"] = "n/A"
+    path = write_cpl_workbook(tmp_path / "cpl.xlsx", rows)
+
+    publication = read(path)
+
+    cells = tuple(str(row["previous_entry_ids"]) for row in rows)
+    assert {cell.upper() for cell in cells} >= {"N/A", "NONE"}
+    assert convert_column("previous_entry_ids", cells).one_token_each
+    for entry, row in zip(publication.entries, rows, strict=True):
+        validated = CplEntry.model_validate(entry.model_dump())
+        assert validated == entry and repr(validated) == repr(entry)
+        text = str(row["previous_entry_ids"])
+        assert entry.previous_entry_ids == (() if text.upper() in {"N/A", "NONE"} else (text,))
+    assert publication == CplPublication(
+        source_sha256=publication.source_sha256,
+        source_name=publication.source_name,
+        published_at=publication.published_at,
+        entries=publication.entries,
+    )
+    assert list(publication.by_id()) == [entry.entry_id for entry in publication.entries]
+
+
+def test_the_diff_finds_what_entry_equality_finds(tmp_path: Path) -> None:
+    rows = synthetic_rows(120, seed=4)
+    old = read(write_cpl_workbook(tmp_path / "old.xlsx", rows[:100]))
+    changed = [row | {"firmware_version": "FF01"} if i % 7 == 0 else row for i, row in enumerate(rows)]
+    new = read(write_cpl_workbook(tmp_path / "new.xlsx", changed[10:]))
+
+    class Marked(CplEntry):  # equal fields, but another class: never equal to a CplEntry
+        pass
+
+    marked = CplPublication(
+        source_sha256="x", entries=tuple(Marked(**entry.model_dump()) for entry in new.entries)
+    )
+    for before, after in ((old, new), (new, old), (old, marked), (None, new)):
+        diff = diff_publications(before, after)
+        earlier = before.by_id() if before is not None else {}
+        later = after.by_id()
+        assert diff.added == tuple(entry for key, entry in later.items() if key not in earlier)
+        assert diff.removed == tuple(entry for key, entry in earlier.items() if key not in later)
+        expected = [key for key, entry in later.items() if key in earlier and earlier[key] != entry]
+        assert [change.entry_id for change in diff.changed] == expected
+    assert len(diff_publications(old, marked).changed) == 90
+
+
+def test_the_quick_cell_span_never_understates_the_exact_one() -> None:
+    from adapters.secas.cell_span import scan_cell_span
+
+    spellings = [
+        '<c r="{ref}"/>',
+        '<c r="{ref}"><v>1</v></c>',
+        "<c r='{ref}'/>",
+        '<c  r="{ref}"/>',
+        '<c t="s" r="{ref}"/>',
+        '<c r="{lower}"/>',
+        '<c r="{ref}" r="{other}"/>',
+        '<c r="{bad}" r="{other}"/>',
+        '<x:c r="{ref}"/>',
+        "<c/>",
+        '<c\tr="{ref}"/>',
+        '<cols><col min="1"/></cols>',
+        '<row r="{row}">',
+        "</row>",
+        "<row>",
+        '<row r="{bad}" r="{row}">',
+        '<t>r="{ref}"</t>',
+        '<![CDATA[<c r="{ref}"/>]]>',
+        "<rowBreaks/>",
+    ]
+    rng = random.Random(12)
+
+    def ref() -> str:
+        letters = "".join(rng.choice("ABXZ") for _ in range(rng.choice([1, 1, 2, 3])))
+        return letters + str(rng.choice([1, 99999, 100000, 1048576, rng.randint(1, 2_000_000)]))
+
+    for _ in range(2000):
+        xml = "".join(
+            rng.choice(spellings).format(
+                ref=ref(),
+                other=ref(),
+                lower=ref().lower(),
+                bad=rng.choice(["A", "AAAA1", "A123456789"]),
+                row=rng.choice([1, 99999, 100000, 1048576]),
+            )
+            for _ in range(rng.randint(1, 20))
+        ).encode()
+        quick = scan_cell_span(xml, deflated=False, limit=len(xml))
+        exact = scan_cell_span(xml, deflated=False, limit=len(xml), exact=True)
+        assert quick.rows >= exact.rows and quick.columns >= exact.columns, xml

@@ -43,6 +43,8 @@ def check_xlsx(data: bytes, *, where: str, settings: ReaderSettings) -> None:
             f"{where}not a readable xlsx workbook: the zip archive is incomplete or damaged "
             f"(a truncated download?): {error}"
         ) from error
+    except NotImplementedError as error:  # a zip feature (version, compression) no workbook uses
+        raise CplFormatError(f"{where}not a readable xlsx workbook: the zip archive needs {error}") from error
     total = sum(info.file_size for info in infos)
     if total > settings.max_uncompressed_bytes:
         biggest = max(infos, key=lambda info: info.file_size)

@@ -23,9 +23,11 @@ CHUNK = 1024 * 1024
 _CARRY_LIMIT = 64 * 1024
 """The longest unfinished tag kept from one chunk for the next: a start tag is never longer."""
 
-_CELL_REFERENCE = re.compile(rb"""<(?:\w+:)?c\s[^>]*?(?<=\s)r\s*=\s*["']([A-Z]{1,3})([0-9]{1,7})["']""")
+_CELL_REFERENCE = re.compile(rb"""<(?:\w+:)?c\s[^>]*?(?<=\s)r\s*=\s*["']([A-Za-z]+)([0-9]+)["']""")
+"""Any letters and digits, however many: ``ACCC0423030`` is past Excel's last cell, but python-calamine
+still reads it (and aborts on the rectangle it asks for), so the span must count it."""
 _CELL_START = re.compile(rb"<(?:\w+:)?c[\s/>]")
-_ROW_WITH_NUMBER = re.compile(rb"""<(?:\w+:)?row\s[^>]*?(?<=\s)r\s*=\s*["']([0-9]{1,7})["']""")
+_ROW_WITH_NUMBER = re.compile(rb"""<(?:\w+:)?row\s[^>]*?(?<=\s)r\s*=\s*["']([0-9]+)["']""")
 _ROW_START = re.compile(rb"<(?:\w+:)?row[\s/>]")
 
 
@@ -58,23 +60,28 @@ class CellSpan:
         return self.rows * self.columns
 
 
-_LARGE_REFERENCE = re.compile(rb' r="((?:[A-Z]{2,3}[0-9]|[A-Z]?[0-9]{6})[0-9]*)"')
-"""A reference past column Z or row 99,999: the only ones the quick path looks at one by one."""
-_OTHER_CELL_TAG = re.compile(rb'<c(?! r=")')
-_OTHER_ROW_TAG = re.compile(rb'<row(?! r=")')
+_CELL_TAG_UNLESS_SMALL = re.compile(rb'<c(?! r="[A-Z][0-9]{1,5}")(?: r="([A-Z]+[0-9]+)")?')
+"""A ``<c`` tag (or any tag starting so) unless its first attribute is a reference within ``Z99999``:
+a larger reference is captured; an empty capture means some other spelling (exact path)."""
+_ROW_TAG_UNLESS_SMALL = re.compile(rb'<row(?! r="[0-9]{1,5}")(?: r="([0-9]+)")?')
+"""The same for ``<row`` tags and row numbers past 99,999."""
 _PREFIXED_TAG = re.compile(rb":(?:c|row)[\s/>]")
+_SMALL_TAGS = (b'<c r="', b'<row r="')
 _QUICK_BOUND = b"Z99999"
-"""How far a reference that ``_LARGE_REFERENCE`` passes over may reach."""
-_REFERENCE_PARTS = re.compile(rb"([A-Z]*)([0-9]+)")
+"""How far a reference that the quick path does not capture may reach."""
+_REFERENCE_PARTS = re.compile(rb"([A-Za-z]*)([0-9]+)")
+BEYOND = 10**12
+"""Where a reference too long to be any sheet's puts its cell: far enough to be refused."""
 
 
 class _Scanner:
     """Feeds chunks of worksheet XML through the patterns, carrying an unfinished tag across chunks.
 
-    The quick path (a chunk where every cell and row tag is written ``<c r="`` or ``<row r="``, as
-    Excel and every mainstream writer do) counts tags and looks only at large references, assuming
-    any other reference may be as far as ``Z99999``; a chunk with any other spelling takes the exact
-    path, which reads every reference."""
+    The quick path (a chunk where every cell and row tag starts ``<c r="B7"`` or ``<row r="7"``, as
+    Excel and every mainstream writer write them) passes over the references within ``Z99999`` in C,
+    captures only larger ones, and assumes the others may reach ``Z99999``; a chunk with any other
+    spelling takes the exact path, which reads every reference. The exact path takes a tag's first
+    well-formed reference, so where that is the tag's first attribute the two read the same one."""
 
     def __init__(self, *, exact: bool) -> None:
         self.span = CellSpan()
@@ -97,23 +104,21 @@ class _Scanner:
         return self.span
 
     def _scan(self, text: bytes) -> None:
-        canonical = (
-            not self._always_exact
-            and _OTHER_CELL_TAG.search(text) is None
-            and _OTHER_ROW_TAG.search(text) is None
-            and (b":" not in text or _PREFIXED_TAG.search(text) is None)
-        )
-        if canonical:
-            self._quick(text)
-        else:
+        quick = not self._always_exact and (b":" not in text or _PREFIXED_TAG.search(text) is None)
+        if not (quick and self._quick(text)):
             self._exact(text)
 
-    def _quick(self, text: bytes) -> None:
-        if b' r="' not in text:
-            return
-        self._widen(set(_LARGE_REFERENCE.findall(text)))
-        # The other references are somewhere within A1:Z99999.
-        self._widen({b"A1", _QUICK_BOUND})
+    def _quick(self, text: bytes) -> bool:
+        """Widen the span over a canonical chunk's references; False (and nothing done) otherwise."""
+        cells = _CELL_TAG_UNLESS_SMALL.findall(text)
+        rows = _ROW_TAG_UNLESS_SMALL.findall(text)
+        if b"" in cells or b"" in rows:
+            return False
+        self._widen(set(cells))
+        self._widen(set(rows))
+        if any(tag in text for tag in _SMALL_TAGS):  # the other references are within A1:Z99999
+            self._widen({b"A1", _QUICK_BOUND})
+        return True
 
     def _exact(self, text: bytes) -> None:
         self._widen({letters + number for letters, number in set(_CELL_REFERENCE.findall(text))})
@@ -131,11 +136,11 @@ class _Scanner:
             if match is None:
                 continue
             letters, digits = match.groups()
-            row = int(digits)
+            row = int(digits) if len(digits) <= 12 else BEYOND
             span.first_row = min(span.first_row or row, row)
             span.last_row = max(span.last_row, row)
             if letters:
-                column = _column(letters)
+                column = _column(letters.upper()) if len(letters) <= 8 else BEYOND
                 span.first_column = min(span.first_column or column, column)
                 span.last_column = max(span.last_column, column)
 

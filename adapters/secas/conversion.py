@@ -3,19 +3,20 @@
 A CPL repeats the same device types, manufacturers, versions, statuses and dates thousands of times,
 so each distinct value is converted once (``values.converter_for``). The columns where nearly every
 value is distinct (entry ids, image hashes, previous ids) are usually plain: ASCII letters and digits,
-or text without white space. For those one check over the whole column (``str.join``, then
-``bytes.isalnum`` or ``str.split``, all in C) replaces a Python call per value, with the same result;
-a test holds the two to the same result.
+or text without white space, or one entry id (or "N/A") per cell. For those one check over the whole
+column (``str.join``, then ``bytes.isalnum`` or ``str.split``, all in C) replaces a Python call per
+value, with the same result; a test holds the two to the same result.
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
+from itertools import product
 from typing import cast
 
 from adapters.secas.values import BLANK, CellError, converter_for, to_identifier, to_previous_ids, to_text
-from flows.domain.cpl import parse_previous_ids
+from flows.domain.cpl import NO_PREVIOUS_IDS, parse_previous_ids
 
 
 @dataclass(frozen=True)
@@ -30,20 +31,40 @@ class ColumnValues:
     """The distinct values that cannot be used -> why."""
     unchanged: bool = False
     """Every value is already what the field wants: the column can be used as it is."""
+    one_token_each: bool = False
+    """Previous ids, one token per cell: ``converted`` holds the placeholders and makes any other
+    token ``(token,)`` on lookup, so no table of the (nearly all distinct) ids is built."""
 
 
+class _Tokens(dict[object, object]):
+    """Every spelling of a placeholder -> ``()``; any other token (an entry id) -> ``(token,)``."""
+
+    def __missing__(self, token: object) -> tuple[object, ...]:
+        return (token,)
+
+
+_ASCII_PLACEHOLDERS = frozenset(
+    "".join(letters)
+    for placeholder in NO_PREVIOUS_IDS
+    for letters in product(*zip(placeholder.lower(), placeholder.upper(), strict=True))
+)
+"""Every ASCII spelling of a placeholder, in any mix of cases ("N/A", "n/a", "None", "nONE", ...)."""
 UNCHANGED = ColumnValues({}, unchanged=True)
+ONE_TOKEN_EACH = ColumnValues(_Tokens(dict.fromkeys(_ASCII_PLACEHOLDERS, ())), one_token_each=True)
+_SEPARATOR = "\0"
 
 
 def convert_column(field: str, column: Sequence[object]) -> ColumnValues:
     """Each distinct value of one column converted for ``field``."""
     convert = converter_for(field)
-    if convert in (to_identifier, to_text):
-        # Most text and identifier columns are already as the field wants them: one look at the whole
-        # column (no set of its values needed) tells. all(): no empty string among the strings.
-        joined = _joined(column)
-        if joined is not None and all(column) and _as_they_are(convert, joined):
+    if convert in (to_identifier, to_text, to_previous_ids):
+        # Most text and identifier columns are already as the field wants them, and most previous ids
+        # are one token per cell: one look at the whole column (no set of its values needed) tells.
+        joined = _cells_joined(column)
+        if joined is not None and _as_they_are(convert, joined):
             return UNCHANGED
+        if joined is not None and convert is to_previous_ids and _one_ascii_token_each(joined):
+            return ONE_TOKEN_EACH
     distinct = set(column)
     plain = _plain(distinct)
     if plain is not None:
@@ -70,6 +91,31 @@ def _joined(values: Iterable[object]) -> str | None:
         return "".join(values)  # type: ignore[arg-type]
     except TypeError:
         return None
+
+
+def _cells_joined(column: Sequence[object]) -> str | None:
+    """All cells joined, if every one is a non-empty string.
+
+    Joined with a separator, so that one pass over the cells (each a cache miss on a big sheet) also
+    finds an empty one: two separators in a row, or one at either end. A cell holding the separator
+    (NUL: never in an xlsx, and refused in CSV text) makes the count of separators wrong."""
+    try:
+        separated = _SEPARATOR.join(column)  # type: ignore[arg-type]
+    except TypeError:
+        return None
+    if (
+        separated.count(_SEPARATOR) != len(column) - 1
+        or _SEPARATOR * 2 in f"{_SEPARATOR}{separated}{_SEPARATOR}"
+    ):
+        return None
+    return separated.replace(_SEPARATOR, "")
+
+
+def _one_ascii_token_each(joined: str) -> bool:
+    """Whether cells that ``joined`` was made of (none empty) each hold one ASCII token: no white space
+    and no separator ("," or ";"), so that ``to_previous_ids`` makes one id of each, or none of a
+    placeholder."""
+    return joined.isascii() and _no_white_space(joined) and "," not in joined and ";" not in joined
 
 
 def _plain(distinct: Collection[object]) -> tuple[list[str], str] | None:

@@ -13,8 +13,10 @@ holds the two routes to the same result.
 from __future__ import annotations
 
 import operator
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
+from itertools import repeat
+from typing import Any, cast
 
 from adapters.secas.columns import CANONICAL_FIELDS, REQUIRED_FIELDS, HeaderRow
 from adapters.secas.conversion import ColumnValues, convert_column
@@ -28,8 +30,9 @@ _BLANK_REQUIRED = "blank, but every row must have it (a formula saved without it
 
 def build_entries(
     columns: Sequence[Column], header: HeaderRow, sheet: str, where: str
-) -> tuple[CplEntry, ...]:
-    """Entries from the body columns of a sheet (``columns[i]`` is sheet column ``i`` below the header)."""
+) -> dict[str, CplEntry]:
+    """Entries by id, in sheet order, from the body columns of a sheet (``columns[i]`` is sheet column
+    ``i`` below the header)."""
     fields = [field for field in CANONICAL_FIELDS if field in header.columns]
     chosen = [columns[header.columns[field]] for field in fields]
     tables = [convert_column(field, column) for field, column in zip(fields, chosen, strict=True)]
@@ -48,38 +51,57 @@ def build_entries(
         raise _row_error(where, sheet, excel_row(index), header.header_of(fields[position]), reason)
 
     values = [_values(*triple) for triple in zip(fields, chosen, tables, strict=True)]
-    entry_ids = values[0]
-    if len(set(entry_ids)) != len(entry_ids):
-        _duplicate_id(entry_ids, excel_row, where, sheet, header.header_of("entry_id"))
-    # Every entry gets every field; those without a column keep their default.
+    entry_ids = values[0]  # CANONICAL_FIELDS starts with the (required) entry id
+    # Every entry gets every field; those without a column keep their default, placed first in each
+    # entry's __dict__ (whose order repr follows).
     defaults: dict[str, Any] = {f: default_for(f) for f in CANONICAL_FIELDS if f not in header.columns}
-    # One set of field names shared by all entries as their ``model_fields_set``: a frozen model never
-    # changes it, and its own set per entry would double the memory a 100,000-row list takes.
-    fields_set = set(CANONICAL_FIELDS)
-    rows = zip(*values, strict=True)
-    return tuple(_assembled(fields_set, {**defaults, **dict(zip(fields, row, strict=True))}) for row in rows)
+    count = len(entry_ids)
+    rows = zip(*(repeat(value, count) for value in defaults.values()), *values, strict=True)
+    entries = _assembled((*defaults, *fields), rows, count)
+    # The index by id doubles as the check for repeated ids (a set of them would cost as much).
+    by_id = dict(zip(cast(Sequence[str], entry_ids), entries, strict=True))
+    if len(by_id) != count:
+        _duplicate_id(entry_ids, excel_row, where, sheet, header.header_of("entry_id"))
+    return by_id
 
 
 _NEW_ENTRY = CplEntry.__new__
 _SET = object.__setattr__
 
 
-def _assembled(fields_set: set[str], values: dict[str, Any]) -> CplEntry:
-    """A ``CplEntry`` from values already converted and checked, set as ``model_construct`` sets
-    them but without its per-field loop: a quarter of the time, which pays for the cell-span check
-    on a 100,000-row list (a test in ``tests/test_cpl_reader.py`` holds it to what validation makes)."""
-    entry = _NEW_ENTRY(CplEntry)
-    _SET(entry, "__dict__", values)
-    _SET(entry, "__pydantic_fields_set__", fields_set)
-    _SET(entry, "__pydantic_extra__", None)
-    _SET(entry, "__pydantic_private__", None)
-    return entry
+def _assembled(
+    names: tuple[str, ...], rows: Iterable[tuple[object, ...]], count: int
+) -> tuple[CplEntry, ...]:
+    """``CplEntry`` objects from rows of values already converted and checked (``names`` says which
+    field each value is), set as ``model_construct`` sets them but without its per-field loop.
+
+    Each step runs over all entries at once through ``map`` with C callables, with no Python call per
+    entry: on a 100,000-row list that helps pay for the cell-span check. A test in
+    ``tests/test_cpl_reader.py`` holds the result to what validation makes.
+    """
+    entries = tuple(map(_NEW_ENTRY, repeat(CplEntry, count)))
+    dicts = map(dict, map(zip, repeat(names), rows))
+    _each(entries, "__dict__", dicts)
+    # One set of field names shared by all entries as their ``model_fields_set``: a frozen model never
+    # changes it, and its own set per entry would double the memory a 100,000-row list takes.
+    _each(entries, "__pydantic_fields_set__", repeat(set(CANONICAL_FIELDS)))
+    _each(entries, "__pydantic_extra__", repeat(None))
+    _each(entries, "__pydantic_private__", repeat(None))
+    return entries
+
+
+def _each(entries: tuple[CplEntry, ...], name: str, values: Iterable[object]) -> None:
+    """Set attribute ``name`` of each entry to the next value, bypassing the frozen model's guard."""
+    deque(map(_SET, entries, repeat(name), values), maxlen=0)  # deque(maxlen=0): run the map, keep nothing
 
 
 def _values(field: str, column: Column, table: ColumnValues) -> Column:
     """The column's cells as the field's values."""
     if table.unchanged:
         return column
+    if table.one_token_each:
+        # Each cell's own 1-tuple unless it is a placeholder: one pass, in C, with no table of the ids.
+        return tuple(map(table.converted.get, column, zip(column)))
     converted = table.converted
     if table.blanks:
         converted = {**converted, **dict.fromkeys(table.blanks, default_for(field))}

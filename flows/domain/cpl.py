@@ -6,6 +6,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from datetime import date, datetime
 from enum import StrEnum
 from functools import cached_property
+from operator import attrgetter
 from typing import Annotated, Any, NamedTuple
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
@@ -106,6 +107,27 @@ class CplPublication(BaseModel):
     published_at: datetime | None = None
     entries: tuple[CplEntry, ...]
 
+    @classmethod
+    def indexed(
+        cls,
+        by_id: dict[str, CplEntry],
+        *,
+        source_sha256: str,
+        source_name: str = "",
+        published_at: datetime | None = None,
+    ) -> CplPublication:
+        """A publication of the entries of ``by_id`` (in its order), each under its own ``entry_id``,
+        keeping ``by_id`` as the index ``by_id()`` returns: a reader that built one to find repeated
+        ids spares the first caller building it again (100,000 entries: a tenth of a second)."""
+        publication = cls(
+            source_sha256=source_sha256,
+            source_name=source_name,
+            published_at=published_at,
+            entries=tuple(by_id.values()),
+        )
+        publication.__dict__["_index_by_id"] = by_id  # where the cached_property keeps its value
+        return publication
+
     def by_id(self) -> Mapping[str, CplEntry]:
         return self._index_by_id
 
@@ -131,7 +153,9 @@ class CplPublication(BaseModel):
 
     @cached_property
     def _index_by_id(self) -> dict[str, CplEntry]:
-        return {entry.entry_id: entry for entry in self.entries}
+        # Built in C (no Python loop over 100,000 entries); a repeated id keeps its last entry, as a
+        # dict display would.
+        return dict(zip(map(_ENTRY_ID, self.entries), self.entries, strict=True))
 
     @cached_property
     def _emergency(self) -> tuple[CplEntry, ...]:
@@ -160,11 +184,16 @@ class CplPublication(BaseModel):
         }
 
 
+_ENTRY_ID = attrgetter("entry_id")
 _CACHED_INDEXES = ("_index_by_id", "_emergency", "_emergency_by_reference", "_emergency_by_model")
+
+
+NO_PREVIOUS_IDS = frozenset({"N/A", "NA", "NONE", "-"})
+"""What a previous-ids cell holds (in any letter case) when an entry has no predecessor."""
 
 
 def parse_previous_ids(raw: str | Iterable[str]) -> tuple[str, ...]:
     """``"S1-000110, S1-000111"`` or ``"N/A"`` as a tuple of entry ids."""
     parts = raw.replace(";", ",").split(",") if isinstance(raw, str) else raw
     ids = (part.strip() for part in parts)
-    return tuple(part for part in ids if part and part.upper() not in {"N/A", "NA", "NONE", "-"})
+    return tuple(part for part in ids if part and part.upper() not in NO_PREVIOUS_IDS)
