@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import faulthandler
 import hashlib
 import io
@@ -52,7 +53,7 @@ import threading
 import time
 import traceback
 import zipfile
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -298,6 +299,8 @@ class Corpus:
     form: FormDefinition
     answers: dict[str, tuple[Any, ...]]
     """Per notification field, the answers the samples give it."""
+    only: frozenset[str] = frozenset()
+    """The generators to run (by name); all when empty."""
 
     @classmethod
     def load(cls) -> Corpus:
@@ -700,7 +703,8 @@ WHEN = (
 
 
 def generators(corpus: Corpus) -> list[Generator]:
-    return [
+    """Every generator, or those ``corpus.only`` names."""
+    every = [
         Generator("random bytes", "cpl", random_byte_cases()),
         Generator("mutated workbook bytes", "cpl", mutated_workbook_cases(corpus)),
         Generator("mutated workbook member", "cpl", member_edit_cases(corpus)),
@@ -712,6 +716,7 @@ def generators(corpus: Corpus) -> list[Generator]:
         Generator("shaped payload", "intake", shaped_payload_cases(corpus)),
         Generator("mutated sample payload", "intake", mutated_payload_cases(corpus)),
     ]
+    return [generator for generator in every if not corpus.only or generator.name in corpus.only]
 
 
 # --- running ---------------------------------------------------------------------------------------
@@ -959,7 +964,10 @@ class Supervisor:
         started = time.monotonic()
         deadline = started + seconds
         for _ in range(self.MAX_WORKERS):
-            if self._work(deadline - time.monotonic(), shrink_seconds) or time.monotonic() >= deadline:
+            finished = self._work(deadline - time.monotonic(), shrink_seconds)
+            # After a worker died, the next one goes on past the deadline until every generator has
+            # had a turn: a crash early in a short run must not leave the other reader untried.
+            if finished or (time.monotonic() >= deadline and self._turn >= len(self._generators)):
                 break
         return Report(time.monotonic() - started, self.cases, self.by_generator, self.findings)
 
@@ -1083,13 +1091,18 @@ def fuzz(
     out: TextIO = sys.stdout,
     save_dir: Path | None = None,
     readers: Mapping[Target, Reader] | None = None,
+    only: Collection[str] = (),
 ) -> Report:
     """Fuzz both readers for ``seconds`` (plus at most ``shrink_seconds`` to shrink a late finding).
 
     ``readers`` stands in for ``read_cpl`` and ``notification_from_any`` (the tests check the fuzzer
-    with readers that fail on purpose).
+    with readers that fail on purpose); ``only`` names the generators to run (all by default).
     """
-    corpus = Corpus.load()
+    corpus = dataclasses.replace(Corpus.load(), only=frozenset(only))
+    every = {generator.name for generator in generators(dataclasses.replace(corpus, only=frozenset()))}
+    unknown = set(only) - every
+    if unknown:
+        raise ValueError(f"no generator named {sorted(unknown)}")
     form = corpus.form
     chosen: dict[Target, Reader] = {
         "cpl": lambda data: read_cpl(data, name="fuzz"),

@@ -18,6 +18,7 @@ from flows.errors import BadInput
 SECONDS = 4.0
 SHRINK_SECONDS = 2.0
 CASE_TIMEOUT = 5.0
+TWO = ("random bytes", "random JSON")  # one generator per reader, for the tests of the fuzzer itself
 
 
 def test_a_short_run_reads_every_kind_of_input_and_finds_nothing(capsys: pytest.CaptureFixture[str]) -> None:
@@ -57,7 +58,8 @@ def test_every_way_of_failing_is_found_shrunk_and_reported() -> None:
         raise BadInput("")
 
     out = io.StringIO()
-    report = fuzz(2.0, shrink_seconds=2.0, out=out, readers={"cpl": cpl, "intake": intake})
+    # Two generators, a second each: room to find and shrink on a loaded machine.
+    report = fuzz(2.0, shrink_seconds=4.0, out=out, readers={"cpl": cpl, "intake": intake}, only=TWO)
     found = {finding.signature: finding for finding in report.findings}
     assert len(found) == len(report.findings) == 3, list(found)
     (index_error,) = (finding for signature, finding in found.items() if "IndexError" in signature)
@@ -87,6 +89,7 @@ def test_a_worker_that_dies_or_hangs_in_native_code_is_a_finding_on_the_case_it_
         hang_grace=0.5,
         out=out,
         readers={"cpl": cpl, "intake": intake},
+        only=TWO,
     )
     assert time.monotonic() - started < 10
     signatures = [finding.signature for finding in report.findings]
@@ -98,6 +101,11 @@ def test_a_worker_that_dies_or_hangs_in_native_code_is_a_finding_on_the_case_it_
     assert " in intake" in hang.trace  # where it was stuck, from faulthandler
     assert report.cases["cpl"] >= 1 and report.cases["intake"] >= 1
     assert out.getvalue().count("finding ") == 2
+
+
+def test_an_unknown_generator_is_named() -> None:
+    with pytest.raises(ValueError, match=r"no generator named \['random bites'\]"):
+        fuzz(1.0, only=["random bites"])
 
 
 def test_a_case_that_runs_too_long_is_stopped() -> None:
