@@ -10,9 +10,11 @@ then delivered again.
 Prints, last, one JSON line:
 {"bench": "soak", "backends": {"embedded": {...}, "azure": {...}}, "ok": true}
 Exit status 1 when anything is lost or duplicated. ``--count`` sets the number of responses for both
-backends; by default the embedded store takes 1,000 and Azurite (about 7x slower per message over
-HTTP) 300: every case reads the latest publication whole (2 entries per response), so the cost per
-case grows with the count and 10,000 runs for hours. ``--backends embedded`` runs one only.
+backends; by default the embedded store takes 1,000 and Azurite 300. The cost per response no longer
+grows with the count: on 2026-11-29, ``--count 10000 --backends embedded`` took 310 s (32/s; nothing
+lost or duplicated), while Azurite ran at 1.6-3 responses/s (every case, run and key is a table
+round trip over HTTP to one Node process), so 10,000 there takes one to two hours.
+``--backends embedded`` runs one only.
 """
 
 from __future__ import annotations
