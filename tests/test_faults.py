@@ -103,11 +103,11 @@ def scenario(tmp_path: Path) -> Iterator[Scenario]:
 
 
 class open_scenario:
-    def __init__(self, home: Path, plan: FaultPlan) -> None:
+    def __init__(self, home: Path, plan: FaultPlan, settings: Settings | None = None) -> None:
         moment = [datetime.fromisoformat(MOMENTS[0])]
         wrapped = Wrapped()
         app = bootstrap(
-            Settings(home=home),
+            settings or Settings(home=home),
             clock=lambda: moment[0],
             sleep=no_sleep,
             adjust=install(plan, wrapped),
@@ -122,8 +122,9 @@ class open_scenario:
         self.scenario.app.close()
 
 
-def run_scenario(home: Path, plan: FaultPlan) -> Outcome:
-    with open_scenario(home, plan) as scenario:
+def run_scenario(home: Path, plan: FaultPlan, settings: Settings | None = None) -> Outcome:
+    """The sample scenario on the embedded store in ``home``, or on the backends ``settings`` name."""
+    with open_scenario(home, plan, settings) as scenario:
         scenario.intake()
         scenario.sync(0)
         scenario.sync(1)
