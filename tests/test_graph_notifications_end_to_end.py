@@ -9,44 +9,24 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Iterator
 from pathlib import Path
 
 import azure.functions as func
-import pytest
 
 from adapters.functions import runtime
 from adapters.graph import GraphSession, ListDeltaReader, SqliteDeltaLinkStore
 from flows.queue_message import Message
 from tests.graph_server import GraphServer
-from tests.test_function_app import CLIENT_STATE, Captured, notification, user_function
-from tests.test_graph_adapters import open_session, settings_for
+
+# The fixtures the function-app and Graph adapter tests already have: a fresh bridge home for the
+# function app (autouse there, and here), a Graph-shaped server and an SDK session against it.
+from tests.test_function_app import CLIENT_STATE, Captured, app_settings, notification, user_function
+from tests.test_graph_adapters import graph, session
 from tests.test_graph_adapters import pytestmark as sdk_warnings
 
 pytestmark = sdk_warnings  # the SDK's own import-time deprecation warnings (see test_graph_adapters)
 
 RESPONSES = 8  # the sample list holds eight form responses
-
-
-@pytest.fixture
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    monkeypatch.setenv("BRIDGE_GRAPH_CLIENT_STATE", CLIENT_STATE)
-    monkeypatch.setenv("BRIDGE_HOME", str(tmp_path / "home"))
-    runtime.reset()
-    yield tmp_path / "home"
-    runtime.reset()
-
-
-@pytest.fixture
-def graph() -> Iterator[GraphServer]:
-    with GraphServer() as server:
-        yield server
-
-
-@pytest.fixture
-def session(graph: GraphServer) -> Iterator[GraphSession]:
-    with open_session(settings_for(graph.url, graph)) as opened:
-        yield opened
 
 
 def notified(times: int) -> list[Message]:
@@ -74,8 +54,9 @@ def outbox(home: Path, kind: str, prefix: str) -> list[Path]:
 
 
 def test_repeated_and_reordered_notifications_make_one_case_each(
-    home: Path, graph: GraphServer, session: GraphSession
+    app_settings: Path, graph: GraphServer, session: GraphSession
 ) -> None:
+    home = app_settings
     app = runtime.current_app()
     links = SqliteDeltaLinkStore(app.parts.cases.database)  # type: ignore[attr-defined]
     reader = ListDeltaReader(session, site_id=graph.site_id, list_id=graph.list_id, store=links)
@@ -104,3 +85,6 @@ def test_repeated_and_reordered_notifications_make_one_case_each(
     assert len(opened_cards) == RESPONSES
     delta_reads = graph.requests("GET", "/items/delta")
     assert len(delta_reads) >= 6 + 3 + 2  # every notification led to a delta pass
+
+
+__all__ = ["app_settings", "graph", "session"]  # imported as fixtures, not unused

@@ -119,7 +119,6 @@ class CaseView:
     assessment: Assessment | None
     published_at: datetime | None
     sent: list[SentMessage] = field(default_factory=list)
-    runs: list[RunRecord] = field(default_factory=list)
 
     @property
     def decidable(self) -> bool:
@@ -142,9 +141,7 @@ def case_view(app: BridgeApp, case: Case, *, now: datetime) -> CaseView:
         if case.notification is not None:
             assessment = assess(case.notification, stored.publication)
     runs = app.bridge.engine.runs.find(key=case.response_id, limit=200)
-    view = CaseView(
-        case, now - case.waited_since(), entry, assessment, stored.fetched_at if stored else None, runs=runs
-    )
+    view = CaseView(case, now - case.waited_since(), entry, assessment, stored.fetched_at if stored else None)
     seen: set[str] = set()  # a later run that met the same idempotency key reused the message sent
     for run in reversed(runs):  # oldest first: the run that sent it
         for path, record in run.actions.items():
