@@ -411,6 +411,13 @@ def test_a_timeline_export_neutralises_formula_prefixes(client: Client) -> None:
     assert as_json[-1]["reason"] == '=HYPERLINK("http://x")'  # JSON keeps the text as it is
 
 
+def test_an_oversized_form_is_refused_by_name_and_nothing_is_recorded(client: Client, app: BridgeApp) -> None:
+    before = app.cases.get("4")
+    response = client.post("/cases/4/decide", {"kind": "reject", "reason": "x" * 70_000, "operator": "Ann"})
+    assert response.status == 400 and "the form is over 65,536 bytes" in response.body.decode()
+    assert app.cases.get("4") == before
+
+
 def test_a_wrong_method_or_path_is_named(client: Client) -> None:
     wrong_method = client.console.handle(
         ConsoleRequest("GET", "/cases/4/decide", {}, {"cookie": client.cookie})

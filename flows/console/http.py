@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from http.cookies import SimpleCookie
 from urllib.parse import parse_qs
 
+from flows.errors import BadInput
+
 MAX_FORM_BYTES = 64 * 1024
 
 
@@ -37,7 +39,7 @@ class ConsoleRequest:
         if not self.header("content-type").startswith("application/x-www-form-urlencoded"):
             return {}
         if len(self.body) > MAX_FORM_BYTES:
-            raise ValueError(f"the form is over {MAX_FORM_BYTES:,} bytes")
+            raise BadInput(f"the form is over {MAX_FORM_BYTES:,} bytes")
         fields = parse_qs(self.body.decode("utf-8", errors="replace"), keep_blank_values=True)
         return {name: values[-1] for name, values in fields.items()}
 
