@@ -27,6 +27,7 @@ from flows.engine.runs import RunRecord
 from flows.errors import BadInput
 from flows.queue_message import Message, NotAResponse, form_response_message
 from flows.settings import SAMPLES, Settings
+from flows.workers import drain_with_workers
 
 ERR = Console(stderr=True, highlight=False, soft_wrap=True)
 # Piped output (CI logs, files) gets a width a log viewer shows well, not the 80 of no terminal.
@@ -61,6 +62,9 @@ def _parser() -> argparse.ArgumentParser:
 
     intake = commands.add_parser("intake", help="feed form responses (JSON object or array)")
     intake.add_argument("files", nargs="+", type=Path)
+    intake.add_argument(
+        "--workers", type=_positive, default=1, help="processes handling the responses (up to the cores)"
+    )
     intake.set_defaults(handler=_intake)
 
     sync = commands.add_parser("sync", help="one SECAS sync against a file or URL")
@@ -123,6 +127,16 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"not a positive whole number: {text!r}")
+    return value
+
+
 def _instant(text: str) -> datetime:
     try:
         moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
@@ -167,7 +181,7 @@ def _intake(args: argparse.Namespace) -> int:
     with _open(args) as app:
         for message in (m for batch in batches for m in batch):
             app.bridge.submit(message)
-        app.bridge.drain()
+        drain_with_workers(app, args.workers, now=args.now)
     return 0
 
 

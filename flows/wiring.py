@@ -1,6 +1,6 @@
 """Which adapter serves each port, from settings: part of the composition root.
 
-State (cases, runs, publications, idempotency keys) and the work queue live in SQLite and memory
+State (cases, runs, publications, idempotency keys) and the work queue live in SQLite
 (``backend=embedded``) or in Azure Storage (``backend=azure``). Each outside system is then chosen on
 its own: the SMI over HTTP when ``smi_url`` is set, Teams when ``teams_webhook_url`` is, Graph mail
 when ``graph_mailbox`` is; otherwise its embedded stand-in. Azure modules are imported only when
@@ -53,7 +53,7 @@ def _embedded_state(settings: Settings, now: Callable[[], datetime]) -> Parts:
     from adapters.embedded.idempotency import SqliteIdempotencyStore
     from adapters.embedded.inventory import SqliteInventory
     from adapters.embedded.publications import SqlitePublicationStore
-    from adapters.embedded.queue import InProcessQueue
+    from adapters.embedded.queue import SqliteWorkQueue
     from adapters.embedded.runs import SqliteRunStore
     from adapters.embedded.sqlite import BridgeDatabase
     from adapters.outbox import OutboxMailer, OutboxOperatorChannel
@@ -65,7 +65,7 @@ def _embedded_state(settings: Settings, now: Callable[[], datetime]) -> Parts:
         publications=SqlitePublicationStore(database),
         runs=SqliteRunStore(database),
         idempotency=SqliteIdempotencyStore(database, clock=now),
-        queue=InProcessQueue(),
+        queue=SqliteWorkQueue(database),
         inventory=SqliteInventory(database, clock=now),
         mailer=OutboxMailer(outbox, sender=settings.mail_sender, clock=now),
         channel=OutboxOperatorChannel(outbox),

@@ -1,32 +1,188 @@
-"""``InProcessQueue``: the work queue on one machine, a plain FIFO in memory.
+"""``SqliteWorkQueue``: the work queue on one machine, a table in the bridge's SQLite file.
 
-Locally each command drains the queue before it exits, so nothing waits in memory between
-commands; in Azure the Storage queue (with its poison queue) takes this place.
+It behaves as the Azure Storage queue does, so the flows cannot tell them apart:
+
+- a message is written before ``put`` returns, so one a command queued (or a flow emitted) is not lost
+  when the process dies before handling it: the next command's drain handles it;
+- ``get`` leases the oldest visible message for ``visibility_timeout`` seconds and ``done`` deletes it;
+  a message not acknowledged in time is delivered again, which is safe because its runs resume by
+  message id. Several processes may drain one file at once (``flows.workers``): each lease is taken in
+  a ``BEGIN IMMEDIATE`` transaction, so no two take the same message;
+- leases held by a process that is gone (a command that crashed) are released when the queue is opened,
+  so a newcomer who re-runs the command does not wait out the timeout;
+- a message delivered ``max_dequeue_count`` times without being acknowledged, or one that cannot be
+  read, moves to the poison table, kept for an operator, and ``get`` takes the next.
 """
 
 from __future__ import annotations
 
+import os
+import sqlite3
 import threading
-from collections import deque
+import time
+import uuid
+from collections.abc import Callable
 
+from pydantic import ValidationError
+
+from adapters.embedded.sqlite import BridgeDatabase, SqliteStore, StrPath
 from flows.service import Message
 
+DEFAULT_VISIBILITY_TIMEOUT = 300.0  # seconds, as the Azure adapter's default
+DEFAULT_MAX_DEQUEUE_COUNT = 5  # the Functions host's maxDequeueCount default
 
-class InProcessQueue:
-    def __init__(self) -> None:
-        self._messages: deque[Message] = deque()
+
+class SqliteWorkQueue(SqliteStore):
+    """The embedded ``WorkQueue`` (see the module's docstring)."""
+
+    SCHEMA_COMPONENT = "work_queue"
+    SCHEMA_VERSION = 1
+    SCHEMA = (
+        """
+        CREATE TABLE IF NOT EXISTS work_queue (
+            position      INTEGER PRIMARY KEY AUTOINCREMENT,
+            message_id    TEXT NOT NULL,
+            message       TEXT NOT NULL,
+            visible_at    REAL NOT NULL,
+            dequeue_count INTEGER NOT NULL DEFAULT 0,
+            lease         TEXT,
+            owner_pid     INTEGER
+        )
+        """,
+        "CREATE INDEX IF NOT EXISTS work_queue_by_visibility ON work_queue (visible_at, position)",
+        """
+        CREATE TABLE IF NOT EXISTS work_queue_poison (
+            position      INTEGER PRIMARY KEY,
+            message_id    TEXT NOT NULL,
+            message       TEXT NOT NULL,
+            dequeue_count INTEGER NOT NULL,
+            reason        TEXT NOT NULL,
+            poisoned_at   REAL NOT NULL
+        )
+        """,
+    )
+
+    def __init__(
+        self,
+        database: BridgeDatabase | StrPath,
+        *,
+        visibility_timeout: float = DEFAULT_VISIBILITY_TIMEOUT,
+        max_dequeue_count: int = DEFAULT_MAX_DEQUEUE_COUNT,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        """``clock``: wall-clock seconds, shared by every process on the file (not the bridge's clock,
+        which a replay may fix)."""
+        super().__init__(database)
+        self._visibility_timeout = visibility_timeout
+        self._max_dequeue_count = max_dequeue_count
+        self._clock = clock
+        self._leases: dict[str, list[tuple[int, str]]] = {}  # message id -> (position, lease) taken here
         self._lock = threading.Lock()
+        self._release_orphaned_leases()
 
     def put(self, message: Message) -> None:
-        with self._lock:
-            self._messages.append(message)
+        with self._db.write() as connection:
+            connection.execute(
+                "INSERT INTO work_queue (message_id, message, visible_at) VALUES (?, ?, ?)",
+                (message.message_id, message.model_dump_json(), self._clock()),
+            )
 
     def get(self) -> Message | None:
-        with self._lock:
-            return self._messages.popleft() if self._messages else None
+        """The oldest visible message, leased to this queue object; None when none is visible."""
+        while True:
+            lease = uuid.uuid4().hex
+            now = self._clock()
+            with self._db.write() as connection:
+                row = connection.execute(
+                    "SELECT position, message, dequeue_count FROM work_queue WHERE visible_at <= ? "
+                    "ORDER BY visible_at, position LIMIT 1",
+                    (now,),
+                ).fetchone()
+                if row is None:
+                    return None
+                position, text, dequeue_count = row
+                reason = None
+                if dequeue_count >= self._max_dequeue_count:
+                    reason = f"delivered {dequeue_count} times without being acknowledged"
+                else:
+                    try:
+                        message = Message.model_validate_json(text)
+                    except ValidationError as error:
+                        reason = f"unreadable: {error.errors()[0]['msg']}"
+                if reason is not None:
+                    _to_poison(connection, position, reason, now)
+                    continue
+                connection.execute(
+                    "UPDATE work_queue SET visible_at = ?, dequeue_count = dequeue_count + 1, lease = ?, "
+                    "owner_pid = ? WHERE position = ?",
+                    (now + self._visibility_timeout, lease, os.getpid(), position),
+                )
+            with self._lock:
+                self._leases.setdefault(message.message_id, []).append((position, lease))
+            return message
 
     def done(self, message: Message) -> None:
-        """Nothing to acknowledge: a message leaves the deque when it is taken."""
+        """Delete what this queue object leased under the message's id; a lease that expired and was
+        taken by another worker meanwhile is that worker's to acknowledge."""
+        with self._lock:
+            leases = self._leases.pop(message.message_id, [])
+        if not leases:
+            return
+        with self._db.write() as connection:
+            connection.executemany("DELETE FROM work_queue WHERE position = ? AND lease = ?", leases)
+
+    def pending(self) -> int:
+        """Messages not yet acknowledged, visible or leased (poisoned ones are not counted)."""
+        with self._db.read() as connection:
+            (count,) = connection.execute("SELECT count(*) FROM work_queue").fetchone()
+        return int(count)
+
+    def poisoned(self) -> list[tuple[str, str]]:
+        """The poison table: (message id, why), oldest first."""
+        with self._db.read() as connection:
+            rows = connection.execute(
+                "SELECT message_id, reason FROM work_queue_poison ORDER BY position"
+            ).fetchall()
+        return [(str(message_id), str(reason)) for message_id, reason in rows]
 
     def __len__(self) -> int:
-        return len(self._messages)
+        return self.pending()
+
+    def _release_orphaned_leases(self) -> None:
+        """Make visible at once the messages leased by processes on this machine that are gone."""
+        with self._db.read() as connection:
+            owners = [
+                pid
+                for (pid,) in connection.execute(
+                    "SELECT DISTINCT owner_pid FROM work_queue WHERE lease IS NOT NULL"
+                ).fetchall()
+            ]
+        gone = [pid for pid in owners if pid is not None and not _running(int(pid))]
+        if gone:
+            with self._db.write() as connection:
+                connection.executemany(
+                    "UPDATE work_queue SET visible_at = ?, lease = NULL, owner_pid = NULL "
+                    "WHERE owner_pid = ?",
+                    [(self._clock(), pid) for pid in gone],
+                )
+
+
+def _to_poison(connection: sqlite3.Connection, position: int, reason: str, now: float) -> None:
+    connection.execute(
+        "INSERT INTO work_queue_poison (position, message_id, message, dequeue_count, reason, poisoned_at) "
+        "SELECT position, message_id, message, dequeue_count, ?, ? FROM work_queue WHERE position = ?",
+        (reason, now, position),
+    )
+    connection.execute("DELETE FROM work_queue WHERE position = ?", (position,))
+
+
+def _running(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, someone else's
+        return True
+    return True

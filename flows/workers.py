@@ -1,0 +1,109 @@
+"""Several worker processes draining the embedded work queue together, as Azure Functions scales out.
+
+The queue is a table in the home's SQLite file, so a worker is just another process opening the same
+home: it builds its own bridge with ``bootstrap`` and takes messages until none is left. Each lease is
+taken in its own write transaction (one message, one worker), a case is saved under its version, and
+every side effect is keyed, so the workers need no other coordination. Part of the composition root.
+
+Processes, not threads: the engine's work is Python, and the GIL would let only one thread run it.
+Each worker is a fresh interpreter running ``python -m flows.workers``, given the settings on its
+standard input: a forked child would inherit the parent's open SQLite connection (closing it there
+drops the parent's file locks), and multiprocessing's ``spawn`` re-imports the caller's main script,
+which a script without a ``__main__`` guard does not survive.
+"""
+
+from __future__ import annotations
+
+import pickle
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from datetime import datetime
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+from flows.settings import Settings
+
+if TYPE_CHECKING:
+    from flows.bootstrap import BridgeApp
+
+IDLE_WAIT = 0.005  # seconds between looks at a queue whose last messages other workers hold
+
+
+@runtime_checkable
+class SharedQueue(Protocol):
+    """A work queue other processes can drain too: it can tell how much is not yet acknowledged."""
+
+    def pending(self) -> int: ...
+
+
+class WorkerFailed(RuntimeError):
+    """A worker process ended with an error (its traceback went to standard error)."""
+
+
+def drain_with_workers(app: BridgeApp, workers: int, *, now: datetime | None = None) -> None:
+    """Drain ``app``'s queue with ``workers`` processes in all, this one among them.
+
+    ``now``: the fixed clock the app was built with (a replay's ``--now``), or None for real time;
+    the other workers run on the same clock. Returns when every message, including the events the
+    flows emitted meanwhile, is acknowledged.
+    """
+    queue = app.parts.queue
+    if workers < 1:
+        raise ValueError(f"workers must be at least 1, not {workers}")
+    if workers == 1 or not isinstance(queue, SharedQueue) or queue.pending() < 2:
+        app.bridge.drain()
+        return
+    others = [_start_worker(app.settings, now) for _ in range(1, workers)]
+    try:
+        _drain_until_acknowledged(app.bridge.drain, queue, others)
+    finally:
+        for process in others:
+            try:
+                process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+    failed = [str(process.pid) for process in others if process.returncode != 0]
+    if failed:
+        raise WorkerFailed(f"worker process {', '.join(failed)} failed; its error is above")
+
+
+def _start_worker(settings: Settings, now: datetime | None) -> subprocess.Popen[bytes]:
+    process = subprocess.Popen([sys.executable, "-m", "flows.workers"], stdin=subprocess.PIPE)
+    assert process.stdin is not None
+    # Pickled, not JSON: secrets (SecretStr) would be written out masked. The pipe is the child's alone.
+    process.stdin.write(pickle.dumps((settings, now)))
+    process.stdin.close()
+    return process
+
+
+def _drain_until_acknowledged(
+    drain: Callable[[], object], queue: SharedQueue, others: list[subprocess.Popen[bytes]]
+) -> None:
+    """Drain, then wait for what other workers hold: their flows may still emit events to handle."""
+    while True:
+        drain()
+        if queue.pending() == 0:
+            return
+        ended = others and all(process.poll() is not None for process in others)
+        if ended and any(process.returncode for process in others):
+            return  # a worker died holding a lease: its messages come back after the visibility timeout
+        time.sleep(IDLE_WAIT)
+
+
+def _work(settings: Settings, now: datetime | None) -> None:
+    """A worker process: its own bridge on the same home, draining until nothing is pending."""
+    from flows.bootstrap import bootstrap
+
+    clock = (lambda: now) if now is not None else None
+    with bootstrap(settings, clock=clock) as app:
+        queue = app.parts.queue
+        assert isinstance(queue, SharedQueue)
+        _drain_until_acknowledged(app.bridge.drain, queue, [])
+
+
+if __name__ == "__main__":
+    # Only the parent process writes to this pipe (``_start_worker``): nothing untrusted is unpickled.
+    _settings, _now = pickle.load(sys.stdin.buffer)  # noqa: S301
+    _work(_settings, _now)

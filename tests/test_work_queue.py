@@ -1,0 +1,210 @@
+"""The embedded work queue (a SQLite table) and several worker processes draining it.
+
+The queue must behave as the Azure Storage queue does: nothing queued is lost when a process dies,
+a leased message is hidden from other workers until its visibility timeout, a message that keeps
+failing or cannot be read goes to the poison table. Worker processes are real processes on a real
+file; the clock is injected only to step over visibility timeouts without waiting.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import subprocess
+import sys
+import threading
+from collections import Counter
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from adapters.embedded.queue import SqliteWorkQueue
+from adapters.embedded.sqlite import BridgeDatabase
+from flows.bootstrap import bootstrap
+from flows.cli import main
+from flows.domain.case import CaseState
+from flows.queue_message import Message, form_response_message
+from flows.settings import SAMPLES, Settings
+from flows.workers import drain_with_workers
+
+NOW = datetime.fromisoformat("2026-11-24T09:05:00+00:00")
+ROOT = Path(__file__).resolve().parents[1]
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def event(number: int) -> Message:
+    return Message(type="event", event="case.opened", body={"n": number})
+
+
+@pytest.fixture
+def database(tmp_path: Path) -> Any:
+    with BridgeDatabase(tmp_path / "bridge.sqlite3") as db:
+        yield db
+
+
+def test_messages_come_out_in_order_and_once_acknowledged_are_gone(database: BridgeDatabase) -> None:
+    queue = SqliteWorkQueue(database)
+    for number in range(3):
+        queue.put(event(number))
+    taken = []
+    while (message := queue.get()) is not None:
+        taken.append(message.body["n"])
+        queue.done(message)
+    assert taken == [0, 1, 2]
+    assert queue.pending() == 0
+
+
+def test_a_queued_message_outlives_the_process_that_queued_it(tmp_path: Path) -> None:
+    file = tmp_path / "bridge.sqlite3"
+    with BridgeDatabase(file) as first:
+        SqliteWorkQueue(first).put(event(7))  # then the process "dies": nothing drained it
+    with BridgeDatabase(file) as second:
+        message = SqliteWorkQueue(second).get()
+    assert message is not None and message.body == {"n": 7}
+
+
+def test_a_leased_message_is_hidden_until_its_visibility_timeout_then_delivered_again(
+    database: BridgeDatabase,
+) -> None:
+    clock = Clock()
+    worker_a = SqliteWorkQueue(database, visibility_timeout=30, clock=clock)
+    worker_b = SqliteWorkQueue(database, visibility_timeout=30, clock=clock)
+    worker_a.put(event(1))
+    taken = worker_a.get()
+    assert taken is not None
+    assert worker_b.get() is None  # leased to a
+    assert worker_b.pending() == 1
+    clock.now += 31  # a did not acknowledge in time
+    again = worker_b.get()
+    assert again is not None and again.message_id == taken.message_id
+    worker_a.done(taken)  # a's lease is stale: b's delivery must survive it
+    assert worker_b.pending() == 1
+    worker_b.done(again)
+    assert worker_b.pending() == 0
+
+
+def test_a_message_delivered_too_often_or_unreadable_goes_to_poison(database: BridgeDatabase) -> None:
+    clock = Clock()
+    queue = SqliteWorkQueue(database, visibility_timeout=1, max_dequeue_count=3, clock=clock)
+    first = event(1)
+    queue.put(first)
+    for _ in range(3):
+        assert queue.get() is not None  # the worker crashes each time: no done
+        clock.now += 2
+    with database.write() as connection:
+        connection.execute(
+            "INSERT INTO work_queue (message_id, message, visible_at) VALUES ('bad', '{\"type\": 5}', 0)"
+        )
+    queue.put(event(2))
+    message = queue.get()
+    assert message is not None and message.body == {"n": 2}  # the two bad ones were moved aside
+    reasons = dict(queue.poisoned())
+    assert set(reasons) == {first.message_id, "bad"}
+    assert "delivered 3 times" in reasons[first.message_id]
+    assert "unreadable" in reasons["bad"]
+    assert queue.pending() == 1  # the good one, leased: poisoned messages are not pending work
+
+
+def test_leases_of_a_process_that_died_are_released_when_the_queue_is_opened(tmp_path: Path) -> None:
+    file = tmp_path / "bridge.sqlite3"
+    with BridgeDatabase(file) as db:
+        SqliteWorkQueue(db).put(event(1))
+    taker = (
+        "import sys, os\n"
+        "from adapters.embedded.queue import SqliteWorkQueue\n"
+        "from adapters.embedded.sqlite import BridgeDatabase\n"
+        "queue = SqliteWorkQueue(BridgeDatabase(sys.argv[1]))\n"
+        "assert queue.get() is not None\n"
+        "os._exit(0)  # dies holding the lease\n"
+    )
+    subprocess.run([sys.executable, "-c", taker, str(file)], cwd=ROOT, check=True, timeout=60)
+    with BridgeDatabase(file) as db:
+        message = SqliteWorkQueue(db).get()  # well within the 300 s visibility timeout
+    assert message is not None and message.body == {"n": 1}
+
+
+def test_writers_queue_on_the_lock_beside_the_file(tmp_path: Path, database: BridgeDatabase) -> None:
+    """The advisory lock is what writers wait on (woken at once), before SQLite's polling busy handler."""
+    queue = SqliteWorkQueue(database)
+    lock = (tmp_path / "bridge.sqlite3.writer").open("a")
+    fcntl.flock(lock, fcntl.LOCK_EX)  # as another process's writer would hold it
+    written = threading.Event()
+
+    def write() -> None:
+        queue.put(event(1))
+        written.set()
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    try:
+        assert not written.wait(0.3)
+    finally:
+        fcntl.flock(lock, fcntl.LOCK_UN)
+        lock.close()
+    assert written.wait(10)
+    writer.join()
+    assert queue.pending() == 1
+
+
+def _responses(count: int) -> list[dict[str, Any]]:
+    from bench.engine import synthetic
+
+    return [synthetic(index)[0] for index in range(count)]
+
+
+def _publication(count: int) -> Any:
+    from bench.engine import synthetic
+    from flows.domain.cpl import CplPublication
+
+    made = [synthetic(index) for index in range(count)]
+    entries = tuple(entry for _, emergency, previous in made for entry in (previous, emergency))
+    return CplPublication(source_sha256="workers", source_name="workers.xlsx", entries=entries)
+
+
+def test_two_worker_processes_drain_one_home_each_case_handled_once(tmp_path: Path) -> None:
+    count = 40
+    responses = _responses(count)
+    with bootstrap(Settings(home=tmp_path), clock=lambda: NOW) as app:
+        app.publications.add(_publication(count), fetched_at=NOW, source="test")
+        for response in responses + responses[:10]:  # a quarter delivered twice
+            app.bridge.submit(form_response_message(response))
+        drain_with_workers(app, 2, now=NOW)
+        assert app.parts.queue.pending() == 0  # type: ignore[attr-defined]
+        cases = app.cases.list()
+        rows = app.inventory.all()
+    assert len(cases) == count and all(case.state is CaseState.LOADED for case in cases)
+    # The other worker ran on the given clock too: every moment in every timeline is NOW.
+    assert {t.at for case in cases for t in case.timeline} == {NOW}
+    assert len(rows) == count
+    mails = Counter(path.name.rsplit("-", 1)[0] for path in (tmp_path / "outbox" / "mail").glob("*.eml"))
+    # An acknowledgement and a confirmation each, and nothing twice.
+    assert set(mails.values()) == {1} and len(mails) == 2 * count
+
+
+def test_intake_with_workers_from_the_command_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    home = tmp_path / "home"
+    responses = tmp_path / "responses.json"
+    responses.write_text((SAMPLES / "forms" / "responses.json").read_text())
+    command = ["--home", str(home), "--now", NOW.isoformat(), "intake", str(responses), "--workers", "2"]
+    assert main(command) == 0
+    assert main(["--home", str(home), "cases", "--json"]) == 0
+    cases = json.loads(capsys.readouterr().out)
+    submitted = {str(r["responseId"]) for r in json.loads(responses.read_text())}
+    assert {case["response_id"] for case in cases} == submitted
+
+
+def test_workers_must_be_a_positive_number(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["--home", str(tmp_path), "intake", "x.json", "--workers", "0"])
+    assert "not a positive whole number: '0'" in capsys.readouterr().err
