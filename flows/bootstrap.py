@@ -38,7 +38,7 @@ from flows.operations.monitoring import MonitoringOperations
 from flows.operations.secas import CplSource, SecasOperations
 from flows.ports import CaseStore, ConcurrencyConflict, Inventory, PublicationStore
 from flows.queue_message import form_response_message
-from flows.service import Bridge, Message
+from flows.service import Bridge, Message, ReportsPoison
 from flows.settings import Settings
 from flows.wiring import Parts, build_parts
 
@@ -193,6 +193,8 @@ def bootstrap(
 
     problems = [problem for source in flows.values() for problem in validate_flow(source, registry)]
     app = BridgeApp(settings=settings, bridge=bridge, registry=registry, parts=parts, templates=templates)
+    if isinstance(parts.queue, ReportsPoison):
+        parts.queue.on_poison = app.alert_poison
     if problems:
         app.close()
         raise FlowFileError(problems)

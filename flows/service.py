@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from flows.engine.definition import Trigger
 from flows.engine.loader import FlowSource
@@ -18,7 +18,7 @@ from flows.engine.runner import Engine
 from flows.engine.runs import RunRecord
 from flows.queue_message import Message, TriggerType
 
-__all__ = ["Bridge", "Message", "TriggerType", "WorkQueue"]
+__all__ = ["Bridge", "Message", "ReportsPoison", "TriggerType", "WorkQueue"]
 
 
 class WorkQueue(Protocol):
@@ -33,6 +33,14 @@ class WorkQueue(Protocol):
     def done(self, message: Message) -> None:
         """Acknowledge: the message's runs are recorded and it will not be delivered again."""
         ...
+
+
+@runtime_checkable
+class ReportsPoison(Protocol):
+    """A queue that moves messages to poison itself (the embedded one) and says so through
+    ``on_poison``; in Azure the Functions host moves them and a poison-queue trigger reports."""
+
+    on_poison: Callable[[dict[str, Any]], None] | None
 
 
 class Bridge:

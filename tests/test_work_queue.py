@@ -208,3 +208,20 @@ def test_workers_must_be_a_positive_number(tmp_path: Path, capsys: pytest.Captur
     with pytest.raises(SystemExit):
         main(["--home", str(tmp_path), "intake", "x.json", "--workers", "0"])
     assert "not a positive whole number: '0'" in capsys.readouterr().err
+
+
+def test_operators_hear_of_a_message_given_up_on(tmp_path: Path) -> None:
+    """As the poison-queue trigger does in Azure: a card naming the message, never its body."""
+    with bootstrap(Settings(home=tmp_path), clock=lambda: NOW) as app:
+        queue = app.parts.queue
+        assert isinstance(queue, SqliteWorkQueue)
+        message = Message(type="http", flow="secas-sync", body={"location": "secret-looking-body"})
+        app.bridge.submit(message)
+        with queue.database.write() as connection:  # as after five deliveries that crashed the worker
+            connection.execute("UPDATE work_queue SET dequeue_count = 5")
+        assert queue.get() is None
+    cards = [json.loads(path.read_text()) for path in (tmp_path / "outbox" / "teams").glob("*.json")]
+    assert len(cards) == 1
+    text = json.dumps(cards[0])
+    assert "secas-sync" in text and message.message_id in text
+    assert "secret-looking-body" not in text

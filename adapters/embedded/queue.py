@@ -11,17 +11,21 @@ It behaves as the Azure Storage queue does, so the flows cannot tell them apart:
 - leases held by a process that is gone (a command that crashed) are released when the queue is opened,
   so a newcomer who re-runs the command does not wait out the timeout;
 - a message delivered ``max_dequeue_count`` times without being acknowledged, or one that cannot be
-  read, moves to the poison table, kept for an operator, and ``get`` takes the next.
+  read, moves to the poison table, kept for an operator, and ``get`` takes the next. ``on_poison`` then
+  hears what it was (its id, type and flow, never its body): the bridge tells the operators, as the
+  Functions app's poison-queue trigger does in Azure.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import threading
 import time
 import uuid
 from collections.abc import Callable
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -77,6 +81,7 @@ class SqliteWorkQueue(SqliteStore):
         self._max_dequeue_count = max_dequeue_count
         self._clock = clock
         self._leases: dict[str, list[tuple[int, str]]] = {}  # message id -> (position, lease) taken here
+        self.on_poison: Callable[[dict[str, Any]], None] | None = None
         self._lock = threading.Lock()
         self._release_orphaned_leases()
 
@@ -92,7 +97,7 @@ class SqliteWorkQueue(SqliteStore):
         while True:
             lease = uuid.uuid4().hex
             now = self._clock()
-            with self._db.write() as connection:
+            with self._db.write() as connection:  # select and lease in one transaction: one taker
                 row = connection.execute(
                     "SELECT position, message, dequeue_count FROM work_queue WHERE visible_at <= ? "
                     "ORDER BY visible_at, position LIMIT 1",
@@ -101,22 +106,19 @@ class SqliteWorkQueue(SqliteStore):
                 if row is None:
                     return None
                 position, text, dequeue_count = row
-                reason = None
-                if dequeue_count >= self._max_dequeue_count:
-                    reason = f"delivered {dequeue_count} times without being acknowledged"
-                else:
-                    try:
-                        message = Message.model_validate_json(text)
-                    except ValidationError as error:
-                        reason = f"unreadable: {error.errors()[0]['msg']}"
-                if reason is not None:
+                message, reason = _read(text, dequeue_count, self._max_dequeue_count)
+                if message is None:
                     _to_poison(connection, position, reason, now)
-                    continue
-                connection.execute(
-                    "UPDATE work_queue SET visible_at = ?, dequeue_count = dequeue_count + 1, lease = ?, "
-                    "owner_pid = ? WHERE position = ?",
-                    (now + self._visibility_timeout, lease, os.getpid(), position),
-                )
+                else:
+                    connection.execute(
+                        "UPDATE work_queue SET visible_at = ?, dequeue_count = dequeue_count + 1, "
+                        "lease = ?, owner_pid = ? WHERE position = ?",
+                        (now + self._visibility_timeout, lease, os.getpid(), position),
+                    )
+            if message is None:
+                if self.on_poison is not None:  # after the commit: the message is safe in the table
+                    self.on_poison(_described(text, position))
+                continue
             with self._lock:
                 self._leases.setdefault(message.message_id, []).append((position, lease))
             return message
@@ -165,6 +167,31 @@ class SqliteWorkQueue(SqliteStore):
                     "WHERE owner_pid = ?",
                     [(self._clock(), pid) for pid in gone],
                 )
+
+
+def _read(text: str, dequeue_count: int, max_dequeue_count: int) -> tuple[Message | None, str]:
+    """The message, or None and why it goes to poison."""
+    if dequeue_count >= max_dequeue_count:
+        return None, f"delivered {dequeue_count} times without being acknowledged"
+    try:
+        return Message.model_validate_json(text), ""
+    except ValidationError as error:
+        return None, f"unreadable: {error.errors()[0]['msg']}"
+
+
+def _described(text: str, position: int) -> dict[str, Any]:
+    """What operators are told of a poisoned message: what it was, never its body."""
+    try:
+        data = json.loads(text)
+    except ValueError:
+        data = None
+    if not isinstance(data, dict):
+        return {"message_id": f"queue position {position}", "type": "unreadable", "flow": None}
+    return {
+        "message_id": str(data.get("message_id") or f"queue position {position}"),
+        "type": str(data.get("type")) if isinstance(data.get("type"), str) else "unreadable",
+        "flow": data.get("flow") if isinstance(data.get("flow"), str) else None,
+    }
 
 
 def _to_poison(connection: sqlite3.Connection, position: int, reason: str, now: float) -> None:
