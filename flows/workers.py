@@ -14,6 +14,7 @@ which a script without a ``__main__`` guard does not survive.
 
 from __future__ import annotations
 
+import os
 import pickle
 import subprocess
 import sys
@@ -22,7 +23,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-from flows.settings import Settings
+from flows.settings import PROJECT_ROOT, Settings
 
 if TYPE_CHECKING:
     from flows.bootstrap import BridgeApp
@@ -70,7 +71,14 @@ def drain_with_workers(app: BridgeApp, workers: int, *, now: datetime | None = N
 
 
 def _start_worker(settings: Settings, now: datetime | None) -> subprocess.Popen[bytes]:
-    process = subprocess.Popen([sys.executable, "-m", "flows.workers"], stdin=subprocess.PIPE)
+    # Same interpreter and working directory (relative settings such as the home mean the same), and
+    # the project importable however the parent was started (``bench/engine.py`` from elsewhere).
+    search_path = os.pathsep.join(filter(None, [str(PROJECT_ROOT), os.environ.get("PYTHONPATH")]))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "flows.workers"],
+        stdin=subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": search_path},
+    )
     assert process.stdin is not None
     # Pickled, not JSON: secrets (SecretStr) would be written out masked. The pipe is the child's alone.
     process.stdin.write(pickle.dumps((settings, now)))

@@ -225,3 +225,27 @@ def test_operators_hear_of_a_message_given_up_on(tmp_path: Path) -> None:
     text = json.dumps(cards[0])
     assert "secas-sync" in text and message.message_id in text
     assert "secret-looking-body" not in text
+
+
+def test_workers_start_whatever_directory_the_caller_runs_in(tmp_path: Path) -> None:
+    """As ``bench/engine.py`` run from elsewhere: the project is on the caller's path, not in its folder."""
+    script = (
+        "import json, sys\n"
+        f"sys.path.insert(0, {str(ROOT)!r})\n"
+        "from pathlib import Path\n"
+        "from flows.bootstrap import bootstrap\n"
+        "from flows.queue_message import form_response_message\n"
+        "from flows.settings import SAMPLES, Settings\n"
+        "from flows.workers import drain_with_workers\n"
+        "with bootstrap(Settings(home=Path('home'))) as app:\n"
+        "    for r in json.loads((SAMPLES / 'forms' / 'responses.json').read_text()):\n"
+        "        app.bridge.submit(form_response_message(r))\n"
+        "    drain_with_workers(app, 2)\n"
+        "    print(len(app.cases.list()), app.parts.queue.pending())\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    responses = json.loads((SAMPLES / "forms" / "responses.json").read_text())
+    assert done.stdout.split() == [str(len({r["responseId"] for r in responses})), "0"]
