@@ -12,7 +12,7 @@ import json
 import os
 import sys
 import uuid
-from collections.abc import Sequence
+from collections.abc import Sequence, Sized
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -70,6 +70,10 @@ def _parser() -> argparse.ArgumentParser:
     sync = commands.add_parser("sync", help="one SECAS sync against a file or URL")
     sync.add_argument("--cpl", required=True)
     sync.set_defaults(handler=_sync)
+
+    drain = commands.add_parser("drain", help="handle what is queued (what a stopped command left)")
+    drain.add_argument("--workers", type=_positive, default=1, help="processes handling it")
+    drain.set_defaults(handler=_drain)
 
     tick = commands.add_parser("tick", help="run the scheduled checks once (not the sync: that is 'sync')")
     tick.add_argument("--flow", action="append", default=None, help="only this scheduled flow (repeatable)")
@@ -189,6 +193,17 @@ def _sync(args: argparse.Namespace) -> int:
     with _open(args) as app:
         app.bridge.submit(Message(type="http", flow="secas-sync", body={"location": args.cpl}))
         app.bridge.drain()
+    return 0
+
+
+def _drain(args: argparse.Namespace) -> int:
+    with _open(args) as app:
+        queue = app.parts.queue
+        before = len(queue) if isinstance(queue, Sized) else None
+        drain_with_workers(app, args.workers, now=args.now)
+        after = len(queue) if isinstance(queue, Sized) else None
+    if before is not None:
+        ERR.print(f"{before} message(s) were waiting; {after} left", markup=False)
     return 0
 
 

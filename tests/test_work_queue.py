@@ -13,6 +13,7 @@ import json
 import subprocess
 import sys
 import threading
+import time
 from collections import Counter
 from datetime import datetime
 from pathlib import Path
@@ -249,3 +250,56 @@ def test_workers_start_whatever_directory_the_caller_runs_in(tmp_path: Path) -> 
     assert done.returncode == 0, done.stderr
     responses = json.loads((SAMPLES / "forms" / "responses.json").read_text())
     assert done.stdout.split() == [str(len({r["responseId"] for r in responses})), "0"]
+
+
+def test_a_killed_intake_loses_nothing_the_next_drain_finishes_it(tmp_path: Path) -> None:
+    """The command is killed (SIGKILL: no clean-up at all) part-way through its responses; `drain`
+    on the same home handles the rest, each response once."""
+    home = tmp_path / "home"
+    count = 60
+    responses = tmp_path / "responses.json"
+    responses.write_text(json.dumps(_responses(count)))
+    command = [sys.executable, "-m", "flows", "--home", str(home), "--now", NOW.isoformat()]
+    intake = subprocess.Popen(
+        [*command, "intake", str(responses)], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        database = home / "bridge.sqlite3"
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and intake.poll() is None:
+            if database.exists() and _count(database, "SELECT count(*) FROM cases") >= 5:
+                break
+            time.sleep(0.02)
+        intake.kill()
+    finally:
+        intake.wait()
+    assert intake.returncode == -9, "the intake finished before it could be killed: raise the count"
+    opened = _count(home / "bridge.sqlite3", "SELECT count(*) FROM cases")
+    assert 5 <= opened < count
+    done = subprocess.run(
+        [*command, "drain"], cwd=ROOT, capture_output=True, text=True, timeout=300, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert " 0 left" in done.stderr
+    with bootstrap(Settings(home=home), clock=lambda: NOW) as app:
+        cases = app.cases.list()
+    assert sorted(case.response_id for case in cases) == sorted(
+        str(r["responseId"]) for r in _responses(count)
+    )
+    acknowledgements = Counter(
+        path.name.rsplit("-", 1)[0] for path in (home / "outbox" / "mail").glob("mail_acknowledge_*.eml")
+    )
+    assert len(acknowledgements) == count and set(acknowledgements.values()) == {1}
+
+
+def _count(database: Path, query: str) -> int:
+    import sqlite3
+
+    connection = sqlite3.connect(database, timeout=10)
+    try:
+        (value,) = connection.execute(query).fetchone()
+    except sqlite3.OperationalError:  # the table is not created yet
+        return 0
+    finally:
+        connection.close()
+    return int(value)
