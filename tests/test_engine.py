@@ -515,3 +515,45 @@ def test_on_two_databases_the_key_is_kept_before_the_record(tmp_path: Path, worl
         run = engine.run(source, {"case": "7"}, run_id="delivery-1")
         assert run.actions["load"].status is ActionStatus.SUCCEEDED
         assert world.effects == [("load", "load"), ("mail", "mail")]
+
+
+def test_inputs_that_do_not_fit_fail_the_action_before_it_runs_and_name_the_operation(
+    tmp_path: Path, world: World, engine: Engine
+) -> None:
+    source = flow(
+        tmp_path,
+        """
+        name: misfit
+        triggers: [{type: http}]
+        actions:
+          effect:
+            use: test.effect
+            inputs: {value: 1, colour: red}
+        """,
+    )
+    run = engine.run(source, {})
+    record = run.actions["effect"]
+    assert record.status is ActionStatus.FAILED and record.attempts == 1
+    assert record.error is not None
+    assert record.error.startswith("BadInput: test.effect: inputs do not fit:") and "colour" in record.error
+    assert world.effects == []
+
+
+def test_a_type_error_inside_an_operation_is_its_own_not_a_misfit(
+    tmp_path: Path, world: World, engine: Engine
+) -> None:
+    world.failures["effect"] = [TypeError("a bug in the adapter")]
+    source = flow(
+        tmp_path,
+        """
+        name: buggy
+        triggers: [{type: http}]
+        actions:
+          effect:
+            use: test.effect
+            inputs: {value: 1}
+        """,
+    )
+    record = engine.run(source, {}).actions["effect"]
+    assert record.status is ActionStatus.FAILED
+    assert record.error == "TypeError: a bug in the adapter"
