@@ -22,12 +22,15 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import multiprocessing
 import random
 import shutil
 import sys
 import tempfile
 import time
 from collections import Counter
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -36,7 +39,7 @@ from pydantic import SecretStr
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from flows.bootstrap import bootstrap
+from flows.bootstrap import BridgeApp, bootstrap
 from flows.domain.case import CaseState
 from flows.domain.cpl import CplPublication
 from flows.queue_message import Message, form_response_message
@@ -72,35 +75,66 @@ def deliveries(responses: list[dict[str, Any]], rng: random.Random) -> list[Mess
     return out
 
 
-def soak(backend: str, count: int, home: Path, connection: str | None) -> dict[str, Any]:
-    responses, publication = synthetic_responses(count)
-    plan = FaultPlan(
-        seed=SEED,
+def fault_plan(seed: int) -> FaultPlan:
+    return FaultPlan(
+        seed=seed,
         rate=FAULT_RATE,
         kinds=("transient", "throttled", "transient_after", "crash_after"),
         only=FAULTED,
     )
-    wrapped = Wrapped()
-    settings = Settings(home=home)
+
+
+def soak_settings(backend: str, home: Path, connection: str | None) -> Settings:
     if backend == "azure":
         assert connection is not None
-        settings = Settings(
+        return Settings(
             home=home, backend="azure", storage_connection=SecretStr(connection), work_queue="soak-work"
         )
+    return Settings(home=home)
+
+
+@dataclass
+class Worked:
+    """What one worker saw: the inventory loads it made, the faults it was dealt, the messages it
+    finished and how many of them it had to be given again."""
+
+    loads: list[str]
+    faults: Counter[str]
+    handled: int
+    redelivered: int
+
+
+def drain(app: BridgeApp, plan: FaultPlan, wrapped: Wrapped) -> Worked:
+    """Drain the queue as a worker, redelivering what it crashed on; what it did, for the tally."""
+    handled = 0
+
+    def handle(message: Message) -> None:
+        nonlocal handled
+        app.bridge.handle(message)
+        handled += 1
+
+    redelivered = drain_redelivering(app.bridge.queue, handle)
+    plan.enabled = False
+    assert wrapped.inventory is not None
+    faults = Counter[str](i.kind for i in plan.injected)
+    return Worked(wrapped.inventory.loads, faults, handled, len(redelivered))
+
+
+def soak(backend: str, count: int, home: Path, connection: str | None, workers: int = 1) -> dict[str, Any]:
+    responses, publication = synthetic_responses(count)
+    settings = soak_settings(backend, home, connection)
+    messages = deliveries(responses, random.Random(SEED))
     started = time.perf_counter()
-    with bootstrap(settings, clock=lambda: NOW, sleep=no_sleep, adjust=install(plan, wrapped)) as app:
-        plan.enabled = False
-        app.publications.add(publication, fetched_at=NOW, source="soak")
-        plan.enabled = True
-        for message in deliveries(responses, random.Random(SEED)):
-            wrapped.submit(message)
-        redelivered = drain_redelivering(app.bridge.queue, app.bridge.handle)
-        plan.enabled = False
-        elapsed = time.perf_counter() - started
+    if workers == 1:
+        worked = [one_worker(settings, publication, messages)]
+    else:  # the queue is shared storage: put the work on it, then let the workers take it
+        worked = several_workers(backend, home, connection, publication, messages, workers)
+    elapsed = time.perf_counter() - started
+    with bootstrap(settings, clock=lambda: NOW) as app:  # no faults: only reads what the workers left
         cases = {case.response_id: case for case in app.cases.list()}
         rows = app.inventory.all()
-    assert wrapped.inventory is not None
-    loads = wrapped.inventory.loads
+    loads = [load for one in worked for load in one.loads]
+    kinds = sum((one.faults for one in worked), Counter[str]())
     mails = Counter(p.name.split("-")[0] for p in (home / "outbox" / "mail").glob("*.eml"))
     ids = [str(r["responseId"]) for r in responses]
     not_loaded = [i for i in ids if i not in cases or cases[i].state is not CaseState.LOADED]
@@ -115,7 +149,6 @@ def soak(backend: str, count: int, home: Path, connection: str | None) -> dict[s
         + len(opened_twice) + len(loaded_twice)
     )  # fmt: skip
     lost = len(set(not_loaded) | set(no_email) | set(no_ack))
-    kinds = Counter(i.kind for i in plan.injected)
     return {
         "submitted": count,
         "deliveries": count + count // 10,
@@ -126,11 +159,64 @@ def soak(backend: str, count: int, home: Path, connection: str | None) -> dict[s
         "lost": lost,
         "duplicated": duplicated,
         "faults": dict(sorted(kinds.items())),
-        "redelivered": len(redelivered),
+        "redelivered": sum(one.redelivered for one in worked),
+        "workers": workers,
+        "handled_per_worker": [one.handled for one in worked],
         "seconds": round(elapsed, 1),
         "per_s": round(count / elapsed, 1),
         "lost_examples": sorted(set(not_loaded) | set(no_email) | set(no_ack))[:5],
     }
+
+
+def one_worker(settings: Settings, publication: CplPublication, messages: list[Message]) -> Worked:
+    """One worker, faulted, draining the queue the deliveries are put on (as before ``--workers``)."""
+    plan, wrapped = fault_plan(SEED), Wrapped()
+    with bootstrap(settings, clock=lambda: NOW, sleep=no_sleep, adjust=install(plan, wrapped)) as app:
+        plan.enabled = False
+        app.publications.add(publication, fetched_at=NOW, source="soak")
+        plan.enabled = True
+        for message in messages:
+            wrapped.submit(message)
+        return drain(app, plan, wrapped)
+
+
+def several_workers(
+    backend: str,
+    home: Path,
+    connection: str | None,
+    publication: CplPublication,
+    messages: list[Message],
+    workers: int,
+) -> list[Worked]:
+    """Workers in processes of their own, as Functions scales out: one bridge each on the same storage.
+
+    Processes, not threads: a worker spends most of its time in Python (the SDK's request pipeline,
+    pydantic, the engine), so threads would wait for one another on the GIL. The triggers' side (the
+    publication, every delivery) is put on the queue first, unfaulted; each worker then drains the
+    queue with a fault plan of its own (seeded ``SEED + its number``), and reports its loads and faults.
+    """
+    settings = soak_settings(backend, home, connection)
+    with bootstrap(settings, clock=lambda: NOW) as app:
+        app.publications.add(publication, fetched_at=NOW, source="soak")
+        for message in messages:
+            app.bridge.queue.put(message)
+    spawn = multiprocessing.get_context("spawn")  # no fork of a process with Azurite's reader thread
+    with ProcessPoolExecutor(max_workers=workers, mp_context=spawn) as pool:
+        jobs = [pool.submit(worker, backend, str(home), connection, SEED + n) for n in range(workers)]
+        return [job.result() for job in jobs]
+
+
+def worker(backend: str, home: str, connection: str | None, seed: int) -> Worked:
+    """One worker process: its own bridge and fault plan; drains the shared queue until it is empty.
+
+    A message another worker still holds is not visible, and is finished by that worker (a crash is
+    redelivered to the same worker, as ``drain_redelivering`` does), so a worker that finds the queue
+    empty may stop: whatever the others emit later, they take themselves.
+    """
+    plan, wrapped = fault_plan(seed), Wrapped()
+    settings = soak_settings(backend, Path(home), connection)
+    with bootstrap(settings, clock=lambda: NOW, sleep=no_sleep, adjust=install(plan, wrapped)) as app:
+        return drain(app, plan, wrapped)
 
 
 def with_azurite(run: Any) -> Any:
@@ -153,18 +239,29 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--count", type=int, help="responses per backend (default: 1,000 / 300)")
     parser.add_argument("--backends", nargs="+", choices=["embedded", "azure"], default=["embedded", "azure"])
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="worker processes on the azure backend, sharing its queue (default 1; embedded: always 1)",
+    )
     args = parser.parse_args(argv)
+    if args.workers < 1:
+        parser.error("--workers must be at least 1")
     results: dict[str, dict[str, Any]] = {}
     for backend in args.backends:
         count = args.count or DEFAULT_COUNT[backend]
         with tempfile.TemporaryDirectory(prefix=f"soak-{backend}-") as folder:
             if backend == "azure":
-                results[backend] = with_azurite(lambda c: soak(backend, count, Path(folder), c))  # noqa: B023
+                results[backend] = with_azurite(
+                    lambda c: soak(backend, count, Path(folder), c, args.workers)  # noqa: B023
+                )
             else:
                 results[backend] = soak(backend, count, Path(folder), None)
         r = results[backend]
         print(
-            f"{backend}: {r['submitted']} responses in {r['seconds']} s ({r['per_s']}/s); "
+            f"{backend}: {r['submitted']} responses in {r['seconds']} s ({r['per_s']}/s, "
+            f"{r['workers']} worker{'s' if r['workers'] > 1 else ''}); "
             f"cases {r['cases']}, loads {r['loads']}, e-mails {r['emails']}; faults {r['faults']}; "
             f"lost {r['lost']}, duplicated {r['duplicated']}",
             flush=True,
