@@ -21,20 +21,23 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import itertools
 import json
 import multiprocessing
+import queue
 import random
 import shutil
 import sys
 import tempfile
 import time
 from collections import Counter
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from azure.storage.queue import QueueClient
 from pydantic import SecretStr
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -43,8 +46,13 @@ from flows.bootstrap import BridgeApp, bootstrap
 from flows.domain.case import CaseState
 from flows.domain.cpl import CplPublication
 from flows.queue_message import Message, form_response_message
+from flows.service import WorkQueue
 from flows.settings import Settings
 from tests.support.faults import FaultPlan, Wrapped, drain_redelivering, install, no_sleep
+
+if TYPE_CHECKING:
+    from multiprocessing.queues import Queue
+    from multiprocessing.synchronize import Event
 
 NOW = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
 DEFAULT_COUNT = {"embedded": 1_000, "azure": 300}  # 10,000 is impractical: see the docstring
@@ -52,6 +60,7 @@ FAULTED = (
     "inventory.upsert", "mailer.send", "channel.post", "cases.add", "cases.save", "cases.get",
 )  # fmt: skip
 FAULT_RATE = 0.05
+BACKLOG = 200  # messages on the Azurite queue at most while ``--workers`` feeds it (see several_workers)
 SEED = 2026
 
 
@@ -104,8 +113,11 @@ class Worked:
     redelivered: int
 
 
-def drain(app: BridgeApp, plan: FaultPlan, wrapped: Wrapped) -> Worked:
-    """Drain the queue as a worker, redelivering what it crashed on; what it did, for the tally."""
+def drain(
+    app: BridgeApp, plan: FaultPlan, wrapped: Wrapped, fed: Callable[[], bool] = lambda: True
+) -> Worked:
+    """Drain the queue as a worker, redelivering what it crashed on, until it is empty once ``fed``
+    says nothing more will be put on it; what the worker did, for the tally."""
     handled = 0
 
     def handle(message: Message) -> None:
@@ -113,7 +125,13 @@ def drain(app: BridgeApp, plan: FaultPlan, wrapped: Wrapped) -> Worked:
         app.bridge.handle(message)
         handled += 1
 
-    redelivered = drain_redelivering(app.bridge.queue, handle)
+    redelivered: list[Message] = []
+    while True:
+        finished = fed()  # asked first: a message fed during the pass below is found by that pass
+        redelivered += drain_redelivering(app.bridge.queue, handle)
+        if finished:
+            break
+        time.sleep(0.1)
     plan.enabled = False
     assert wrapped.inventory is not None
     faults = Counter[str](i.kind for i in plan.injected)
@@ -191,32 +209,75 @@ def several_workers(
     """Workers in processes of their own, as Functions scales out: one bridge each on the same storage.
 
     Processes, not threads: a worker spends most of its time in Python (the SDK's request pipeline,
-    pydantic, the engine), so threads would wait for one another on the GIL. The triggers' side (the
-    publication, every delivery) is put on the queue first, unfaulted; each worker then drains the
-    queue with a fault plan of its own (seeded ``SEED + its number``), and reports its loads and faults.
+    pydantic, the engine), so threads would wait for one another on the GIL. Each worker drains the
+    queue with a fault plan of its own (seeded ``SEED + its number``) and reports its loads and faults.
+    This process is the triggers' side: it keeps the queue fed, unfaulted, ``BACKLOG`` messages deep
+    (responses arrive over time; and Azurite sorts a queue's every message on each receive, so 11,000
+    queued at once made each receive take 150 ms).
     """
+    assert connection is not None, "several workers share a Storage queue: the azure backend"
     settings = soak_settings(backend, home, connection)
+    spawn = multiprocessing.get_context("spawn")  # no fork of a process with Azurite's reader thread
+    fed, results = spawn.Event(), spawn.Queue()
     with bootstrap(settings, clock=lambda: NOW) as app:
         app.publications.add(publication, fetched_at=NOW, source="soak")
-        for message in messages:
-            app.bridge.queue.put(message)
-    spawn = multiprocessing.get_context("spawn")  # no fork of a process with Azurite's reader thread
-    with ProcessPoolExecutor(max_workers=workers, mp_context=spawn) as pool:
-        jobs = [pool.submit(worker, backend, str(home), connection, SEED + n) for n in range(workers)]
-        return [job.result() for job in jobs]
+        processes = [
+            spawn.Process(target=worker, args=(backend, str(home), connection, SEED + n, fed, results))
+            for n in range(workers)
+        ]
+        for process in processes:
+            process.start()
+        feed(app.bridge.queue, messages, QueueClient.from_connection_string(connection, settings.work_queue))
+        fed.set()
+        worked: list[Worked] = []
+        while len(worked) < workers:
+            try:
+                outcome = results.get(timeout=5)
+            except queue.Empty:
+                if any(process.exitcode not in (None, 0) for process in processes):
+                    raise RuntimeError("a worker process died without reporting") from None
+                continue
+            if not isinstance(outcome, Worked):
+                raise RuntimeError(f"a worker failed: {outcome}")
+            worked.append(outcome)
+    for process in processes:
+        process.join()
+    return worked
 
 
-def worker(backend: str, home: str, connection: str | None, seed: int) -> Worked:
-    """One worker process: its own bridge and fault plan; drains the shared queue until it is empty.
+def feed(work: WorkQueue, messages: list[Message], depth: QueueClient) -> None:
+    """Put every message on the queue, keeping at most ``BACKLOG`` there (events the workers emit count)."""
+    waiting = iter(messages)
+    while True:
+        room = BACKLOG - (depth.get_queue_properties().approximate_message_count or 0)
+        if room <= 0:
+            time.sleep(0.2)
+            continue
+        batch = list(itertools.islice(waiting, room))
+        for message in batch:
+            work.put(message)
+        if len(batch) < room:
+            return
+
+
+def worker(
+    backend: str, home: str, connection: str | None, seed: int, fed: Event, results: Queue[Worked | str]
+) -> None:
+    """One worker process: its own bridge and fault plan; drains the shared queue until every
+    delivery has been fed and the queue is then found empty.
 
     A message another worker still holds is not visible, and is finished by that worker (a crash is
     redelivered to the same worker, as ``drain_redelivering`` does), so a worker that finds the queue
-    empty may stop: whatever the others emit later, they take themselves.
+    empty after the last delivery was fed may stop: whatever the others emit later, they take themselves.
     """
     plan, wrapped = fault_plan(seed), Wrapped()
     settings = soak_settings(backend, Path(home), connection)
-    with bootstrap(settings, clock=lambda: NOW, sleep=no_sleep, adjust=install(plan, wrapped)) as app:
-        return drain(app, plan, wrapped)
+    try:
+        with bootstrap(settings, clock=lambda: NOW, sleep=no_sleep, adjust=install(plan, wrapped)) as app:
+            results.put(drain(app, plan, wrapped, fed.is_set))
+    except BaseException as error:
+        results.put(f"{type(error).__name__}: {error}")
+        raise
 
 
 def with_azurite(run: Any) -> Any:
