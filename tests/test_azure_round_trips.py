@@ -17,6 +17,7 @@ from azure.core.pipeline import PipelineRequest
 from azure.data.tables import TableClient, TableServiceClient
 
 from adapters.azure_storage import TableCaseStore, TableIdempotencyStore, TableRunStore
+from adapters.azure_storage._recent import Recent
 from flows.domain.case import CaseState
 from flows.engine.runs import RunRecord, RunStatus
 from flows.ports import ConcurrencyConflict
@@ -196,3 +197,14 @@ def test_a_kept_result_is_read_once_and_a_missing_key_is_asked_each_time(
     assert made == []
     assert not mine.put("mail/R-1", {"outputs": {"id": "mine"}})  # the first put still wins
     assert mine.get("mail/R-1") == {"outputs": {"id": "theirs"}}
+
+
+def test_what_the_stores_remember_is_bounded_and_forgets_the_oldest() -> None:
+    recent: Recent[str, int] = Recent(2)
+    recent.put("a", 1)
+    recent.put("b", 2)
+    recent.put("a", 3)  # put again: now the newest
+    recent.put("c", 4)
+    assert (recent.get("a"), recent.get("b"), recent.get("c"), len(recent)) == (3, None, 4, 2)
+    recent.forget("a")
+    assert recent.get("a") is None and len(recent) == 1

@@ -63,7 +63,9 @@ class TableRunStore:
     def __init__(self, table: TableClient) -> None:
         """``table``: the runs table (it must exist)."""
         self._table = table
-        self._started: Recent[str, _Started] = Recent()  # by run id; see the module's docstring
+        # by run id (see the module's docstring); a run is finished within moments of its start, and a
+        # header holds its trigger, so fewer are kept than of the small entries the other stores keep
+        self._started: Recent[str, _Started] = Recent(1024)
 
     def start(self, run: RunRecord) -> bool:
         order = f"{newest_first(run.started_at)}|{written_now_newest_first()}|{key_text(run.run_id)}"
