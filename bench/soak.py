@@ -10,45 +10,68 @@ then delivered again.
 Prints, last, one JSON line:
 {"bench": "soak", "backends": {"embedded": {...}, "azure": {...}}, "ok": true}
 Exit status 1 when anything is lost or duplicated. ``--count`` sets the number of responses for both
-backends; by default the embedded store takes 1,000 and Azurite 300. The cost per response no longer
-grows with the count: on 2026-11-29, ``--count 10000 --backends embedded`` took 310 s (32/s; nothing
-lost or duplicated), while Azurite ran at 1.6-3 responses/s (every case, run and key is a table
-round trip over HTTP to one Node process), so 10,000 there takes one to two hours.
-``--backends embedded`` runs one only.
+backends; by default the embedded store takes 1,000 and Azurite 300. ``--backends embedded`` runs one
+only. ``--workers N`` runs N worker processes on the azure backend, on one queue as Functions scales
+out, each with its own bridge and seeded fault plan; the tally adds up every worker's.
+
+Measured on 2 cores shared with other benchmarks. Embedded: on 2026-11-29, ``--count 10000`` took
+310 s (32/s; nothing lost or duplicated); its cost per response does not grow with the count.
+Azurite: a response is about 70 requests (75 before the Azure stores remembered ETags, run headers
+and kept results), about 9 ms each, mostly the SDK's Python pipeline, so one worker does 1.6/s and
+three worker processes 3/s at a few hundred responses. Azurite's own cost then grows with the count:
+it answers a table query by scanning the whole table (a run's actions are one partition query), so
+at 2,100 responses that query took 75 ms and the Node process, at 80% of a core, set the pace. On
+2026-11-30, ``--count 3000 --workers 3`` took 1,346 s (2.2/s): 3,300 deliveries, 2,601 faults
+(665 crashes after the effect), lost 0, duplicated 0; each further 1,000 took 2-4 min longer than
+the one before (a 10,000 run on 2026-11-29 reached 1,000 in 6.3 min and 2,000 in 16 min before it was
+stopped), so 10,000 on Azurite takes 2.5-4 hours. Real Table storage serves a partition query from
+its index, so the growth is Azurite's.
 """
 
 from __future__ import annotations
 
 import argparse
 import hashlib
+import itertools
 import json
+import multiprocessing
+import queue
 import random
 import shutil
 import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from azure.storage.queue import QueueClient
 from pydantic import SecretStr
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from flows.bootstrap import bootstrap
+from flows.bootstrap import BridgeApp, bootstrap
 from flows.domain.case import CaseState
 from flows.domain.cpl import CplPublication
 from flows.queue_message import Message, form_response_message
+from flows.service import WorkQueue
 from flows.settings import Settings
 from tests.support.faults import FaultPlan, Wrapped, drain_redelivering, install, no_sleep
 
+if TYPE_CHECKING:
+    from multiprocessing.queues import Queue
+    from multiprocessing.synchronize import Event
+
 NOW = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
-DEFAULT_COUNT = {"embedded": 1_000, "azure": 300}  # 10,000 is impractical: see the docstring
+DEFAULT_COUNT = {"embedded": 1_000, "azure": 300}  # 10,000 on Azurite takes hours: see the docstring
 FAULTED = (
     "inventory.upsert", "mailer.send", "channel.post", "cases.add", "cases.save", "cases.get",
 )  # fmt: skip
 FAULT_RATE = 0.05
+BACKLOG = 200  # messages on the Azurite queue at most while ``--workers`` feeds it (see several_workers)
 SEED = 2026
 
 
@@ -72,35 +95,75 @@ def deliveries(responses: list[dict[str, Any]], rng: random.Random) -> list[Mess
     return out
 
 
-def soak(backend: str, count: int, home: Path, connection: str | None) -> dict[str, Any]:
-    responses, publication = synthetic_responses(count)
-    plan = FaultPlan(
-        seed=SEED,
+def fault_plan(seed: int) -> FaultPlan:
+    return FaultPlan(
+        seed=seed,
         rate=FAULT_RATE,
         kinds=("transient", "throttled", "transient_after", "crash_after"),
         only=FAULTED,
     )
-    wrapped = Wrapped()
-    settings = Settings(home=home)
+
+
+def soak_settings(backend: str, home: Path, connection: str | None) -> Settings:
     if backend == "azure":
         assert connection is not None
-        settings = Settings(
+        return Settings(
             home=home, backend="azure", storage_connection=SecretStr(connection), work_queue="soak-work"
         )
+    return Settings(home=home)
+
+
+@dataclass
+class Worked:
+    """What one worker saw: the inventory loads it made, the faults it was dealt, the messages it
+    finished and how many of them it had to be given again."""
+
+    loads: list[str]
+    faults: Counter[str]
+    handled: int
+    redelivered: int
+
+
+def drain(
+    app: BridgeApp, plan: FaultPlan, wrapped: Wrapped, fed: Callable[[], bool] = lambda: True
+) -> Worked:
+    """Drain the queue as a worker, redelivering what it crashed on, until it is empty once ``fed``
+    says nothing more will be put on it; what the worker did, for the tally."""
+    handled = 0
+
+    def handle(message: Message) -> None:
+        nonlocal handled
+        app.bridge.handle(message)
+        handled += 1
+
+    redelivered: list[Message] = []
+    while True:
+        finished = fed()  # asked first: a message fed during the pass below is found by that pass
+        redelivered += drain_redelivering(app.bridge.queue, handle)
+        if finished:
+            break
+        time.sleep(0.1)
+    plan.enabled = False
+    assert wrapped.inventory is not None
+    faults = Counter[str](i.kind for i in plan.injected)
+    return Worked(wrapped.inventory.loads, faults, handled, len(redelivered))
+
+
+def soak(backend: str, count: int, home: Path, connection: str | None, workers: int = 1) -> dict[str, Any]:
+    responses, publication = synthetic_responses(count)
+    settings = soak_settings(backend, home, connection)
+    messages = deliveries(responses, random.Random(SEED))
     started = time.perf_counter()
-    with bootstrap(settings, clock=lambda: NOW, sleep=no_sleep, adjust=install(plan, wrapped)) as app:
-        plan.enabled = False
-        app.publications.add(publication, fetched_at=NOW, source="soak")
-        plan.enabled = True
-        for message in deliveries(responses, random.Random(SEED)):
-            wrapped.submit(message)
-        redelivered = drain_redelivering(app.bridge.queue, app.bridge.handle)
-        plan.enabled = False
-        elapsed = time.perf_counter() - started
+    if workers == 1:
+        worked = [one_worker(settings, publication, messages)]
+    else:  # the queue is shared storage: put the work on it, then let the workers take it
+        worked = several_workers(backend, home, connection, publication, messages, workers)
+    elapsed = time.perf_counter() - started
+    with bootstrap(settings, clock=lambda: NOW) as app:  # no faults: only reads what the workers left
         cases = {case.response_id: case for case in app.cases.list()}
         rows = app.inventory.all()
-    assert wrapped.inventory is not None
-    loads = wrapped.inventory.loads
+    loads = [load for one in worked for load in one.loads]
+    kinds = sum((one.faults for one in worked), Counter[str]())
     mails = Counter(p.name.split("-")[0] for p in (home / "outbox" / "mail").glob("*.eml"))
     ids = [str(r["responseId"]) for r in responses]
     not_loaded = [i for i in ids if i not in cases or cases[i].state is not CaseState.LOADED]
@@ -115,7 +178,6 @@ def soak(backend: str, count: int, home: Path, connection: str | None) -> dict[s
         + len(opened_twice) + len(loaded_twice)
     )  # fmt: skip
     lost = len(set(not_loaded) | set(no_email) | set(no_ack))
-    kinds = Counter(i.kind for i in plan.injected)
     return {
         "submitted": count,
         "deliveries": count + count // 10,
@@ -126,11 +188,107 @@ def soak(backend: str, count: int, home: Path, connection: str | None) -> dict[s
         "lost": lost,
         "duplicated": duplicated,
         "faults": dict(sorted(kinds.items())),
-        "redelivered": len(redelivered),
+        "redelivered": sum(one.redelivered for one in worked),
+        "workers": workers,
+        "handled_per_worker": [one.handled for one in worked],
         "seconds": round(elapsed, 1),
         "per_s": round(count / elapsed, 1),
         "lost_examples": sorted(set(not_loaded) | set(no_email) | set(no_ack))[:5],
     }
+
+
+def one_worker(settings: Settings, publication: CplPublication, messages: list[Message]) -> Worked:
+    """One worker, faulted, draining the queue the deliveries are put on (as before ``--workers``)."""
+    plan, wrapped = fault_plan(SEED), Wrapped()
+    with bootstrap(settings, clock=lambda: NOW, sleep=no_sleep, adjust=install(plan, wrapped)) as app:
+        plan.enabled = False
+        app.publications.add(publication, fetched_at=NOW, source="soak")
+        plan.enabled = True
+        for message in messages:
+            wrapped.submit(message)
+        return drain(app, plan, wrapped)
+
+
+def several_workers(
+    backend: str,
+    home: Path,
+    connection: str | None,
+    publication: CplPublication,
+    messages: list[Message],
+    workers: int,
+) -> list[Worked]:
+    """Workers in processes of their own, as Functions scales out: one bridge each on the same storage.
+
+    Processes, not threads: a worker spends most of its time in Python (the SDK's request pipeline,
+    pydantic, the engine), so threads would wait for one another on the GIL. Each worker drains the
+    queue with a fault plan of its own (seeded ``SEED + its number``) and reports its loads and faults.
+    This process is the triggers' side: it keeps the queue fed, unfaulted, ``BACKLOG`` messages deep
+    (responses arrive over time; and Azurite sorts a queue's every message on each receive, so 11,000
+    queued at once made each receive take 150 ms).
+    """
+    assert connection is not None, "several workers share a Storage queue: the azure backend"
+    settings = soak_settings(backend, home, connection)
+    spawn = multiprocessing.get_context("spawn")  # no fork of a process with Azurite's reader thread
+    fed, results = spawn.Event(), spawn.Queue()
+    with bootstrap(settings, clock=lambda: NOW) as app:
+        app.publications.add(publication, fetched_at=NOW, source="soak")
+        processes = [
+            spawn.Process(target=worker, args=(backend, str(home), connection, SEED + n, fed, results))
+            for n in range(workers)
+        ]
+        for process in processes:
+            process.start()
+        feed(app.bridge.queue, messages, QueueClient.from_connection_string(connection, settings.work_queue))
+        fed.set()
+        worked: list[Worked] = []
+        while len(worked) < workers:
+            try:
+                outcome = results.get(timeout=5)
+            except queue.Empty:
+                if any(process.exitcode not in (None, 0) for process in processes):
+                    raise RuntimeError("a worker process died without reporting") from None
+                continue
+            if not isinstance(outcome, Worked):
+                raise RuntimeError(f"a worker failed: {outcome}")
+            worked.append(outcome)
+    for process in processes:
+        process.join()
+    return worked
+
+
+def feed(work: WorkQueue, messages: list[Message], depth: QueueClient) -> None:
+    """Put every message on the queue, keeping at most ``BACKLOG`` there (events the workers emit count)."""
+    waiting = iter(messages)
+    while True:
+        room = BACKLOG - (depth.get_queue_properties().approximate_message_count or 0)
+        if room <= 0:
+            time.sleep(0.2)
+            continue
+        batch = list(itertools.islice(waiting, room))
+        for message in batch:
+            work.put(message)
+        if len(batch) < room:
+            return
+
+
+def worker(
+    backend: str, home: str, connection: str | None, seed: int, fed: Event, results: Queue[Worked | str]
+) -> None:
+    """One worker process: its own bridge and fault plan; drains the shared queue until every
+    delivery has been fed and the queue is then found empty.
+
+    A message another worker still holds is not visible, and is finished by that worker (a crash is
+    redelivered to the same worker, as ``drain_redelivering`` does), so a worker that finds the queue
+    empty after the last delivery was fed may stop: whatever the others emit later, they take themselves.
+    """
+    plan, wrapped = fault_plan(seed), Wrapped()
+    settings = soak_settings(backend, Path(home), connection)
+    try:
+        with bootstrap(settings, clock=lambda: NOW, sleep=no_sleep, adjust=install(plan, wrapped)) as app:
+            results.put(drain(app, plan, wrapped, fed.is_set))
+    except BaseException as error:
+        results.put(f"{type(error).__name__}: {error}")
+        raise
 
 
 def with_azurite(run: Any) -> Any:
@@ -153,18 +311,29 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--count", type=int, help="responses per backend (default: 1,000 / 300)")
     parser.add_argument("--backends", nargs="+", choices=["embedded", "azure"], default=["embedded", "azure"])
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="worker processes on the azure backend, sharing its queue (default 1; embedded: always 1)",
+    )
     args = parser.parse_args(argv)
+    if args.workers < 1:
+        parser.error("--workers must be at least 1")
     results: dict[str, dict[str, Any]] = {}
     for backend in args.backends:
         count = args.count or DEFAULT_COUNT[backend]
         with tempfile.TemporaryDirectory(prefix=f"soak-{backend}-") as folder:
             if backend == "azure":
-                results[backend] = with_azurite(lambda c: soak(backend, count, Path(folder), c))  # noqa: B023
+                results[backend] = with_azurite(
+                    lambda c: soak(backend, count, Path(folder), c, args.workers)  # noqa: B023
+                )
             else:
                 results[backend] = soak(backend, count, Path(folder), None)
         r = results[backend]
         print(
-            f"{backend}: {r['submitted']} responses in {r['seconds']} s ({r['per_s']}/s); "
+            f"{backend}: {r['submitted']} responses in {r['seconds']} s ({r['per_s']}/s, "
+            f"{r['workers']} worker{'s' if r['workers'] > 1 else ''}); "
             f"cases {r['cases']}, loads {r['loads']}, e-mails {r['emails']}; faults {r['faults']}; "
             f"lost {r['lost']}, duplicated {r['duplicated']}",
             flush=True,

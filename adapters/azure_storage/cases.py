@@ -11,14 +11,18 @@ Concurrency: ``version`` is a counter property, bumped by every save, as in the 
 ETag never reaches the domain ``Case``: ``save`` reads the stored version and ETag (one small point
 read, without the document), refuses if the version is not the one the case was read at, and writes
 with ``If-Match`` on that ETag, so a writer who slipped in between is caught by the service (412).
-That costs one read per save, but holds no state: it works across store instances, processes and
-threads, and for a case this instance never read. (Remembering ETags from ``get`` would save the read
-but goes stale in a long-lived worker and needs keying by version to stay correct.)
+To skip that read, the store remembers, per case, the ETag it last saw with the version stored under
+it (from its own ``get``, ``add`` and ``save``). ``save`` of a case read at that version writes with
+``If-Match`` on the remembered ETag at once: one round trip. The ETag is exact, so a writer who slipped
+in since is still caught (412); a stale or forgotten entry only sends the save down the path above
+(read, compare, write), so the outcome is the same as without the memory, across store instances,
+processes and threads.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -29,10 +33,20 @@ from azure.data.tables import TableClient, TableEntity, UpdateMode
 from adapters.azure_storage._documents import pack, unpack
 from adapters.azure_storage._errors import storage_errors
 from adapters.azure_storage._keys import key_text, utc_text, written_now
+from adapters.azure_storage._recent import Recent
 from flows.domain.case import Case, CaseState, CaseSummary, SummaryDocument
 from flows.ports import ConcurrencyConflict
 
 PARTITION = "case"
+
+
+@dataclass(frozen=True)
+class _Seen:
+    """What a round trip showed of a stored case: its version under this ETag, and when it was added."""
+
+    version: int
+    etag: str
+    added: str
 
 
 class TableCaseStore:
@@ -42,49 +56,66 @@ class TableCaseStore:
         """``table``: the cases table (it must exist). ``clock`` stamps ``updated_at`` (default: UTC now)."""
         self._table = table
         self._clock = clock or (lambda: datetime.now(UTC))
+        self._seen: Recent[str, _Seen] = Recent()  # by row key; see the module's docstring
 
     def get(self, response_id: str) -> Case | None:
+        row = key_text(response_id)
         with storage_errors(f"case {response_id}: read"):
             try:
-                entity = self._table.get_entity(PARTITION, key_text(response_id))
+                entity = self._table.get_entity(PARTITION, row)
             except ResourceNotFoundError:
                 return None
+        self._seen.put(row, _Seen(int(entity["version"]), str(entity.metadata["etag"]), str(entity["added"])))
         return Case.model_validate_json(unpack(entity))
 
     def add(self, case: Case) -> bool:
-        entity = self._entity(case, case.version, added=written_now())
+        row, added = key_text(case.response_id), written_now()
+        entity = self._entity(case, case.version, added=added)
         with storage_errors(f"case {case.response_id}: add"):
             try:
-                self._table.create_entity(entity)
+                written = self._table.create_entity(entity)
             except ResourceExistsError:
                 return False
+        self._seen.put(row, _Seen(case.version, written["etag"], added))
         return True
 
     def save(self, case: Case) -> Case:
         row = key_text(case.response_id)
+        saved = case.model_copy(update={"version": case.version + 1})
         with storage_errors(f"case {case.response_id}: save"):
-            stored = self._stored_version(row)
-            if stored is None:
-                raise _not_stored(case)
-            if stored["version"] != case.version:
-                raise _conflict(case, stored["version"])
-            saved = case.model_copy(update={"version": case.version + 1})
-            entity = self._entity(saved, saved.version, added=stored["added"])
-            try:
-                self._table.update_entity(
-                    entity,
-                    mode=UpdateMode.REPLACE,
-                    etag=stored.metadata["etag"],
-                    match_condition=MatchConditions.IfNotModified,
-                )
-            except ResourceModifiedError as error:  # 412: saved by someone else since the read above
-                now = self._stored_version(row)
-                if now is None:
-                    raise _not_stored(case) from error
-                raise _conflict(case, now["version"]) from error
-            except ResourceNotFoundError as error:  # deleted since the read above
-                raise _not_stored(case) from error
+            seen = self._seen.get(row)
+            if seen is None or seen.version != case.version or not self._write(saved, seen):
+                stored = self._stored_version(row)
+                if stored is None:
+                    raise _not_stored(case)
+                if stored["version"] != case.version:
+                    raise _conflict(case, stored["version"])
+                seen = _Seen(int(stored["version"]), str(stored.metadata["etag"]), str(stored["added"]))
+                if not self._write(saved, seen):  # 412: saved by someone else since the read above
+                    now = self._stored_version(row)
+                    if now is None:
+                        raise _not_stored(case)
+                    raise _conflict(case, now["version"])
         return Case.model_validate_json(saved.model_dump_json())
+
+    def _write(self, saved: Case, seen: _Seen) -> bool:
+        """Replace the case if it is still the entity ``seen`` (its ETag); False if it is not (412)."""
+        row = key_text(saved.response_id)
+        try:
+            written = self._table.update_entity(
+                self._entity(saved, saved.version, added=seen.added),
+                mode=UpdateMode.REPLACE,
+                etag=seen.etag,
+                match_condition=MatchConditions.IfNotModified,
+            )
+        except ResourceModifiedError:
+            self._seen.forget(row)
+            return False
+        except ResourceNotFoundError as error:  # deleted since it was seen
+            self._seen.forget(row)
+            raise _not_stored(saved) from error
+        self._seen.put(row, _Seen(saved.version, written["etag"], seen.added))
+        return True
 
     def list(self, states: Iterable[CaseState] | None = None) -> list[Case]:
         """Cases in the given states (all when ``None``), oldest opened first (ties: first added)."""

@@ -19,11 +19,19 @@ which the service returns in RowKey order, newest first: it stops after ``limit`
 history. With a key it walks that key's partition, newest first, filtered by flow in the service,
 and checks each run's status as it reads it (key entities do not follow status changes): a business
 key (a response id) has a handful of runs, not thousands.
+
+Round trips: ``finish`` needs the run's header (what ``start`` wrote) and its ``order``. Both never
+change after ``start`` except for the fields ``finish`` itself replaces (status, end, error, keys),
+so the store remembers them from its own ``start`` and ``get`` and reads the header only for a run it
+has not seen. It also remembers which key entities it wrote, and does not write those again: they are
+never changed or deleted once written. A key this instance did not write (a ``start`` cut off before
+its keys, then resumed) is still written by ``finish``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -33,9 +41,20 @@ from azure.data.tables import TableClient, TableErrorCode, TableTransactionError
 from adapters.azure_storage._documents import pack, unpack
 from adapters.azure_storage._errors import storage_errors
 from adapters.azure_storage._keys import key_text, newest_first, written_now, written_now_newest_first
+from adapters.azure_storage._recent import Recent
 from flows.engine.runs import ActionRecord, RunRecord, RunStatus
 
 RUNS = "runs"
+_NOT_FOUND = frozenset({TableErrorCode.RESOURCE_NOT_FOUND, TableErrorCode.ENTITY_NOT_FOUND})
+
+
+@dataclass(frozen=True)
+class _Started:
+    """A run's header as stored (without actions), its index order, and the keys indexed for it."""
+
+    header: RunRecord
+    order: str
+    indexed: frozenset[str]
 
 
 class TableRunStore:
@@ -44,6 +63,9 @@ class TableRunStore:
     def __init__(self, table: TableClient) -> None:
         """``table``: the runs table (it must exist)."""
         self._table = table
+        # by run id (see the module's docstring); a run is finished within moments of its start, and a
+        # header holds its trigger, so fewer are kept than of the small entries the other stores keep
+        self._started: Recent[str, _Started] = Recent(1024)
 
     def start(self, run: RunRecord) -> bool:
         order = f"{newest_first(run.started_at)}|{written_now_newest_first()}|{key_text(run.run_id)}"
@@ -61,6 +83,7 @@ class TableRunStore:
                     return False
                 raise
             self._index_keys(run, order, run.keys)
+        self._started.put(run.run_id, _Started(header, order, frozenset(run.keys)))
         return True
 
     def get(self, run_id: str) -> RunRecord | None:
@@ -74,6 +97,9 @@ class TableRunStore:
         actions.sort(key=lambda entity: (entity["written"], entity["RowKey"]))
         records = [ActionRecord.model_validate_json(unpack(entity)) for entity in actions]
         run = RunRecord.model_validate_json(unpack(header))
+        known = self._started.get(run_id)
+        indexed = known.indexed if known is not None else frozenset()  # the header says nothing of that
+        self._started.put(run_id, _Started(run, str(header["order"]), indexed))
         return run.model_copy(update={"actions": {record.path: record for record in records}})
 
     def record_action(self, run_id: str, record: ActionRecord) -> None:
@@ -102,21 +128,33 @@ class TableRunStore:
         self, run_id: str, status: RunStatus, *, ended_at: datetime, error: str | None, keys: list[str]
     ) -> None:
         with storage_errors(f"run {run_id}: finish"):
-            try:
-                stored = self._table.get_entity(RUNS, f"id|{key_text(run_id)}")
-            except ResourceNotFoundError:
-                raise KeyError(f"no run {run_id!r} to finish") from None
-            order = str(stored["order"])
-            run = RunRecord.model_validate_json(unpack(stored)).model_copy(
+            known = self._started.get(run_id)
+            if known is None:
+                try:
+                    stored = self._table.get_entity(RUNS, f"id|{key_text(run_id)}")
+                except ResourceNotFoundError:
+                    raise KeyError(f"no run {run_id!r} to finish") from None
+                header = RunRecord.model_validate_json(unpack(stored)).model_copy(update={"actions": {}})
+                known = _Started(header, str(stored["order"]), frozenset())
+            order = known.order
+            run = known.header.model_copy(
                 update={"status": status, "ended_at": ended_at, "error": error, "keys": keys}
             )
-            self._index_keys(run, order, keys)  # first: a key is findable once the run says it has it
-            self._table.submit_transaction(
-                [
-                    ("update", self._header(run, order), {"mode": UpdateMode.REPLACE}),
-                    ("update", _index(run, order, status), {"mode": UpdateMode.MERGE}),
-                ]
-            )
+            # first: a key is findable once the run says it has it
+            self._index_keys(run, order, [key for key in keys if key not in known.indexed])
+            try:
+                self._table.submit_transaction(
+                    [
+                        ("update", self._header(run, order), {"mode": UpdateMode.REPLACE}),
+                        ("update", _index(run, order, status), {"mode": UpdateMode.MERGE}),
+                    ]
+                )
+            except TableTransactionError as failed:
+                if getattr(failed, "error_code", None) in _NOT_FOUND:  # remembered, but not stored
+                    self._started.forget(run_id)
+                    raise KeyError(f"no run {run_id!r} to finish") from None
+                raise
+        self._started.put(run_id, _Started(run, order, known.indexed | frozenset(keys)))
 
     def find(
         self,
