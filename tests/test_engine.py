@@ -315,6 +315,9 @@ def test_a_run_cut_off_after_a_side_effect_resumes_and_makes_it_once(
     run = engine.run(source, {"case": "7"}, run_id="delivery-1")  # the queue delivers it again
     assert run.status is RunStatus.SUCCEEDED
     assert world.effects == [("load", "load"), ("mail", "mail")]
+    # What the run returns (from memory) is what the history holds: the first delivery's actions too.
+    assert run == engine.runs.get("delivery-1")
+    assert list(run.actions) == ["before", "load", "mail"]
     assert engine.run(source, {"case": "7"}, run_id="delivery-1").run_id == "delivery-1"  # finished: no-op
     assert len(world.effects) == 2
 
@@ -329,6 +332,7 @@ def test_a_duplicate_delivery_in_a_new_run_reuses_each_side_effect(
     first = engine.run(source, {"case": "2"})
     second = engine.run(source, {"case": "2"})
     assert first.run_id != second.run_id
+    assert (first, second) == (engine.runs.get(first.run_id), engine.runs.get(second.run_id))
     assert second.actions["load"].deduplicated
     assert len(world.effects) == 1
 

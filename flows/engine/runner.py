@@ -145,16 +145,15 @@ class Engine:
         # the order they were first written (as the store keeps them).
         failures = [r for r in run.recorded.values() if r.status in FAILURES]
         errors = [f"{r.path}: {r.error}" for r in failures]
-        self._runs.finish(
-            run_id,
-            RunStatus.FAILED if failed else RunStatus.SUCCEEDED,
-            ended_at=self._clock(),
-            error="; ".join(errors) if failed else None,
-            keys=list(dict.fromkeys(keys)),
-        )
-        final = self._runs.get(run_id)
-        assert final is not None
-        return final
+        status = RunStatus.FAILED if failed else RunStatus.SUCCEEDED
+        ended_at, error = self._clock(), "; ".join(errors) if failed else None
+        unique_keys = list(dict.fromkeys(keys))
+        self._runs.finish(run_id, status, ended_at=ended_at, error=error, keys=unique_keys)
+        # The record as just written, from memory: reading it back cost a query per run (on Azure
+        # Tables a scan of the run's actions, which grows with the history). Only a second delivery
+        # running this run at the same moment could have written more; the store has that.
+        update = {"status": status, "ended_at": ended_at, "error": error, "keys": unique_keys}
+        return existing.model_copy(update={**update, "actions": dict(run.recorded)})
 
     # --- blocks and actions -----------------------------------------------------------------------
 
