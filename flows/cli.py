@@ -12,10 +12,10 @@ import json
 import os
 import sys
 import uuid
-from collections.abc import Sequence, Sized
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from pydantic import ValidationError
 from rich.console import Console
@@ -28,6 +28,18 @@ from flows.errors import BadInput
 from flows.queue_message import Message, NotAResponse, form_response_message
 from flows.settings import SAMPLES, Settings
 from flows.workers import drain_with_workers
+
+
+@runtime_checkable
+class LocalQueue(Protocol):
+    """What ``drain`` needs of the embedded queue (``SqliteWorkQueue``)."""
+
+    def pending(self) -> int: ...
+
+    def poisoned(self) -> list[tuple[str, str]]: ...
+
+    def requeue_poisoned(self) -> int: ...
+
 
 ERR = Console(stderr=True, highlight=False, soft_wrap=True)
 # Piped output (CI logs, files) gets a width a log viewer shows well, not the 80 of no terminal.
@@ -73,6 +85,9 @@ def _parser() -> argparse.ArgumentParser:
 
     drain = commands.add_parser("drain", help="handle what is queued (what a stopped command left)")
     drain.add_argument("--workers", type=_positive, default=1, help="processes handling it")
+    drain.add_argument(
+        "--retry-poisoned", action="store_true", help="first put back the messages given up on (cause fixed)"
+    )
     drain.set_defaults(handler=_drain)
 
     tick = commands.add_parser("tick", help="run the scheduled checks once (not the sync: that is 'sync')")
@@ -199,11 +214,14 @@ def _sync(args: argparse.Namespace) -> int:
 def _drain(args: argparse.Namespace) -> int:
     with _open(args) as app:
         queue = app.parts.queue
-        before = len(queue) if isinstance(queue, Sized) else None
+        if not isinstance(queue, LocalQueue):
+            raise BadInput("drain works on the embedded queue; in Azure the Functions host drains the queue")
+        if args.retry_poisoned:
+            ERR.print(f"{queue.requeue_poisoned()} poisoned message(s) put back", markup=False)
+        before = queue.pending()
         drain_with_workers(app, args.workers, now=args.now)
-        after = len(queue) if isinstance(queue, Sized) else None
-    if before is not None:
-        ERR.print(f"{before} message(s) were waiting; {after} left", markup=False)
+        after, poisoned = queue.pending(), len(queue.poisoned())
+    ERR.print(f"{before} message(s) were waiting; {after} left; {poisoned} in poison", markup=False)
     return 0
 
 

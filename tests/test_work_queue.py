@@ -303,3 +303,27 @@ def _count(database: Path, query: str) -> int:
     finally:
         connection.close()
     return int(value)
+
+
+def test_drain_reports_poison_and_retries_it_once_the_cause_is_fixed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    home = tmp_path / "home"
+    sync = Message(
+        type="http", flow="secas-sync", body={"location": str(SAMPLES / "cpl" / "cpl-2026-11-20.xlsx")}
+    )
+    with BridgeDatabase.in_home(home) as db:
+        queue = SqliteWorkQueue(db)
+        queue.put(sync)
+        with db.write() as connection:  # as after five deliveries that crashed the worker
+            connection.execute("UPDATE work_queue SET dequeue_count = 5")
+    command = ["--home", str(home), "--now", NOW.isoformat(), "drain"]
+    assert main(command) == 0
+    assert "1 message(s) were waiting; 0 left; 1 in poison" in capsys.readouterr().err
+    assert main([*command, "--retry-poisoned"]) == 0
+    assert "1 poisoned message(s) put back" in capsys.readouterr().err
+    with bootstrap(Settings(home=home), clock=lambda: NOW) as app:
+        assert app.publications.latest() is not None  # the sync ran this time
+        left = app.parts.queue
+        assert isinstance(left, SqliteWorkQueue)
+        assert left.poisoned() == [] and left.pending() == 0

@@ -147,6 +147,19 @@ class SqliteWorkQueue(SqliteStore):
             ).fetchall()
         return [(str(message_id), str(reason)) for message_id, reason in rows]
 
+    def requeue_poisoned(self) -> int:
+        """Put every poisoned message back on the queue, delivery count reset (once its cause is
+        fixed); returns how many. An unreadable one goes straight back to poison on the next ``get``."""
+        now = self._clock()
+        with self._db.write() as connection:
+            moved = connection.execute(
+                "INSERT INTO work_queue (message_id, message, visible_at) "
+                "SELECT message_id, message, ? FROM work_queue_poison ORDER BY position",
+                (now,),
+            ).rowcount
+            connection.execute("DELETE FROM work_queue_poison")
+        return int(moved)
+
     def __len__(self) -> int:
         return self.pending()
 
