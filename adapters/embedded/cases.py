@@ -96,9 +96,12 @@ class SqliteCaseStore(SqliteStore):
             ).fetchone()
         return None if row is None else self._parsed.get(response_id, row[0])
 
+    # Rows are built (and saved documents parsed) outside ``write()``: other worker processes wait
+    # while a write is open, and a case's JSON takes longer than its SQL.
     def add(self, case: Case) -> bool:
+        row = self._row(case, case.version)
         with self._db.write() as connection:
-            cursor = connection.execute(_INSERT, self._row(case, case.version))
+            cursor = connection.execute(_INSERT, row)
             return cursor.rowcount == 1
 
     def save(self, case: Case) -> Case:
@@ -106,11 +109,16 @@ class SqliteCaseStore(SqliteStore):
         row = self._row(case, new_version)
         with self._db.write() as connection:
             cursor = connection.execute(_UPDATE, (*row[1:5], *row[6:], case.response_id, case.version))
-            if cursor.rowcount == 1:
-                return self._parsed.parse(row[-1])  # as a read would return it, and kept for the next
-            stored = connection.execute(
-                "SELECT version FROM cases WHERE response_id = ?", (case.response_id,)
-            ).fetchone()
+            saved = cursor.rowcount == 1
+            stored = (
+                None
+                if saved
+                else connection.execute(
+                    "SELECT version FROM cases WHERE response_id = ?", (case.response_id,)
+                ).fetchone()
+            )
+        if saved:
+            return self._parsed.parse(row[-1])  # as a read would return it, and kept for the next
         if stored is None:
             raise ConcurrencyConflict(f"case {case.response_id}: not stored (add it before saving it)")
         raise ConcurrencyConflict(

@@ -44,13 +44,15 @@ class SqliteRunStore(SqliteStore):
         """,
     )
 
+    # Documents are built before ``write()``: other worker processes wait while a write is open.
     def start(self, run: RunRecord) -> bool:
-        header = run.model_copy(update={"actions": {}})
+        header = run.model_copy(update={"actions": {}}).model_dump_json()
+        row = (run.run_id, run.flow, run.status.value, utc_text(run.started_at), header)
         with self._db.write() as connection:
             cursor = connection.execute(
                 "INSERT OR IGNORE INTO runs (run_id, flow, status, started_at, record) "
                 "VALUES (?, ?, ?, ?, ?)",
-                (run.run_id, run.flow, run.status.value, utc_text(run.started_at), header.model_dump_json()),
+                row,
             )
             if cursor.rowcount != 1:
                 return False
@@ -70,27 +72,28 @@ class SqliteRunStore(SqliteStore):
         return run.model_copy(update={"actions": {record.path: record for record in records}})
 
     def record_action(self, run_id: str, record: ActionRecord) -> None:
+        document = record.model_dump_json()
         with self._db.write() as connection:
             connection.execute(
                 "INSERT INTO run_actions (run_id, path, record) VALUES (?, ?, ?) "
                 "ON CONFLICT (run_id, path) DO UPDATE SET record = excluded.record",
-                (run_id, record.path, record.model_dump_json()),
+                (run_id, record.path, document),
             )
 
     def finish(
         self, run_id: str, status: RunStatus, *, ended_at: datetime, error: str | None, keys: list[str]
     ) -> None:
-        with self._db.write() as connection:
+        # The header is read outside the write: only ``finish`` changes a stored header, and every
+        # field it changes comes from the caller, so a finish by another delivery meanwhile loses nothing.
+        with self._db.read() as connection:
             row = connection.execute("SELECT record FROM runs WHERE run_id = ?", (run_id,)).fetchone()
-            if row is None:
-                raise KeyError(f"no run {run_id!r} to finish")
-            run = RunRecord.model_validate_json(row[0])
-            run = run.model_copy(
-                update={"status": status, "ended_at": ended_at, "error": error, "keys": keys}
-            )
+        if row is None:
+            raise KeyError(f"no run {run_id!r} to finish")
+        update = {"status": status, "ended_at": ended_at, "error": error, "keys": keys}
+        document = RunRecord.model_validate_json(row[0]).model_copy(update=update).model_dump_json()
+        with self._db.write() as connection:
             connection.execute(
-                "UPDATE runs SET status = ?, record = ? WHERE run_id = ?",
-                (status.value, run.model_dump_json(), run_id),
+                "UPDATE runs SET status = ?, record = ? WHERE run_id = ?", (status.value, document, run_id)
             )
             self._add_keys(connection, run_id, keys)
 
