@@ -27,14 +27,12 @@ from flows.engine.runs import RunRecord
 from flows.errors import BadInput
 from flows.queue_message import Message, NotAResponse, form_response_message
 from flows.settings import SAMPLES, Settings
-from flows.workers import drain_with_workers
+from flows.workers import SharedQueue, drain_with_workers
 
 
 @runtime_checkable
-class LocalQueue(Protocol):
-    """What ``drain`` needs of the embedded queue (``SqliteWorkQueue``)."""
-
-    def pending(self) -> int: ...
+class LocalQueue(SharedQueue, Protocol):
+    """What ``drain`` needs of the embedded queue (``SqliteWorkQueue``): its count, and its poison."""
 
     def poisoned(self) -> list[tuple[str, str]]: ...
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -293,8 +294,6 @@ def test_a_killed_intake_loses_nothing_the_next_drain_finishes_it(tmp_path: Path
 
 
 def _count(database: Path, query: str) -> int:
-    import sqlite3
-
     connection = sqlite3.connect(database, timeout=10)
     try:
         (value,) = connection.execute(query).fetchone()
