@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
+import random
 import textwrap
 import threading
 import time
@@ -19,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 from azure.core.credentials import AzureNamedKeyCredential
-from azure.data.tables import TableClient
+from azure.data.tables import TableClient, TableServiceClient
 from azure.storage.blob import ContainerClient
 from azure.storage.queue import QueueClient
 from pydantic import ValidationError
@@ -32,7 +33,7 @@ from adapters.azure_storage import (
     TableRunStore,
     connect,
 )
-from adapters.azure_storage._keys import key_text
+from adapters.azure_storage._keys import key_text, shard
 from flows.domain.case import Case, CaseState, CaseSummary
 from flows.domain.cpl import CplPublication
 from flows.engine.definition import ActionStatus
@@ -138,7 +139,7 @@ def test_the_queryable_properties_sit_beside_the_document(
     case.cpl_entry_id = "S1-000123"
     stores.cases.save(case)
     with TableClient.from_connection_string(azurite_of(settings), settings.cases_table) as table:
-        entity = table.get_entity("case", "R-0001")
+        entity = table.get_entity(f"case|{shard('R-0001')}", "R-0001")
         found = list(table.query_entities("cpl_entry_id eq @id", parameters={"id": "S1-000123"}))
     assert (entity["state"], entity["supplier"], entity["version"]) == ("awaiting_cpl", case.supplier, 1)
     assert [item["response_id"] for item in found] == ["R-0001"]
@@ -264,7 +265,7 @@ def test_a_case_with_a_very_long_timeline_round_trips(stores: AzureStores, setti
     assert stores.cases.get("R-long") == saved
     assert len(saved.timeline) == 2_002
     with TableClient.from_connection_string(azurite_of(settings), settings.cases_table) as table:
-        entity = table.get_entity("case", "R-long")
+        entity = table.get_entity(f"case|{shard('R-long')}", "R-long")
     assert "doc" not in entity and entity["doc_parts"] >= 1  # compressed, in binary parts
 
 
@@ -351,6 +352,37 @@ def test_find_by_key_flow_and_status_newest_first(stores: AzureStores) -> None:
     assert ids(runs.find(status=RunStatus.RUNNING)) == ["other", "tie-second", "tie-first"]
     assert ids(runs.find(flow="intake", status=RunStatus.SUCCEEDED)) == ["new"]
     assert runs.find(key="nobody") == [] and runs.find(limit=0) == []
+
+
+def test_runs_and_cases_spread_over_partitions_still_come_back_in_order(
+    stores: AzureStores, settings: StorageSettings
+) -> None:
+    """Headers, index and key entries spread over 16 partitions (one would hold the whole history);
+    ``find`` merges them newest first, and ``list`` reads every case partition in one query."""
+    starts = random.Random(5).sample(range(600), 60)  # minutes, shuffled: no shard is written in order
+    for number, minutes in enumerate(starts):
+        at = T0 + timedelta(minutes=minutes)
+        stores.runs.start(a_run(f"run-{number}", keys=["S-all", f"R-{number % 3}"], at=at))
+        stores.cases.add(a_case(f"R-{number:03d}", at=at))
+    by_start = [f"run-{number}" for number, _ in sorted(enumerate(starts), key=lambda pair: -pair[1])]
+
+    assert [run.run_id for run in stores.runs.find(limit=60)] == by_start
+    assert [run.run_id for run in stores.runs.find(limit=7)] == by_start[:7]
+    assert [run.run_id for run in stores.runs.find(key="S-all", limit=60)] == by_start
+    r1 = [run_id for run_id in by_start if int(run_id.split("-")[1]) % 3 == 1]
+    assert [run.run_id for run in stores.runs.find(key="R-1", limit=60)] == r1
+    opened = [f"R-{number:03d}" for number, _ in sorted(enumerate(starts), key=lambda pair: pair[1])]
+    assert [case.response_id for case in stores.cases.list()] == opened
+
+    service = TableServiceClient.from_connection_string(azurite_of(settings))
+    with service:
+        runs = service.get_table_client(settings.runs_table)
+        cases = service.get_table_client(settings.cases_table)
+        headers = {e["PartitionKey"] for e in runs.query_entities("RowKey ge 'id|' and RowKey lt 'id}'")}
+        supplier = {e["PartitionKey"] for e in runs.query_entities("PartitionKey ge 'key|S-all|'")}
+        case_partitions = {entity["PartitionKey"] for entity in cases.list_entities(select=["PartitionKey"])}
+    assert len(headers) > 8 and all(partition.startswith("runs|") for partition in headers)
+    assert len(supplier) > 8 and len(case_partitions) > 8
 
 
 def test_a_run_with_a_big_trigger_and_big_outputs_round_trips(stores: AzureStores) -> None:

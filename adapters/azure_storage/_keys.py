@@ -10,6 +10,12 @@ by ``~sha256~<hex digest>``. The mapping is one-to-one (``~`` itself is escaped,
 Ordering: the service returns a partition's entities in RowKey order. ``newest_first`` writes a time
 as the zero-padded difference from a fixed top, so that later times sort first; ``written_now`` is a
 nanosecond clock reading that breaks ties between equal times in the order of writing.
+
+Spreading: ``shard`` gives a row kind's partition suffix from a stable hash of the row's own key, so
+rows that would otherwise share one ever-growing partition (every case, every run's header) spread
+over ``SHARDS`` partitions. A partition is served by one server in Table storage (about 2,000 entities
+a second), and Azurite finds an entity by scanning its partition, so one partition per kind made every
+point read slower as the history grew (15 ms at 20,000 entities, against 4.7 ms spread).
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import string
 import time
+import zlib
 from datetime import UTC, datetime, timedelta
 
 _SAFE = frozenset(string.ascii_letters + string.digits + "-_.:@[]")
@@ -24,6 +31,7 @@ _MAX_KEY = 400  # characters; the service allows 1 KiB, and an index key adds pr
 _TOP = 10**19 - 1  # above any time in nanoseconds or microseconds since 1970 for centuries
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
+SHARDS = 16
 
 
 def key_text(value: str) -> str:
@@ -34,6 +42,16 @@ def key_text(value: str) -> str:
     if len(escaped) > _MAX_KEY:
         return "~sha256~" + hashlib.sha256(value.encode()).hexdigest()
     return escaped
+
+
+def shard(key: str) -> str:
+    """Two hex digits from a stable hash of ``key`` (not Python's ``hash``, which varies per process)."""
+    return f"{zlib.crc32(key.encode()) % SHARDS:02x}"
+
+
+def shards() -> list[str]:
+    """Every value ``shard`` gives, in order."""
+    return [f"{number:02x}" for number in range(SHARDS)]
 
 
 def utc_text(moment: datetime) -> str:

@@ -1,11 +1,12 @@
 """``TableCaseStore``: cases in Azure Table storage, one entity per case.
 
-Partitioning: every case is in one partition, ``case``, with the response id (made a valid key by
-``key_text``) as RowKey. Cases number in the hundreds a year and are read a handful of times each, far
-below a partition's throughput (about 2,000 entities a second); one partition makes ``list`` a single
-partition query instead of a scan of the whole table. ``state``, ``supplier``, ``cpl_entry_id`` and
-``opened_at`` are properties of their own, for queries; the case itself is JSON in the ``doc``
-properties (compressed and split when long, see ``_documents``).
+Partitioning: the response id (made a valid key by ``key_text``) is the RowKey, and the partition is
+``case|<shard>`` (``shard`` of that RowKey: 16 partitions). Cases number in the hundreds a year, but a
+backlog or a replay can bring thousands at once, and one partition holding them all is one server's
+throughput and, on Azurite, a scan of every case for each point read. ``list`` is still one query: a
+PartitionKey range over the 16 partitions (``case|`` up to ``case}``). ``state``, ``supplier``,
+``cpl_entry_id`` and ``opened_at`` are properties of their own, for queries; the case itself is JSON in
+the ``doc`` properties (compressed and split when long, see ``_documents``).
 
 Concurrency: ``version`` is a counter property, bumped by every save, as in the embedded store. The
 ETag never reaches the domain ``Case``: ``save`` reads the stored version and ETag (one small point
@@ -32,12 +33,16 @@ from azure.data.tables import TableClient, TableEntity, UpdateMode
 
 from adapters.azure_storage._documents import pack, unpack
 from adapters.azure_storage._errors import storage_errors
-from adapters.azure_storage._keys import key_text, utc_text, written_now
+from adapters.azure_storage._keys import key_text, shard, utc_text, written_now
 from adapters.azure_storage._recent import Recent
 from flows.domain.case import Case, CaseState, CaseSummary, SummaryDocument
 from flows.ports import ConcurrencyConflict
 
-PARTITION = "case"
+PARTITIONS = ("case|", "case}")  # "}" follows "|": every case's partition lies between these
+
+
+def _partition(row: str) -> str:
+    return f"case|{shard(row)}"
 
 
 @dataclass(frozen=True)
@@ -62,7 +67,7 @@ class TableCaseStore:
         row = key_text(response_id)
         with storage_errors(f"case {response_id}: read"):
             try:
-                entity = self._table.get_entity(PARTITION, row)
+                entity = self._table.get_entity(_partition(row), row)
             except ResourceNotFoundError:
                 return None
         self._seen.put(row, _Seen(int(entity["version"]), str(entity.metadata["etag"]), str(entity["added"])))
@@ -127,10 +132,10 @@ class TableCaseStore:
         return [SummaryDocument.model_validate_json(unpack(entity)).summary() for entity in entities]
 
     def _entities(self, states: Iterable[CaseState] | None, what: str) -> Sequence[TableEntity]:
-        """The state filter runs in the service; the order is made here (a partition comes back in
-        RowKey order, which is the response id's)."""
-        parameters: dict[str, Any] = {"pk": PARTITION}
-        query = "PartitionKey eq @pk"
+        """The state filter runs in the service; the order is made here (the service returns the
+        partitions in turn, each in RowKey order, which is the response id's)."""
+        parameters: dict[str, Any] = {"low": PARTITIONS[0], "high": PARTITIONS[1]}
+        query = "PartitionKey ge @low and PartitionKey lt @high"
         if states is not None:
             wanted = sorted({CaseState(state).value for state in states})
             if not wanted:
@@ -145,15 +150,16 @@ class TableCaseStore:
 
     def _stored_version(self, row: str) -> TableEntity | None:
         try:
-            return self._table.get_entity(PARTITION, row, select=["version", "added"])
+            return self._table.get_entity(_partition(row), row, select=["version", "added"])
         except ResourceNotFoundError:
             return None
 
     def _entity(self, case: Case, version: int, *, added: str) -> dict[str, Any]:
         document = case.model_copy(update={"version": version}).model_dump_json()
+        row = key_text(case.response_id)
         entity: dict[str, Any] = {
-            "PartitionKey": PARTITION,
-            "RowKey": key_text(case.response_id),
+            "PartitionKey": _partition(row),
+            "RowKey": row,
             "response_id": case.response_id,
             "state": case.state.value,
             "supplier": case.supplier,

@@ -2,23 +2,29 @@
 
 Layout (``key_text`` makes ids valid keys; ``|`` separates the parts of a key):
 
-- ``runs`` / ``id|<run>``: the run's header (the ``RunRecord`` without actions) with ``flow``, ``status``
-  and ``order`` as properties.
-- ``runs`` / ``at|<order>``: the newest-first index, with ``run_id``, ``flow`` and ``status``. ``order``
-  is the start time inverted (later sorts first), then the write time inverted (ties: the run started
-  last first, as the embedded store does), then the run id. Header and index share a partition, so
-  ``start`` creates and ``finish`` updates both in one entity group transaction: they never disagree.
-- ``key|<business key>`` / ``<order>``: one entity per business key a run carries, with ``run_id`` and
-  ``flow``.
+- ``runs|<shard>`` / ``id|<run>``: the run's header (the ``RunRecord`` without actions) with ``flow``,
+  ``status`` and ``order`` as properties. ``<shard>`` is ``shard`` of the run's key: 16 partitions.
+- ``runs|<shard>`` / ``at|<order>``: the newest-first index, with ``run_id``, ``flow`` and ``status``.
+  ``order`` is the start time inverted (later sorts first), then the write time inverted (ties: the run
+  started last first, as the embedded store does), then the run id. Header and index share a partition,
+  so ``start`` creates and ``finish`` updates both in one entity group transaction: they never disagree.
+- ``key|<business key>|<shard>`` / ``<order>``: one entity per business key a run carries, with
+  ``run_id`` and ``flow``, in the run's shard.
 - ``act|<run>`` / ``<path>``: one entity per action result, so ``record_action`` is one small write;
   ``written`` (a nanosecond clock reading taken on the first write, kept on overwrites) gives the order
   actions were first written, the order they ran.
 
-``find`` without a key is a query on the index partition filtered in the service by flow and status,
-which the service returns in RowKey order, newest first: it stops after ``limit`` runs, however long the
-history. With a key it walks that key's partition, newest first, filtered by flow in the service,
-and checks each run's status as it reads it (key entities do not follow status changes): a business
-key (a response id) has a handful of runs, not thousands.
+Why shards: every run writes its header and index entry, and a supplier's key entry, so one partition
+for each would take every run of the history: one server's throughput in Table storage (about 2,000
+entities a second), and on Azurite a scan of the whole partition for each point read or write (the soak
+slowed from 2.9 to 1.3 responses a second as it grew). Spread by the run, a run's own reads and writes
+still go to one partition each.
+
+``find`` without a key queries the index in each shard, filtered in the service by flow and status,
+and merges the 16 answers by RowKey, newest first (each comes back in RowKey order, a page at a time):
+it stops after ``limit`` runs, however long the history. With a key it merges that key's 16 partitions
+the same way, filtered by flow in the service, and checks each run's status as it reads it (key
+entities do not follow status changes).
 
 Round trips: ``finish`` needs the run's header (what ``start`` wrote) and its ``order``. Both never
 change after ``start`` except for the fields ``finish`` itself replaces (status, end, error, keys),
@@ -30,6 +36,7 @@ its keys, then resumed) is still written by ``finish``.
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -40,11 +47,29 @@ from azure.data.tables import TableClient, TableErrorCode, TableTransactionError
 
 from adapters.azure_storage._documents import pack, unpack
 from adapters.azure_storage._errors import storage_errors
-from adapters.azure_storage._keys import key_text, newest_first, written_now, written_now_newest_first
+from adapters.azure_storage._keys import (
+    key_text,
+    newest_first,
+    shard,
+    shards,
+    written_now,
+    written_now_newest_first,
+)
 from adapters.azure_storage._recent import Recent
 from flows.engine.runs import ActionRecord, RunRecord, RunStatus
 
 RUNS = "runs"
+
+
+def _runs_partition(run_id: str) -> str:
+    """The partition of a run's header and index entry."""
+    return f"{RUNS}|{shard(key_text(run_id))}"
+
+
+def _key_partition(business_key: str, run_id: str) -> str:
+    return f"key|{key_text(business_key)}|{shard(key_text(run_id))}"
+
+
 _NOT_FOUND = frozenset({TableErrorCode.RESOURCE_NOT_FOUND, TableErrorCode.ENTITY_NOT_FOUND})
 
 
@@ -90,7 +115,7 @@ class TableRunStore:
         row = key_text(run_id)
         with storage_errors(f"run {run_id}: read"):
             try:
-                header = self._table.get_entity(RUNS, f"id|{row}")
+                header = self._table.get_entity(_runs_partition(run_id), f"id|{row}")
             except ResourceNotFoundError:
                 return None
             actions = list(self._table.query_entities("PartitionKey eq @pk", parameters={"pk": f"act|{row}"}))
@@ -131,7 +156,7 @@ class TableRunStore:
             known = self._started.get(run_id)
             if known is None:
                 try:
-                    stored = self._table.get_entity(RUNS, f"id|{key_text(run_id)}")
+                    stored = self._table.get_entity(_runs_partition(run_id), f"id|{key_text(run_id)}")
                 except ResourceNotFoundError:
                     raise KeyError(f"no run {run_id!r} to finish") from None
                 header = RunRecord.model_validate_json(unpack(stored)).model_copy(update={"actions": {}})
@@ -183,29 +208,39 @@ class TableRunStore:
     def _candidates(
         self, key: str | None, flow: str | None, status: RunStatus | None, *, page: int
     ) -> Iterator[str]:
-        """Run ids, newest first: a key's runs, or the index filtered by flow and status."""
+        """Run ids, newest first: a key's runs, or the index filtered by flow and status; each shard's
+        partition is queried lazily, a page at a time, and the answers merged by RowKey."""
+        parameters: dict[str, Any]
         if key is not None:
-            query, parameters = "PartitionKey eq @pk", {"pk": f"key|{key_text(key)}"}
+            partitions = [f"key|{key_text(key)}|{part}" for part in shards()]
+            query, parameters = "PartitionKey eq @pk", {}
             if flow is not None:
                 query, parameters["flow"] = query + " and flow eq @flow", flow
         else:
+            partitions = [f"{RUNS}|{part}" for part in shards()]
             query = "PartitionKey eq @pk and RowKey ge @low and RowKey lt @high"
-            parameters = {"pk": RUNS, "low": "at|", "high": "at}"}  # "}" follows "|": the at| rows
+            parameters = {"low": "at|", "high": "at}"}  # "}" follows "|": the at| rows
             if flow is not None:
                 query, parameters["flow"] = query + " and flow eq @flow", flow
             if status is not None:
                 query, parameters["status"] = query + " and status eq @status", status.value
-        entities = self._table.query_entities(
-            query, parameters=parameters, select=["run_id"], results_per_page=page
-        )
-        for entity in entities:
+        answers = [
+            self._table.query_entities(
+                query,
+                parameters={**parameters, "pk": partition},
+                select=["RowKey", "run_id"],
+                results_per_page=page,
+            )
+            for partition in partitions
+        ]
+        for entity in heapq.merge(*answers, key=lambda entity: str(entity["RowKey"])):
             yield str(entity["run_id"])
 
     def _index_keys(self, run: RunRecord, order: str, keys: list[str]) -> None:
         for business_key in dict.fromkeys(keys):
             self._table.upsert_entity(
                 {
-                    "PartitionKey": f"key|{key_text(business_key)}",
+                    "PartitionKey": _key_partition(business_key, run.run_id),
                     "RowKey": order,
                     "run_id": run.run_id,
                     "flow": run.flow,
@@ -216,7 +251,7 @@ class TableRunStore:
     @staticmethod
     def _header(run: RunRecord, order: str) -> dict[str, Any]:
         return {
-            "PartitionKey": RUNS,
+            "PartitionKey": _runs_partition(run.run_id),
             "RowKey": f"id|{key_text(run.run_id)}",
             "run_id": run.run_id,
             "flow": run.flow,
@@ -228,7 +263,7 @@ class TableRunStore:
 
 def _index(run: RunRecord, order: str, status: RunStatus) -> dict[str, Any]:
     return {
-        "PartitionKey": RUNS,
+        "PartitionKey": _runs_partition(run.run_id),
         "RowKey": f"at|{order}",
         "run_id": run.run_id,
         "flow": run.flow,
