@@ -13,12 +13,19 @@ import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
 
 from flows.engine.runs import RunStore
 from flows.ports import CaseStore, IdempotencyStore, Inventory, Mailer, OperatorChannel, PublicationStore
 from flows.service import WorkQueue
 from flows.settings import Settings
+
+if TYPE_CHECKING:  # only for annotations: Graph, httpx and SQLite load when chosen
+    import httpx
+
+    from adapters.embedded.sqlite import BridgeDatabase
+    from adapters.graph.delta_links import DeltaLinkStore
 
 
 @dataclass
@@ -39,42 +46,109 @@ class Parts:
     closers: list[Callable[[], None]] = field(default_factory=list)
 
 
+@dataclass
+class _State:
+    """Cases, runs, publications, idempotency keys and the work queue: in SQLite or in Azure Storage."""
+
+    cases: CaseStore
+    publications: PublicationStore
+    runs: RunStore
+    idempotency: IdempotencyStore
+    queue: WorkQueue
+    local_queue: bool
+    delta_links: DeltaLinkStore | None  # None: kept in the home's SQLite file
+
+
+class _Shared:
+    """What several adapters share, each opened on first use only: the home's SQLite file, and one
+    HTTP client for the SMI and Teams.
+
+    On the Azure backend with every outside system configured nothing lives in the home, and a
+    Functions worker run from a package cannot write its own folder: opening the file anyway (for
+    stand-ins no one used) would fail the worker's first message there.
+    """
+
+    def __init__(self, settings: Settings, closers: list[Callable[[], None]]) -> None:
+        self._settings = settings
+        self._closers = closers
+
+    @cached_property
+    def database(self) -> BridgeDatabase:
+        from adapters.embedded.sqlite import BridgeDatabase
+
+        database = BridgeDatabase.in_home(self._settings.home)
+        self._closers.append(database.close)
+        return database
+
+    @cached_property
+    def http(self) -> httpx.Client:
+        import httpx
+
+        # httpx logs each request's full URL at INFO; the Teams webhook URL is a secret.
+        logging.getLogger("httpx").setLevel(logging.WARNING)
+        client = httpx.Client(timeout=httpx.Timeout(30.0, connect=10.0))
+        self._closers.append(client.close)
+        return client
+
+
 def build_parts(settings: Settings, now: Callable[[], datetime]) -> Parts:
-    parts = _azure_state(settings, now) if settings.backend == "azure" else _embedded_state(settings, now)
-    if settings.smi_url or settings.teams_webhook_url:
-        _http_systems(settings, parts)
+    """Every adapter, from settings; what is built is closed again if a later part fails."""
+    closers: list[Callable[[], None]] = []
+    try:
+        return _build(settings, now, closers)
+    except BaseException:
+        for close in reversed(closers):
+            close()
+        raise
+
+
+def _build(settings: Settings, now: Callable[[], datetime], closers: list[Callable[[], None]]) -> Parts:
+    from adapters.outbox import OutboxMailer
+
+    shared = _Shared(settings, closers)
+    state = (
+        _azure_state(settings, now, closers) if settings.backend == "azure" else _embedded_state(shared, now)
+    )
+    parts = Parts(
+        cases=state.cases,
+        publications=state.publications,
+        runs=state.runs,
+        idempotency=state.idempotency,
+        queue=state.queue,
+        inventory=_inventory(settings, now, shared),
+        # the outbox folder creates nothing before the first message; Graph mail replaces it (_graph)
+        mailer=OutboxMailer(settings.home / "outbox", sender=settings.mail_sender, clock=now),
+        channel=_channel(settings, shared),
+        local_queue=state.local_queue,
+        closers=closers,
+    )
     if settings.graph_mailbox or settings.graph_site_id:
-        _graph(settings, parts)
+        _graph(settings, parts, state.delta_links, shared)
     return parts
 
 
-def _embedded_state(settings: Settings, now: Callable[[], datetime]) -> Parts:
+def _embedded_state(shared: _Shared, now: Callable[[], datetime]) -> _State:
     from adapters.embedded.cases import SqliteCaseStore
     from adapters.embedded.idempotency import SqliteIdempotencyStore
-    from adapters.embedded.inventory import SqliteInventory
     from adapters.embedded.publications import SqlitePublicationStore
     from adapters.embedded.queue import SqliteWorkQueue
     from adapters.embedded.runs import SqliteRunStore
-    from adapters.embedded.sqlite import BridgeDatabase
-    from adapters.outbox import OutboxMailer, OutboxOperatorChannel
 
-    database = BridgeDatabase.in_home(settings.home)
-    outbox = settings.home / "outbox"
-    return Parts(
+    database = shared.database
+    return _State(
         cases=SqliteCaseStore(database, clock=now),
         publications=SqlitePublicationStore(database),
         runs=SqliteRunStore(database),
         idempotency=SqliteIdempotencyStore(database, clock=now),
         queue=SqliteWorkQueue(database),
-        inventory=SqliteInventory(database, clock=now),
-        mailer=OutboxMailer(outbox, sender=settings.mail_sender, clock=now),
-        channel=OutboxOperatorChannel(outbox),
         local_queue=True,
-        closers=[database.close],
+        delta_links=None,
     )
 
 
-def _azure_state(settings: Settings, now: Callable[[], datetime]) -> Parts:
+def _azure_state(
+    settings: Settings, now: Callable[[], datetime], closers: list[Callable[[], None]]
+) -> _State:
     from adapters.azure_storage import StorageSettings, connect
 
     storage = StorageSettings(
@@ -83,20 +157,46 @@ def _azure_state(settings: Settings, now: Callable[[], datetime]) -> Parts:
         work_queue=settings.work_queue,
     )
     stores = connect(storage, clock=now)
-    # The SMI, mail and Teams stand-ins still need a home when those systems are not configured.
-    embedded = _embedded_state(settings, now)
-    return Parts(
+    closers.append(stores.close)
+    return _State(
         cases=stores.cases,
         publications=stores.publications,
         runs=stores.runs,
         idempotency=stores.idempotency,
         queue=stores.queue,
-        inventory=embedded.inventory,
-        mailer=embedded.mailer,
-        channel=embedded.channel,
         local_queue=False,
-        closers=[*embedded.closers, stores.close],
+        delta_links=stores.delta_links,
     )
+
+
+def _inventory(settings: Settings, now: Callable[[], datetime], shared: _Shared) -> Inventory:
+    """The SMI over HTTP when ``smi_url`` is set; else its stand-in, a table in the home's SQLite file.
+
+    The engine retries transient failures with the action's policy and the far side's Retry-After:
+    the HTTP adapters do not retry as well (``NO_RETRY``), so attempts do not multiply.
+    """
+    if not settings.smi_url:
+        from adapters.embedded.inventory import SqliteInventory
+
+        return SqliteInventory(shared.database, clock=now)
+    from adapters.http_retry import NO_RETRY
+    from adapters.smi import CredentialToken, HttpInventory
+
+    token = CredentialToken(_credential(settings), settings.smi_scope)
+    return HttpInventory(settings.smi_url, shared.http, token, retry=NO_RETRY)
+
+
+def _channel(settings: Settings, shared: _Shared) -> OperatorChannel:
+    """The Teams Workflows webhook when its URL is set; else the outbox folder (nothing is created
+    before the first card)."""
+    if settings.teams_webhook_url is None:
+        from adapters.outbox import OutboxOperatorChannel
+
+        return OutboxOperatorChannel(settings.home / "outbox")
+    from adapters.http_retry import NO_RETRY
+    from adapters.teams_webhook import WorkflowsWebhookChannel
+
+    return WorkflowsWebhookChannel(settings.teams_webhook_url, shared.http, retry=NO_RETRY)
 
 
 def _account(url: str) -> dict[str, str]:
@@ -124,34 +224,12 @@ def _credential(settings: Settings) -> Any:
     return identity.ManagedIdentityCredential(client_id=settings.graph_client_id or None)
 
 
-def _http_systems(settings: Settings, parts: Parts) -> None:
-    import httpx
-
-    from adapters.http_retry import NO_RETRY
-
-    # httpx logs each request's full URL at INFO; the Teams webhook URL is a secret.
-    logging.getLogger("httpx").setLevel(logging.WARNING)
-    client = httpx.Client(timeout=httpx.Timeout(30.0, connect=10.0))
-    parts.closers.append(client.close)
-    # The engine retries transient failures with the action's policy and the far side's Retry-After:
-    # the adapters do not retry as well (NO_RETRY), so attempts do not multiply.
-    if settings.smi_url:
-        from adapters.smi import CredentialToken, HttpInventory
-
-        token = CredentialToken(_credential(settings), settings.smi_scope)
-        parts.inventory = HttpInventory(settings.smi_url, client, token, retry=NO_RETRY)
-    if settings.teams_webhook_url is not None:
-        from adapters.teams_webhook import WorkflowsWebhookChannel
-
-        parts.channel = WorkflowsWebhookChannel(settings.teams_webhook_url, client, retry=NO_RETRY)
-
-
-def _graph(settings: Settings, parts: Parts) -> None:
+def _graph(settings: Settings, parts: Parts, delta_links: DeltaLinkStore | None, shared: _Shared) -> None:
     """Graph: supplier mail from the shared mailbox, list-item delta, and the list subscription.
 
     One Graph session per worker, opened here (the bridge is built on a worker's first message).
+    ``delta_links``: where the backend keeps the list's delta link (``None``: the home's SQLite file).
     """
-    from adapters.embedded.sqlite import BridgeDatabase
     from adapters.graph import (
         GraphMailer,
         GraphSession,
@@ -179,11 +257,10 @@ def _graph(settings: Settings, parts: Parts) -> None:
         # The engine retries mail.send with its idempotency key: the SDK must not retry as well.
         parts.mailer = GraphMailer(session, mailbox=settings.graph_mailbox, sdk_retry=False)
     if settings.graph_site_id and settings.graph_list_id:
-        # The delta link is kept beside the worker's embedded state; a worker that starts without
-        # it reads the list from the start, and intake's response-id check makes that harmless.
-        database = BridgeDatabase.in_home(settings.home)
-        parts.closers.append(database.close)
-        store = SqliteDeltaLinkStore(database)
+        # Azure keeps the delta link in a table every worker shares; the embedded bridge beside its
+        # state. Without it a read starts from the whole list, which intake's response-id check makes
+        # harmless, only slower.
+        store = delta_links if delta_links is not None else SqliteDeltaLinkStore(shared.database)
         reader = ListDeltaReader(session, site_id=graph.site_id, list_id=graph.list_id, store=store)
         parts.list_changes = reader.read
     if settings.graph_notification_url and settings.graph_client_state is not None:

@@ -3,7 +3,7 @@
 ``connect(StorageSettings(...))`` builds them all; each can also be built alone from an SDK client:
 
 - ``TableCaseStore`` (``CaseStore``), ``TableRunStore`` (``RunStore``), ``TableIdempotencyStore``
-  (``IdempotencyStore``): Azure Table storage;
+  (``IdempotencyStore``), ``TableDeltaLinkStore`` (``adapters.graph.DeltaLinkStore``): Azure Table storage;
 - ``BlobPublicationStore`` (``PublicationStore``, plus ``add_raw`` / ``get_raw`` for the raw files):
   Blob storage;
 - ``StorageWorkQueue`` (``WorkQueue``): a Storage queue with its ``-poison`` queue.
@@ -15,6 +15,7 @@ for one table entity as ``DocumentTooLarge`` (a ``PermanentError``).
 from adapters.azure_storage._errors import DocumentTooLarge
 from adapters.azure_storage.cases import TableCaseStore
 from adapters.azure_storage.connect import AzureStores, connect
+from adapters.azure_storage.delta_links import TableDeltaLinkStore
 from adapters.azure_storage.idempotency import TableIdempotencyStore
 from adapters.azure_storage.publications import BlobPublicationStore
 from adapters.azure_storage.queue import StorageWorkQueue
@@ -28,6 +29,7 @@ __all__ = [
     "StorageSettings",
     "StorageWorkQueue",
     "TableCaseStore",
+    "TableDeltaLinkStore",
     "TableIdempotencyStore",
     "TableRunStore",
     "connect",

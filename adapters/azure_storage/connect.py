@@ -24,6 +24,7 @@ from azure.storage.queue import QueueClient, QueueServiceClient
 
 from adapters.azure_storage._errors import storage_errors
 from adapters.azure_storage.cases import TableCaseStore
+from adapters.azure_storage.delta_links import TableDeltaLinkStore
 from adapters.azure_storage.idempotency import TableIdempotencyStore
 from adapters.azure_storage.publications import BlobPublicationStore
 from adapters.azure_storage.queue import StorageWorkQueue
@@ -43,6 +44,7 @@ class AzureStores:
     idempotency: TableIdempotencyStore
     publications: BlobPublicationStore
     queue: StorageWorkQueue
+    delta_links: TableDeltaLinkStore
     _closers: list[Callable[[], None]] = field(default_factory=list, repr=False)
 
     def close(self) -> None:
@@ -112,6 +114,7 @@ def connect(
             max_dequeue_count=settings.max_dequeue_count,
             visibility_timeout=settings.visibility_timeout,
         ),
+        delta_links=TableDeltaLinkStore(tables.get_table_client(settings.delta_links_table), clock=clock),
         _closers=closers,
     )
 
@@ -122,7 +125,13 @@ def _create_missing(
     container: ContainerClient,
     *queues: QueueClient,
 ) -> None:
-    for name in (settings.cases_table, settings.runs_table, settings.idempotency_table):
+    tables_used = (
+        settings.cases_table,
+        settings.runs_table,
+        settings.idempotency_table,
+        settings.delta_links_table,
+    )
+    for name in tables_used:
         with storage_errors(f"table {name}: create"):
             tables.create_table_if_not_exists(name)
     with storage_errors(f"container {container.container_name}: create"), suppress(ResourceExistsError):

@@ -49,6 +49,7 @@ class StorageSettings(BaseModel):
     cases_table: str = "bridgecases"
     runs_table: str = "bridgeruns"
     idempotency_table: str = "bridgeidempotency"
+    delta_links_table: str = Field(default="bridgedeltalinks", description="Graph delta links, per list.")
     publications_container: str = "bridge-publications"
     work_queue: str = Field(default="bridge-work", description="The poison queue is '<work_queue>-poison'.")
 
@@ -62,7 +63,7 @@ class StorageSettings(BaseModel):
     )
     create_missing: bool = Field(default=True, description="Create tables, container and queues if absent.")
 
-    @field_validator("cases_table", "runs_table", "idempotency_table")
+    @field_validator("cases_table", "runs_table", "idempotency_table", "delta_links_table")
     @classmethod
     def _table_name(cls, name: str) -> str:
         if not _TABLE_NAME.fullmatch(name):

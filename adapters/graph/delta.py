@@ -57,6 +57,11 @@ class ListDeltaReader:
     def list_id(self) -> str:
         return self._list_id
 
+    @property
+    def store(self) -> DeltaLinkStore:
+        """Where the list's delta link is kept between reads."""
+        return self._store
+
     def read(self) -> Iterator[dict[str, Any]]:
         """Yield the list's live items changed since the last complete read; then store the new link."""
         link = self._store.get(self._list_id)
