@@ -121,3 +121,25 @@ def test_delta_links_are_kept_per_list_and_shared_by_workers(azurite: str, table
     one.forget("list-1")  # forgetting what is not there is no error
     assert other.get("list-1") is None
     assert other.get(odd) == "https://graph.example/delta?token=odd"
+
+
+def open_files_under(folder: Path) -> list[str]:
+    """This process's open files inside ``folder`` (Linux: /proc/self/fd)."""
+    found = []
+    for fd in Path("/proc/self/fd").iterdir():
+        try:
+            target = fd.readlink()
+        except OSError:  # closed meanwhile (the iteration's own descriptor)
+            continue
+        if str(target).startswith(str(folder)):
+            found.append(str(target))
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="needs /proc (Linux)")
+def test_a_part_that_cannot_be_built_closes_what_was_built_before_it(tmp_path: Path) -> None:
+    settings = Settings(home=tmp_path, smi_url="http://127.0.0.1:9/smi", graph_credential="client_secret")
+    with pytest.raises(ValueError, match="BRIDGE_GRAPH_CLIENT_SECRET is required"):
+        bootstrap(settings)  # the SQLite file was opened for the state before the SMI's credential failed
+    assert (tmp_path / "bridge.sqlite3").is_file()
+    assert open_files_under(tmp_path) == []
