@@ -198,7 +198,7 @@ def _intake(args: argparse.Namespace) -> int:
     with _open(args) as app:
         for message in (m for batch in batches for m in batch):
             app.bridge.submit(message)
-        drain_with_workers(app, args.workers, now=args.now)
+        drain_with_workers(app, args.workers, now=args.now, on_progress=_progress)
     return 0
 
 
@@ -217,7 +217,7 @@ def _drain(args: argparse.Namespace) -> int:
         if args.retry_poisoned:
             ERR.print(f"{queue.requeue_poisoned()} poisoned message(s) put back", markup=False)
         before = queue.pending()
-        drain_with_workers(app, args.workers, now=args.now)
+        drain_with_workers(app, args.workers, now=args.now, on_progress=_progress)
         after, poisoned = queue.pending(), len(queue.poisoned())
     ERR.print(f"{before} message(s) were waiting; {after} left; {poisoned} in poison", markup=False)
     return 0

@@ -27,6 +27,10 @@ from flows.settings import PROJECT_ROOT, Settings
 
 if TYPE_CHECKING:
     from flows.bootstrap import BridgeApp
+    from flows.engine.runs import RunRecord
+    from flows.queue_message import Message
+
+    Progress = Callable[[Message, RunRecord], None]
 
 IDLE_WAIT = 0.005  # seconds between looks at a queue whose last messages other workers hold
 
@@ -42,12 +46,15 @@ class WorkerFailed(RuntimeError):
     """A worker process ended with an error (its traceback went to standard error)."""
 
 
-def drain_with_workers(app: BridgeApp, workers: int, *, now: datetime | None = None) -> None:
+def drain_with_workers(
+    app: BridgeApp, workers: int, *, now: datetime | None = None, on_progress: Progress | None = None
+) -> None:
     """Drain ``app``'s queue with ``workers`` processes in all, this one among them.
 
     ``now``: the fixed clock the app was built with (a replay's ``--now``), or None for real time;
-    the other workers run on the same clock. Returns when every message, including the events the
-    flows emitted meanwhile, is acknowledged.
+    the other workers run on the same clock. ``on_progress``: what the other workers call after each
+    run, as ``app`` does (a module-level function: it is sent to them by name, with the settings).
+    Returns when every message, including the events the flows emitted meanwhile, is acknowledged.
     """
     queue = app.parts.queue
     if workers < 1:
@@ -55,7 +62,7 @@ def drain_with_workers(app: BridgeApp, workers: int, *, now: datetime | None = N
     if workers == 1 or not isinstance(queue, SharedQueue) or queue.pending() < 2:
         app.bridge.drain()
         return
-    others = [_start_worker(app.settings, now) for _ in range(1, workers)]
+    others = [_start_worker(app.settings, now, on_progress) for _ in range(1, workers)]
     try:
         _drain_until_acknowledged(app.bridge.drain, queue, others)
     finally:
@@ -70,7 +77,9 @@ def drain_with_workers(app: BridgeApp, workers: int, *, now: datetime | None = N
         raise WorkerFailed(f"worker process {', '.join(failed)} failed; its error is above")
 
 
-def _start_worker(settings: Settings, now: datetime | None) -> subprocess.Popen[bytes]:
+def _start_worker(
+    settings: Settings, now: datetime | None, on_progress: Progress | None
+) -> subprocess.Popen[bytes]:
     # Same interpreter and working directory (relative settings such as the home mean the same), and
     # the project importable however the parent was started (``bench/engine.py`` from elsewhere).
     search_path = os.pathsep.join(filter(None, [str(PROJECT_ROOT), os.environ.get("PYTHONPATH")]))
@@ -81,7 +90,7 @@ def _start_worker(settings: Settings, now: datetime | None) -> subprocess.Popen[
     )
     assert process.stdin is not None
     # Pickled, not JSON: secrets (SecretStr) would be written out masked. The pipe is the child's alone.
-    process.stdin.write(pickle.dumps((settings, now)))
+    process.stdin.write(pickle.dumps((settings, now, on_progress)))
     process.stdin.close()
     return process
 
@@ -100,12 +109,12 @@ def _drain_until_acknowledged(
         time.sleep(IDLE_WAIT)
 
 
-def _work(settings: Settings, now: datetime | None) -> None:
+def _work(settings: Settings, now: datetime | None, on_progress: Progress | None) -> None:
     """A worker process: its own bridge on the same home, draining until nothing is pending."""
     from flows.bootstrap import bootstrap
 
     clock = (lambda: now) if now is not None else None
-    with bootstrap(settings, clock=clock) as app:
+    with bootstrap(settings, clock=clock, on_progress=on_progress) as app:
         queue = app.parts.queue
         assert isinstance(queue, SharedQueue)
         _drain_until_acknowledged(app.bridge.drain, queue, [])
@@ -113,5 +122,5 @@ def _work(settings: Settings, now: datetime | None) -> None:
 
 if __name__ == "__main__":
     # Only the parent process writes to this pipe (``_start_worker``): nothing untrusted is unpickled.
-    _settings, _now = pickle.load(sys.stdin.buffer)  # noqa: S301
-    _work(_settings, _now)
+    _settings, _now, _on_progress = pickle.load(sys.stdin.buffer)  # noqa: S301
+    _work(_settings, _now, _on_progress)

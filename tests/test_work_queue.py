@@ -206,6 +206,23 @@ def test_intake_with_workers_from_the_command_line(
     assert {case["response_id"] for case in cases} == submitted
 
 
+def test_every_worker_reports_its_runs_as_they_finish(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """``--workers 2`` shows one progress line per run, whichever process ran it (standard error).
+    Enough responses that the second worker, started while the first is busy, takes a share."""
+    home = tmp_path / "home"
+    responses = tmp_path / "responses.json"
+    responses.write_text(json.dumps(_responses(60)))
+    command = ["--home", str(home), "--now", NOW.isoformat(), "intake", str(responses), "--workers", "2"]
+    assert main(command) == 0
+    shown = [line.split()[-1] for line in capfd.readouterr().err.splitlines() if line.startswith("  ")]
+    with bootstrap(Settings(home=home), clock=lambda: NOW) as app:
+        runs = app.bridge.engine.runs.find(limit=1000)
+    assert len(runs) >= 60
+    assert sorted(shown) == sorted(run.run_id[:12] for run in runs)
+
+
 def test_workers_must_be_a_positive_number(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         main(["--home", str(tmp_path), "intake", "x.json", "--workers", "0"])
