@@ -108,8 +108,10 @@ class BridgeApp:
         return stored
 
     def alert_poison(self, what: dict[str, Any]) -> None:
-        """Tell operators a message was given up on after the host's retries."""
-        key = f"poison/{what.get('message_id')}"
+        """Tell operators a message was given up on after the host's retries: once per poisoning
+        (``poisoning`` names it), so a retry of the alert posts nothing new, but the same message
+        given up on again after an operator put it back does."""
+        key = f"poison/{what.get('message_id')}/{what.get('poisoning', '')}"
         context = {
             "flow": what.get("flow") or what.get("type"),
             "run_id": what.get("message_id"),

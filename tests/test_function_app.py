@@ -223,6 +223,17 @@ def test_a_poison_message_reaches_the_operators(app_settings: Path) -> None:
     assert "secas-sync" in json.dumps(card)
 
 
+def test_a_poison_alert_retried_posts_once_and_a_second_poisoning_posts_again(app_settings: Path) -> None:
+    """The host retries a failed trigger with the same poison message: one card. The same work message
+    poisoned again later (put back by an operator, given up on again) is a new poison message."""
+    body = Message(type="recurrence", flow="secas-sync").model_dump_json().encode()
+    user_function("poison_alert")(func.QueueMessage(id="p1", body=body))
+    user_function("poison_alert")(func.QueueMessage(id="p1", body=body))  # the trigger, retried
+    assert len(list((app_settings / "outbox" / "teams").glob("*.json"))) == 1
+    user_function("poison_alert")(func.QueueMessage(id="p2", body=body))  # poisoned a second time
+    assert len(list((app_settings / "outbox" / "teams").glob("*.json"))) == 2
+
+
 def test_importing_function_app_imports_no_msgraph_and_no_engine() -> None:
     code = (
         "import sys, function_app; "

@@ -246,6 +246,19 @@ def test_operators_hear_of_a_message_given_up_on(tmp_path: Path) -> None:
     assert "secret-looking-body" not in text
 
 
+def test_a_message_poisoned_again_after_being_put_back_is_told_again(tmp_path: Path) -> None:
+    with bootstrap(Settings(home=tmp_path), clock=lambda: NOW) as app:
+        queue = app.parts.queue
+        assert isinstance(queue, SqliteWorkQueue)
+        app.bridge.submit(Message(type="http", flow="secas-sync", body={"location": "nowhere"}))
+        for expected_cards in (1, 2):
+            with queue.database.write() as connection:  # as after five deliveries that crashed the worker
+                connection.execute("UPDATE work_queue SET dequeue_count = 5")
+            assert queue.get() is None
+            assert len(list((tmp_path / "outbox" / "teams").glob("*.json"))) == expected_cards
+            assert queue.requeue_poisoned() == 1  # the operator fixed the cause (they thought)
+
+
 def test_workers_start_whatever_directory_the_caller_runs_in(tmp_path: Path) -> None:
     """As ``bench/engine.py`` run from elsewhere: the project is on the caller's path, not in its folder."""
     script = (

@@ -193,14 +193,21 @@ def _read(text: str, dequeue_count: int, max_dequeue_count: int) -> tuple[Messag
 
 
 def _described(text: str, position: int) -> dict[str, Any]:
-    """What operators are told of a poisoned message: what it was, never its body."""
+    """What operators are told of a poisoned message: what it was, never its body. ``poisoning``
+    tells this poisoning from a later one of the same message (put back, it gets a new position)."""
     try:
         data = json.loads(text)
     except ValueError:
         data = None
     if not isinstance(data, dict):
-        return {"message_id": f"queue position {position}", "type": "unreadable", "flow": None}
+        return {
+            "message_id": f"queue position {position}",
+            "type": "unreadable",
+            "flow": None,
+            "poisoning": str(position),
+        }
     return {
+        "poisoning": str(position),
         "message_id": str(data.get("message_id") or f"queue position {position}"),
         "type": str(data.get("type")) if isinstance(data.get("type"), str) else "unreadable",
         "flow": data.get("flow") if isinstance(data.get("flow"), str) else None,

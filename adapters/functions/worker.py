@@ -41,4 +41,5 @@ def poison_alert(msg: func.QueueMessage) -> None:
         what = {"message_id": message.message_id, "type": message.type, "flow": message.flow}
     except ValueError:
         what = {"message_id": msg.id, "type": "unreadable", "flow": None}
+    what["poisoning"] = msg.id  # the poison queue's own message: a retry of this trigger keeps it
     current_app().alert_poison(what)
