@@ -16,20 +16,14 @@ out, each with its own bridge and seeded fault plan; the tally adds up every wor
 
 Measured on 2 cores shared with other benchmarks. Embedded: on 2026-11-29, ``--count 10000`` took
 310 s (32/s; nothing lost or duplicated); its cost per response does not grow with the count.
-Azurite: a response is about 70 requests (75 before the Azure stores remembered ETags, run headers
-and kept results), about 9 ms each, mostly the SDK's Python pipeline, so one worker does 1.6/s and
-three worker processes 3/s at a few hundred responses. Azurite's own cost then grows with the count:
-it answers a table query by scanning the whole table (a run's actions are one partition query), so
-at 2,100 responses that query took 75 ms and the Node process, at 80% of a core, set the pace. On
-2026-11-30, ``--count 3000 --workers 3`` took 1,346 s (2.2/s): 3,300 deliveries, 2,601 faults
-(665 crashes after the effect), lost 0, duplicated 0; each further 1,000 took 2-4 min longer than
-the one before (a 10,000 run on 2026-11-29 reached 1,000 in 6.3 min and 2,000 in 16 min before it was
-stopped), so 10,000 on Azurite takes 2.5-4 hours. Real Table storage serves a partition query from
-its index, so the growth is Azurite's. The engine no longer reads each finished run back (that was the
-partition query per run); a second 10,000 run, on 2026-11-30 with 3 workers, then loaded 1,000
-responses in the first 6 minutes (2.9/s) but still slowed, to 1.3/s at 6,000 with Azurite's Node
-process at a full core, and was stopped after 56 minutes at 6,143 loaded (the tally of lost and
-duplicated is made at the end, so a stopped run proves nothing either way).
+Azurite: a response is about 70 requests, about 9 ms each, mostly the SDK's Python pipeline, so one
+worker does about 2/s and three worker processes 3-4/s. On 2026-11-30, ``--count 10000 --workers 3``
+took 3,316 s (3.0/s): 11,000 deliveries, 8,587 faults (2,177 crashes after the effect), cases,
+loads, e-mails and acknowledgements 10,000 each, lost 0, duplicated 0. The pace went from 3.6/s over
+the first 2,000 to 2.4/s over the last 1,500 (Azurite's Node process from 45% to 59% of a core).
+Azurite finds an entity by scanning its partition, so that run needed cases and run headers spread
+over 16 partitions each (``adapters/azure_storage/_keys.shard``): with one partition per kind, a
+10,000 run slowed from 2.9/s to 1.3/s by 6,000 and was stopped after 56 minutes.
 """
 
 from __future__ import annotations
@@ -70,7 +64,7 @@ if TYPE_CHECKING:
     from multiprocessing.synchronize import Event
 
 NOW = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
-DEFAULT_COUNT = {"embedded": 1_000, "azure": 300}  # 10,000 on Azurite takes hours: see the docstring
+DEFAULT_COUNT = {"embedded": 1_000, "azure": 300}  # 10,000 on Azurite takes about an hour: see the docstring
 FAULTED = (
     "inventory.upsert", "mailer.send", "channel.post", "cases.add", "cases.save", "cases.get",
 )  # fmt: skip
