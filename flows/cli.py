@@ -21,9 +21,8 @@ from pydantic import ValidationError
 from rich.console import Console
 
 from flows.bootstrap import BridgeApp, bootstrap
-from flows.cli_output import case_rows, print_cases, print_run, print_runs
+from flows.cli_output import case_rows, print_cases, print_progress, print_run, print_runs
 from flows.domain.decisions import Decision, DecisionKind
-from flows.engine.runs import RunRecord
 from flows.errors import BadInput
 from flows.queue_message import Message, NotAResponse, form_response_message
 from flows.settings import SAMPLES, Settings
@@ -164,12 +163,7 @@ def _instant(text: str) -> datetime:
 
 def _open(args: argparse.Namespace, clock: Clock | None = None) -> BridgeApp:
     settings = Settings(home=args.home)
-    return bootstrap(settings, clock=clock or Clock(args.now), on_progress=_progress)
-
-
-def _progress(message: Message, run: RunRecord) -> None:
-    what = message.event or message.type
-    ERR.print(f"  {run.flow:<20} {run.status.value:<9} {what} {run.run_id[:12]}", markup=False)
+    return bootstrap(settings, clock=clock or Clock(args.now), on_progress=print_progress)
 
 
 def _read_json(path: Path) -> Any:
@@ -198,7 +192,7 @@ def _intake(args: argparse.Namespace) -> int:
     with _open(args) as app:
         for message in (m for batch in batches for m in batch):
             app.bridge.submit(message)
-        drain_with_workers(app, args.workers, now=args.now, on_progress=_progress)
+        drain_with_workers(app, args.workers, now=args.now, on_progress=print_progress)
     return 0
 
 
@@ -217,7 +211,7 @@ def _drain(args: argparse.Namespace) -> int:
         if args.retry_poisoned:
             ERR.print(f"{queue.requeue_poisoned()} poisoned message(s) put back", markup=False)
         before = queue.pending()
-        drain_with_workers(app, args.workers, now=args.now, on_progress=_progress)
+        drain_with_workers(app, args.workers, now=args.now, on_progress=print_progress)
         after, poisoned = queue.pending(), len(queue.poisoned())
     ERR.print(f"{before} message(s) were waiting; {after} left; {poisoned} in poison", markup=False)
     return 0

@@ -12,6 +12,7 @@ from rich.table import Table
 
 from flows.domain.case import Case, CaseState
 from flows.engine.runs import RunRecord
+from flows.queue_message import Message
 
 ATTENTION_FIRST = {CaseState.NEEDS_ATTENTION: 0, CaseState.AWAITING_CPL: 1, CaseState.RECEIVED: 2}
 
@@ -30,6 +31,17 @@ def case_rows(cases: Sequence[Case]) -> list[dict[str, Any]]:
         }
         for case in cases
     ]
+
+
+_PROGRESS = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def print_progress(message: Message, run: RunRecord) -> None:
+    """One line on standard error per finished run (long commands show progress). Defined here, not in
+    ``flows.cli``: worker processes are sent it by name, and ``flows.cli`` may be running as
+    ``__main__``, a name that means another module in the worker."""
+    what = message.event or message.type
+    _PROGRESS.print(f"  {run.flow:<20} {run.status.value:<9} {what} {run.run_id[:12]}", markup=False)
 
 
 def print_cases(console: Console, cases: Sequence[Case], *, now: datetime) -> None:

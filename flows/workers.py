@@ -53,7 +53,8 @@ def drain_with_workers(
 
     ``now``: the fixed clock the app was built with (a replay's ``--now``), or None for real time;
     the other workers run on the same clock. ``on_progress``: what the other workers call after each
-    run, as ``app`` does (a module-level function: it is sent to them by name, with the settings).
+    run, as ``app`` does. It is sent to them by name, with the settings, so it must be a function
+    defined at the top of an importable module (not in a script run as ``__main__``, nor a lambda).
     Returns when every message, including the events the flows emitted meanwhile, is acknowledged.
     """
     queue = app.parts.queue
@@ -62,7 +63,9 @@ def drain_with_workers(
     if workers == 1 or not isinstance(queue, SharedQueue) or queue.pending() < 2:
         app.bridge.drain()
         return
-    others = [_start_worker(app.settings, now, on_progress) for _ in range(1, workers)]
+    # Everything a worker is given is made before any worker starts: a failure then starts none.
+    given = _given(app.settings, now, on_progress)
+    others = [_start_worker(given) for _ in range(1, workers)]
     try:
         _drain_until_acknowledged(app.bridge.drain, queue, others)
     finally:
@@ -77,9 +80,20 @@ def drain_with_workers(
         raise WorkerFailed(f"worker process {', '.join(failed)} failed; its error is above")
 
 
-def _start_worker(
-    settings: Settings, now: datetime | None, on_progress: Progress | None
-) -> subprocess.Popen[bytes]:
+def _given(settings: Settings, now: datetime | None, on_progress: Progress | None) -> bytes:
+    """What a worker reads on its standard input. Pickled, not JSON: secrets (``SecretStr``) would be
+    written out masked. The pipe is the child's alone."""
+    if on_progress is not None:
+        module, name = getattr(on_progress, "__module__", None), getattr(on_progress, "__qualname__", "")
+        if module in (None, "__main__") or not name.isidentifier():
+            raise ValueError(
+                f"on_progress must be a function defined at the top of an importable module, so that "
+                f"worker processes can import it by name; {module}.{name or on_progress!r} is not"
+            )
+    return pickle.dumps((settings, now, on_progress))
+
+
+def _start_worker(given: bytes) -> subprocess.Popen[bytes]:
     # Same interpreter and working directory (relative settings such as the home mean the same), and
     # the project importable however the parent was started (``bench/engine.py`` from elsewhere).
     search_path = os.pathsep.join(filter(None, [str(PROJECT_ROOT), os.environ.get("PYTHONPATH")]))
@@ -89,8 +103,7 @@ def _start_worker(
         env={**os.environ, "PYTHONPATH": search_path},
     )
     assert process.stdin is not None
-    # Pickled, not JSON: secrets (SecretStr) would be written out masked. The pipe is the child's alone.
-    process.stdin.write(pickle.dumps((settings, now, on_progress)))
+    process.stdin.write(given)
     process.stdin.close()
     return process
 

@@ -28,7 +28,7 @@ from flows.bootstrap import bootstrap
 from flows.cli import main
 from flows.domain.case import CaseState
 from flows.queue_message import Message, form_response_message
-from flows.settings import SAMPLES, Settings
+from flows.settings import PROJECT_ROOT, SAMPLES, Settings
 from flows.workers import drain_with_workers
 
 NOW = datetime.fromisoformat("2026-11-24T09:05:00+00:00")
@@ -221,6 +221,31 @@ def test_every_worker_reports_its_runs_as_they_finish(
         runs = app.bridge.engine.runs.find(limit=1000)
     assert len(runs) >= 60
     assert sorted(shown) == sorted(run.run_id[:12] for run in runs)
+
+
+def test_workers_run_when_the_command_line_module_itself_is_the_main_script(tmp_path: Path) -> None:
+    """``python -m flows.cli`` makes the progress printer's module ``__main__`` in the parent; the
+    workers are sent it by a name they can import."""
+    responses = tmp_path / "responses.json"
+    responses.write_text(json.dumps(_responses(30)))
+    command = [sys.executable, "-m", "flows.cli", "--home", str(tmp_path / "home"), "--now", NOW.isoformat()]
+    result = subprocess.run(
+        [*command, "intake", str(responses), "--workers", "2"],
+        capture_output=True, text=True, cwd=PROJECT_ROOT, timeout=120, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.count(" Succeeded ") >= 30
+
+
+def test_a_progress_function_workers_cannot_import_is_refused_before_any_worker_starts(
+    tmp_path: Path,
+) -> None:
+    with bootstrap(Settings(home=tmp_path), clock=lambda: NOW) as app:
+        for response in _responses(4):
+            app.bridge.submit(form_response_message(response))
+        with pytest.raises(ValueError, match="on_progress must be a function defined at the top"):
+            drain_with_workers(app, 2, now=NOW, on_progress=lambda message, run: None)
+        assert app.parts.queue.pending() == 4  # type: ignore[attr-defined]  # nothing was taken
 
 
 def test_workers_must_be_a_positive_number(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
