@@ -371,6 +371,15 @@ def test_runs_and_cases_spread_over_partitions_still_come_back_in_order(
     assert [run.run_id for run in stores.runs.find(key="S-all", limit=60)] == by_start
     r1 = [run_id for run_id in by_start if int(run_id.split("-")[1]) % 3 == 1]
     assert [run.run_id for run in stores.runs.find(key="R-1", limit=60)] == r1
+    # every fifth run failed: a status the service cannot filter key entities by, so ``find`` reads on
+    # past its first pages (a page holds ``limit`` entities)
+    failed = by_start[::5]
+    for run_id in failed:
+        stores.runs.finish(run_id, RunStatus.FAILED, ended_at=T0, error="x", keys=["S-all"])
+    assert [run.run_id for run in stores.runs.find(status=RunStatus.FAILED, limit=2)] == failed[:2]
+    assert [run.run_id for run in stores.runs.find(key="S-all", status=RunStatus.FAILED, limit=3)] == failed[
+        :3
+    ]
     opened = [f"R-{number:03d}" for number, _ in sorted(enumerate(starts), key=lambda pair: pair[1])]
     assert [case.response_id for case in stores.cases.list()] == opened
 
@@ -379,7 +388,10 @@ def test_runs_and_cases_spread_over_partitions_still_come_back_in_order(
         runs = service.get_table_client(settings.runs_table)
         cases = service.get_table_client(settings.cases_table)
         headers = {e["PartitionKey"] for e in runs.query_entities("RowKey ge 'id|' and RowKey lt 'id}'")}
-        supplier = {e["PartitionKey"] for e in runs.query_entities("PartitionKey ge 'key|S-all|'")}
+        supplier = {
+            e["PartitionKey"]
+            for e in runs.query_entities("PartitionKey ge 'key|S-all|' and PartitionKey lt 'key|S-all}'")
+        }
         case_partitions = {entity["PartitionKey"] for entity in cases.list_entities(select=["PartitionKey"])}
     assert len(headers) > 8 and all(partition.startswith("runs|") for partition in headers)
     assert len(supplier) > 8 and len(case_partitions) > 8

@@ -22,9 +22,10 @@ still go to one partition each.
 
 ``find`` without a key queries the index in each shard, filtered in the service by flow and status,
 and merges the 16 answers by RowKey, newest first (each comes back in RowKey order, a page at a time):
-it stops after ``limit`` runs, however long the history. With a key it merges that key's 16 partitions
-the same way, filtered by flow in the service, and checks each run's status as it reads it (key
-entities do not follow status changes).
+it stops after ``limit`` runs, however long the history. With a key it reads that key's entities in
+one query over its 16 partitions (a PartitionKey range), filtered by flow in the service, sorts them,
+and checks each run's status as it reads it (key entities do not follow status changes): a response id
+has a handful of runs, a supplier a few per notification.
 
 Round trips: ``finish`` needs the run's header (what ``start`` wrote) and its ``order``. Both never
 change after ``start`` except for the fields ``finish`` itself replaces (status, end, error, keys),
@@ -208,30 +209,33 @@ class TableRunStore:
     def _candidates(
         self, key: str | None, flow: str | None, status: RunStatus | None, *, page: int
     ) -> Iterator[str]:
-        """Run ids, newest first: a key's runs, or the index filtered by flow and status; each shard's
-        partition is queried lazily, a page at a time, and the answers merged by RowKey."""
-        parameters: dict[str, Any]
+        """Run ids, newest first: a key's runs, or the index filtered by flow and status."""
+        select = ["RowKey", "run_id"]
         if key is not None:
-            partitions = [f"key|{key_text(key)}|{part}" for part in shards()]
-            query, parameters = "PartitionKey eq @pk", {}
+            # One query over the key's 16 partitions ("}" follows "|", and ``key_text`` escapes both,
+            # so no other key's partition lies between), sorted here: a key's runs are read whole.
+            query = "PartitionKey ge @low and PartitionKey lt @high"
+            parameters = {"low": f"key|{key_text(key)}|", "high": f"key|{key_text(key)}}}"}
             if flow is not None:
                 query, parameters["flow"] = query + " and flow eq @flow", flow
-        else:
-            partitions = [f"{RUNS}|{part}" for part in shards()]
-            query = "PartitionKey eq @pk and RowKey ge @low and RowKey lt @high"
-            parameters = {"low": "at|", "high": "at}"}  # "}" follows "|": the at| rows
-            if flow is not None:
-                query, parameters["flow"] = query + " and flow eq @flow", flow
-            if status is not None:
-                query, parameters["status"] = query + " and status eq @status", status.value
+            with storage_errors(f"runs of {key}: find"):
+                found = list(self._table.query_entities(query, parameters=parameters, select=select))
+            found.sort(key=lambda entity: str(entity["RowKey"]))
+            yield from (str(entity["run_id"]) for entity in found)
+            return
+        # The index can hold the whole history: each shard is queried lazily, a page at a time, and
+        # the answers merged by RowKey, so ``find`` stops after ``limit`` runs.
+        query = "PartitionKey eq @pk and RowKey ge @low and RowKey lt @high"
+        parameters = {"low": "at|", "high": "at}"}  # "}" follows "|": the at| rows
+        if flow is not None:
+            query, parameters["flow"] = query + " and flow eq @flow", flow
+        if status is not None:
+            query, parameters["status"] = query + " and status eq @status", status.value
         answers = [
             self._table.query_entities(
-                query,
-                parameters={**parameters, "pk": partition},
-                select=["RowKey", "run_id"],
-                results_per_page=page,
+                query, parameters={**parameters, "pk": f"{RUNS}|{part}"}, select=select, results_per_page=page
             )
-            for partition in partitions
+            for part in shards()
         ]
         for entity in heapq.merge(*answers, key=lambda entity: str(entity["RowKey"])):
             yield str(entity["run_id"])
