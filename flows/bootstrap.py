@@ -149,58 +149,62 @@ def bootstrap(
     reader = ReaderSettings(aliases=settings.cpl_aliases, max_bytes=settings.cpl_max_bytes)
     flows = load_flows(settings.flows_dir)
     parts = build_parts(settings, now)
-    if adjust is not None:
-        adjust(parts)  # e.g. tests wrapping ports with a fault injector
-    cases, publications = parts.cases, parts.publications
+    try:
+        if adjust is not None:
+            adjust(parts)  # e.g. tests wrapping ports with a fault injector
+        cases, publications = parts.cases, parts.publications
 
-    def parse(payload: Any) -> EmergencyNotification:
-        return notification_from_any(payload, form)
+        def parse(payload: Any) -> EmergencyNotification:
+            return notification_from_any(payload, form)
 
-    def read(data: bytes, name: str) -> CplPublication:
-        return read_cpl(data, name=name, settings=reader)
+        def read(data: bytes, name: str) -> CplPublication:
+            return read_cpl(data, name=name, settings=reader)
 
-    def case_url(response_id: str) -> str | None:
-        return f"{settings.console_url.rstrip('/')}/cases/{response_id}" if settings.console_url else None
+        def case_url(response_id: str) -> str | None:
+            return f"{settings.console_url.rstrip('/')}/cases/{response_id}" if settings.console_url else None
 
-    registry = ConnectorRegistry()
-    engine_kwargs: dict[str, Any] = {"clock": now, "settings": settings.flow_settings()}
-    if sleep is not None:
-        engine_kwargs["sleep"] = sleep
-    engine = Engine(registry, parts.runs, parts.idempotency, **engine_kwargs)
-    bridge = Bridge(flows, engine, parts.queue, clock=now, on_progress=on_progress)
+        registry = ConnectorRegistry()
+        engine_kwargs: dict[str, Any] = {"clock": now, "settings": settings.flow_settings()}
+        if sleep is not None:
+            engine_kwargs["sleep"] = sleep
+        engine = Engine(registry, parts.runs, parts.idempotency, **engine_kwargs)
+        bridge = Bridge(flows, engine, parts.queue, clock=now, on_progress=on_progress)
 
-    case_ops = CaseOperations(cases, publications, register, parse, describe_rejection)
-    registry.register("cases.open", case_ops.open, side_effect=True)
-    registry.register("cases.candidates", case_ops.candidates, side_effect=False)
-    registry.register("cases.assess", case_ops.assess, side_effect=True)
-    registry.register("cases.mark_loaded", case_ops.mark_loaded, side_effect=True)
-    registry.register("cases.decision", case_ops.decision, side_effect=False)
-    registry.register("cases.for_entry", case_ops.for_entry, side_effect=False)
-    registry.register("cases.move", case_ops.move, side_effect=True)
-    registry.register("cases.escalate_overdue", case_ops.escalate_overdue, side_effect=True)
-    smi = InventoryOperations(parts.inventory, cases, publications)
-    registry.register("smi.load", smi.load, side_effect=True)
-    registry.register("smi.withdraw", smi.withdraw, side_effect=True)
-    templates = MessageTemplates(settings.templates_dir)
-    messaging = MessagingOperations(templates, parts.mailer, parts.channel, cases, publications, case_url)
-    registry.register("mail.send", messaging.send_mail, side_effect=True)
-    registry.register("teams.post", messaging.post_card, side_effect=True)
-    source = cpl_source or CplFileOrUrl(max_bytes=settings.cpl_max_bytes)
-    secas = SecasOperations(source, publications, cpl_reader or read, parts.idempotency)
-    registry.register("secas.sync", secas.sync, side_effect=True)
-    registry.register("events.emit", EventOperations(bridge.emit).emit, side_effect=True)
-    monitor = MonitoringOperations(parts.runs)
-    registry.register("monitor.sync_health", monitor.sync_health, side_effect=False)
-    registry.register("monitor.failed_runs", monitor.failed_runs, side_effect=False)
+        case_ops = CaseOperations(cases, publications, register, parse, describe_rejection)
+        registry.register("cases.open", case_ops.open, side_effect=True)
+        registry.register("cases.candidates", case_ops.candidates, side_effect=False)
+        registry.register("cases.assess", case_ops.assess, side_effect=True)
+        registry.register("cases.mark_loaded", case_ops.mark_loaded, side_effect=True)
+        registry.register("cases.decision", case_ops.decision, side_effect=False)
+        registry.register("cases.for_entry", case_ops.for_entry, side_effect=False)
+        registry.register("cases.move", case_ops.move, side_effect=True)
+        registry.register("cases.escalate_overdue", case_ops.escalate_overdue, side_effect=True)
+        smi = InventoryOperations(parts.inventory, cases, publications)
+        registry.register("smi.load", smi.load, side_effect=True)
+        registry.register("smi.withdraw", smi.withdraw, side_effect=True)
+        templates = MessageTemplates(settings.templates_dir)
+        messaging = MessagingOperations(templates, parts.mailer, parts.channel, cases, publications, case_url)
+        registry.register("mail.send", messaging.send_mail, side_effect=True)
+        registry.register("teams.post", messaging.post_card, side_effect=True)
+        source = cpl_source or CplFileOrUrl(max_bytes=settings.cpl_max_bytes)
+        secas = SecasOperations(source, publications, cpl_reader or read, parts.idempotency)
+        registry.register("secas.sync", secas.sync, side_effect=True)
+        registry.register("events.emit", EventOperations(bridge.emit).emit, side_effect=True)
+        monitor = MonitoringOperations(parts.runs)
+        registry.register("monitor.sync_health", monitor.sync_health, side_effect=False)
+        registry.register("monitor.failed_runs", monitor.failed_runs, side_effect=False)
 
-    problems = [problem for source in flows.values() for problem in validate_flow(source, registry)]
-    app = BridgeApp(settings=settings, bridge=bridge, registry=registry, parts=parts, templates=templates)
-    if isinstance(parts.queue, ReportsPoison):
-        parts.queue.on_poison = app.alert_poison
-    if problems:
-        app.close()
-        raise FlowFileError(problems)
-    return app
+        problems = [problem for source in flows.values() for problem in validate_flow(source, registry)]
+        app = BridgeApp(settings=settings, bridge=bridge, registry=registry, parts=parts, templates=templates)
+        if isinstance(parts.queue, ReportsPoison):
+            parts.queue.on_poison = app.alert_poison
+        if problems:
+            raise FlowFileError(problems)
+        return app
+    except BaseException:  # a bridge that could not be built closes what was opened for it
+        for close in reversed(parts.closers):
+            close()
+        raise
 
 
 def describe_rejection(error: Exception) -> tuple[list[str], str, str]:

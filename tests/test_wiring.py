@@ -22,6 +22,7 @@ from adapters.graph import GraphMailer, ListDeltaReader, SqliteDeltaLinkStore
 from adapters.smi import HttpInventory
 from adapters.teams_webhook import WorkflowsWebhookChannel
 from flows.bootstrap import bootstrap
+from flows.messages.rendering import TemplateProblem
 from flows.settings import Settings
 from flows.wiring import Parts
 from tests.test_graph_adapters import pytestmark as sdk_warnings
@@ -142,4 +143,13 @@ def test_a_part_that_cannot_be_built_closes_what_was_built_before_it(tmp_path: P
     with pytest.raises(ValueError, match="BRIDGE_GRAPH_CLIENT_SECRET is required"):
         bootstrap(settings)  # the SQLite file was opened for the state before the SMI's credential failed
     assert (tmp_path / "bridge.sqlite3").is_file()
+    assert open_files_under(tmp_path) == []
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="needs /proc (Linux)")
+def test_a_bridge_that_fails_after_its_parts_were_built_closes_them(tmp_path: Path) -> None:
+    settings = Settings(home=tmp_path / "home", templates_dir=tmp_path / "no-such-templates")
+    with pytest.raises(TemplateProblem, match="no-such-templates does not exist"):
+        bootstrap(settings)  # the parts (the SQLite file) were built before the templates were read
+    assert (tmp_path / "home" / "bridge.sqlite3").is_file()
     assert open_files_under(tmp_path) == []
