@@ -124,6 +124,9 @@ def test_delta_links_are_kept_per_list_and_shared_by_workers(azurite: str, table
     assert other.get(odd) == "https://graph.example/delta?token=odd"
 
 
+needs_proc = pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="needs /proc (Linux)")
+
+
 def open_files_under(folder: Path) -> list[str]:
     """This process's open files inside ``folder`` (Linux: /proc/self/fd)."""
     found = []
@@ -137,7 +140,7 @@ def open_files_under(folder: Path) -> list[str]:
     return found
 
 
-@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="needs /proc (Linux)")
+@needs_proc
 def test_a_part_that_cannot_be_built_closes_what_was_built_before_it(tmp_path: Path) -> None:
     settings = Settings(home=tmp_path, smi_url="http://127.0.0.1:9/smi", graph_credential="client_secret")
     with pytest.raises(ValueError, match="BRIDGE_GRAPH_CLIENT_SECRET is required"):
@@ -146,7 +149,7 @@ def test_a_part_that_cannot_be_built_closes_what_was_built_before_it(tmp_path: P
     assert open_files_under(tmp_path) == []
 
 
-@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="needs /proc (Linux)")
+@needs_proc
 def test_a_bridge_that_fails_after_its_parts_were_built_closes_them(tmp_path: Path) -> None:
     settings = Settings(home=tmp_path / "home", templates_dir=tmp_path / "no-such-templates")
     with pytest.raises(TemplateProblem, match="no-such-templates does not exist"):
