@@ -6,6 +6,7 @@ import sqlite3
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from adapters.embedded import (
     SqliteInventory,
     SqlitePublicationStore,
 )
+from adapters.embedded import sqlite as sqlite_module
 from flows.domain.case import CaseState, CaseSummary
 from flows.domain.cpl import CplPublication
 from flows.ports import ConcurrencyConflict, InventoryRecord, InventoryStatus, UpsertOutcome
@@ -62,6 +64,40 @@ def test_the_file_is_in_wal_mode_with_the_bridge_settings(database: BridgeDataba
     with sqlite3.connect(db_path) as other:  # WAL is a property of the file, seen by anyone
         assert other.execute("PRAGMA journal_mode").fetchone() == ("wal",)
     other.close()
+
+
+def test_checkpoints_run_after_the_commit_and_outside_the_writers_lock(
+    database: BridgeDatabase, db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLite's own checkpoint would run inside a commit, with every other worker waiting on its fsyncs."""
+    monkeypatch.setattr(sqlite_module, "CHECKPOINT_EVERY", 10)
+    holding = False
+    real_held = database._writers.held
+
+    @contextmanager
+    def watched() -> Iterator[None]:
+        nonlocal holding
+        with real_held():
+            holding = True
+            try:
+                yield
+            finally:
+                holding = False
+
+    monkeypatch.setattr(database._writers, "held", watched)
+    checkpoints: list[bool] = []
+    database._connection.set_trace_callback(
+        lambda statement: checkpoints.append(holding) if "wal_checkpoint" in statement else None
+    )
+    with database.write() as connection:
+        connection.execute("CREATE TABLE blobs (content BLOB)")
+    for _ in range(60):
+        with database.write() as connection:
+            connection.execute("INSERT INTO blobs VALUES (zeroblob(8000))")
+    assert database.pragma("wal_autocheckpoint") == 0
+    assert len(checkpoints) >= 6 and not any(checkpoints)
+    # checkpointed, the log is reused from its start: it holds about ten commits, not sixty
+    assert Path(f"{db_path}-wal").stat().st_size < 30 * 3 * 4096
 
 
 def test_in_home_opens_the_usual_file(tmp_path: Path) -> None:
