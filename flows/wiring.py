@@ -26,6 +26,7 @@ if TYPE_CHECKING:  # only for annotations: Graph, httpx and SQLite load when cho
 
     from adapters.embedded.sqlite import BridgeDatabase
     from adapters.graph.delta_links import DeltaLinkStore
+    from adapters.outbox.journal import OutboxJournal
 
 
 @dataclass
@@ -106,9 +107,11 @@ def _build(settings: Settings, now: Callable[[], datetime], closers: list[Callab
     from adapters.outbox import OutboxMailer
 
     shared = _Shared(settings, closers)
-    state = (
-        _azure_state(settings, now, closers) if settings.backend == "azure" else _embedded_state(shared, now)
-    )
+    embedded = settings.backend != "azure"
+    state = _embedded_state(shared, now) if embedded else _azure_state(settings, now, closers)
+    # The outbox journal must share the idempotency keys' SQLite file (adapters.outbox.journal);
+    # with the keys in Azure Tables each outbox file is synced to disk instead.
+    journal = _outbox_journal(shared, now) if embedded else None
     parts = Parts(
         cases=state.cases,
         publications=state.publications,
@@ -117,14 +120,33 @@ def _build(settings: Settings, now: Callable[[], datetime], closers: list[Callab
         queue=state.queue,
         inventory=_inventory(settings, now, shared),
         # the outbox folder creates nothing before the first message; Graph mail replaces it (_graph)
-        mailer=OutboxMailer(settings.home / "outbox", sender=settings.mail_sender, clock=now),
-        channel=_channel(settings, shared),
+        mailer=OutboxMailer(
+            settings.home / "outbox", sender=settings.mail_sender, clock=now, journal=journal
+        ),
+        channel=_channel(settings, shared, journal),
         local_queue=state.local_queue,
         closers=closers,
     )
     if settings.graph_mailbox or settings.graph_site_id:
         _graph(settings, parts, state.delta_links, shared)
+    _repair_outbox(parts)
     return parts
+
+
+def _outbox_journal(shared: _Shared, now: Callable[[], datetime]) -> OutboxJournal:
+    from adapters.outbox.journal import OutboxJournal
+
+    return OutboxJournal(shared.database, clock=now)
+
+
+def _repair_outbox(parts: Parts) -> None:
+    """Before any message is sent: write again the outbox files a crash lost after their journal rows."""
+    from adapters.outbox import OutboxMailer, OutboxOperatorChannel
+
+    for sender in (parts.mailer, parts.channel):
+        if isinstance(sender, OutboxMailer | OutboxOperatorChannel):
+            for path in sender.repair():
+                logging.getLogger(__name__).warning("outbox: wrote %s again from its journal", path)
 
 
 def _embedded_state(shared: _Shared, now: Callable[[], datetime]) -> _State:
@@ -186,13 +208,13 @@ def _inventory(settings: Settings, now: Callable[[], datetime], shared: _Shared)
     return HttpInventory(settings.smi_url, shared.http, token, retry=NO_RETRY)
 
 
-def _channel(settings: Settings, shared: _Shared) -> OperatorChannel:
+def _channel(settings: Settings, shared: _Shared, journal: OutboxJournal | None) -> OperatorChannel:
     """The Teams Workflows webhook when its URL is set; else the outbox folder (nothing is created
     before the first card)."""
     if settings.teams_webhook_url is None:
         from adapters.outbox import OutboxOperatorChannel
 
-        return OutboxOperatorChannel(settings.home / "outbox")
+        return OutboxOperatorChannel(settings.home / "outbox", journal=journal)
     from adapters.http_retry import NO_RETRY
     from adapters.teams_webhook import WorkflowsWebhookChannel
 

@@ -10,6 +10,10 @@ import sys
 import tempfile
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from adapters.outbox.journal import OutboxJournal
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 _PREFIX_LENGTH = 60
@@ -29,24 +33,31 @@ def safe_file_stem(key: str) -> str:
 
 
 class OutboxFolder:
-    """A folder of outgoing messages, created on first use."""
+    """A folder of outgoing messages, created on first use.
 
-    def __init__(self, root: str | os.PathLike[str], *, suffix: str) -> None:
+    With a ``journal`` (see ``adapters.outbox.journal``) each message is committed there first and its
+    file written without an fsync; ``repair`` restores, at start, a file a crash lost or cut short.
+    Without one, each file is flushed to disk before ``write_once`` returns.
+    """
+
+    def __init__(
+        self, root: str | os.PathLike[str], *, suffix: str, journal: OutboxJournal | None = None
+    ) -> None:
         self.root = Path(root)
         self.suffix = suffix
+        self._journal = journal
         self._lock = threading.Lock()  # only for file systems without hard links (see ``write_once``)
 
     def path_for(self, key: str) -> Path:
         return self.root / f"{safe_file_stem(key)}{self.suffix}"
 
     def write_once(self, key: str, content: bytes) -> tuple[Path, bool]:
-        """Write ``content`` as the key's file unless it exists; whether this call wrote it.
+        """Write ``content`` as the key's file unless it exists; whether this call's bytes are the ones kept.
 
-        The bytes go to a file without a name yet, flushed to disk, which then takes the final name
-        in one step, so a reader never sees half a message and a crash leaves no half-written file
-        under the final name. The final name is taken with a hard link, which fails if the name
-        exists, so two writers racing for a key cannot both win (``os.replace`` would let the second
-        overwrite the first).
+        The bytes go to a file without a name yet, which then takes the final name in one step, so a
+        reader never sees half a message and a crash leaves no half-written file under the final name.
+        The final name is taken with a hard link, which fails if the name exists, so two writers racing
+        for a key cannot both win (``os.replace`` would let the second overwrite the first).
 
         On Linux the unnamed file is an ``O_TMPFILE`` inode, linked in through ``/proc/self/fd``:
         creating it does not touch the folder, which on ext4 made each create wait for the journal
@@ -57,22 +68,60 @@ class OutboxFolder:
         if target.exists():
             return target, False
         self.root.mkdir(parents=True, exist_ok=True)
+        if self._journal is None:
+            return target, self._write_new(target, content, sync=True)
+        kept, first = self._journal.keep(self.root.name, target.name, content)
+        self._write_new(target, kept, sync=False)
+        return target, first
+
+    def repair(self) -> list[Path]:
+        """Write again each journaled file that is missing or not of its kept size; the files written.
+
+        A power cut can lose a file written without an fsync, or leave it empty, while the journal row
+        committed before it survives. Run at start, before any message is sent.
+        """
+        if self._journal is None:
+            return []
+        repaired = []
+        for name, size in self._journal.sizes(self.root.name).items():
+            path = self.root / name
+            try:
+                if path.stat().st_size == size:
+                    continue
+            except FileNotFoundError:
+                pass
+            content = self._journal.content(self.root.name, name)
+            if content is None:  # pragma: no cover - rows are never deleted
+                continue
+            self.root.mkdir(parents=True, exist_ok=True)
+            handle, temporary_name = tempfile.mkstemp(dir=self.root, prefix=".writing-", suffix=".tmp")
+            with os.fdopen(handle, "wb") as stream:
+                stream.write(content)
+                stream.flush()
+                os.fsync(stream.fileno())
+            os.replace(temporary_name, path)
+            repaired.append(path)
+        return repaired
+
+    def _write_new(self, target: Path, content: bytes, *, sync: bool) -> bool:
+        """Write ``target`` unless it exists; whether this call wrote it. ``sync``: fsync it first."""
         if _ANONYMOUS_FILES:
-            wrote = self._write_anonymous(target, content)
+            wrote = self._write_anonymous(target, content, sync=sync)
             if wrote is not None:
-                return target, wrote
+                return wrote
         handle, temporary_name = tempfile.mkstemp(dir=self.root, prefix=".writing-", suffix=".tmp")
         temporary = Path(temporary_name)
         try:
             with os.fdopen(handle, "wb") as stream:
                 stream.write(content)
                 stream.flush()
-                os.fsync(stream.fileno())
-            return target, self._publish(temporary, target)
+                if sync:
+                    os.fsync(stream.fileno())
+            return self._publish(temporary, target)
         finally:
             temporary.unlink(missing_ok=True)
 
-    def _write_anonymous(self, target: Path, content: bytes) -> bool | None:
+    def _write_anonymous(self, target: Path, content: bytes, *, sync: bool) -> bool | None:
         """Write through an ``O_TMPFILE`` inode; ``None`` when this folder's file system cannot."""
         try:
             handle = os.open(self.root, os.O_TMPFILE | os.O_WRONLY, 0o600)
@@ -84,7 +133,8 @@ class OutboxFolder:
             with os.fdopen(handle, "wb", closefd=False) as stream:
                 stream.write(content)
                 stream.flush()
-            os.fsync(handle)
+            if sync:
+                os.fsync(handle)
             folder = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY)
             try:
                 # A directory fd makes ``os.link`` call linkat(2) with AT_SYMLINK_FOLLOW, which links

@@ -13,10 +13,14 @@ from email.mime.text import MIMEText
 from email.parser import BytesParser
 from email.utils import format_datetime, parseaddr
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from adapters.outbox.folder import OutboxFolder
 from adapters.outbox.mime import SMTP_COMPAT, alternative, make_boundary
 from flows.ports import OutgoingEmail
+
+if TYPE_CHECKING:
+    from adapters.outbox.journal import OutboxJournal
 
 IDEMPOTENCY_HEADER = "X-Bridge-Idempotency-Key"
 _FALLBACK_DOMAIN = "cpl-bridge.invalid"
@@ -36,9 +40,11 @@ class OutboxMailer:
         *,
         sender: str,
         clock: Callable[[], datetime] | None = None,
+        journal: OutboxJournal | None = None,
     ) -> None:
-        """``sender``: the From header, e.g. ``"DCC CPL bridge <cpl-bridge@dcc.example>"``."""
-        self._folder = OutboxFolder(Path(outbox) / "mail", suffix=".eml")
+        """``sender``: the From header, e.g. ``"DCC CPL bridge <cpl-bridge@dcc.example>"``.
+        ``journal``: commit each message there before its file (see ``adapters.outbox.journal``)."""
+        self._folder = OutboxFolder(Path(outbox) / "mail", suffix=".eml", journal=journal)
         self._sender = sender
         self._clock = clock or (lambda: datetime.now(UTC))
         address = parseaddr(sender)[1]
@@ -50,6 +56,10 @@ class OutboxMailer:
 
     def path_for(self, idempotency_key: str) -> Path:
         return self._folder.path_for(idempotency_key)
+
+    def repair(self) -> list[Path]:
+        """Write again the e-mails a crash lost after they were journaled (see ``OutboxFolder.repair``)."""
+        return self._folder.repair()
 
     def send(self, email: OutgoingEmail) -> str:
         path = self._folder.path_for(email.idempotency_key)

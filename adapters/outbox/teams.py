@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from adapters.outbox.folder import OutboxFolder
 from adapters.outbox.json_text import indented
 from flows.ports import OperatorCard
+
+if TYPE_CHECKING:
+    from adapters.outbox.journal import OutboxJournal
 
 ADAPTIVE_CARD_CONTENT_TYPE = "application/vnd.microsoft.card.adaptive"
 
@@ -27,11 +30,16 @@ class OutboxOperatorChannel:
     A repeated post with the same key writes nothing and returns the same id.
     """
 
-    def __init__(self, outbox: str | os.PathLike[str]) -> None:
-        self._folder = OutboxFolder(Path(outbox) / "teams", suffix=".json")
+    def __init__(self, outbox: str | os.PathLike[str], *, journal: OutboxJournal | None = None) -> None:
+        """``journal``: commit each card there before its file (see ``adapters.outbox.journal``)."""
+        self._folder = OutboxFolder(Path(outbox) / "teams", suffix=".json", journal=journal)
 
     def path_for(self, idempotency_key: str) -> Path:
         return self._folder.path_for(idempotency_key)
+
+    def repair(self) -> list[Path]:
+        """Write again the cards a crash lost after they were journaled (see ``OutboxFolder.repair``)."""
+        return self._folder.repair()
 
     def post(self, card: OperatorCard) -> str:
         content = indented(workflows_message(card.card))  # json.dumps(indent=2), at a third of the cost
