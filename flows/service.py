@@ -36,6 +36,14 @@ class WorkQueue(Protocol):
 
 
 @runtime_checkable
+class AcknowledgesAndTakes(Protocol):
+    """A queue that can acknowledge one message and lease the next in one step (the embedded one:
+    one SQLite transaction instead of two, which every other worker would wait for)."""
+
+    def done_then_get(self, message: Message) -> Message | None: ...
+
+
+@runtime_checkable
 class ReportsPoison(Protocol):
     """A queue that moves messages to poison itself (the embedded one) and says so through
     ``on_poison``; in Azure the Functions host moves them and a poison-queue trigger reports."""
@@ -88,13 +96,21 @@ class Bridge:
     def drain(self, *, limit: int = 100_000) -> list[RunRecord]:
         """Process queued messages until none is left (or ``limit``, against a runaway loop)."""
         runs: list[RunRecord] = []
-        for _ in range(limit):
-            message = self.queue.get()
-            if message is None:
-                return runs
+        handled = 0
+        message = self.queue.get()
+        while message is not None:
+            if handled == limit:  # the message taken stays leased: delivered again after its timeout
+                raise RuntimeError(f"the work queue was not empty after {limit} messages: a flow may loop")
             runs += self.handle(message)
-            self.queue.done(message)
-        raise RuntimeError(f"the work queue was not empty after {limit} messages: a flow may loop")
+            handled += 1
+            message = self._done_then_get(message)
+        return runs
+
+    def _done_then_get(self, message: Message) -> Message | None:
+        if isinstance(self.queue, AcknowledgesAndTakes):
+            return self.queue.done_then_get(message)
+        self.queue.done(message)
+        return self.queue.get()
 
     def flows_for(self, message: Message) -> Iterable[FlowSource]:
         for source in self.flows.values():

@@ -65,6 +65,56 @@ def test_messages_come_out_in_order_and_once_acknowledged_are_gone(database: Bri
     assert queue.pending() == 0
 
 
+def test_done_then_get_acknowledges_and_takes_the_next_in_one_commit(database: BridgeDatabase) -> None:
+    queue = SqliteWorkQueue(database)
+    for number in range(3):
+        queue.put(event(number))
+    commits: list[str] = []
+    database._connection.set_trace_callback(lambda sql: commits.append(sql) if sql == "COMMIT" else None)
+    taken = [queue.get()]
+    while (message := taken[-1]) is not None:
+        taken.append(queue.done_then_get(message))
+    assert [message.body["n"] for message in taken if message is not None] == [0, 1, 2]
+    assert len(commits) == 4  # the first get, then one per acknowledgement with the next message
+    assert queue.pending() == 0
+
+
+def test_done_then_get_leaves_a_lease_another_worker_took_over(database: BridgeDatabase) -> None:
+    clock = Clock()
+    worker_a = SqliteWorkQueue(database, visibility_timeout=30, clock=clock)
+    worker_b = SqliteWorkQueue(database, visibility_timeout=30, clock=clock)
+    worker_a.put(event(1))
+    taken = worker_a.get()
+    assert taken is not None
+    clock.now += 31
+    again = worker_b.get()
+    assert again is not None
+    assert worker_a.done_then_get(taken) is None  # nothing else visible; b's lease is b's
+    assert worker_b.pending() == 1
+    worker_b.done(again)
+    assert worker_b.pending() == 0
+
+
+def test_done_then_get_moves_an_unreadable_next_message_to_poison_and_takes_the_one_after(
+    database: BridgeDatabase,
+) -> None:
+    queue = SqliteWorkQueue(database)
+    heard: list[dict[str, Any]] = []
+    queue.on_poison = heard.append
+    queue.put(event(1))
+    first = queue.get()
+    assert first is not None
+    with database.write() as connection:
+        connection.execute(
+            "INSERT INTO work_queue (message_id, message, visible_at) VALUES ('bad', '{\"type\": 5}', 0)"
+        )
+    queue.put(event(2))
+    following = queue.done_then_get(first)
+    assert following is not None and following.body == {"n": 2}
+    assert [message_id for message_id, _ in queue.poisoned()] == ["bad"]
+    assert [alert["type"] for alert in heard] == ["unreadable"]
+
+
 def test_a_queued_message_outlives_the_process_that_queued_it(tmp_path: Path) -> None:
     file = tmp_path / "bridge.sqlite3"
     with BridgeDatabase(file) as first:
@@ -381,3 +431,15 @@ def test_drain_reports_poison_and_retries_it_once_the_cause_is_fixed(
         left = app.parts.queue
         assert isinstance(left, SqliteWorkQueue)
         assert left.poisoned() == [] and left.pending() == 0
+
+
+def test_a_drain_stops_at_its_limit_with_the_rest_still_queued(tmp_path: Path) -> None:
+    """Against a flow that emits for ever: the limit ends the drain, and nothing is acknowledged unhandled."""
+    with bootstrap(Settings(home=tmp_path / "home"), clock=lambda: NOW) as app:
+        for number in range(3):
+            app.bridge.submit(Message(type="event", event="nobody.listens", body={"n": number}))
+        with pytest.raises(RuntimeError, match="not empty after 2 messages"):
+            app.bridge.drain(limit=2)
+        queue = app.parts.queue
+        assert isinstance(queue, SqliteWorkQueue)
+        assert queue.pending() == 1  # taken, not handled: delivered again after its timeout

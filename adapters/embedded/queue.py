@@ -94,10 +94,37 @@ class SqliteWorkQueue(SqliteStore):
 
     def get(self) -> Message | None:
         """The oldest visible message, leased to this queue object; None when none is visible."""
+        return self._take(acknowledged=[])
+
+    def done(self, message: Message) -> None:
+        """Delete what this queue object leased under the message's id; a lease that expired and was
+        taken by another worker meanwhile is that worker's to acknowledge."""
+        leases = self._leases_of(message)
+        if not leases:
+            return
+        with self._db.write() as connection:
+            connection.executemany("DELETE FROM work_queue WHERE position = ? AND lease = ?", leases)
+
+    def done_then_get(self, message: Message) -> Message | None:
+        """``done(message)`` then ``get()``, in one transaction: a draining worker commits (and queues
+        for the writers' lock) once per message instead of twice."""
+        return self._take(acknowledged=self._leases_of(message))
+
+    def _leases_of(self, message: Message) -> list[tuple[int, str]]:
+        with self._lock:
+            return self._leases.pop(message.message_id, [])
+
+    def _take(self, *, acknowledged: list[tuple[int, str]]) -> Message | None:
+        """Delete the ``acknowledged`` leases, then lease the oldest visible message, in one transaction."""
         while True:
             lease = uuid.uuid4().hex
             now = self._clock()
             with self._db.write() as connection:  # select and lease in one transaction: one taker
+                if acknowledged:
+                    connection.executemany(
+                        "DELETE FROM work_queue WHERE position = ? AND lease = ?", acknowledged
+                    )
+                    acknowledged = []
                 row = connection.execute(
                     "SELECT position, message, dequeue_count FROM work_queue WHERE visible_at <= ? "
                     "ORDER BY visible_at, position LIMIT 1",
@@ -122,16 +149,6 @@ class SqliteWorkQueue(SqliteStore):
             with self._lock:
                 self._leases.setdefault(message.message_id, []).append((position, lease))
             return message
-
-    def done(self, message: Message) -> None:
-        """Delete what this queue object leased under the message's id; a lease that expired and was
-        taken by another worker meanwhile is that worker's to acknowledge."""
-        with self._lock:
-            leases = self._leases.pop(message.message_id, [])
-        if not leases:
-            return
-        with self._db.write() as connection:
-            connection.executemany("DELETE FROM work_queue WHERE position = ? AND lease = ?", leases)
 
     def pending(self) -> int:
         """Messages not yet acknowledged, visible or leased (poisoned ones are not counted)."""
