@@ -25,7 +25,7 @@ from flows.domain.cpl import NEVER_LOADABLE, CplEntry, CplPublication, CplStatus
 from flows.domain.diff import PublicationDiff, diff_publications
 from flows.domain.identifiers import normalise_identifier
 from flows.domain.matching import Outcome, assess
-from flows.domain.notification import DeviceType, EmergencyNotification, ServiceProvider
+from flows.domain.notification import DeviceType, EmergencyNotification, ServiceProvider, hidden_character
 from tests.hypothesis_profiles import examples
 
 # --- characters and text ---------------------------------------------------------------------------
@@ -62,6 +62,22 @@ def inserted(text: str, spaces: Sequence[tuple[int, str]]) -> str:
     for position, space in spaces:
         characters.insert(position % (len(characters) + 1), space)
     return "".join(characters)
+
+
+# --- hidden characters -----------------------------------------------------------------------------
+
+
+@given(st.one_of(any_text, identifier_text, st.text(st.characters(categories=["Cc", "Cf", "Zs"]))))
+def test_the_quick_check_for_hidden_characters_agrees_with_the_character_by_character_one(raw: str) -> None:
+    """``hidden_character`` skips its loop for a printable text: it must find what the loop finds."""
+    first = next(
+        (char for char in raw if char not in "\t\n\r " and unicodedata.category(char).startswith("C")), None
+    )
+    found = hidden_character(raw)
+    if first is None:
+        assert found is None
+    else:
+        assert found is not None and f"U+{ord(first):04X}" in found
 
 
 # --- normalisation ---------------------------------------------------------------------------------

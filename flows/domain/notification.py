@@ -77,6 +77,8 @@ def max_length(field: str, context: object = None) -> int:
 
 def hidden_character(value: str) -> str | None:
     """Why ``value`` cannot be an identifier: its first control, format or invisible character."""
+    if value.isprintable():  # no "Other" (C*) character at all: the usual answer, without the loop
+        return None
     for position, character in enumerate(value, start=1):
         if character in _ORDINARY_WHITE_SPACE or not unicodedata.category(character).startswith("C"):
             continue
