@@ -106,6 +106,22 @@ def test_a_crash_between_the_row_and_the_file_is_mended_by_the_next_send(
     assert path.read_bytes().endswith(b"the first delivery's bytes\r\n")
 
 
+def test_an_empty_file_whose_row_a_power_cut_lost_is_not_taken_for_the_message(
+    tmp_path: Path, journal: OutboxJournal
+) -> None:
+    """The file's name reached the disk, its bytes did not, and its row went with the engine's records:
+    the message is delivered again and must be written, not read back from the empty file."""
+    mailer = mailer_on(tmp_path / "outbox", journal)
+    path = mailer.path_for("email:R-1")
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"")
+
+    assert mailer.send(an_email("email:R-1")) == mailer.message_id("email:R-1")
+    assert path.read_bytes() == journal.content("mail", path.name)
+    assert path.stat().st_size > 0
+    assert mailer.repair() == []
+
+
 @pytest.mark.parametrize("anonymous", [True, False], ids=["O_TMPFILE", "named-temporary"])
 def test_racing_journaled_writers_keep_one_message(
     tmp_path: Path, journal: OutboxJournal, monkeypatch: pytest.MonkeyPatch, anonymous: bool

@@ -1,4 +1,8 @@
-"""An outbox folder: one file per idempotency key, written atomically and never overwritten."""
+"""An outbox folder: one file per idempotency key, written atomically, its first bytes kept.
+
+A file is replaced only by the bytes first kept for its key, when a journaled file turns out missing
+or cut short (see ``adapters.outbox.journal``); a second message for a key never replaces the first.
+"""
 
 from __future__ import annotations
 
@@ -51,57 +55,74 @@ class OutboxFolder:
     def path_for(self, key: str) -> Path:
         return self.root / f"{safe_file_stem(key)}{self.suffix}"
 
+    @property
+    def journaled(self) -> bool:
+        return self._journal is not None
+
     def write_once(self, key: str, content: bytes) -> tuple[Path, bool]:
-        """Write ``content`` as the key's file unless it exists; whether this call's bytes are the ones kept.
+        """Write ``content`` as the key's file unless it has one; whether this call's bytes are the ones kept.
 
         The bytes go to a file without a name yet, which then takes the final name in one step, so a
-        reader never sees half a message and a crash leaves no half-written file under the final name.
-        The final name is taken with a hard link, which fails if the name exists, so two writers racing
-        for a key cannot both win (``os.replace`` would let the second overwrite the first).
+        reader never sees half a message. The final name is taken with a hard link, which fails if the
+        name exists, so two writers racing for a key cannot both win (``os.replace`` would let the
+        second overwrite the first). Without a journal the file is flushed to disk first, so a crash
+        leaves no half-written file under the final name either.
+
+        With a journal the bytes kept there decide, every time: a file a power cut left empty (its
+        name on disk, its data not, its journal row lost with the engine's records) is replaced by the
+        bytes now kept, instead of being taken for the message already sent.
 
         On Linux the unnamed file is an ``O_TMPFILE`` inode, linked in through ``/proc/self/fd``:
-        creating it does not touch the folder, which on ext4 made each create wait for the journal
-        commit of the previous message's fsync (about a millisecond a message), and a crash leaves
-        nothing to clean up. Elsewhere it is a named temporary file in the same folder, unlinked after.
+        creating it does not touch the folder (unjournaled, on ext4 a named create waited for the
+        journal commit of the previous message's fsync, about a millisecond a message), and a crash
+        leaves nothing to clean up. Elsewhere it is a named temporary file in the same folder, unlinked after.
         """
         target = self.path_for(key)
-        if target.exists():
-            return target, False
-        self.root.mkdir(parents=True, exist_ok=True)
         if self._journal is None:
+            if target.exists():
+                return target, False
+            self.root.mkdir(parents=True, exist_ok=True)
             return target, self._write_new(target, content, sync=True)
         kept, first = self._journal.keep(self.root.name, target.name, content)
-        self._write_new(target, kept, sync=False)
+        if _size(target) != len(kept):
+            self.root.mkdir(parents=True, exist_ok=True)
+            if not self._write_new(target, kept, sync=False) and _size(target) != len(kept):
+                self._replace(target, kept)
         return target, first
 
     def repair(self) -> list[Path]:
         """Write again each journaled file that is missing or not of its kept size; the files written.
 
         A power cut can lose a file written without an fsync, or leave it empty, while the journal row
-        committed before it survives. Run at start, before any message is sent.
+        committed before it survives. Run at start, before any message is sent. Sizes only: a file of
+        the right size is trusted (ext4's default ordered mode writes a file's data before its size).
         """
         if self._journal is None:
             return []
         repaired = []
         for name, size in self._journal.sizes(self.root.name).items():
             path = self.root / name
-            try:
-                if path.stat().st_size == size:
-                    continue
-            except FileNotFoundError:
-                pass
+            if _size(path) == size:
+                continue
             content = self._journal.content(self.root.name, name)
             if content is None:  # pragma: no cover - rows are never deleted
                 continue
             self.root.mkdir(parents=True, exist_ok=True)
-            handle, temporary_name = tempfile.mkstemp(dir=self.root, prefix=".writing-", suffix=".tmp")
+            self._replace(path, content)
+            repaired.append(path)
+        return repaired
+
+    def _replace(self, target: Path, content: bytes) -> None:
+        """Put ``content`` under ``target``'s name whatever is there now, synced (a rare repair)."""
+        handle, temporary_name = tempfile.mkstemp(dir=self.root, prefix=".writing-", suffix=".tmp")
+        try:
             with os.fdopen(handle, "wb") as stream:
                 stream.write(content)
                 stream.flush()
                 os.fsync(stream.fileno())
-            os.replace(temporary_name, path)
-            repaired.append(path)
-        return repaired
+            os.replace(temporary_name, target)
+        finally:
+            Path(temporary_name).unlink(missing_ok=True)
 
     def _write_new(self, target: Path, content: bytes, *, sync: bool) -> bool:
         """Write ``target`` unless it exists; whether this call wrote it. ``sync``: fsync it first."""
@@ -163,6 +184,13 @@ class OutboxFolder:
                     return False
                 os.replace(temporary, target)
         return True
+
+
+def _size(path: Path) -> int | None:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return None
 
 
 # O_TMPFILE and linkat through /proc are Linux's; elsewhere every write takes the named path.

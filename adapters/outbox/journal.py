@@ -1,15 +1,18 @@
 """``OutboxJournal``: the outbox's durable record, a table in the same SQLite file as the run history.
 
-Why it exists: a message counts as sent once the engine records its idempotency key, so the message
-must be on disk before that record is. A file alone gets there only with an fsync of its own, about
-half a millisecond to a millisecond per message on an ordinary disk (a fifth of a case's time). A row
-committed to the same SQLite file as the record gets there for free: SQLite's write-ahead log is
-replayed in order up to its last whole commit, so after any crash or power cut the record never
-survives without the message committed before it. The file is then written after the commit without
-an fsync, and ``OutboxFolder.repair`` writes again, at start, any file a power cut lost or cut short.
+Why it exists: a message counts as sent once the engine records its idempotency key, so after a crash
+the record must never be there without the message. For a file alone that takes an fsync before the
+record is written, about half a millisecond to a millisecond per message on an ordinary disk (a fifth
+of a case's time). A row committed to the same SQLite file before the record needs none: the two are
+ordered, not made durable (``synchronous=NORMAL`` syncs at checkpoints), and SQLite's write-ahead log
+is replayed in order up to its last whole commit, so a power cut may lose both, or the record alone,
+never the message alone. The file is written after the commit without an fsync; the journal's bytes
+decide what it holds (``OutboxFolder.write_once``), and ``OutboxFolder.repair`` writes again, at
+start, any file a power cut lost or cut short.
 
 The journal must be on the same ``BridgeDatabase`` as the idempotency store: two SQLite files give no
-order between them. Messages are kept as the bytes written (a sent-items folder), one row per file.
+order between them. Messages are kept as the bytes written (a sent-items folder), one row per file, for
+as long as the home: a file moved or deleted from the outbox comes back at the next start.
 """
 
 from __future__ import annotations

@@ -63,7 +63,7 @@ class OutboxMailer:
 
     def send(self, email: OutgoingEmail) -> str:
         path = self._folder.path_for(email.idempotency_key)
-        if not path.exists():
+        if self._folder.journaled or not path.exists():  # journaled: the journal decides (write_once)
             _, wrote = self._folder.write_once(email.idempotency_key, self._render(email))
             if wrote:
                 return self.message_id(email.idempotency_key)
