@@ -100,6 +100,40 @@ def test_checkpoints_run_after_the_commit_and_outside_the_writers_lock(
     assert Path(f"{db_path}-wal").stat().st_size < 30 * 3 * 4096
 
 
+def test_a_connection_that_committed_checkpoints_when_it_closes(db_path: Path) -> None:
+    """A short command beside a long-lived one (the console) leaves its commits in the file, not the WAL:
+    SQLite itself checkpoints only at the last connection's close."""
+    with BridgeDatabase(db_path) as console:
+        command = BridgeDatabase(db_path)
+        with command.write() as connection:
+            connection.execute("CREATE TABLE blobs (content BLOB)")
+        for _ in range(40):
+            with command.write() as connection:
+                connection.execute("INSERT INTO blobs VALUES (zeroblob(8000))")
+        command.close()
+        assert db_path.stat().st_size > 40 * 8000  # the rows are in the file itself
+        with console.read() as connection:
+            assert connection.execute("SELECT count(*) FROM blobs").fetchone() == (40,)
+
+
+def test_a_failed_checkpoint_is_logged_and_the_write_stands(
+    database: BridgeDatabase, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(sqlite_module, "CHECKPOINT_EVERY", 1)
+
+    def no_checkpoints(action: int, argument: str | None, *_: object) -> int:
+        refused = action == sqlite3.SQLITE_PRAGMA and argument == "wal_checkpoint"
+        return sqlite3.SQLITE_DENY if refused else sqlite3.SQLITE_OK
+
+    database._connection.set_authorizer(no_checkpoints)
+    with database.write() as connection:
+        connection.execute("CREATE TABLE kept (n INTEGER)")
+        connection.execute("INSERT INTO kept VALUES (1)")
+    with database.read() as connection:
+        assert connection.execute("SELECT n FROM kept").fetchall() == [(1,)]
+    assert "checkpoint failed after a commit (the commit stands)" in caplog.text
+
+
 def test_in_home_opens_the_usual_file(tmp_path: Path) -> None:
     with BridgeDatabase.in_home(tmp_path) as database:
         assert database.path == tmp_path / "bridge.sqlite3"
