@@ -95,16 +95,19 @@ class Bridge:
 
     def drain(self, *, limit: int = 100_000) -> list[RunRecord]:
         """Process queued messages until none is left (or ``limit``, against a runaway loop)."""
+        if limit < 1:
+            raise ValueError(f"limit must be at least 1, not {limit}")
         runs: list[RunRecord] = []
-        handled = 0
         message = self.queue.get()
-        while message is not None:
-            if handled == limit:  # the message taken stays leased: delivered again after its timeout
-                raise RuntimeError(f"the work queue was not empty after {limit} messages: a flow may loop")
+        for handled in range(1, limit + 1):
+            if message is None:
+                return runs
             runs += self.handle(message)
-            handled += 1
+            if handled == limit:  # acknowledged without taking the next: it stays for the next drain
+                self.queue.done(message)
+                break
             message = self._done_then_get(message)
-        return runs
+        raise RuntimeError(f"the work queue was not empty after {limit} messages: a flow may loop")
 
     def _done_then_get(self, message: Message) -> Message | None:
         if isinstance(self.queue, AcknowledgesAndTakes):
