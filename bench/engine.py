@@ -16,6 +16,7 @@ import sys
 import tempfile
 import textwrap
 import time
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -100,7 +101,18 @@ def synthetic(index: int) -> tuple[dict[str, Any], CplEntry, CplEntry]:
     return response, emergency, previous
 
 
-def cases_per_second(home: Path, count: int = CASES, workers: int = 1) -> tuple[float, int, int, int]:
+@dataclass(frozen=True)
+class Throughput:
+    """What a timed drain did: its pace, what it cost in CPU, and what it made (to check it all ran)."""
+
+    cases_per_s: float
+    cpu_ms_per_case: float  # every process's user + system time: above 1000 / cases_per_s x workers
+    loaded: int  # means waiting (the writers' lock, the disk), near it means CPU-bound
+    inventory: int
+    mails: int
+
+
+def cases_per_second(home: Path, count: int = CASES, workers: int = 1) -> Throughput:
     made = [synthetic(index) for index in range(count)]
     entries = tuple(entry for _, emergency, previous in made for entry in (previous, emergency))
     publication = CplPublication(source_sha256="bench", source_name="bench.xlsx", entries=entries)
@@ -110,15 +122,21 @@ def cases_per_second(home: Path, count: int = CASES, workers: int = 1) -> tuple[
             Message(type="form_response", body={"response_id": str(r["responseId"]), "payload": r})
             for r, _, _ in made
         ]
-        started = time.perf_counter()
+        cpu_before, started = _cpu_seconds(), time.perf_counter()
         for message in messages:
             app.bridge.submit(message)
-        drain_with_workers(app, workers, now=NOW)
-        elapsed = time.perf_counter() - started
+        drain_with_workers(app, workers, now=NOW)  # returns once every worker has exited
+        elapsed, cpu = time.perf_counter() - started, _cpu_seconds() - cpu_before
         loaded = sum(1 for case in app.cases.list() if case.state.value == "loaded")
         inventory = len(app.inventory.all())
     mails = len(list((home / "outbox" / "mail").glob("mail_loaded_*.eml")))
-    return count / elapsed, loaded, inventory, mails
+    return Throughput(count / elapsed, cpu / count * 1000, loaded, inventory, mails)
+
+
+def _cpu_seconds() -> float:
+    """User and system time of this process and of its children that have exited."""
+    times = os.times()
+    return times.user + times.system + times.children_user + times.children_system
 
 
 def overhead_per_action_ms(home: Path, actions: int = 20, runs: int = 100) -> float:
@@ -158,18 +176,21 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="bench-engine-") as folder:
         home = Path(folder)
-        rate, loaded, inventory, mails = cases_per_second(home / "cases", workers=args.workers)
+        run = cases_per_second(home / "cases", workers=args.workers)
         overhead = overhead_per_action_ms(home)
-    ok = rate >= TARGET_CASES_PER_S and loaded == inventory == mails == CASES
+    rate, loaded = run.cases_per_s, run.loaded
+    ok = rate >= TARGET_CASES_PER_S and loaded == run.inventory == run.mails == CASES
     print(
-        f"{CASES} cases, {args.workers} workers: {rate:.0f}/s; "
-        f"loaded {loaded}, inventory rows {inventory}, e-mails {mails}"
+        f"{CASES} cases, {args.workers} workers: {rate:.0f}/s, {run.cpu_ms_per_case:.1f} ms of CPU a case "
+        f"(the workers' time a case: {1000 / rate * args.workers:.1f} ms); "
+        f"loaded {loaded}, inventory rows {run.inventory}, e-mails {run.mails}"
     )
     print(f"engine overhead per action: {overhead:.3f} ms")
     result = {
         "bench": "engine",
         "cases": CASES,
         "cases_per_s": round(rate, 1),
+        "cpu_ms_per_case": round(run.cpu_ms_per_case, 2),
         "workers": args.workers,
         "overhead_per_action_ms": round(overhead, 3),
         "loaded": loaded,
