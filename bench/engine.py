@@ -174,13 +174,24 @@ def overhead_per_action_ms(home: Path, actions: int = 20, runs: int = 100) -> fl
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="(default: the cores)")
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="drains to run, each in a fresh home; the median counts"
+    )
     args = parser.parse_args(argv)
+    # Every home is removed only at the end: on an ext4 without a journal (this machine's) the inodes
+    # of files deleted a minute before are skipped when new ones are allocated, which made a drain
+    # right after another one's clean-up pay several milliseconds of system time a case.
     with tempfile.TemporaryDirectory(prefix="bench-engine-") as folder:
         home = Path(folder)
-        run = cases_per_second(home / "cases", workers=args.workers)
+        runs = [cases_per_second(home / f"cases-{n}", workers=args.workers) for n in range(args.repeat)]
         overhead = overhead_per_action_ms(home)
+    for number, each in enumerate(runs, start=1):
+        if len(runs) > 1:
+            print(f"drain {number}: {each.cases_per_s:.1f}/s, {each.cpu_ms_per_case:.1f} ms of CPU a case")
+    run = sorted(runs, key=lambda each: each.cases_per_s)[len(runs) // 2]
     rate, loaded = run.cases_per_s, run.loaded
-    ok = rate >= TARGET_CASES_PER_S and loaded == run.inventory == run.mails == CASES
+    complete = all(each.loaded == each.inventory == each.mails == CASES for each in runs)
+    ok = rate >= TARGET_CASES_PER_S and complete
     print(
         f"{CASES} cases, {args.workers} workers: {rate:.0f}/s, {run.cpu_ms_per_case:.1f} ms of CPU a case "
         f"(the workers' time a case: {1000 / rate * args.workers:.1f} ms); "
@@ -193,6 +204,7 @@ def main(argv: list[str] | None = None) -> int:
         "cases_per_s": round(rate, 1),
         "cpu_ms_per_case": round(run.cpu_ms_per_case, 2),
         "workers": args.workers,
+        "drains": [round(each.cases_per_s, 1) for each in runs],
         "overhead_per_action_ms": round(overhead, 3),
         "loaded": loaded,
         "target": TARGET_CASES_PER_S,
