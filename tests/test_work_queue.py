@@ -396,6 +396,14 @@ def test_a_killed_intake_loses_nothing_the_next_drain_finishes_it(tmp_path: Path
         path.name.rsplit("-", 1)[0] for path in (home / "outbox" / "mail").glob("mail_acknowledge_*.eml")
     )
     assert len(acknowledgements) == count and set(acknowledgements.values()) == {1}
+    # every message the killed command or the drain sent is journaled, its file holding the kept bytes
+    connection = sqlite3.connect(home / "bridge.sqlite3")
+    try:
+        rows = connection.execute("SELECT folder, name, content FROM outbox_messages").fetchall()
+    finally:
+        connection.close()
+    files = {(path.parent.name, path.name): path.read_bytes() for path in (home / "outbox").rglob("*.*")}
+    assert files == {(folder, name): bytes(content) for folder, name, content in rows}
 
 
 def _count(database: Path, query: str) -> int:
