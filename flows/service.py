@@ -44,6 +44,13 @@ class AcknowledgesAndTakes(Protocol):
 
 
 @runtime_checkable
+class CountsPending(Protocol):
+    """A queue that can tell how many messages are not yet acknowledged (the embedded one)."""
+
+    def pending(self) -> int: ...
+
+
+@runtime_checkable
 class ReportsPoison(Protocol):
     """A queue that moves messages to poison itself (the embedded one) and says so through
     ``on_poison``; in Azure the Functions host moves them and a poison-queue trigger reports."""
@@ -105,6 +112,8 @@ class Bridge:
             runs += self.handle(message)
             if handled == limit:  # acknowledged without taking the next: it stays for the next drain
                 self.queue.done(message)
+                if isinstance(self.queue, CountsPending) and self.queue.pending() == 0:
+                    return runs
                 break
             message = self._done_then_get(message)
         raise RuntimeError(f"the work queue was not empty after {limit} messages: a flow may loop")

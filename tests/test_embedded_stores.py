@@ -116,6 +116,15 @@ def test_a_connection_that_committed_checkpoints_when_it_closes(db_path: Path) -
             assert connection.execute("SELECT count(*) FROM blobs").fetchone() == (40,)
 
 
+def test_closing_twice_is_quiet(db_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    database = BridgeDatabase(db_path)
+    with database.write() as connection:
+        connection.execute("CREATE TABLE kept (n INTEGER)")
+    database.close()
+    database.close()
+    assert "checkpoint failed" not in caplog.text
+
+
 def test_a_failed_checkpoint_is_logged_and_the_write_stands(
     database: BridgeDatabase, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:

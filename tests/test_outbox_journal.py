@@ -122,6 +122,35 @@ def test_an_empty_file_whose_row_a_power_cut_lost_is_not_taken_for_the_message(
     assert mailer.repair() == []
 
 
+def test_a_leftover_file_of_the_same_size_is_replaced_by_the_first_bytes_kept(
+    tmp_path: Path, journal: OutboxJournal
+) -> None:
+    """A power cut can leave a file of the right size holding zeros; a send that keeps its bytes first
+    cannot have written what is already there."""
+    folder = outbox_folder.OutboxFolder(tmp_path / "box", suffix=".eml", journal=journal)
+    path = folder.path_for("k")
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"\0" * 5)
+    assert folder.write_once("k", b"hello") == (path, True)
+    assert path.read_bytes() == b"hello"
+
+
+def test_a_repair_that_fails_leaves_no_temporary_file(
+    tmp_path: Path, journal: OutboxJournal, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    mailer = mailer_on(tmp_path / "outbox", journal)
+    mailer.send(an_email("email:R-1"))
+    mailer.path_for("email:R-1").unlink()
+
+    def failing(descriptor: int) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", failing)
+    with pytest.raises(OSError, match="No space left"):
+        mailer.repair()
+    assert files_in(tmp_path / "outbox") == []
+
+
 @pytest.mark.parametrize("anonymous", [True, False], ids=["O_TMPFILE", "named-temporary"])
 def test_racing_journaled_writers_keep_one_message(
     tmp_path: Path, journal: OutboxJournal, monkeypatch: pytest.MonkeyPatch, anonymous: bool

@@ -441,6 +441,15 @@ def test_drain_reports_poison_and_retries_it_once_the_cause_is_fixed(
         assert left.poisoned() == [] and left.pending() == 0
 
 
+def test_a_drain_of_exactly_its_limit_ends_normally(tmp_path: Path) -> None:
+    with bootstrap(Settings(home=tmp_path / "home"), clock=lambda: NOW) as app:
+        for number in range(2):
+            app.bridge.submit(Message(type="event", event="nobody.listens", body={"n": number}))
+        assert app.bridge.drain(limit=2) == []  # no flow listens: no runs, and no error either
+        with pytest.raises(ValueError, match="at least 1"):
+            app.bridge.drain(limit=0)
+
+
 def test_a_drain_stops_at_its_limit_with_the_rest_still_queued(tmp_path: Path) -> None:
     """Against a flow that emits for ever: the limit ends the drain, and nothing is acknowledged unhandled."""
     with bootstrap(Settings(home=tmp_path / "home"), clock=lambda: NOW) as app:

@@ -229,6 +229,7 @@ class BridgeDatabase:
                 # SQLite checkpoints at the last connection's close only: a command that ran beside
                 # a long-lived process (the console) would otherwise leave its commits in the WAL.
                 self._checkpoint()
+                self._commits = 0
             self._connection.close()
             self._writers.close()
 

@@ -84,9 +84,14 @@ class OutboxFolder:
             self.root.mkdir(parents=True, exist_ok=True)
             return target, self._write_new(target, content, sync=True)
         kept, first = self._journal.keep(self.root.name, target.name, content)
-        if _size(target) != len(kept):
+        found = _size(target)
+        if found is None or found != len(kept) or first:
             self.root.mkdir(parents=True, exist_ok=True)
-            if not self._write_new(target, kept, sync=False) and _size(target) != len(kept):
+            # A file there before this call's bytes were kept is a leftover whatever its size (a
+            # racer after the keep writes these same bytes): replaced. Otherwise written if absent.
+            if (found is not None and first) or (
+                not self._write_new(target, kept, sync=False) and _size(target) != len(kept)
+            ):
                 self._replace(target, kept)
         return target, first
 
