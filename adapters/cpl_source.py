@@ -7,10 +7,12 @@ unchanged CPL costs one 304 and no parsing.
 from __future__ import annotations
 
 from pathlib import Path
-
-import httpx
+from typing import TYPE_CHECKING
 
 from flows.errors import BadInput, PermanentError, TransientError
+
+if TYPE_CHECKING:
+    import httpx
 
 MAX_BYTES = 50 * 1024 * 1024
 
@@ -36,6 +38,8 @@ class CplFileOrUrl:
             raise BadInput(f"cannot read CPL file {path}: {error.strerror or error}") from error
 
     def _fetch_url(self, url: str) -> bytes | None:
+        import httpx  # here, not at the top: a bridge that reads CPL files never needs it (~0.1 s a start)
+
         client = self._client or httpx.Client(timeout=30.0, follow_redirects=True)
         headers = self._validators.get(url, {})
         try:

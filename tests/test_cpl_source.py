@@ -3,6 +3,8 @@ unchanged CPL costs one 304; errors translated into the bridge's tree; limits en
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -12,6 +14,7 @@ import pytest
 
 from adapters.cpl_source import CplFileOrUrl
 from flows.errors import BadInput, PermanentError, TransientError
+from flows.settings import PROJECT_ROOT
 
 
 class Site:
@@ -108,3 +111,12 @@ def test_an_oversized_download_or_file_is_refused(site: tuple[Site, str], tmp_pa
 def test_a_missing_local_file_names_it(tmp_path: Path) -> None:
     with pytest.raises(BadInput, match=r"cannot read CPL file .*nope\.xlsx"):
         CplFileOrUrl().fetch(str(tmp_path / "nope.xlsx"))
+
+
+def test_a_bridge_on_files_does_not_import_httpx() -> None:
+    """httpx is a tenth of a second of every command's and worker's start; only a URL needs it."""
+    code = "import sys, flows.bootstrap; print('httpx' in sys.modules)"
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=PROJECT_ROOT, check=True
+    )
+    assert result.stdout.strip() == "False"
