@@ -456,10 +456,12 @@ def typed_workbook_cases(draw: st.DrawFn) -> Case:
     return Case("cpl", f"typed workbook {sheets!r}", xlsx_bytes(sheets))
 
 
+#: What random bytes may start with: nothing, or a zip, UTF-8 BOM, PDF, OLE or gzip signature.
+FILE_SIGNATURES = (b"", b"PK\x03\x04", b"\xef\xbb\xbf", b"%PDF", b"\xd0\xcf\x11\xe0", b"\x1f\x8b")
+
+
 def random_byte_cases() -> st.SearchStrategy[Case]:
-    prefixes = st.sampled_from(
-        (b"", b"PK\x03\x04", b"\xef\xbb\xbf", b"%PDF", b"\xd0\xcf\x11\xe0", b"\x1f\x8b")
-    )
+    prefixes = st.sampled_from(FILE_SIGNATURES)
     return st.builds(
         lambda prefix, rest: Case("cpl", "random bytes", prefix + rest), prefixes, st.binary(max_size=800)
     )
