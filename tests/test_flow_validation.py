@@ -11,11 +11,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
-from flows.engine import schema
+from flows.engine import loader, schema
 from flows.engine.loader import FlowFileError, load_flow
 from flows.engine.registry import ActionContext, ConnectorRegistry
 from flows.engine.validation import validate_flow
+from flows.settings import Settings
 
 
 def echo(context: ActionContext, **inputs: Any) -> dict[str, Any]:
@@ -292,3 +294,26 @@ def test_the_schema_uses_the_names_written_in_flow_files() -> None:
     call = generated["$defs"]["CallAction"]
     assert {"runAfter", "if", "idempotencyKey"} <= set(call["properties"])
     assert call["additionalProperties"] is False
+
+
+def test_libyaml_and_the_pure_python_loader_read_every_flow_alike(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Flows are read with libyaml where PyYAML has it (a worker's start-up was mostly the pure-Python
+    parse); both must give the same definitions and the same line numbers for every place in them."""
+    folder = Settings().flows_dir
+    quick = loader.load_flows(folder)
+    monkeypatch.setattr(loader, "_LOADER", yaml.SafeLoader)
+    pure = loader.load_flows(folder)
+    assert quick.keys() == pure.keys() and len(quick) >= 4
+    for name in quick:
+        assert quick[name].definition == pure[name].definition
+        assert quick[name].lines == pure[name].lines and quick[name].lines
+
+
+def test_a_yaml_syntax_error_names_its_line_with_the_pure_python_loader_too(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(loader, "_LOADER", yaml.SafeLoader)
+    path = write(tmp_path, YAML_SYNTAX_ERROR)
+    with pytest.raises(FlowFileError) as raised:
+        load_flow(path)
+    assert raised.value.problems[0].startswith(at(path, "[unclosed}") + ": ")

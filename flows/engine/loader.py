@@ -49,8 +49,7 @@ def load_flow(path: Path) -> FlowSource:
     except (OSError, UnicodeDecodeError) as error:
         raise FlowFileError([f"{path}: cannot read flow file: {error}"]) from error
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        node, data = _parsed(text)
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
@@ -70,6 +69,21 @@ def load_flow(path: Path) -> FlowSource:
             ]
         ) from error
     return FlowSource(path=path, definition=definition, lines=lines, text=text)
+
+
+# libyaml's loader when PyYAML was built with it (its wheels are): the pure-Python one made reading
+# the flows most of a worker's start-up.
+_LOADER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def _parsed(text: str) -> tuple[yaml.Node | None, Any]:
+    """The document's node tree (for line numbers) and its data, from one parse."""
+    loader = _LOADER(text)
+    try:
+        node = loader.get_single_node()
+        return node, None if node is None else loader.construct_document(node)
+    finally:
+        loader.dispose()
 
 
 _PLACEHOLDER = FlowDefinition.model_construct(name="", triggers=[], actions={})
