@@ -17,6 +17,7 @@ from flows.engine.loader import FlowSource
 from flows.engine.runner import Engine
 from flows.engine.runs import RunRecord
 from flows.queue_message import Message, TriggerType
+from flows.workers import SharedQueue
 
 __all__ = ["Bridge", "Message", "ReportsPoison", "TriggerType", "WorkQueue"]
 
@@ -41,13 +42,6 @@ class AcknowledgesAndTakes(Protocol):
     one SQLite transaction instead of two, which every other worker would wait for)."""
 
     def done_then_get(self, message: Message) -> Message | None: ...
-
-
-@runtime_checkable
-class CountsPending(Protocol):
-    """A queue that can tell how many messages are not yet acknowledged (the embedded one)."""
-
-    def pending(self) -> int: ...
 
 
 @runtime_checkable
@@ -112,7 +106,7 @@ class Bridge:
             runs += self.handle(message)
             if handled == limit:  # acknowledged without taking the next: it stays for the next drain
                 self.queue.done(message)
-                if isinstance(self.queue, CountsPending) and self.queue.pending() == 0:
+                if isinstance(self.queue, SharedQueue) and self.queue.pending() == 0:
                     return runs
                 break
             message = self._done_then_get(message)

@@ -55,10 +55,6 @@ class OutboxFolder:
     def path_for(self, key: str) -> Path:
         return self.root / f"{safe_file_stem(key)}{self.suffix}"
 
-    @property
-    def journaled(self) -> bool:
-        return self._journal is not None
-
     def write_once(self, key: str, content: bytes) -> tuple[Path, bool]:
         """Write ``content`` as the key's file unless it has one; whether this call's bytes are the ones kept.
 
@@ -85,14 +81,14 @@ class OutboxFolder:
             return target, self._write_new(target, content, sync=True)
         kept, first = self._journal.keep(self.root.name, target.name, content)
         found = _size(target)
-        if found is None or found != len(kept) or first:
-            self.root.mkdir(parents=True, exist_ok=True)
-            # A file there before this call's bytes were kept is a leftover whatever its size (a
-            # racer after the keep writes these same bytes): replaced. Otherwise written if absent.
-            if (found is not None and first) or (
-                not self._write_new(target, kept, sync=False) and _size(target) != len(kept)
-            ):
-                self._replace(target, kept)
+        if found == len(kept) and not first:
+            return target, first  # the kept message, written by an earlier call
+        self.root.mkdir(parents=True, exist_ok=True)
+        # A file found now is a leftover: there before this call's bytes were kept, or cut short. One
+        # linked by a racer after the keep holds these same bytes, and is left alone if whole.
+        lost_race = found is None and not self._write_new(target, kept, sync=False)
+        if found is not None or (lost_race and _size(target) != len(kept)):
+            self._replace(target, kept)
         return target, first
 
     def repair(self) -> list[Path]:
@@ -119,15 +115,11 @@ class OutboxFolder:
 
     def _replace(self, target: Path, content: bytes) -> None:
         """Put ``content`` under ``target``'s name whatever is there now, synced (a rare repair)."""
-        handle, temporary_name = tempfile.mkstemp(dir=self.root, prefix=".writing-", suffix=".tmp")
+        temporary = self._temporary(content, sync=True)
         try:
-            with os.fdopen(handle, "wb") as stream:
-                stream.write(content)
-                stream.flush()
-                os.fsync(stream.fileno())
-            os.replace(temporary_name, target)
+            os.replace(temporary, target)
         finally:
-            Path(temporary_name).unlink(missing_ok=True)
+            temporary.unlink(missing_ok=True)
 
     def _write_new(self, target: Path, content: bytes, *, sync: bool) -> bool:
         """Write ``target`` unless it exists; whether this call wrote it. ``sync``: fsync it first."""
@@ -135,17 +127,25 @@ class OutboxFolder:
             wrote = self._write_anonymous(target, content, sync=sync)
             if wrote is not None:
                 return wrote
-        handle, temporary_name = tempfile.mkstemp(dir=self.root, prefix=".writing-", suffix=".tmp")
-        temporary = Path(temporary_name)
+        temporary = self._temporary(content, sync=sync)
+        try:
+            return self._publish(temporary, target)
+        finally:
+            temporary.unlink(missing_ok=True)
+
+    def _temporary(self, content: bytes, *, sync: bool) -> Path:
+        """A named temporary file in the folder holding ``content``; the caller removes it."""
+        handle, name = tempfile.mkstemp(dir=self.root, prefix=".writing-", suffix=".tmp")
         try:
             with os.fdopen(handle, "wb") as stream:
                 stream.write(content)
                 stream.flush()
                 if sync:
                     os.fsync(stream.fileno())
-            return self._publish(temporary, target)
-        finally:
-            temporary.unlink(missing_ok=True)
+        except BaseException:
+            Path(name).unlink(missing_ok=True)
+            raise
+        return Path(name)
 
     def _write_anonymous(self, target: Path, content: bytes, *, sync: bool) -> bool | None:
         """Write through an ``O_TMPFILE`` inode; ``None`` when this folder's file system cannot."""

@@ -62,12 +62,8 @@ class OutboxMailer:
         return self._folder.repair()
 
     def send(self, email: OutgoingEmail) -> str:
-        path = self._folder.path_for(email.idempotency_key)
-        if self._folder.journaled or not path.exists():  # journaled: the journal decides (write_once)
-            _, wrote = self._folder.write_once(email.idempotency_key, self._render(email))
-            if wrote:
-                return self.message_id(email.idempotency_key)
-        return _stored_message_id(path)
+        path, wrote = self._folder.write_once(email.idempotency_key, self._render(email))
+        return self.message_id(email.idempotency_key) if wrote else _stored_message_id(path)
 
     def _render(self, email: OutgoingEmail) -> bytes:
         headers = self._headers(email)
