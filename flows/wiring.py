@@ -129,7 +129,8 @@ def _build(settings: Settings, now: Callable[[], datetime], closers: list[Callab
     )
     if settings.graph_mailbox or settings.graph_site_id:
         _graph(settings, parts, state.delta_links, shared)
-    _repair_outbox(parts)
+    if journal is not None:
+        _repair_outbox(parts, shared.database)
     return parts
 
 
@@ -139,14 +140,20 @@ def _outbox_journal(shared: _Shared, now: Callable[[], datetime]) -> OutboxJourn
     return OutboxJournal(shared.database, clock=now)
 
 
-def _repair_outbox(parts: Parts) -> None:
-    """Before any message is sent: write again the outbox files a crash lost after their journal rows."""
+def _repair_outbox(parts: Parts, database: BridgeDatabase) -> None:
+    """Before any message is sent: write again the outbox files a crash lost after their journal rows.
+
+    Only a process that is the home's only user repairs. Files are lost only when the machine stops
+    (a killed process leaves its writes to the operating system), and then every process stopped
+    with it; while another is running, a row without its file is a message it is writing now.
+    """
     from adapters.outbox import OutboxMailer, OutboxOperatorChannel
 
-    for sender in (parts.mailer, parts.channel):
-        if isinstance(sender, OutboxMailer | OutboxOperatorChannel):
-            for path in sender.repair():
-                logging.getLogger(__name__).warning("outbox: wrote %s again from its journal", path)
+    with database.alone() as alone:
+        for sender in (parts.mailer, parts.channel) if alone else ():
+            if isinstance(sender, OutboxMailer | OutboxOperatorChannel):
+                for path in sender.repair():
+                    logging.getLogger(__name__).warning("outbox: wrote %s again from its journal", path)
 
 
 def _embedded_state(shared: _Shared, now: Callable[[], datetime]) -> _State:

@@ -143,6 +143,35 @@ def test_a_failed_checkpoint_is_logged_and_the_write_stands(
     assert "checkpoint failed after a commit (the commit stands)" in caplog.text
 
 
+def test_alone_says_whether_another_database_has_the_file_open(db_path: Path) -> None:
+    with BridgeDatabase(db_path) as first:
+        with first.alone() as alone:
+            assert alone
+        with BridgeDatabase(db_path) as second:
+            with first.alone() as alone:
+                assert not alone
+            with second.alone() as alone:
+                assert not alone
+        with first.alone() as alone:  # a failed try keeps the first's shared hold: it still counts
+            assert alone
+
+
+def test_a_database_opening_while_another_is_alone_waits_for_it(db_path: Path) -> None:
+    opened = threading.Event()
+
+    def open_second() -> None:
+        with BridgeDatabase(db_path):
+            opened.set()
+
+    with BridgeDatabase(db_path) as first, ThreadPoolExecutor(max_workers=1) as pool:
+        with first.alone() as alone:
+            assert alone
+            waiting = pool.submit(open_second)
+            assert not opened.wait(0.3)
+        waiting.result(timeout=10)
+    assert opened.is_set()
+
+
 def test_in_home_opens_the_usual_file(tmp_path: Path) -> None:
     with BridgeDatabase.in_home(tmp_path) as database:
         assert database.path == tmp_path / "bridge.sqlite3"

@@ -181,3 +181,19 @@ def test_the_embedded_bridge_journals_its_outbox_and_repairs_it_when_it_starts(t
     with bootstrap(settings, clock=lambda: NOW):
         pass
     assert {path: path.read_bytes() for path in files_in(settings.home / "outbox")} == kept
+
+
+def test_no_repair_while_another_process_uses_the_home(tmp_path: Path) -> None:
+    """A worker starting beside a draining one must not take the other's message, journaled a moment
+    before its file is written, for one a crash lost: only the home's sole user repairs."""
+    settings = Settings(home=tmp_path / "home")
+    with bootstrap(settings, clock=lambda: NOW) as app:
+        app.parts.mailer.send(an_email("email:R-1"))
+    [path] = files_in(settings.home / "outbox")
+    kept = path.read_bytes()
+    path.unlink()
+
+    with BridgeDatabase.in_home(settings.home), bootstrap(settings, clock=lambda: NOW):
+        assert files_in(settings.home / "outbox") == []
+    with bootstrap(settings, clock=lambda: NOW):
+        assert path.read_bytes() == kept

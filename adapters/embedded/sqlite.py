@@ -22,6 +22,10 @@ commits of a connection, once its transaction is over and the advisory lock rele
 connection that committed since its last one closes. SQLite's own automatic checkpoint runs inside the
 commit that crosses its threshold, so every other worker waited for those fsyncs too (on an ordinary
 disk they took a fifth of the time the lock was held).
+
+Every ``BridgeDatabase`` also holds a shared ``flock`` on ``<file>.users`` while it is open, so that a
+process can tell whether it is the file's only user (``alone()``): the outbox's repair at start must
+not take a live worker's message, journaled a moment before its file is written, for one a crash lost.
 """
 
 from __future__ import annotations
@@ -77,6 +81,7 @@ class BridgeDatabase:
             self.path, timeout=busy_timeout, isolation_level=None, check_same_thread=False
         )
         self._writers = _WriterLock.beside(self.path)
+        self._users = _Users.beside(self.path)
         try:
             self._configure(busy_timeout)
             with self.write() as connection:
@@ -84,6 +89,7 @@ class BridgeDatabase:
         except BaseException:
             self._connection.close()
             self._writers.close()
+            self._users.close()
             raise
 
     @classmethod
@@ -232,6 +238,12 @@ class BridgeDatabase:
                 self._commits = 0
             self._connection.close()
             self._writers.close()
+            self._users.close()
+
+    def alone(self) -> AbstractContextManager[bool]:
+        """Whether no other ``BridgeDatabase`` has this file open, held true until the block ends:
+        one opening meanwhile waits for it. Always true where there is no ``flock`` (Windows)."""
+        return self._users.alone()
 
     def __enter__(self) -> Self:
         return self
@@ -266,6 +278,49 @@ class _WriterLock:
             yield
         finally:
             fcntl.flock(descriptor, fcntl.LOCK_UN)
+
+    def close(self) -> None:
+        if self._descriptor is not None:
+            os.close(self._descriptor)
+            self._descriptor = None
+
+
+class _Users:
+    """A shared ``flock`` on ``<file>.users`` for as long as a database is open (see the module's
+    docstring); ``alone()`` tries to turn it exclusive."""
+
+    def __init__(self, descriptor: int | None) -> None:
+        self._descriptor = descriptor
+
+    @classmethod
+    def beside(cls, database: Path) -> _Users:
+        if fcntl is None:
+            return cls(None)
+        descriptor = os.open(f"{database}.users", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_SH)  # waits while a database open alone() holds it
+        except BaseException:
+            os.close(descriptor)
+            raise
+        return cls(descriptor)
+
+    @contextmanager
+    def alone(self) -> Iterator[bool]:
+        descriptor = self._descriptor
+        if descriptor is None or fcntl is None:
+            yield fcntl is None
+            return
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            # Linux drops the shared lock when a conversion fails: take it again.
+            fcntl.flock(descriptor, fcntl.LOCK_SH)
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(descriptor, fcntl.LOCK_SH)
 
     def close(self) -> None:
         if self._descriptor is not None:
