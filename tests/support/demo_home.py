@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import io
 import shutil
@@ -20,7 +21,9 @@ def demo_home(target: Path) -> Path:
     """A copy of the demo's home at ``target``: 8 cases, case 4 needing attention."""
     global _built
     if _built is None:
-        folder = Path(tempfile.mkdtemp(prefix="demo-home-")) / "home"
+        made = Path(tempfile.mkdtemp(prefix="demo-home-"))
+        atexit.register(shutil.rmtree, made, ignore_errors=True)  # built once per test process
+        folder = made / "home"
         with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
             assert main(["--home", str(folder), "demo"]) == 0
         _built = folder
