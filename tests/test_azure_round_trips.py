@@ -17,7 +17,7 @@ from azure.core.pipeline import PipelineRequest
 from azure.data.tables import TableClient, TableServiceClient
 
 from adapters.azure_storage import TableCaseStore, TableIdempotencyStore, TableRunStore
-from adapters.azure_storage._recent import Recent
+from adapters.recent import Recent
 from flows.domain.case import CaseState
 from flows.engine.runs import RunRecord, RunStatus
 from flows.ports import ConcurrencyConflict

@@ -21,8 +21,10 @@ from adapters.embedded import (
     SqlitePublicationStore,
 )
 from adapters.embedded import sqlite as sqlite_module
+from adapters.embedded.runs import SqliteRunStore
 from flows.domain.case import CaseState, CaseSummary
 from flows.domain.cpl import CplPublication
+from flows.engine.runs import RunRecord, RunStatus
 from flows.ports import ConcurrencyConflict, InventoryRecord, InventoryStatus, UpsertOutcome
 from tests.support.store_builders import T0, a_case, a_publication, an_entry
 
@@ -401,6 +403,36 @@ def test_publication_without_a_publication_date(database: BridgeDatabase) -> Non
     kept = store.get("d" * 64)
     assert kept is not None
     assert kept.publication == bare
+
+
+# --- runs ----------------------------------------------------------------------------------------
+
+
+def test_a_run_finished_by_its_starter_or_by_another_store_keeps_its_header(db_path: Path) -> None:
+    """The store that started a run finishes it from the header it remembers, without reading it
+    back; another one (a second delivery's worker) reads it. Both write the same record."""
+    statements: list[str] = []
+    with BridgeDatabase(db_path) as first, BridgeDatabase(db_path) as second:
+        starter, other = SqliteRunStore(first), SqliteRunStore(second)
+        for run_id in ("run-1", "run-2"):
+            starter.start(
+                RunRecord(
+                    run_id=run_id, flow="f", flow_version="v1", trigger={"x": 1}, keys=["K"], started_at=T0
+                )
+            )
+        with first.read() as connection:
+            connection.set_trace_callback(statements.append)
+        starter.finish("run-1", RunStatus.SUCCEEDED, ended_at=T0, error=None, keys=["K", "R-1"])
+        assert not any(statement.startswith("SELECT record FROM runs") for statement in statements)
+        other.finish("run-2", RunStatus.SUCCEEDED, ended_at=T0, error=None, keys=["K", "R-1"])
+        with pytest.raises(KeyError, match="no run 'run-404'"):
+            starter.finish("run-404", RunStatus.FAILED, ended_at=T0, error="x", keys=[])
+        one, two = starter.get("run-1"), starter.get("run-2")
+        found = [run.run_id for run in other.find(key="R-1")]
+    assert one is not None and two is not None
+    assert one.model_dump(exclude={"run_id"}) == two.model_dump(exclude={"run_id"})
+    assert (one.status, one.keys, one.trigger) == (RunStatus.SUCCEEDED, ["K", "R-1"], {"x": 1})
+    assert found == ["run-2", "run-1"]
 
 
 # --- idempotency ---------------------------------------------------------------------------------

@@ -34,7 +34,7 @@ from azure.data.tables import TableClient, TableEntity, UpdateMode
 from adapters.azure_storage._documents import pack, unpack
 from adapters.azure_storage._errors import storage_errors
 from adapters.azure_storage._keys import key_text, shard, utc_text, written_now
-from adapters.azure_storage._recent import Recent
+from adapters.recent import Recent
 from flows.domain.case import Case, CaseState, CaseSummary, SummaryDocument
 from flows.ports import ConcurrencyConflict
 

@@ -23,7 +23,7 @@ from azure.data.tables import TableClient
 from adapters.azure_storage._documents import pack, unpack
 from adapters.azure_storage._errors import storage_errors
 from adapters.azure_storage._keys import key_text, utc_text
-from adapters.azure_storage._recent import Recent
+from adapters.recent import Recent
 
 ROW = "result"
 

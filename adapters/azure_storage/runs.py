@@ -56,7 +56,7 @@ from adapters.azure_storage._keys import (
     written_now,
     written_now_newest_first,
 )
-from adapters.azure_storage._recent import Recent
+from adapters.recent import Recent
 from flows.engine.runs import ActionRecord, RunRecord, RunStatus
 
 RUNS = "runs"

@@ -5,7 +5,8 @@ from __future__ import annotations
 import sqlite3
 from datetime import datetime
 
-from adapters.embedded.sqlite import SqliteStore, utc_text
+from adapters.embedded.sqlite import BridgeDatabase, SqliteStore, StrPath, utc_text
+from adapters.recent import Recent
 from flows.engine.runs import ActionRecord, RunRecord, RunStatus
 
 
@@ -44,10 +45,16 @@ class SqliteRunStore(SqliteStore):
         """,
     )
 
+    def __init__(self, database: BridgeDatabase | StrPath) -> None:
+        super().__init__(database)
+        # The headers of runs this store started: ``finish`` then writes without reading one back.
+        # A header never changes but at ``finish``, and only in fields ``finish`` is given.
+        self._started: Recent[str, RunRecord] = Recent(1024)
+
     # Documents are built before ``write()``: other worker processes wait while a write is open.
     def start(self, run: RunRecord) -> bool:
-        header = run.model_copy(update={"actions": {}}).model_dump_json()
-        row = (run.run_id, run.flow, run.status.value, utc_text(run.started_at), header)
+        header = run.model_copy(update={"actions": {}})
+        row = (run.run_id, run.flow, run.status.value, utc_text(run.started_at), header.model_dump_json())
         with self._db.write() as connection:
             cursor = connection.execute(
                 "INSERT OR IGNORE INTO runs (run_id, flow, status, started_at, record) "
@@ -57,6 +64,7 @@ class SqliteRunStore(SqliteStore):
             if cursor.rowcount != 1:
                 return False
             self._add_keys(connection, run.run_id, run.keys)
+        self._started.put(run.run_id, header)
         return True
 
     def get(self, run_id: str) -> RunRecord | None:
@@ -85,17 +93,24 @@ class SqliteRunStore(SqliteStore):
     ) -> None:
         # The header is read outside the write: only ``finish`` changes a stored header, and every
         # field it changes comes from the caller, so a finish by another delivery meanwhile loses nothing.
-        with self._db.read() as connection:
-            row = connection.execute("SELECT record FROM runs WHERE run_id = ?", (run_id,)).fetchone()
-        if row is None:
-            raise KeyError(f"no run {run_id!r} to finish")
+        header = self._started.get(run_id)
+        if header is None:
+            with self._db.read() as connection:
+                row = connection.execute("SELECT record FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+            if row is None:
+                raise KeyError(f"no run {run_id!r} to finish")
+            header = RunRecord.model_validate_json(row[0])
         update = {"status": status, "ended_at": ended_at, "error": error, "keys": keys}
-        document = RunRecord.model_validate_json(row[0]).model_copy(update=update).model_dump_json()
+        finished = header.model_copy(update=update)
         with self._db.write() as connection:
-            connection.execute(
-                "UPDATE runs SET status = ?, record = ? WHERE run_id = ?", (status.value, document, run_id)
+            cursor = connection.execute(
+                "UPDATE runs SET status = ?, record = ? WHERE run_id = ?",
+                (status.value, finished.model_dump_json(), run_id),
             )
+            if cursor.rowcount != 1:
+                raise KeyError(f"no run {run_id!r} to finish")
             self._add_keys(connection, run_id, keys)
+        self._started.put(run_id, finished)
 
     def find(
         self,
