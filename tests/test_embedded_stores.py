@@ -22,10 +22,11 @@ from adapters.embedded import (
 )
 from adapters.embedded import sqlite as sqlite_module
 from adapters.embedded.runs import SqliteRunStore
-from flows.domain.case import CaseState, CaseSummary
+from flows.domain.case import Case, CaseState, CaseSummary
 from flows.domain.cpl import CplPublication
 from flows.engine.runs import RunRecord, RunStatus
 from flows.ports import ConcurrencyConflict, InventoryRecord, InventoryStatus, UpsertOutcome
+from tests.support.demo_home import demo_home
 from tests.support.store_builders import T0, a_case, a_publication, an_entry
 
 # --- builders ------------------------------------------------------------------------------------
@@ -591,3 +592,42 @@ def test_cached_cases_are_copies_and_never_stale(db_path: Path) -> None:
         other.save(seen_by_other)
         fresh = store.get("R-1")  # the document changed under the cache: parsed again
         assert fresh is not None and fresh.state is CaseState.AWAITING_CPL and fresh.version == 1
+
+
+def test_a_case_written_is_read_back_without_a_parse_and_equal_to_one(
+    db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    parses: list[str] = []
+    real = Case.model_validate_json
+
+    def counted(document: str) -> Case:
+        parses.append(document)
+        return real(document)
+
+    monkeypatch.setattr(Case, "model_validate_json", counted)
+    with SqliteCaseStore(db_path) as store, SqliteCaseStore(db_path) as other:
+        case = a_case("R-1")
+        store.add(case)
+        case.problems.append("changed after the add, never saved")
+        added = store.get("R-1")
+        moved = store.get("R-1")
+        assert moved is not None
+        moved.move_to(CaseState.AWAITING_CPL, at=T0, cause="saved")
+        saved = store.save(moved)
+        moved.problems.append("changed after the save, never saved")
+        read = store.get("R-1")
+        assert parses == []
+        assert added is not None and added.problems == [] and added.version == 0
+        assert read == saved and read.version == 1 and read.problems == []
+        assert read == other.get("R-1")  # a store that did not write it parses the stored document
+        assert len(parses) == 1
+
+
+def test_the_demo_cases_json_round_trip_is_exact(tmp_path: Path) -> None:
+    """What lets a store keep the case it wrote instead of parsing its document again."""
+    home = demo_home(tmp_path / "home")
+    with SqliteCaseStore(home / "bridge.sqlite3") as store:
+        cases = store.list()
+    assert len(cases) == 8
+    for case in cases:
+        assert Case.model_validate_json(case.model_dump_json()) == case

@@ -9,6 +9,9 @@ time; only the parse is saved.
 
 ``Case`` is mutable (operations change it and then save it), so callers get a copy whose mutable
 parts (its lists, the timeline's evidence) are their own; the notification is frozen and shared.
+
+A store that writes a document keeps the case it wrote it from (``keep``), so the next read of that
+same document is not parsed either: a case's JSON round trip gives back an equal case (tested).
 """
 
 from __future__ import annotations
@@ -33,12 +36,21 @@ class ParsedCases:
     def parse(self, document: str) -> Case:
         """The case stored as ``document``: parsed once per distinct document, copied per call."""
         case = Case.model_validate_json(document)
+        self._put(document, case)
+        return _copy(case)
+
+    def keep(self, document: str, case: Case) -> Case:
+        """``case``, just written as ``document``: kept as if parsed from it; a copy is returned."""
+        kept = _copy(case)
+        self._put(document, kept)
+        return _copy(kept)
+
+    def _put(self, document: str, case: Case) -> None:
         with self._lock:
             self._entries[case.response_id] = (document, case)
             self._entries.move_to_end(case.response_id)
             while len(self._entries) > self._size:
                 self._entries.popitem(last=False)
-        return _copy(case)
 
     def get(self, response_id: str, document: str) -> Case:
         with self._lock:

@@ -101,8 +101,10 @@ class SqliteCaseStore(SqliteStore):
     def add(self, case: Case) -> bool:
         row = self._row(case, case.version)
         with self._db.write() as connection:
-            cursor = connection.execute(_INSERT, row)
-            return cursor.rowcount == 1
+            added = connection.execute(_INSERT, row).rowcount == 1
+        if added:
+            self._parsed.keep(row[-1], case)  # its first read is then not parsed
+        return added
 
     def save(self, case: Case) -> Case:
         new_version = case.version + 1
@@ -118,7 +120,8 @@ class SqliteCaseStore(SqliteStore):
                 ).fetchone()
             )
         if saved:
-            return self._parsed.parse(row[-1])  # as a read would return it, and kept for the next
+            # As a read would return it (its JSON round trip is exact), and kept for the next read.
+            return self._parsed.keep(row[-1], case.model_copy(update={"version": new_version}))
         if stored is None:
             raise ConcurrencyConflict(f"case {case.response_id}: not stored (add it before saving it)")
         raise ConcurrencyConflict(
