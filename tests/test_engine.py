@@ -281,6 +281,11 @@ def test_secure_values_never_reach_the_stored_history(
         """,
     )
     run = engine.run(source, {"password": "s3cr3t-Value"}, run_id="r-secure")
+    # the next action reads the secure output as it came back; only the history has it redacted
+    assert (run.actions["use_it"].status, run.actions["use_it"].outputs) == (
+        ActionStatus.SUCCEEDED,
+        {"length": 12},
+    )
     assert run.actions["token"].inputs == REDACTED
     assert run.actions["token"].outputs == REDACTED
     stored = engine.runs.get("r-secure")

@@ -63,7 +63,6 @@ class _ActionBase(_Strict):
     description: str = ""
     run_after: RunAfter = Field(default_factory=dict, alias="runAfter")
     condition: str | None = Field(default=None, alias="if")
-    timeout: timedelta | None = None
 
 
 class CallAction(_ActionBase):
@@ -73,6 +72,8 @@ class CallAction(_ActionBase):
     use: str = Field(pattern=r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$")
     inputs: dict[str, Any] = Field(default_factory=dict)
     retry: RetryPolicy | None = None
+    # On a call only: a scope or for-each cannot be stopped part-way without stopping each action in it.
+    timeout: timedelta | None = None
     secure: Secure = Secure()
     idempotency_key: str | None = Field(
         default=None,

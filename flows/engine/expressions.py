@@ -111,8 +111,12 @@ def _field_chain(node: Mapping[str, Any]) -> list[str]:
 def _whole_expression(text: str) -> str | None:
     """The source of the one ``${ ... }`` a template string is, or ``None`` when it is not one: worked
     out once per string (flow files hold a fixed set of them)."""
-    whole = _EXPRESSION.fullmatch(text.strip())
-    return whole.group(1) if whole else None
+    stripped = text.strip()
+    found = list(_EXPRESSION.finditer(stripped))
+    # One match spanning the string: "${a} ${b}" fullmatches the lazy pattern too (as "a} ${b").
+    if len(found) == 1 and found[0].span() == (0, len(stripped)):
+        return found[0].group(1)
+    return None
 
 
 class Evaluator:
@@ -145,6 +149,10 @@ class Evaluator:
         try:
             return self._interpreter.visit(compile_expression(source).parsed, context)
         except JMESPathError as error:
+            raise ExpressionError(f"cannot evaluate ${{{source}}}: {error}") from error
+        except (ValueError, TypeError, ArithmeticError) as error:
+            # From an added function given a value it cannot use (a date that is not ISO 8601, an
+            # hour count too big for a date): the action fails, not the engine.
             raise ExpressionError(f"cannot evaluate ${{{source}}}: {error}") from error
 
 

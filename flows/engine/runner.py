@@ -6,14 +6,19 @@ Guarantees, each one tested:
 - every side-effecting call gets an idempotency key (by default flow / business key / action path) and
   its result is remembered under that key, so a duplicate delivery or a resubmit makes no effect twice;
 - only transient errors are retried, by the action's policy, honouring the far side's Retry-After;
-- secure inputs and outputs never reach the history; a dry run calls nothing that has side effects.
+- secure inputs and outputs never reach the history (nor do error texts or idempotency keys of a run
+  that holds secure values), while later actions of the same execution still see secure outputs;
+- a dry run calls nothing that has side effects.
 """
 
 from __future__ import annotations
 
 import hashlib
+import math
+import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -57,6 +62,15 @@ class _Run:
     recorded: dict[str, ActionRecord]
     dry_run: bool
     settings: Mapping[str, Any] = field(default_factory=dict)
+    # Secure outputs as they came back, by action path: later actions of this execution read them
+    # from here, the history keeps them redacted. A redelivery calls those actions again.
+    live: dict[str, Any] = field(default_factory=dict)
+
+    def holds_secrets(self, action: Action | None = None) -> bool:
+        """Whether an error text or a key made now could hold a secure value."""
+        if self.flow.secure_trigger or self.live:
+            return True
+        return isinstance(action, CallAction) and (action.secure.inputs or action.secure.outputs)
 
 
 class Engine:
@@ -114,7 +128,7 @@ class Engine:
         if existing is not None and existing.status is not RunStatus.RUNNING:
             return existing  # delivered again after it finished: nothing to do
         base = {"trigger": trigger, "settings": self._settings}
-        key = self._business_key(flow, base) or run_id
+        business = self._business_key(flow, base)
         if existing is None:
             seeded = _seed_from(replay_of, replay_from)
             record = RunRecord(
@@ -122,9 +136,10 @@ class Engine:
                 flow=flow.name,
                 flow_version=flow_version(source),
                 trigger={"secure": REDACTED} if flow.secure_trigger else trigger,
-                keys=[key] if key != run_id else [],
+                keys=[business] if business else [],
                 started_at=self._clock(),
                 replay_of=replay_of.run_id if replay_of else None,
+                replay_root=(replay_of.replay_root or replay_of.run_id) if replay_of else None,
                 replay_from=replay_from,
                 dry_run=dry_run,
             )
@@ -137,9 +152,12 @@ class Engine:
             # A run this call started holds what was just written: reading it back would parse the
             # same record again. One started meanwhile by another delivery is read.
             existing = record if started and not seeded else self._runs.get(run_id) or record
+        # Side effects are keyed by the business key; without one, by the run, and a replay by the
+        # run it replays (else a resubmit would make every effect of a flow without a key again).
+        key = business or existing.replay_root or run_id
         run = _Run(existing, flow, key, trigger, dict(existing.actions), existing.dry_run, self._settings)
         failed, results = self._run_block(run, flow.actions, "", {})
-        context = self._context(run, results, {})
+        context = self._context(run, results, {}, secure_outputs=False)  # the keys are kept in history
         keys = [*existing.keys, *self._extra_keys(flow, context)]
         # ``run.recorded`` holds every record of the run, the earlier deliveries' and this one's, in
         # the order they were first written (as the store keeps them).
@@ -207,7 +225,8 @@ class Engine:
             status = ActionStatus.FAILED if failed else ActionStatus.SUCCEEDED
             return _record(path, status, started, self._clock(), outputs=outputs, error=None), None
         except ExpressionError as error:
-            return _record(path, ActionStatus.FAILED, started, self._clock(), error=str(error)), None
+            text = f"{type(error).__name__}: {REDACTED}" if run.holds_secrets(action) else str(error)
+            return _record(path, ActionStatus.FAILED, started, self._clock(), error=text), None
 
     def _call(
         self, run: _Run, action: CallAction, path: str, context: dict[str, Any], started: datetime
@@ -221,12 +240,14 @@ class Engine:
         else:
             key = f"{run.flow.name}/{run.key}/{path}"
         shown_inputs = REDACTED if action.secure.inputs else inputs
+        secret = run.holds_secrets(action)
+        shown_key = REDACTED if secret else key  # a key may be built from a secure value
         if connector.side_effect and run.dry_run:
             would = {
                 "dry_run": True,
                 "would_call": action.use,
                 "inputs": shown_inputs,
-                "idempotency_key": key,
+                "idempotency_key": shown_key,
             }
             return _record(
                 path,
@@ -243,19 +264,22 @@ class Engine:
                 return ActionRecord(
                     path=path, status=ActionStatus.SUCCEEDED, attempts=0, inputs=shown_inputs,
                     outputs=REDACTED if action.secure.outputs else remembered.get("outputs"),
-                    redacted=action.secure.outputs, idempotency_key=key, deduplicated=True,
+                    redacted=action.secure.outputs, idempotency_key=shown_key, deduplicated=True,
                     started_at=started, ended_at=self._clock(),
                 ), None  # fmt: skip
         context_for_call = ActionContext(run.flow.name, run.record.run_id, path, key, self._clock())
-        outcome = self._invoke(connector, action, action.retry or run.flow.retry, context_for_call, inputs)
-        outputs = to_jsonable_python(outcome.outputs)
+        policy = action.retry or run.flow.retry
+        outcome = self._invoke(connector, action, policy, context_for_call, inputs, secret=secret)
+        outputs = _json_safe(to_jsonable_python(outcome.outputs))
+        if action.secure.outputs and outcome.status is ActionStatus.SUCCEEDED:
+            run.live[path] = outputs
         remember: Remember | None = None
         if outcome.status is ActionStatus.SUCCEEDED and connector.side_effect:
             remember = (key, {"redacted": True} if action.secure.outputs else {"outputs": outputs})
         return ActionRecord(
             path=path, status=outcome.status, attempts=outcome.attempts, inputs=shown_inputs,
             outputs=REDACTED if action.secure.outputs else outputs, redacted=action.secure.outputs,
-            error=outcome.error, idempotency_key=key if connector.side_effect else None,
+            error=outcome.error, idempotency_key=shown_key if connector.side_effect else None,
             started_at=started, ended_at=self._clock(),
         ), remember  # fmt: skip
 
@@ -266,16 +290,26 @@ class Engine:
         policy: RetryPolicy,
         context: ActionContext,
         inputs: dict[str, Any],
+        *,
+        secret: bool,
     ) -> _Outcome:
         attempts = 0
+        abandoned = threading.Event()  # set on time-out: the thread left behind makes no more attempts
 
         def attempt() -> Any:
             nonlocal attempts
+            if abandoned.is_set():
+                raise _Abandoned
             attempts += 1
             return connector.call(replace(context, attempt=attempts), inputs)
 
+        def sleep(seconds: float) -> None:
+            self._sleep(seconds)
+            if abandoned.is_set():
+                raise _Abandoned
+
         def with_retry() -> Any:
-            return call_with_retry(attempt, policy, sleep=self._sleep)
+            return call_with_retry(attempt, policy, sleep=sleep)
 
         try:
             if action.timeout is None:
@@ -289,9 +323,11 @@ class Engine:
                 pool.shutdown(wait=False)
             return _Outcome(ActionStatus.SUCCEEDED, value, attempts, None)
         except FutureTimeout:
+            abandoned.set()
             return _Outcome(ActionStatus.TIMED_OUT, None, attempts, f"timed out after {action.timeout}")
         except Exception as error:  # recorded for operators; the run fails, the engine does not
-            return _Outcome(ActionStatus.FAILED, None, attempts, f"{type(error).__name__}: {error}")
+            text = REDACTED if secret else str(error)  # a far side's message may quote what it was sent
+            return _Outcome(ActionStatus.FAILED, None, attempts, f"{type(error).__name__}: {text}")
 
     def _foreach(
         self, run: _Run, action: ForEachAction, path: str, context: dict[str, Any], started: datetime
@@ -307,6 +343,11 @@ class Engine:
             str(self._evaluator.evaluate(action.item_key, item_context)) if action.item_key else str(index)
             for index, item_context in enumerate(item_contexts)
         ]
+        repeated = sorted(key for key, times in Counter(keys).items() if times > 1)
+        if repeated:  # items sharing a key would share their records: all but the first would be skipped
+            shown = REDACTED if run.holds_secrets() else ", ".join(repeated)
+            error = f"itemKey gives several items the same key ({shown}); each item needs its own"
+            return _record(path, ActionStatus.FAILED, started, self._clock(), error=error)
 
         def iteration(index: int) -> tuple[bool, dict[str, Any]]:
             outer = _visible(item_contexts[index], results={})
@@ -333,11 +374,20 @@ class Engine:
     # --- helpers ----------------------------------------------------------------------------------
 
     def _context(
-        self, run: _Run, siblings: Mapping[str, ActionRecord], outer: Mapping[str, Any]
+        self,
+        run: _Run,
+        siblings: Mapping[str, ActionRecord],
+        outer: Mapping[str, Any],
+        *,
+        secure_outputs: bool = True,
     ) -> dict[str, Any]:
         actions = dict(outer.get("actions", {}))
+        live = run.live if secure_outputs else {}
         actions.update(
-            {name: {"status": r.status.value, "outputs": r.outputs} for name, r in siblings.items()}
+            {
+                name: {"status": r.status.value, "outputs": live.get(r.path, r.outputs)}
+                for name, r in siblings.items()
+            }
         )
         context = {k: v for k, v in outer.items() if k != "actions"}
         context.update(
@@ -364,6 +414,22 @@ class Engine:
             values = value if isinstance(value, list) else [value]
             keys += [str(v) for v in values if v not in (None, "", [])]
         return keys
+
+
+class _Abandoned(Exception):
+    """Raised in a timed-out action's thread instead of its next attempt."""
+
+
+def _json_safe(value: Any) -> Any:
+    """``value`` with every NaN or infinity as ``None``, as JSON has no such numbers: the result of a
+    side effect already made must be kept, not refused (a far side's JSON may hold ``NaN``)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: _json_safe(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_json_safe(item) for item in value]
+    return value
 
 
 @dataclass(frozen=True)
@@ -429,6 +495,11 @@ def _seed_from(previous: RunRecord | None, replay_from: str | None) -> dict[str,
     action, everything inside it and everything recorded after it runs again."""
     if previous is None or replay_from is None:
         return {}
+    if previous.dry_run:
+        raise ValueError(
+            f"run {previous.run_id} was a dry run: none of its actions made its effect, so resubmit "
+            "it whole, without an action to start from"
+        )
     if replay_from not in previous.actions:
         known = ", ".join(previous.actions)
         raise ValueError(f"run {previous.run_id} has no action {replay_from!r}; it has: {known}")

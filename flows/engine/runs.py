@@ -51,6 +51,9 @@ class RunRecord(BaseModel):
     started_at: datetime
     ended_at: datetime | None = None
     replay_of: str | None = None
+    # The first run of the chain this one replays: a flow without a business key keys its side
+    # effects by it, so a resubmit makes none of them twice.
+    replay_root: str | None = None
     replay_from: str | None = None
     dry_run: bool = False
     error: str | None = None
