@@ -78,9 +78,11 @@ class Bridge:
         self.queue.put(message)
         return message
 
-    def emit(self, event: str, body: Mapping[str, Any]) -> Message:
+    def emit(self, event: str, body: Mapping[str, Any], *, message_id: str | None = None) -> Message:
         """Put an event for other flows on the queue (the ``events.emit`` connector calls this)."""
-        return self.submit(Message(type="event", event=event, body=dict(body)))
+        if message_id is None:
+            return self.submit(Message(type="event", event=event, body=dict(body)))
+        return self.submit(Message(message_id=message_id, type="event", event=event, body=dict(body)))
 
     def handle(self, message: Message) -> list[RunRecord]:
         """Run every flow the message triggers; safe to call again with the same message."""

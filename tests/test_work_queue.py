@@ -462,3 +462,44 @@ def test_a_drain_stops_at_its_limit_with_the_rest_still_queued(tmp_path: Path) -
         assert queue.pending() == 1
         left = SqliteWorkQueue(queue.database).get()  # not leased: the next drain takes it at once
         assert left is not None and left.body == {"n": 2}
+
+
+def test_the_engine_bench_measures_file_creation_in_its_own_folder(tmp_path: Path) -> None:
+    from bench.engine import file_create_us
+
+    assert file_create_us(tmp_path, files=20) > 0
+    assert len(list((tmp_path / "file-create-probe").iterdir())) == 20
+
+
+def test_an_event_queued_again_after_a_crash_runs_its_flows_once(tmp_path: Path) -> None:
+    """The process dies after ``events.emit`` queued its event and before the engine recorded the
+    action: the redelivery queues the event again, under the same message id, so the flow it
+    triggers runs once (its run id comes from the message id)."""
+    home = tmp_path / "home"
+    dies_before_the_record = (
+        "import os, sys\n"
+        "from adapters.embedded.idempotency import SqliteIdempotencyStore\n"
+        "from flows.bootstrap import bootstrap\n"
+        "from flows.queue_message import form_response_message\n"
+        "from flows.settings import Settings\n"
+        "from tests.test_work_queue import NOW, _publication, _responses\n"
+        "real_put = SqliteIdempotencyStore.put\n"
+        "def put(self, key, result):\n"
+        "    if key.endswith('check_cpl'):\n"
+        "        os._exit(9)  # the event is queued, the action's record is not written\n"
+        "    return real_put(self, key, result)\n"
+        "SqliteIdempotencyStore.put = put\n"
+        "with bootstrap(Settings(home=__import__('pathlib').Path(sys.argv[1])), clock=lambda: NOW) as app:\n"
+        "    app.publications.add(_publication(1), fetched_at=NOW, source='test')\n"
+        "    app.bridge.submit(form_response_message(_responses(1)[0]))\n"
+        "    app.bridge.drain()\n"
+    )
+    died = subprocess.run([sys.executable, "-c", dies_before_the_record, str(home)], cwd=ROOT, timeout=120)
+    assert died.returncode == 9
+    with bootstrap(Settings(home=home), clock=lambda: NOW) as app:
+        queue = app.parts.queue
+        assert isinstance(queue, SqliteWorkQueue) and queue.pending() == 2  # the response, and its event
+        app.bridge.drain()
+        loads = app.bridge.engine.runs.find(flow="emergency-load")
+        assert len(loads) == 1 and loads[0].status.value == "Succeeded"
+        assert len(app.inventory.all()) == 1
