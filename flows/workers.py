@@ -33,13 +33,17 @@ if TYPE_CHECKING:
     Progress = Callable[[Message, RunRecord], None]
 
 IDLE_WAIT = 0.005  # seconds between looks at a queue whose last messages other workers hold
+ORPHAN_CHECK_EVERY = 0.25  # seconds between checks, while waiting, for leases of processes gone
 
 
 @runtime_checkable
 class SharedQueue(Protocol):
-    """A work queue other processes can drain too: it can tell how much is not yet acknowledged."""
+    """A work queue other processes can drain too: it can tell how much is not yet acknowledged, and
+    give back at once what a process that died was holding."""
 
     def pending(self) -> int: ...
+
+    def release_orphaned_leases(self) -> None: ...
 
 
 class WorkerFailed(RuntimeError):
@@ -68,6 +72,12 @@ def drain_with_workers(
     others = [_start_worker(given) for _ in range(1, workers)]
     try:
         _drain_until_acknowledged(app.bridge.drain, queue, others)
+    except BaseException:
+        # The messages this process holds stay leased while it lives: the others would wait for
+        # them until the visibility timeout. Stopped now, they leave theirs to the next drain.
+        for process in others:
+            process.terminate()
+        raise
     finally:
         for process in others:
             try:
@@ -111,14 +121,23 @@ def _start_worker(given: bytes) -> subprocess.Popen[bytes]:
 def _drain_until_acknowledged(
     drain: Callable[[], object], queue: SharedQueue, others: list[subprocess.Popen[bytes]]
 ) -> None:
-    """Drain, then wait for what other workers hold: their flows may still emit events to handle."""
+    """Drain, then wait for what other workers hold: their flows may still emit events to handle.
+    A worker that died holding a message gives it back here (else it waits out the visibility timeout)."""
+    checked = time.monotonic()
     while True:
         drain()
         if queue.pending() == 0:
             return
-        ended = others and all(process.poll() is not None for process in others)
+        # Every worker is polled, so that one that died is reaped: until then it is a zombie, which
+        # looks alive to the check for leases of processes gone.
+        ended = others and all([process.poll() is not None for process in others])
         if ended and any(process.returncode for process in others):
-            return  # a worker died holding a lease: its messages come back after the visibility timeout
+            queue.release_orphaned_leases()  # what the failed worker held, if it died holding it
+            drain()
+            return
+        if time.monotonic() - checked >= ORPHAN_CHECK_EVERY:
+            queue.release_orphaned_leases()
+            checked = time.monotonic()
         time.sleep(IDLE_WAIT)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -173,6 +174,42 @@ def test_a_database_opening_while_another_is_alone_waits_for_it(db_path: Path) -
             assert not opened.wait(0.3)
         waiting.result(timeout=10)
     assert opened.is_set()
+
+
+def test_a_commit_that_fails_is_rolled_back_and_the_database_writes_again(db_path: Path) -> None:
+    with BridgeDatabase(db_path, busy_timeout=0.5) as database:
+        with database.write() as connection:
+            connection.execute("CREATE TABLE parent (id TEXT PRIMARY KEY)")
+            connection.execute(
+                "CREATE TABLE child (id TEXT REFERENCES parent (id) DEFERRABLE INITIALLY DEFERRED)"
+            )
+        with pytest.raises(sqlite3.IntegrityError), database.write() as connection:
+            connection.execute("INSERT INTO child VALUES ('orphan')")  # refused only at the commit
+        with database.write() as connection:
+            connection.execute("INSERT INTO parent VALUES ('p')")
+        with sqlite3.connect(db_path, timeout=0.5) as other:
+            assert other.execute("SELECT id FROM parent").fetchall() == [("p",)]
+            assert other.execute("SELECT count(*) FROM child").fetchone() == (0,)
+
+
+def test_an_open_that_fails_closes_what_it_opened(db_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    BridgeDatabase(db_path).close()
+
+    def descriptors() -> list[str]:
+        return sorted(
+            os.readlink(f"/proc/self/fd/{fd}")
+            for fd in os.listdir("/proc/self/fd")
+            if fd.isdigit() and os.path.exists(f"/proc/self/fd/{fd}")
+        )
+
+    def interrupted(database: Path) -> None:
+        raise KeyboardInterrupt  # as a Ctrl-C while waiting behind another process's alone()
+
+    before = descriptors()
+    monkeypatch.setattr(sqlite_module._Users, "beside", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        BridgeDatabase(db_path)
+    assert descriptors() == before
 
 
 def test_in_home_opens_the_usual_file(tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import os
 import sqlite3
 import subprocess
 import sys
@@ -29,7 +30,8 @@ from flows.cli import main
 from flows.domain.case import CaseState
 from flows.queue_message import Message, form_response_message
 from flows.settings import PROJECT_ROOT, SAMPLES, Settings
-from flows.workers import drain_with_workers
+from flows.workers import WorkerFailed, drain_with_workers
+from tests.support import worker_hooks
 
 NOW = datetime.fromisoformat("2026-11-24T09:05:00+00:00")
 ROOT = Path(__file__).resolve().parents[1]
@@ -113,6 +115,30 @@ def test_done_then_get_moves_an_unreadable_next_message_to_poison_and_takes_the_
     assert following is not None and following.body == {"n": 2}
     assert [message_id for message_id, _ in queue.poisoned()] == ["bad"]
     assert [alert["type"] for alert in heard] == ["unreadable"]
+
+
+def test_a_poisoning_whose_alert_fails_is_logged_and_the_next_message_taken(
+    database: BridgeDatabase, caplog: pytest.LogCaptureFixture
+) -> None:
+    queue = SqliteWorkQueue(database)
+
+    def channel_down(alert: dict[str, Any]) -> None:
+        raise ConnectionError("webhook unreachable")
+
+    queue.on_poison = channel_down
+    with database.write() as connection:
+        connection.execute(
+            "INSERT INTO work_queue (message_id, message, visible_at) VALUES ('bad', '{\"type\": 5}', 0)"
+        )
+    queue.put(event(2))
+    following = queue.get()
+    assert following is not None and following.body == {"n": 2}
+    assert [message_id for message_id, _ in queue.poisoned()] == ["bad"]
+    [logged] = [record.getMessage() for record in caplog.records if record.levelname == "ERROR"]
+    assert (
+        "message queue position 1 was given up on (unreadable" in logged
+        and "ConnectionError: webhook unreachable" in logged
+    )
 
 
 def test_a_queued_message_outlives_the_process_that_queued_it(tmp_path: Path) -> None:
@@ -503,3 +529,54 @@ def test_an_event_queued_again_after_a_crash_runs_its_flows_once(tmp_path: Path)
         loads = app.bridge.engine.runs.find(flow="emergency-load")
         assert len(loads) == 1 and loads[0].status.value == "Succeeded"
         assert len(app.inventory.all()) == 1
+
+
+@pytest.fixture
+def hooks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(worker_hooks.MARKER, str(tmp_path / "acted"))
+    monkeypatch.setenv(worker_hooks.PARENT, str(os.getpid()))
+
+
+def _drain_in_background(app: Any, workers: int, on_progress: Any) -> tuple[threading.Thread, dict[str, Any]]:
+    outcome: dict[str, Any] = {}
+
+    def drain() -> None:
+        try:
+            drain_with_workers(app, workers, now=NOW, on_progress=on_progress)
+            outcome["error"] = None
+        except BaseException as error:
+            outcome["error"] = error
+
+    thread = threading.Thread(target=drain, daemon=True)
+    thread.start()
+    return thread, outcome
+
+
+@pytest.mark.usefixtures("hooks")
+def test_a_worker_dying_with_a_message_does_not_stall_the_others(tmp_path: Path) -> None:
+    """Its message is given back as soon as it is gone, not after the 300 s visibility timeout."""
+    with bootstrap(Settings(home=tmp_path / "home"), clock=lambda: NOW) as app:
+        app.publications.add(_publication(40), fetched_at=NOW, source="test")
+        for response in _responses(40):
+            app.bridge.submit(form_response_message(response))
+        thread, outcome = _drain_in_background(app, 3, worker_hooks.a_worker_dies_once)
+        thread.join(timeout=120)  # a guard against hanging, far below the visibility timeout
+        assert not thread.is_alive(), "the drain waited for the dead worker's lease"
+        assert isinstance(outcome["error"], WorkerFailed)
+        loaded = [case for case in app.cases.list() if case.state is CaseState.LOADED]
+        assert len(loaded) == 40 and len(app.inventory.all()) == 40
+
+
+@pytest.mark.usefixtures("hooks")
+def test_a_failing_parent_stops_its_workers_at_once_and_says_why(tmp_path: Path) -> None:
+    failing = worker_hooks.the_parent_fails_once
+    with bootstrap(Settings(home=tmp_path / "home"), clock=lambda: NOW, on_progress=failing) as app:
+        app.publications.add(_publication(40), fetched_at=NOW, source="test")
+        for response in _responses(40):
+            app.bridge.submit(form_response_message(response))
+        started = time.monotonic()
+        thread, outcome = _drain_in_background(app, 2, failing)
+        thread.join(timeout=120)
+        assert not thread.is_alive()
+        assert str(outcome["error"]) == "the parent's drain failed"
+        assert time.monotonic() - started < 50  # the workers were not waited on for a minute

@@ -19,6 +19,7 @@ It behaves as the Azure Storage queue does, so the flows cannot tell them apart:
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sqlite3
 import threading
@@ -34,6 +35,9 @@ from flows.service import Message
 
 DEFAULT_VISIBILITY_TIMEOUT = 300.0  # seconds, as the Azure adapter's default
 DEFAULT_MAX_DEQUEUE_COUNT = 5  # the Functions host's maxDequeueCount default
+
+
+_log = logging.getLogger(__name__)
 
 
 class SqliteWorkQueue(SqliteStore):
@@ -83,7 +87,7 @@ class SqliteWorkQueue(SqliteStore):
         self._leases: dict[str, list[tuple[int, str]]] = {}  # message id -> (position, lease) taken here
         self.on_poison: Callable[[dict[str, Any]], None] | None = None
         self._lock = threading.Lock()
-        self._release_orphaned_leases()
+        self.release_orphaned_leases()
 
     def put(self, message: Message) -> None:
         with self._db.write() as connection:
@@ -144,11 +148,24 @@ class SqliteWorkQueue(SqliteStore):
                     )
             if message is None:
                 if self.on_poison is not None:  # after the commit: the message is safe in the table
-                    self.on_poison(_described(text, position))
+                    self._tell(_described(text, position), reason)
                 continue
             with self._lock:
                 self._leases.setdefault(message.message_id, []).append((position, lease))
             return message
+
+    def _tell(self, described: dict[str, Any], reason: str) -> None:
+        """Report a poisoning; a report that fails (the channel is down) is logged, and the drain goes
+        on: the message is kept in the poison table, and ``drain`` counts it there."""
+        assert self.on_poison is not None
+        try:
+            self.on_poison(described)
+        except Exception as error:  # any failure of the alert is only logged
+            _log.error(
+                "message %s was given up on (%s) and kept in the poison table, but telling operators "
+                "failed: %s: %s",
+                described["message_id"], reason, type(error).__name__, error,
+            )  # fmt: skip
 
     def pending(self) -> int:
         """Messages not yet acknowledged, visible or leased (poisoned ones are not counted)."""
@@ -180,8 +197,9 @@ class SqliteWorkQueue(SqliteStore):
     def __len__(self) -> int:
         return self.pending()
 
-    def _release_orphaned_leases(self) -> None:
-        """Make visible at once the messages leased by processes on this machine that are gone."""
+    def release_orphaned_leases(self) -> None:
+        """Make visible at once the messages leased by processes on this machine that are gone: at
+        open, and by workers waiting for messages others hold (one of them may have died)."""
         with self._db.read() as connection:
             owners = [
                 pid

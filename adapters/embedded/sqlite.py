@@ -80,9 +80,11 @@ class BridgeDatabase:
         self._connection = sqlite3.connect(
             self.path, timeout=busy_timeout, isolation_level=None, check_same_thread=False
         )
-        self._writers = _WriterLock.beside(self.path)
-        self._users = _Users.beside(self.path)
+        self._writers = _WriterLock(None)
+        self._users = _Users(None)
         try:
+            self._writers = _WriterLock.beside(self.path)
+            self._users = _Users.beside(self.path)  # waits while another process is alone() on it
             self._configure(busy_timeout)
             with self.write() as connection:
                 connection.execute(_SCHEMA_VERSIONS)
@@ -137,7 +139,14 @@ class BridgeDatabase:
                 except BaseException:
                     connection.rollback()
                     raise
-                connection.commit()
+                try:
+                    connection.commit()
+                except BaseException:
+                    # A commit can fail and leave the transaction open (a deferred constraint): it
+                    # would keep SQLite's write lock, and this connection could never write again.
+                    if connection.in_transaction:
+                        connection.rollback()
+                    raise
             self._commits += 1
             if self._commits % CHECKPOINT_EVERY == 0:
                 self._checkpoint()

@@ -1,0 +1,30 @@
+"""``on_progress`` functions for worker tests: sent to worker processes by name, so they live in an
+importable module. Each acts once, in one process, chosen by an ``O_EXCL`` marker file."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+MARKER = "CPL_BRIDGE_TEST_MARKER"  # the marker file's path, set by the test
+PARENT = "CPL_BRIDGE_TEST_PARENT"  # the draining parent's pid
+
+
+def _first_time() -> bool:
+    try:
+        os.close(os.open(os.environ[MARKER], os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+    except FileExistsError:
+        return False
+    return True
+
+
+def a_worker_dies_once(message: Any, run: Any) -> None:
+    """A worker process (not the parent) dies after a run, before acknowledging its message."""
+    if os.getpid() != int(os.environ[PARENT]) and _first_time():
+        os._exit(3)
+
+
+def the_parent_fails_once(message: Any, run: Any) -> None:
+    """The parent's own drain raises after a run, holding its message's lease."""
+    if os.getpid() == int(os.environ[PARENT]) and _first_time():
+        raise RuntimeError("the parent's drain failed")
