@@ -130,7 +130,8 @@ def _drain_until_acknowledged(
             return
         # Every worker is polled, so that one that died is reaped: until then it is a zombie, which
         # looks alive to the check for leases of processes gone.
-        ended = others and all([process.poll() is not None for process in others])
+        polled = [process.poll() for process in others]
+        ended = others and all(code is not None for code in polled)
         if ended and any(process.returncode for process in others):
             queue.release_orphaned_leases()  # what the failed worker held, if it died holding it
             drain()
