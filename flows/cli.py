@@ -1,7 +1,8 @@
 """The command line: feed responses, sync the CPL, read cases and runs, validate and draw flows.
 
-Bad input (an unreadable file, an unknown flow, invalid JSON) ends with one clear line on stderr
-and a non-zero exit; the tables go to stdout.
+Bad input (an unreadable file, an unknown flow, invalid JSON, a bad setting) ends with one clear line
+on stderr and a non-zero exit; so does a sync or a scheduled check whose run failed, even when the
+flow told the operators. The tables go to stdout.
 """
 
 from __future__ import annotations
@@ -18,14 +19,16 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from pydantic import ValidationError
+from pydantic_settings import SettingsError
 from rich.console import Console
 
 from flows.bootstrap import BridgeApp, bootstrap
 from flows.cli_output import case_rows, print_cases, print_progress, print_run, print_runs
 from flows.domain.decisions import Decision, DecisionKind
+from flows.engine.runs import RunRecord
 from flows.errors import BadInput
 from flows.queue_message import Message, NotAResponse, form_response_message
-from flows.settings import SAMPLES, Settings
+from flows.settings import ENV_PREFIX, SAMPLES, Settings
 from flows.workers import SharedQueue, drain_with_workers
 
 
@@ -65,23 +68,38 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m flows", description=__doc__)
-    parser.add_argument("--home", type=Path, default=Path(os.environ.get("BRIDGE_HOME", ".bridge")))
+    parser.add_argument(
+        "--home",
+        type=_home,
+        default=_home(os.environ.get("BRIDGE_HOME") or ".bridge"),
+        help="the folder the embedded state and outboxes live in (default: $BRIDGE_HOME, else .bridge)",
+    )
     parser.add_argument("--now", type=_instant, default=None, help="the clock, ISO-8601 (for replays)")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    intake = commands.add_parser("intake", help="feed form responses (JSON object or array)")
-    intake.add_argument("files", nargs="+", type=Path)
+    intake = commands.add_parser(
+        "intake",
+        help="feed form responses (JSON object or array)",
+        description="Feed form responses and handle them. Every file is read and checked first: one "
+        "that is not JSON, or an item that is not a response, stops the command before anything is "
+        "queued. A response whose answers break a rule is kept as a rejected case, and said so.",
+    )
     intake.add_argument(
-        "--workers", type=_positive, default=1, help="processes handling the responses (up to the cores)"
+        "files", nargs="+", type=Path, help="JSON files: a response or an array of them (see samples/forms)"
+    )
+    intake.add_argument(
+        "--workers", type=_workers, default=1, help="processes handling the responses (up to the cores)"
     )
     intake.set_defaults(handler=_intake)
 
     sync = commands.add_parser("sync", help="one SECAS sync against a file or URL")
-    sync.add_argument("--cpl", required=True)
+    sync.add_argument(
+        "--cpl", required=True, help="the CPL: a workbook (.xlsx) or CSV file, or an http(s) URL to one"
+    )
     sync.set_defaults(handler=_sync)
 
     drain = commands.add_parser("drain", help="handle what is queued (what a stopped command left)")
-    drain.add_argument("--workers", type=_positive, default=1, help="processes handling it")
+    drain.add_argument("--workers", type=_workers, default=1, help="processes handling it (up to the cores)")
     drain.add_argument(
         "--retry-poisoned", action="store_true", help="first put back the messages given up on (cause fixed)"
     )
@@ -92,7 +110,7 @@ def _parser() -> argparse.ArgumentParser:
     tick.set_defaults(handler=_tick)
 
     cases = commands.add_parser("cases", help="the cases, as a table or JSON")
-    cases.add_argument("--json", action="store_true")
+    cases.add_argument("--json", action="store_true", help="a JSON array, for programs")
     cases.set_defaults(handler=_cases)
     case_commands = cases.add_subparsers(dest="cases_command")
     decide = case_commands.add_parser("decide", help="an operator's decision on a case needing attention")
@@ -107,13 +125,13 @@ def _parser() -> argparse.ArgumentParser:
     decide.set_defaults(handler=_cases_decide)
 
     serve = commands.add_parser("serve", help="the operator console and the HTTP endpoints, on loopback")
-    serve.add_argument("--port", type=int, default=7071)
+    serve.add_argument("--port", type=_port, default=7071)
     serve.add_argument("--host", default="127.0.0.1", help="loopback unless you mean it")
     serve.set_defaults(handler=_serve)
 
     runs = commands.add_parser("runs", help="run history")
     runs.add_argument("--key", default=None, help="a business key: response id, supplier, CPL entry")
-    runs.add_argument("--flow", default=None)
+    runs.add_argument("--flow", default=None, help="only runs of this flow")
     runs.set_defaults(handler=_runs)
     run_commands = runs.add_subparsers(dest="runs_command")
     show = run_commands.add_parser("show", help="one run's actions")
@@ -121,17 +139,21 @@ def _parser() -> argparse.ArgumentParser:
     show.set_defaults(handler=_runs_show)
     resubmit = run_commands.add_parser("resubmit", help="run a run again, whole or from one action")
     resubmit.add_argument("run_id")
-    resubmit.add_argument("--from", dest="from_action", default=None)
+    resubmit.add_argument(
+        "--from", dest="from_action", default=None, help="the action to start from (its path in `runs show`)"
+    )
     resubmit.set_defaults(handler=_runs_resubmit)
 
     run = commands.add_parser("run", help="run one flow on an input file")
     run.add_argument("flow")
-    run.add_argument("--input", type=Path, required=True)
+    run.add_argument(
+        "--input", type=Path, required=True, help="a JSON file: the trigger (an object; else its body)"
+    )
     run.add_argument("--dry-run", action="store_true")
     run.set_defaults(handler=_run)
 
     validate = commands.add_parser("validate", help="check flow files")
-    validate.add_argument("files", nargs="*", type=Path)
+    validate.add_argument("files", nargs="*", type=Path, help="flow files (default: the bridge's flows)")
     validate.set_defaults(handler=_validate)
 
     graph = commands.add_parser("graph", help="a Mermaid diagram of a flow")
@@ -141,6 +163,35 @@ def _parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="the whole sample scenario in a fresh home")
     demo.set_defaults(handler=_demo)
     return parser
+
+
+def _home(text: str) -> Path:
+    if not text.strip():
+        raise argparse.ArgumentTypeError("the home is empty: name a folder (the default is .bridge)")
+    home = Path(text)
+    if home.exists() and not home.is_dir():
+        raise argparse.ArgumentTypeError(f"the home {text!r} is a file, not a folder")
+    return home
+
+
+MAX_WORKERS_PER_CORE = 4
+
+
+def _workers(text: str) -> int:
+    value = _positive(text)
+    most = MAX_WORKERS_PER_CORE * (os.cpu_count() or 1)
+    if value > most:
+        raise argparse.ArgumentTypeError(
+            f"{value} workers on {os.cpu_count()} cores would only wait for each other: at most {most}"
+        )
+    return value
+
+
+def _port(text: str) -> int:
+    """A TCP port, or 0 for any free one."""
+    if not text.isdigit() or int(text) > 65535:
+        raise argparse.ArgumentTypeError(f"not a TCP port (0 for any free one, to 65535): {text!r}")
+    return int(text)
 
 
 def _positive(text: str) -> int:
@@ -162,8 +213,20 @@ def _instant(text: str) -> datetime:
 
 
 def _open(args: argparse.Namespace, clock: Clock | None = None) -> BridgeApp:
-    settings = Settings(home=args.home)
-    return bootstrap(settings, clock=clock or Clock(args.now), on_progress=print_progress)
+    return bootstrap(settings(args.home), clock=clock or Clock(args.now), on_progress=print_progress)
+
+
+def settings(home: Path) -> Settings:
+    """The settings from the environment, or one line naming each variable that is wrong."""
+    try:
+        return Settings(home=home)
+    except ValidationError as error:
+        problems = "; ".join(
+            f"{ENV_PREFIX}{str(problem['loc'][0]).upper()}: {problem['msg']}" for problem in error.errors()
+        )
+        raise BadInput(f"setting {problems}") from error
+    except SettingsError as error:  # a nested setting (BRIDGE_CPL_ALIASES) that is not JSON
+        raise BadInput(f"{error}: nested settings are JSON") from error
 
 
 def _read_json(path: Path) -> Any:
@@ -171,36 +234,56 @@ def _read_json(path: Path) -> Any:
         return json.loads(path.read_text(encoding="utf-8"))
     except OSError as error:
         raise BadInput(f"cannot read {path}: {error.strerror or error}") from error
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+    except RecursionError as error:
+        raise BadInput(f"{path}: not usable JSON: nested too deeply") from error
+    except (UnicodeDecodeError, ValueError) as error:  # ValueError: also a number of over 4,300 digits
         raise BadInput(f"{path}: not valid JSON: {error}") from error
 
 
 def response_messages(payload: Any, path: Path) -> list[Message]:
-    """Form responses in a file (an object, or an array of them) as queue messages."""
+    """Form responses in a file (an object, or an array of them) as queue messages, each checked to
+    be writable to the queue, so that a bad item stops the command before anything is queued."""
     items = payload if isinstance(payload, list) else [payload]
     messages = []
     for index, item in enumerate(items):
         try:
-            messages.append(form_response_message(item))
+            message = form_response_message(item)
+            message.model_dump_json()  # text JSON cannot carry (a lone surrogate) fails here, not half-way
         except NotAResponse as error:
             raise BadInput(f"{path}: item {index}: {error}") from error
+        except ValueError as error:
+            raise BadInput(f"{path}: item {index}: cannot be queued: {error}") from error
+        messages.append(message)
     return messages
 
 
 def _intake(args: argparse.Namespace) -> int:
     batches = [response_messages(_read_json(path), path) for path in args.files]
     with _open(args) as app:
-        for message in (m for batch in batches for m in batch):
-            app.bridge.submit(message)
+        submitted = [app.bridge.submit(message) for batch in batches for message in batch]
         drain_with_workers(app, args.workers, now=args.now, on_progress=print_progress)
+        for message in submitted:
+            case = app.cases.get(str(message.body["response_id"]))
+            if case is not None and case.state.value == "rejected":
+                ERR.print(f"response {case.response_id} rejected: {'; '.join(case.problems)}", markup=False)
     return 0
 
 
 def _sync(args: argparse.Namespace) -> int:
     with _open(args) as app:
+        ERR.print(f"syncing with the CPL at {args.cpl}", markup=False)
         app.bridge.submit(Message(type="http", flow="secas-sync", body={"location": args.cpl}))
-        app.bridge.drain()
-    return 0
+        return _failed(app.bridge.drain())
+
+
+def _failed(runs: Sequence[RunRecord]) -> int:
+    """1, with a line per failed action, when a run failed or had to handle a failure (a sync whose
+    download failed ends by telling the operators, which succeeds); 0 otherwise."""
+    failures = [(run, action) for run in runs for action in run.failed_actions()]
+    for run, action in failures:
+        ERR.print(f"error: {run.flow}: {action.path}: {action.error}", markup=False)
+    failed_runs = [run for run in runs if run.status.value != "Succeeded"]
+    return 1 if failures or failed_runs else 0
 
 
 def _drain(args: argparse.Namespace) -> int:
@@ -230,8 +313,7 @@ def _tick(args: argparse.Namespace) -> int:
                     f"{name!r} is not a scheduled check; scheduled: {', '.join(sorted(scheduled))}"
                 )
             app.bridge.submit(Message(type="recurrence", flow=name))
-        app.bridge.drain()
-    return 0
+        return _failed(app.bridge.drain())
 
 
 def _cases(args: argparse.Namespace) -> int:

@@ -15,10 +15,13 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = PROJECT_ROOT / "samples"
 
 
+ENV_PREFIX = "BRIDGE_"
+
+
 class Settings(BaseSettings):
     """One typed place for configuration; nested values (aliases) are JSON in the environment."""
 
-    model_config = SettingsConfigDict(env_prefix="BRIDGE_", extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True)
 
     home: Path = Field(default=Path(".bridge"), description="Where the embedded state and outboxes live.")
     flows_dir: Path = PROJECT_ROOT / "flows" / "definitions"
@@ -28,12 +31,21 @@ class Settings(BaseSettings):
     cpl_aliases: dict[str, list[str]] = Field(
         default_factory=dict, description="Extra CPL header spellings per canonical field."
     )
-    cpl_max_bytes: int = 50 * 1024 * 1024
+    cpl_max_bytes: int = Field(default=50 * 1024 * 1024, gt=0)
+    # Finite and at most a year: a limit of 1e308 hours passed validation, then overflowed every check.
     waiting_limit_hours: float = Field(
-        default=72.0, gt=0, description="How long a case may wait for SECAS before operators hear."
+        default=72.0,
+        gt=0,
+        le=24 * 366,
+        allow_inf_nan=False,
+        description="How long a case may wait for SECAS before operators hear.",
     )
     sync_alert_minutes: float = Field(
-        default=30.0, gt=0, description="How long without a successful SECAS download before operators hear."
+        default=30.0,
+        gt=0,
+        le=60 * 24 * 366,
+        allow_inf_nan=False,
+        description="How long without a successful SECAS download before operators hear.",
     )
     mail_sender: str = "emergency-cpl@dcc.example"
     templates_dir: Path | None = Field(default=None, description="Templates that override the built-in ones.")

@@ -57,6 +57,9 @@ def load_flow(path: Path) -> FlowSource:
         raise FlowFileError([f"{where}: not valid YAML: {problem}"]) from error
     if not isinstance(data, dict):
         raise FlowFileError([f"{path}:1: a flow file is a mapping with name, triggers and actions"])
+    problems = list(_shape_problems(node, path)) if node is not None else []
+    if problems:
+        raise FlowFileError(problems)
     lines = dict(_node_lines(node, ())) if node is not None else {}
     try:
         definition = FlowDefinition.model_validate(data)
@@ -77,13 +80,52 @@ _LOADER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def _parsed(text: str) -> tuple[yaml.Node | None, Any]:
-    """The document's node tree (for line numbers) and its data, from one parse."""
+    """The document's node tree (for line numbers) and its data, from one parse. Anchors and aliases
+    are refused before the data is built: a few hundred bytes of nested aliases ("billion laughs")
+    name more nodes than memory holds once walked."""
     loader = _LOADER(text)
     try:
         node = loader.get_single_node()
+        if node is not None:
+            _refuse_aliases(node)
         return node, None if node is None else loader.construct_document(node)
     finally:
         loader.dispose()
+
+
+def _refuse_aliases(root: yaml.Node) -> None:
+    """An alias is a node met twice in the tree; raise a ``YAMLError`` marking where."""
+    seen: set[int] = set()
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        if id(node) in seen:
+            raise yaml.MarkedYAMLError(
+                problem="anchors and aliases are not allowed in flow files (write each value out)",
+                problem_mark=node.start_mark,
+            )
+        seen.add(id(node))
+        if isinstance(node, yaml.MappingNode):
+            stack += [part for pair in node.value for part in pair]
+        elif isinstance(node, yaml.SequenceNode):
+            stack += node.value
+
+
+def _shape_problems(root: yaml.Node, path: Path) -> Iterator[str]:
+    """Keys written twice in one mapping: YAML keeps the last silently, so an action would vanish."""
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, yaml.MappingNode):
+            first: dict[str, int] = {}
+            for key, value in node.value:
+                name, line = str(key.value), key.start_mark.line + 1
+                if name in first:
+                    yield f"{path}:{line}: {name!r} is written twice in one mapping (also line {first[name]})"
+                first.setdefault(name, line)
+                stack.append(value)
+        elif isinstance(node, yaml.SequenceNode):
+            stack += node.value
 
 
 _PLACEHOLDER = FlowDefinition.model_construct(name="", triggers=[], actions={})
@@ -93,7 +135,11 @@ def load_flows(folder: Path) -> dict[str, FlowSource]:
     """Every ``*.yaml`` flow in a folder, by flow name; all faults reported together."""
     sources: dict[str, FlowSource] = {}
     problems: list[str] = []
-    for path in sorted(folder.glob("*.yaml")):
+    paths = sorted(folder.glob("*.yaml"))
+    if not paths:
+        # Without flows every message would be taken off the queue and acknowledged, doing nothing.
+        raise FlowFileError([f"{folder}: no flow files (*.yaml) here: check BRIDGE_FLOWS_DIR"])
+    for path in paths:
         try:
             source = load_flow(path)
         except FlowFileError as error:

@@ -8,6 +8,7 @@ from typing import Any, Protocol
 from flows.domain.cpl import CplPublication
 from flows.domain.diff import diff_publications
 from flows.engine.registry import ActionContext
+from flows.errors import BadInput
 from flows.ports import IdempotencyStore, PublicationStore
 
 
@@ -47,6 +48,10 @@ class SecasOperations:
             return {"changed": False, "reason": "not modified"}
         previous = self._publications.latest()
         publication = self._read(data, location)
+        if not publication.entries:
+            # A CPL always lists the products in use: kept, an empty one would read as every entry
+            # withdrawn, and the next real one as every entry added (promotions would go unseen).
+            raise BadInput(f"the CPL at {location} lists no SMETS1 entries: not kept")
         if previous is not None and previous.publication.source_sha256 == publication.source_sha256:
             return {"changed": False, "reason": "same file as the last publication"}
         # The raw file first: the evidence behind every load made from this publication.

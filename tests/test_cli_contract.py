@@ -1,0 +1,230 @@
+"""The command line's contract under bad input, beyond the scenario's cases (found by review): a
+sync that could not read its CPL, settings that are wrong, an intake file with a bad item late in it,
+homes and numbers out of range, and flow files that YAML accepts but mean something else."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from flows.bootstrap import bootstrap
+from flows.cli import MAX_WORKERS_PER_CORE, main
+from flows.settings import SAMPLES, Settings
+from tests.support.cpl_workbooks import write_cpl_csv
+from tests.test_scenario import CPL_20, CPL_24, RESPONSES, cases_json, cli, states
+
+NOW = "2026-11-24T09:05:00Z"
+
+
+def one_error_line(capsys: pytest.CaptureFixture[str]) -> str:
+    err = [line for line in capsys.readouterr().err.strip().splitlines() if line.startswith("error")]
+    assert len(err) == 1, err
+    return err[0]
+
+
+# --- sync --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("cpl", "says"),
+    [
+        ("/nonexistent/cpl.xlsx", "cannot read CPL file"),
+        (str(SAMPLES / "forms"), "cannot read CPL file"),
+        (RESPONSES, ""),  # JSON is no CPL: whatever the reader says of it
+    ],
+)
+def test_a_sync_that_cannot_read_its_cpl_exits_non_zero_and_says_why(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], cpl: str, says: str
+) -> None:
+    assert cli(tmp_path / "home", "sync", "--cpl", cpl) == 1
+    line = one_error_line(capsys)
+    assert line.startswith("error: secas-sync: fetch: ") and says in line
+
+
+def test_a_sync_that_worked_exits_zero_and_says_where_it_looked(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli(tmp_path / "home", "sync", "--cpl", CPL_20) == 0
+    assert f"syncing with the CPL at {CPL_20}" in capsys.readouterr().err
+
+
+def test_an_empty_cpl_is_not_kept_as_a_publication(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Kept, it read as every entry withdrawn, and the next real CPL as every entry new: case 8's
+    promotion to the EPCL went unseen and the case was never closed."""
+    home = tmp_path / "home"
+    empty = write_cpl_csv(tmp_path / "empty.csv", [])  # the header row alone
+    assert cli(home, "intake", RESPONSES, now="2026-11-23T14:00:00Z") == 0
+    assert cli(home, "sync", "--cpl", CPL_20, now="2026-11-23T14:05:00Z") == 0
+    assert cli(home, "sync", "--cpl", str(empty), now="2026-11-23T15:00:00Z") == 1
+    assert "lists no SMETS1 entries: not kept" in one_error_line(capsys)
+    assert cli(home, "sync", "--cpl", CPL_24) == 0
+    assert states(cases_json(home, capsys))["8"] == "closed"
+
+
+# --- settings ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "says"),
+    [
+        ("BRIDGE_WAITING_LIMIT_HOURS", "abc", "BRIDGE_WAITING_LIMIT_HOURS: Input should be a valid number"),
+        ("BRIDGE_WAITING_LIMIT_HOURS", "inf", "BRIDGE_WAITING_LIMIT_HOURS: Input should be a finite number"),
+        ("BRIDGE_WAITING_LIMIT_HOURS", "1e308", "BRIDGE_WAITING_LIMIT_HOURS: Input should be less than"),
+        ("BRIDGE_CPL_MAX_BYTES", "-5", "BRIDGE_CPL_MAX_BYTES: Input should be greater than 0"),
+        ("BRIDGE_CPL_ALIASES", "{bad", "nested settings are JSON"),
+    ],
+)
+def test_a_bad_setting_is_one_line_naming_the_variable(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    variable: str,
+    value: str,
+    says: str,
+) -> None:
+    monkeypatch.setenv(variable, value)
+    assert cli(tmp_path / "home", "cases") == 2
+    assert says in one_error_line(capsys)
+
+
+def test_without_flow_files_the_bridge_refuses_to_start_rather_than_eat_the_queue(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("BRIDGE_FLOWS_DIR", str(tmp_path / "no-flows"))
+    assert cli(tmp_path / "home", "intake", RESPONSES) == 2
+    assert "no flow files (*.yaml) here: check BRIDGE_FLOWS_DIR" in one_error_line(capsys)
+    monkeypatch.delenv("BRIDGE_FLOWS_DIR")
+    with bootstrap(Settings(home=tmp_path / "home")) as app:
+        assert app.cases.list() == []
+
+
+# --- intake ------------------------------------------------------------------------------------
+
+
+def responses() -> list[dict[str, Any]]:
+    loaded: list[dict[str, Any]] = json.loads(Path(RESPONSES).read_text(encoding="utf-8"))
+    return loaded
+
+
+def test_an_item_that_cannot_be_queued_stops_the_intake_before_anything_is_queued(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    items = responses()[:4]
+    items[2]["responder"] = "\ud800"  # a lone surrogate: JSON text can hold it, UTF-8 cannot
+    file = tmp_path / "responses.json"
+    file.write_text(json.dumps(items), encoding="utf-8")
+    assert cli(tmp_path / "home", "intake", str(file)) == 2
+    assert f"{file}: item 2: cannot be queued" in one_error_line(capsys)
+    assert cli(tmp_path / "home", "drain") == 0
+    assert "0 message(s) were waiting" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        ("[" * 100_000 + "]" * 100_000, "not usable JSON: nested too deeply"),
+        ('{"responseId": ' + "9" * 5001 + "}", "not valid JSON: Exceeds the limit"),
+    ],
+)
+def test_json_that_python_cannot_read_names_the_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str, says: str
+) -> None:
+    file = tmp_path / "odd.json"
+    file.write_text(text, encoding="utf-8")
+    assert cli(tmp_path / "home", "intake", str(file)) == 2
+    assert f"{file}: {says}" in one_error_line(capsys)
+
+
+def test_a_rejected_response_is_said_so_at_intake(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    items = responses()[:2]
+    items[1]["submitDate"] = "yesterday"
+    file = tmp_path / "responses.json"
+    file.write_text(json.dumps(items), encoding="utf-8")
+    assert cli(tmp_path / "home", "intake", str(file)) == 0  # a rejected case is an outcome, not bad input
+    err = capsys.readouterr().err
+    assert f"response {items[1]['responseId']} rejected: " in err and "submitted" in err
+
+
+# --- arguments ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["--home", "", "cases"], "the home is empty"),
+        (["serve", "--port", "99999"], "not a TCP port"),
+        (
+            ["intake", RESPONSES, "--workers", str(MAX_WORKERS_PER_CORE * (os.cpu_count() or 1) + 1)],
+            "at most",
+        ),
+    ],
+)
+def test_arguments_out_of_range_are_refused_by_the_parser(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], says: str
+) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(args)
+    assert exit_.value.code == 2
+    assert says in capsys.readouterr().err
+
+
+def test_a_file_given_as_the_home_is_named_as_such(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    file = tmp_path / "not-a-folder"
+    file.write_text("")
+    with pytest.raises(SystemExit):
+        main(["--home", str(file), "cases"])
+    assert f"the home {str(file)!r} is a file, not a folder" in capsys.readouterr().err
+
+
+# --- flow files --------------------------------------------------------------------------------
+
+
+def test_validate_refuses_a_key_written_twice_and_aliases(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    twice = tmp_path / "twice.yaml"
+    twice.write_text(
+        "name: twice\ntriggers: [{type: http}]\nactions:\n"
+        "  fetch: {use: secas.sync, inputs: {location: a}}\n"
+        "  fetch: {use: secas.sync, inputs: {location: b}}\n",
+        encoding="utf-8",
+    )
+    laughs = tmp_path / "laughs.yaml"
+    layers = ["a: &a [x, x, x, x, x, x, x, x, x]"] + [
+        f"{chr(98 + n)}: &{chr(98 + n)} [{', '.join(['*' + chr(97 + n)] * 9)}]" for n in range(8)
+    ]
+    laughs.write_text("name: laughs\ntriggers: [{type: http}]\nactions: {}\n" + "\n".join(layers) + "\n")
+    assert cli(tmp_path / "home", "validate", str(twice), str(laughs)) == 1
+    err = capsys.readouterr().err
+    assert f"{twice}:5: 'fetch' is written twice in one mapping (also line 4)" in err
+    assert re.search(
+        rf"{re.escape(str(laughs))}:\d+: not valid YAML: anchors and aliases are not allowed", err
+    )
+
+
+def test_the_help_says_what_the_home_and_the_files_are(capsys: pytest.CaptureFixture[str]) -> None:
+    for args in (["--help"], ["intake", "--help"], ["sync", "--help"]):
+        with pytest.raises(SystemExit):
+            main(args)
+    shown = " ".join(capsys.readouterr().out.split())
+    assert "default: $BRIDGE_HOME, else .bridge" in shown
+    assert "before anything is queued" in shown and "rejected case" in shown
+    assert "a workbook (.xlsx) or CSV file, or an http(s) URL" in shown
+
+
+def test_the_samples_still_pass_intake_and_two_syncs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    home = tmp_path / "home"
+    assert cli(home, "intake", RESPONSES, now="2026-11-23T14:00:00Z") == 0
+    assert cli(home, "sync", "--cpl", CPL_20, now="2026-11-23T14:05:00Z") == 0
+    assert cli(home, "sync", "--cpl", CPL_24, now=NOW) == 0
