@@ -209,6 +209,8 @@ def _instant(text: str) -> datetime:
         moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError as error:
         raise argparse.ArgumentTypeError(f"not an ISO-8601 instant: {text!r}") from error
+    if not 1970 <= moment.year <= 9998:  # room for the checks' arithmetic (year 1 overflowed them)
+        raise argparse.ArgumentTypeError(f"not an instant between 1970 and 9998: {text!r}")
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
@@ -243,6 +245,10 @@ def _read_json(path: Path) -> Any:
 def response_messages(payload: Any, path: Path) -> list[Message]:
     """Form responses in a file (an object, or an array of them) as queue messages, each checked to
     be writable to the queue, so that a bad item stops the command before anything is queued."""
+    if isinstance(payload, dict) and isinstance(payload.get("value"), list) and "responseId" not in payload:
+        raise BadInput(
+            f"{path}: a Graph delta page, not a response: give its 'value' items (a JSON array) instead"
+        )
     items = payload if isinstance(payload, list) else [payload]
     messages = []
     for index, item in enumerate(items):

@@ -159,6 +159,7 @@ def test_a_rejected_response_is_said_so_at_intake(tmp_path: Path, capsys: pytest
     ("args", "says"),
     [
         (["--home", "", "cases"], "the home is empty"),
+        (["--now", "0001-01-01T00:00:00Z", "tick"], "not an instant between 1970 and 9998"),
         (["serve", "--port", "99999"], "not a TCP port"),
         (
             ["intake", RESPONSES, "--workers", str(MAX_WORKERS_PER_CORE * (os.cpu_count() or 1) + 1)],
@@ -228,3 +229,9 @@ def test_the_samples_still_pass_intake_and_two_syncs(
     assert cli(home, "intake", RESPONSES, now="2026-11-23T14:00:00Z") == 0
     assert cli(home, "sync", "--cpl", CPL_20, now="2026-11-23T14:05:00Z") == 0
     assert cli(home, "sync", "--cpl", CPL_24, now=NOW) == 0
+
+
+def test_a_graph_delta_page_is_named_as_such(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    page = SAMPLES / "forms" / "list-items-delta.json"
+    assert cli(tmp_path / "home", "intake", str(page)) == 2
+    assert f"{page}: a Graph delta page, not a response: give its 'value' items" in one_error_line(capsys)

@@ -190,6 +190,7 @@ def test_unanswered_optional_questions_take_their_defaults() -> None:
         ("supplier", ["Bramble Power"], "should be text, not a list"),
         ("affected_devices", "13,295", "is not a whole number: '13,295'"),
         ("affected_devices", "-1", "must be at least 0: '-1'"),
+        ("affected_devices", "50000001", "must be at most 50,000,000: '50000001'"),
         ("affected_devices", "  ", "is empty"),
         ("planned_start", "30/11/2026", "is not a date (like 2026-11-30): '30/11/2026'"),
         ("s1sp", 7, "should be one of 'FOC', 'IOC' or 'MOC', not 7"),
@@ -198,6 +199,11 @@ def test_unanswered_optional_questions_take_their_defaults() -> None:
 )
 def test_wrong_answers_are_explained_in_plain_words(field: str, value: Any, reason: str) -> None:
     assert reasons(rejection(answer(response(1), field, value))) == {field: reason}
+
+
+def test_a_count_of_thousands_of_digits_is_refused_in_a_short_reason() -> None:
+    [reason] = reasons(rejection(answer(response(1), "affected_devices", 10**4000))).values()
+    assert reason.startswith("must be at most 50,000,000: 1000") and len(reason) < 400
 
 
 def test_a_bad_submit_date_is_named() -> None:

@@ -37,6 +37,7 @@ _PLAIN_WORDS = {  # pydantic's error types, by family, in words a supplier reads
     "string_too_long": "is too long (more than {max_length} characters)",
     "int": "is not a whole number: {shown}",
     "greater_than_equal": "must be at least {ge}: {shown}",
+    "less_than_equal": "must be at most {le:,}: {shown}",
     "date": "is not a date (like 2026-11-30): {shown}",
     "datetime": "is not a date and time (like 2026-11-19T10:02:11Z): {shown}",
     "enum": "should be one of {expected}, not {shown}",

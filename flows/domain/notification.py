@@ -224,6 +224,10 @@ Text = Annotated[str, BeforeValidator(_stripped), AfterValidator(_required_text)
 OptionalText = Annotated[str, BeforeValidator(_stripped)]
 
 
+MAX_AFFECTED_DEVICES = 50_000_000
+"""More devices than Great Britain has smart meters: a typing slip (a 4,000-digit count was accepted)."""
+
+
 class EmergencyNotification(BaseModel):
     """What a supplier tells DCC about an emergency (Non-EPCL) CPL addition it has asked SECAS for."""
 
@@ -250,7 +254,7 @@ class EmergencyNotification(BaseModel):
     new_firmware_version: Hex
     s1sp: Annotated[ServiceProvider, _choice(ServiceProvider)]
     vulnerability_reference: OptionalText = ""
-    affected_devices: Annotated[int, BeforeValidator(_not_boolean)] = Field(ge=0)
+    affected_devices: Annotated[int, BeforeValidator(_not_boolean)] = Field(ge=0, le=MAX_AFFECTED_DEVICES)
     planned_start: Annotated[date | None, _date_text("2026-11-30")] = None
     image_hash: Annotated[str | None, BeforeValidator(_hex_text), AfterValidator(_optional_hash)] = None
     declaration: Annotated[bool, BeforeValidator(_declaration)]
