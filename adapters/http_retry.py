@@ -8,6 +8,7 @@ response means for its own port.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -117,9 +118,11 @@ def retry_after(response: httpx.Response) -> float | None:
     if not value:
         return None
     try:
-        return max(0.0, float(value))
+        seconds = float(value)
     except ValueError:
         pass
+    else:
+        return max(0.0, seconds) if math.isfinite(seconds) else None  # "inf" and "nan" parse as floats
     try:
         until = parsedate_to_datetime(value)
         sent = response.headers.get("Date")

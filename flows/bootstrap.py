@@ -6,6 +6,8 @@ adapters. Overrides swap one part (a clock, a CPL source, an inventory) without 
 
 from __future__ import annotations
 
+import hashlib
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -36,11 +38,13 @@ from flows.operations.inventory import InventoryOperations
 from flows.operations.messaging import MessagingOperations
 from flows.operations.monitoring import MonitoringOperations
 from flows.operations.secas import CplSource, SecasOperations
-from flows.ports import CaseStore, ConcurrencyConflict, Inventory, PublicationStore
-from flows.queue_message import form_response_message
+from flows.ports import CaseStore, ConcurrencyConflict, Inventory, OperatorCard, PublicationStore
+from flows.queue_message import NotAResponse, form_response_message
 from flows.service import Bridge, Message, ReportsPoison
 from flows.settings import Settings
 from flows.wiring import Parts, build_parts
+
+_log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -72,7 +76,7 @@ class BridgeApp:
                 self.parts.renew_subscription()
             changes = self.parts.list_changes
             for item in changes() if changes is not None else ():
-                self.bridge.submit(form_response_message(item))
+                self._submit_list_item(item)
         else:
             self.bridge.handle(message)
         if self.parts.local_queue:
@@ -107,6 +111,33 @@ class BridgeApp:
         assert stored is not None
         return stored
 
+    def _submit_list_item(self, item: Any) -> None:
+        """Queue one SharePoint item; one that cannot be (no response id, too big for a queue message)
+        is told to operators and passed over. Raised, it failed the whole delta pass before the delta
+        link was kept, so every later pass failed on it again and no response after it was queued."""
+        try:
+            self.bridge.submit(form_response_message(item))
+        except (NotAResponse, BadInput) as error:
+            item_id = str(item.get("id")) if isinstance(item, dict) else "?"
+            _log.error("SharePoint list item %s was not queued: %s", item_id, error)
+            reason = hashlib.sha256(str(error).encode()).hexdigest()[:12]
+            context = {
+                "flow": "form intake",
+                "run_id": f"SharePoint list item {item_id}",
+                "action": "(queueing the response)",
+                "error": f"not queued, and passed over: {error}",
+            }
+            key = f"list-item/{item_id}/{reason}"
+            self._tell_once(self.templates.card("run_failed", context, idempotency_key=key))
+
+    def _tell_once(self, card: OperatorCard) -> None:
+        """Post a card outside any flow, once per idempotency key even to a channel that keeps no keys
+        (the Teams webhook): a retry after the post succeeded finds the key and posts nothing."""
+        if self.parts.idempotency.get(card.idempotency_key) is not None:
+            return
+        self.parts.channel.post(card)
+        self.parts.idempotency.put(card.idempotency_key, {"outputs": {"posted": True}})
+
     def alert_poison(self, what: dict[str, Any]) -> None:
         """Tell operators a message was given up on after the host's retries: once per poisoning
         (``poisoning`` names it), so a retry of the alert posts nothing new, but the same message
@@ -118,7 +149,7 @@ class BridgeApp:
             "action": "(queue message)",
             "error": "the worker failed on this message repeatedly",
         }
-        self.parts.channel.post(self.templates.card("run_failed", context, idempotency_key=key))
+        self._tell_once(self.templates.card("run_failed", context, idempotency_key=key))
 
     def close(self) -> None:
         for close in reversed(self.parts.closers):

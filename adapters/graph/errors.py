@@ -11,6 +11,7 @@ error code only: never a URL, a header, a token or Graph's message (which may qu
 from __future__ import annotations
 
 import concurrent.futures
+import math
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -80,9 +81,11 @@ def retry_after(headers: Mapping[str, str], *, now: datetime | None = None) -> f
     if value is None:
         return None
     try:
-        return max(0.0, float(value))
+        seconds = float(value)
     except ValueError:
         pass
+    else:
+        return max(0.0, seconds) if math.isfinite(seconds) else None  # "inf" and "nan" parse as floats
     try:
         moment = parsedate_to_datetime(value)
     except (TypeError, ValueError):

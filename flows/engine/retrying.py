@@ -14,13 +14,16 @@ T = TypeVar("T")
 
 
 def delay_before_next(policy: RetryPolicy, attempt: int, error: BaseException | None) -> float:
-    """Seconds to wait after failed attempt number ``attempt`` (1-based)."""
+    """Seconds to wait after failed attempt number ``attempt`` (1-based): the far side's Retry-After
+    when it gave one, else the policy's interval; never more than the policy's maximum interval (a
+    day-long Retry-After would outlive the worker's time limit and the queue's lease on the message)."""
+    longest = policy.maximum_interval.total_seconds()
     if isinstance(error, TransientError) and error.retry_after is not None:
-        return max(0.0, error.retry_after)
+        return min(max(0.0, error.retry_after), longest)
     interval = policy.interval.total_seconds()
     if policy.type == "exponential":
         interval *= 2 ** (attempt - 1)
-    return min(interval, policy.maximum_interval.total_seconds())
+    return min(interval, longest)
 
 
 def call_with_retry(call: Callable[[], T], policy: RetryPolicy, *, sleep: Callable[[float], Any]) -> T:

@@ -1,0 +1,124 @@
+"""Faults a review found where the bridge meets Azure and Graph: a SharePoint item that cannot be
+queued (it stopped every later delta pass), a poison alert posted twice to Teams when its trigger is
+retried, and a Retry-After the engine would have slept on for a day (or for ever: "inf")."""
+
+from __future__ import annotations
+
+import copy
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import azure.functions as func
+import httpx
+import pytest
+
+from adapters.azure_storage import AzureStores, connect
+from adapters.azure_storage.settings import StorageSettings
+from adapters.embedded.idempotency import SqliteIdempotencyStore
+from adapters.graph import GraphSession, ListDeltaReader
+from adapters.graph.errors import retry_after as graph_retry_after
+from adapters.http_retry import retry_after
+from adapters.outbox import OutboxOperatorChannel
+from flows.bootstrap import BridgeApp
+from flows.engine.definition import RetryPolicy
+from flows.engine.retrying import delay_before_next
+from flows.errors import TransientError
+from flows.messages import MessageTemplates
+from flows.queue_message import Message
+from flows.settings import Settings
+from tests.graph_server import GraphServer
+from tests.test_azure_storage import settings
+from tests.test_function_app import app_settings, user_function
+from tests.test_graph_adapters import SAMPLE_ITEMS, graph, session
+from tests.test_graph_adapters import pytestmark as sdk_warnings
+from tests.test_teams_webhook import RecordingWebhook, webhook
+
+pytest_plugins = ["tests.azurite"]  # Azurite, installed and started once per session
+pytestmark = sdk_warnings
+__all__ = ["app_settings", "graph", "session", "settings", "webhook"]  # fixtures used here by name
+
+
+@pytest.fixture
+def stores(settings: StorageSettings) -> Iterator[AzureStores]:
+    with connect(settings.model_copy(update={"delta_links_table": "delta" + uuid.uuid4().hex[:12]})) as made:
+        yield made
+
+
+def an_item(number: int, **fields: Any) -> dict[str, Any]:
+    item = copy.deepcopy(SAMPLE_ITEMS[0])
+    item["id"] = str(1000 + number)
+    item["fields"]["ResponseId"] = number
+    item["fields"].update(fields)
+    return item
+
+
+@pytest.mark.parametrize("fault", ["no response id", "too big for a queue message"])
+def test_a_list_item_that_cannot_be_queued_is_told_and_passed_over(
+    graph: GraphServer, session: GraphSession, stores: AzureStores, tmp_path: Path, fault: str
+) -> None:
+    reader = ListDeltaReader(session, site_id=graph.site_id, list_id=graph.list_id, store=stores.delta_links)
+    queued: list[Message] = []
+
+    def submit(message: Message) -> Message:
+        stores.queue.put(message)  # refuses what is over the Storage queue's 64 KiB
+        queued.append(message)
+        return message
+
+    with SqliteIdempotencyStore(tmp_path / "keys.sqlite3") as keys:
+        parts = SimpleNamespace(
+            renew_subscription=None,
+            list_changes=reader.read,
+            local_queue=False,
+            idempotency=keys,
+            channel=OutboxOperatorChannel(tmp_path / "outbox"),
+        )
+        app = BridgeApp(
+            settings=Settings(home=tmp_path), bridge=SimpleNamespace(submit=submit),  # type: ignore[arg-type]
+            registry=None, parts=parts, templates=MessageTemplates(),  # type: ignore[arg-type]
+        )  # fmt: skip
+        app.process(Message(type="list_changed"))  # the first full read: the eight sample items
+        first_link = stores.delta_links.get(graph.list_id)
+        bad = an_item(50)
+        if fault == "no response id":
+            del bad["fields"]["ResponseId"]  # a row added by hand in SharePoint
+        else:
+            bad["fields"]["Comments"] = "x" * 60_000
+        graph.add_changes(bad, an_item(51))
+        app.process(Message(type="list_changed"))
+        app.process(Message(type="list_changed"))  # the pass after: the link moved on
+    assert [message.body["response_id"] for message in queued[8:]] == ["51"]
+    assert stores.delta_links.get(graph.list_id) != first_link
+    [card] = list((tmp_path / "outbox" / "teams").glob("*.json"))
+    assert "SharePoint list item 1050" in card.read_text(encoding="utf-8")
+    assert "x" * 100 not in card.read_text(encoding="utf-8")  # no answer text reaches the card
+
+
+def test_a_poison_alert_retried_after_it_was_posted_is_posted_once_to_teams(
+    webhook: RecordingWebhook, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Teams keeps no keys: the alert's key is kept beside the other idempotency keys."""
+    monkeypatch.setenv("BRIDGE_TEAMS_WEBHOOK_URL", webhook.url)
+    body = Message(type="recurrence", flow="secas-sync").model_dump_json().encode()
+    alert = user_function("poison_alert")
+    alert(func.QueueMessage(id="p1", body=body))
+    alert(func.QueueMessage(id="p1", body=body))  # the host ran the trigger again
+    assert len(webhook.requests) == 1
+    alert(func.QueueMessage(id="p2", body=body))  # the same work message, poisoned a second time
+    assert len(webhook.requests) == 2
+
+
+@pytest.mark.parametrize("header", ["inf", "nan", "-inf"])
+def test_a_retry_after_that_is_no_number_of_seconds_is_ignored(header: str) -> None:
+    assert retry_after(httpx.Response(503, headers={"Retry-After": header})) is None
+    assert graph_retry_after({"Retry-After": header}) is None
+
+
+def test_a_long_retry_after_is_waited_only_up_to_the_policy_maximum() -> None:
+    policy = RetryPolicy.model_validate(
+        {"type": "fixed", "count": 2, "interval": "PT2S", "maximumInterval": "PT1M"}
+    )
+    assert delay_before_next(policy, 1, TransientError("429", retry_after=86_400)) == 60
+    assert delay_before_next(policy, 1, TransientError("429", retry_after=7)) == 7
