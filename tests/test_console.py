@@ -131,7 +131,18 @@ def test_without_a_configured_key_the_console_is_closed(app: BridgeApp) -> None:
     assert response.status == 503 and "BRIDGE_CONSOLE_KEY" in response.body.decode()
 
 
-def test_app_service_authentication_names_the_operator(home: Path) -> None:
+def test_app_service_mode_refuses_everyone_where_app_service_does_not_sign_in(home: Path) -> None:
+    """Without App Service authentication in front (``serve``, or an app with it switched off) the
+    principal header is anyone's to send."""
+    settings = Settings(home=home, console_auth="app_service")
+    with bootstrap(settings, clock=lambda: NOW) as app:
+        forged = {"x-ms-client-principal-name": "mallory@evil.example"}
+        response = ConsoleApp(app, key=KEY).handle(ConsoleRequest("GET", "/cases/4", {}, forged))
+    assert response.status == 503 and "WEBSITE_AUTH_ENABLED" in response.body.decode()
+
+
+def test_app_service_authentication_names_the_operator(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WEBSITE_AUTH_ENABLED", "True")  # what App Service sets with its authentication on
     settings = Settings(home=home, console_auth="app_service")
     with bootstrap(settings, clock=lambda: NOW) as app:
         console = ConsoleApp(app, key=KEY)
@@ -148,6 +159,8 @@ def test_app_service_authentication_names_the_operator(home: Path) -> None:
         assert console.handle(ConsoleRequest("POST", "/cases/4/decide", {}, headers, body)).status == 303
         case = app.cases.get("4")
         assert case is not None and case.timeline[-1].evidence["operator"] == "ann.operator@dcc.example"
+        with_code = console.handle(ConsoleRequest("GET", "/cases", {"code": "anything"}, named))
+        assert with_code.status == 200  # a ?code= in a link means nothing in this mode
 
 
 def test_every_page_is_sent_with_a_policy_that_allows_no_script(client: Client) -> None:
@@ -226,6 +239,42 @@ def test_an_unknown_case_is_a_404_naming_it(client: Client) -> None:
 # --- decisions ----------------------------------------------------------------------------------
 
 
+def form_fields(page: str) -> dict[str, str]:
+    """The hidden fields of a case page's decision form."""
+    return dict(re.findall(r'<input type="hidden" name="(decision_id|seen)" value="([^"]*)"', page))
+
+
+def test_an_acceptance_covers_only_the_differences_the_page_showed(client: Client, app: BridgeApp) -> None:
+    shown = form_fields(client.page("/cases/4"))
+    case = app.cases.get("4")
+    assert case is not None and set(shown) == {"decision_id", "seen"}
+    case.problems.append("hardware_version: notified '0003', CPL has '0009'")  # a new CPL, meanwhile
+    app.cases.save(case)
+    fields = {**shown, "kind": "accept", "reason": "only a formatting difference", "operator": "Ann"}
+    refused = client.post("/cases/4/decide", fields)
+    assert (
+        refused.status == 409 and "the differences changed since the page was shown" in refused.body.decode()
+    )
+    again = app.cases.get("4")
+    assert again is not None and again.state.value == "needs_attention"
+    accepted = client.post("/cases/4/decide", {**fields, **form_fields(client.page("/cases/4"))})
+    assert accepted.status == 303
+
+
+def test_a_decision_form_posted_twice_is_recorded_once(client: Client, app: BridgeApp) -> None:
+    fields = {**form_fields(client.page("/cases/4")), "kind": "recheck", "operator": "Ann"}
+    assert client.post("/cases/4/decide", fields).status == 303
+    assert client.post("/cases/4/decide", fields).status == 303  # a double click, or a reload
+    case = app.cases.get("4")
+    assert case is not None
+    assert [e.evidence.get("decision_id") for e in case.timeline].count(fields["decision_id"]) == 1
+
+
+def test_a_link_cannot_put_its_own_words_in_the_console(client: Client) -> None:
+    page = client.page("/cases/4", {"notice": "accepted: the case is now loaded"})
+    assert "the case is now loaded" not in page and 'role="status"' not in page
+
+
 def loaded_mails(home: Path, response_id: str) -> list[Path]:
     return sorted((home / "outbox" / "mail").glob(f"mail_loaded_{response_id}-*.eml"))
 
@@ -236,7 +285,8 @@ def test_accepting_loads_the_case_once_and_tells_the_supplier_once(
     fields = {"kind": "accept", "reason": "only a formatting difference", "operator": "Ann Operator"}
     response = client.post("/cases/4/decide", fields)
     assert response.status == 303
-    assert response.headers["Location"].startswith("/console/cases/4?notice=accepted")
+    assert response.headers["Location"] == "/console/cases/4?notice=accept"
+    assert "Accepted: the case&#39;s state is shown below." in client.page("/cases/4", {"notice": "accept"})
     case = app.cases.get("4")
     assert case is not None and case.state.value == "loaded"
     accepted = [e for e in case.timeline if e.evidence.get("decision") == "accept"]

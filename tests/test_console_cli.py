@@ -5,17 +5,22 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 import subprocess
 import sys
+import threading
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
+from flows.bootstrap import BridgeApp, bootstrap
 from flows.cli import main
-from flows.settings import PROJECT_ROOT, SAMPLES
+from flows.console.serve import make_server
+from flows.settings import PROJECT_ROOT, SAMPLES, Settings
 from tests.support.demo_home import demo_home
 
 NOW = "2026-11-27T16:00:00Z"
@@ -138,3 +143,38 @@ def test_serve_takes_a_pushed_form_response_with_the_function_key(
     page = urllib.request.Request(f"{base}/console/cases/9001", headers={"Cookie": cookie})
     with urllib.request.urlopen(page, timeout=10) as case:
         assert b"Case 9001" in case.read()  # queued, then run by the local worker before the answer
+
+
+@pytest.fixture
+def running(tmp_path: Path) -> Iterator[tuple[BridgeApp, str]]:
+    with bootstrap(Settings(home=demo_home(tmp_path / "home"), console_key="a-key-for-tests-only")) as app:
+        server = make_server(app, host="127.0.0.1", port=0)
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        try:
+            yield app, f"127.0.0.1:{server.server_address[1]}"
+        finally:
+            server.shutdown()
+            server.server_close()
+
+
+def test_serve_refuses_a_negative_body_length_at_once(running: tuple[BridgeApp, str]) -> None:
+    """Read as "to the end of the stream", it held the one server thread and passed the size limit."""
+    _, address = running
+    host, port = address.split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as raw:
+        raw.sendall(b"POST /console/cases/4/decide HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n")
+        answer = raw.recv(200)
+    assert answer.startswith(b"HTTP/1.0 400")
+    assert httpx.get(f"http://{address}/console/cases", timeout=10).status_code == 401  # still serving
+
+
+def test_serve_opens_a_case_whose_id_is_percent_encoded(running: tuple[BridgeApp, str]) -> None:
+    app, address = running
+    case = app.cases.get("4")
+    assert case is not None
+    app.cases.add(case.model_copy(update={"response_id": "Ä1", "version": 0}))
+    with httpx.Client(base_url=f"http://{address}", timeout=10) as client:
+        client.get("/console/", params={"code": "a-key-for-tests-only"})
+        page = client.get("/console/cases/%C3%841")
+    assert page.status_code == 200 and "Case Ä1" in page.text

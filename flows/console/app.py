@@ -8,6 +8,7 @@ with a strict Content-Security-Policy (no script at all), and behind ``ConsoleAu
 from __future__ import annotations
 
 import json
+import os
 import re
 import uuid
 from collections.abc import Callable
@@ -20,7 +21,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from pydantic import ValidationError
 
 from flows.bootstrap import BridgeApp
-from flows.console.auth import COOKIE, SESSION_SECONDS, ConsoleAuth, Operator, Refusal
+from flows.console.auth import COOKIE, PLATFORM_SIGNS_IN, SESSION_SECONDS, ConsoleAuth, Operator, Refusal
 from flows.console.diagram import flow_svg
 from flows.console.http import ConsoleRequest, ConsoleResponse
 from flows.console.views import (
@@ -50,6 +51,17 @@ SECURITY_HEADERS = {
 Handler = Callable[[ConsoleRequest, Operator, re.Match[str]], ConsoleResponse]
 
 
+# What a page says after a form was handled, by a fixed name in its address: a text given in the link
+# would let anyone's link put words in the console ("accepted: the case is now loaded").
+NOTICES = {
+    DecisionKind.ACCEPT.value: "Accepted: the case's state is shown below.",
+    DecisionKind.REJECT.value: "Rejected: the supplier is told the reason.",
+    DecisionKind.RECHECK.value: "Re-check asked: the case's state is shown below.",
+    "resubmitted": "Resubmitted: this is the new run.",
+}
+_DECISION_ID = re.compile(r"[0-9a-f]{32}")
+
+
 class ConsoleApp:
     """The console over one built bridge, mounted at ``root`` (``/console`` in the Functions app)."""
 
@@ -59,7 +71,8 @@ class ConsoleApp:
         self.root = root.rstrip("/")
         if key is None and app.settings.console_key is not None:
             key = app.settings.console_key.get_secret_value()
-        self.auth = ConsoleAuth(app.settings.console_auth, key)
+        platform = os.environ.get(PLATFORM_SIGNS_IN, "").strip().lower() == "true"
+        self.auth = ConsoleAuth(app.settings.console_auth, key, platform_signs_in=platform)
         self._pages = Environment(
             loader=FileSystemLoader(HERE / "templates"),
             autoescape=select_autoescape(default=True, default_for_string=True),
@@ -95,7 +108,7 @@ class ConsoleApp:
 
     def _dispatch(self, request: ConsoleRequest) -> ConsoleResponse:
         given = self.auth.given_key(request)
-        if given is not None and request.method == "GET":
+        if given is not None and request.method == "GET" and self.auth.mode == "key":
             return self._sign_in(request, given)
         try:
             operator = self.auth.operator(request)
@@ -113,7 +126,7 @@ class ConsoleApp:
                 return handler(request, operator, match)
             except Refusal as refusal:
                 return self._error(refusal.status, str(refusal))
-            except (BadInput, KeyError) as error:
+            except (BadInput, KeyError, ValueError) as error:  # ValueError: a resubmit's unknown action
                 return self._error(404 if isinstance(error, KeyError) else 400, _message(error))
             except TransientError as error:
                 return self._error(409, str(error))
@@ -154,7 +167,7 @@ class ConsoleApp:
         view = self._case_view(match.group(1))
         return self._page(
             "case.html.j2", operator, title=f"Case {view.case.response_id}", view=view,
-            notice=request.query.get("notice", ""),
+            notice=NOTICES.get(request.query.get("notice", ""), ""),
         )  # fmt: skip
 
     def _decide(self, request: ConsoleRequest, operator: Operator, match: re.Match[str]) -> ConsoleResponse:
@@ -163,12 +176,15 @@ class ConsoleApp:
         response_id = match.group(1)
         view = self._case_view(response_id)
         name = operator.name or form.get("operator", "")
+        given_id = form.get("decision_id", "")
         try:
             decision = Decision(
-                decision_id=uuid.uuid4().hex,
+                # made when the page was shown: the same form posted twice is one decision
+                decision_id=given_id if _DECISION_ID.fullmatch(given_id) else uuid.uuid4().hex,
                 kind=form.get("kind", ""),
                 operator=name,
                 reason=form.get("reason", ""),
+                seen=form.get("seen") or None,
             )
         except ValidationError as error:
             problems = [f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors()]
@@ -178,13 +194,8 @@ class ConsoleApp:
         if problems:
             return self._page("case.html.j2", operator, status=409, title=f"Case {response_id}", view=view,
                               errors=problems, form=form)  # fmt: skip
-        case = self.app.decide(response_id, decision)
-        notice = {
-            DecisionKind.ACCEPT: "accepted",
-            DecisionKind.REJECT: "rejected",
-            DecisionKind.RECHECK: "re-check asked",
-        }[decision.kind]
-        query = urlencode({"notice": f"{notice}: the case is now {case.state.value}"})
+        self.app.decide(response_id, decision)
+        query = urlencode({"notice": decision.kind.value})
         return ConsoleResponse.redirect(f"{self.root}/cases/{quote(response_id)}?{query}")
 
     def _runs(self, request: ConsoleRequest, operator: Operator, match: re.Match[str]) -> ConsoleResponse:
@@ -204,7 +215,7 @@ class ConsoleApp:
         if run is None:
             raise KeyError(f"no run {match.group(1)!r}")
         return self._page("run.html.j2", operator, title=f"Run {run.run_id}", run=run,
-                          notice=request.query.get("notice", ""))  # fmt: skip
+                          notice=NOTICES.get(request.query.get("notice", ""), ""))  # fmt: skip
 
     def _resubmit(self, request: ConsoleRequest, operator: Operator, match: re.Match[str]) -> ConsoleResponse:
         form = request.form()
@@ -220,8 +231,7 @@ class ConsoleApp:
         run = self.app.bridge.resubmit(previous.run_id, from_action=from_action)
         if self.app.parts.local_queue:
             self.app.bridge.drain()
-        notice = urlencode({"notice": f"resubmitted as {run.run_id}: {run.status.value}"})
-        return ConsoleResponse.redirect(f"{self.root}/runs/{quote(run.run_id)}?{notice}")
+        return ConsoleResponse.redirect(f"{self.root}/runs/{quote(run.run_id)}?notice=resubmitted")
 
     def _flows(self, request: ConsoleRequest, operator: Operator, match: re.Match[str]) -> ConsoleResponse:
         flows = []

@@ -7,7 +7,9 @@ Two modes, chosen by ``BRIDGE_CONSOLE_AUTH``:
   SameSite=Strict, Secure over https) that expires. Operators name themselves on each decision.
 - ``app_service``: App Service authentication (Entra ID) signs operators in before a request reaches
   the app and passes their name in ``X-MS-CLIENT-PRINCIPAL-NAME``. Only safe with that authentication
-  on and set to refuse anonymous requests (README, "Operator console").
+  on and set to refuse anonymous requests (README, "Operator console"). Where App Service does not say
+  it is on (``WEBSITE_AUTH_ENABLED``), as under ``serve``, the mode refuses every request: anyone could
+  send the header.
 
 Every form carries a token bound to the session (or the signed-in operator) and signed with the key
 (so the key is needed in both modes); a post without it, or one a browser says came from another
@@ -43,10 +45,16 @@ class Refusal(Exception):
         self.status = status
 
 
+PLATFORM_SIGNS_IN = "WEBSITE_AUTH_ENABLED"  # set to True by App Service when its authentication is on
+
+
 class ConsoleAuth:
-    def __init__(self, mode: Literal["key", "app_service"], key: str | None) -> None:
+    def __init__(
+        self, mode: Literal["key", "app_service"], key: str | None, *, platform_signs_in: bool = False
+    ) -> None:
         self.mode = mode
         self._key = key.encode() if key else b""
+        self._platform_signs_in = platform_signs_in
 
     def given_key(self, request: ConsoleRequest) -> str | None:
         """A console key in the request (``?code=`` or ``x-functions-key``), if any."""
@@ -65,6 +73,12 @@ class ConsoleAuth:
         if not self._key:  # in app_service mode the key still signs the form tokens
             raise Refusal(503, "the console has no key configured (BRIDGE_CONSOLE_KEY)")
         if self.mode == "app_service":
+            if not self._platform_signs_in:
+                raise Refusal(
+                    503,
+                    f"BRIDGE_CONSOLE_AUTH is app_service, but App Service authentication is not on "
+                    f"({PLATFORM_SIGNS_IN}): the operator's name could be forged; use key mode here",
+                )
             name = request.header(PRINCIPAL_HEADER).strip()
             if not name:
                 raise Refusal(401, "sign in first: App Service authentication named no operator")

@@ -13,7 +13,7 @@ import secrets
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 from rich.console import Console
 
@@ -23,6 +23,7 @@ from flows.console.http import ConsoleRequest, ConsoleResponse
 from flows.queue_message import Message
 
 MAX_BODY = 4 * 1024 * 1024
+IDLE_SECONDS = 15  # a connection that sends nothing for this long is closed: one server thread serves all
 ENDPOINTS = ("forms/responses", "graph/notifications")
 
 
@@ -114,6 +115,7 @@ class _Handler(BaseHTTPRequestHandler):
     server: BridgeServer
     server_version = "cpl-bridge"
     sys_version = ""
+    timeout = IDLE_SECONDS
 
     def do_GET(self) -> None:
         self._handle()
@@ -123,26 +125,31 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _handle(self) -> None:
         parts = urlsplit(self.path)
-        length = int(self.headers.get("content-length") or 0)
+        given = (self.headers.get("content-length") or "0").strip()
+        if not given.isdigit():  # "-1" read the stream to its end, past the limit, holding the server
+            self._send(ConsoleResponse(400, f"not a body length: {given[:40]!r}".encode(), "text/plain"))
+            return
+        length = int(given)
         if length > MAX_BODY:
             self._send(ConsoleResponse(413, f"the body is over {MAX_BODY:,} bytes".encode(), "text/plain"))
             return
+        path = unquote(parts.path)  # as Functions routes it: the cases page links percent-encoded ids
         request = ConsoleRequest(
             method=self.command,
-            path=parts.path,
+            path=path,
             query=dict(parse_qsl(parts.query, keep_blank_values=True)),
             headers={name.lower(): value for name, value in self.headers.items()},
             body=self.rfile.read(length) if length else b"",
         )
-        if parts.path == "/console" or parts.path.startswith("/console/"):
+        if path == "/console" or path.startswith("/console/"):
             scoped = ConsoleRequest(
-                request.method, parts.path.removeprefix("/console") or "/", request.query, request.headers,
+                request.method, path.removeprefix("/console") or "/", request.query, request.headers,
                 request.body,
             )  # fmt: skip
             self._send(self.server.console.handle(scoped))
-        elif parts.path.removeprefix("/api/") in ENDPOINTS:
-            self._send(self.server.endpoints(parts.path.removeprefix("/api/"), request))
-        elif parts.path == "/":
+        elif path.removeprefix("/api/") in ENDPOINTS:
+            self._send(self.server.endpoints(path.removeprefix("/api/"), request))
+        elif path == "/":
             self._send(ConsoleResponse.redirect("/console/cases", status=302))
         else:
             self._send(ConsoleResponse(404, json.dumps({"error": "not found"}).encode(), "application/json"))

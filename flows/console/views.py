@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -15,6 +16,7 @@ from markupsafe import Markup
 from flows.bootstrap import BridgeApp
 from flows.domain.case import Case, CaseState, CaseSummary
 from flows.domain.cpl import CplEntry
+from flows.domain.decisions import problems_seen
 from flows.domain.matching import Assessment, assess
 from flows.engine.runs import RunRecord
 from flows.messages.rendering import TemplateProblem
@@ -123,6 +125,16 @@ class CaseView:
     @property
     def decidable(self) -> bool:
         return self.case.state is CaseState.NEEDS_ATTENTION
+
+    @property
+    def seen(self) -> str:
+        """The fingerprint of the differences this page shows (the decision form sends it back)."""
+        return problems_seen(self.case.problems)
+
+    @property
+    def decision_id(self) -> str:
+        """A new id for the decision this page's form may record: posted twice, it is recorded once."""
+        return uuid.uuid4().hex
 
     @property
     def recheckable(self) -> bool:

@@ -9,6 +9,8 @@ let expire is never loaded, whoever accepts it.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from datetime import datetime
 from enum import StrEnum
@@ -44,6 +46,9 @@ class Decision(BaseModel):
     kind: DecisionKind
     operator: str = Field(min_length=1, max_length=200)
     reason: str = Field(default="", max_length=MAX_REASON)
+    # ``problems_seen(case.problems)`` as the operator was shown them (the console sends it): an
+    # acceptance is refused once the differences are not those any more.
+    seen: str | None = Field(default=None, max_length=100)
 
     @field_validator("operator", "reason")
     @classmethod
@@ -51,6 +56,11 @@ class Decision(BaseModel):
         if any(ord(ch) < 32 and ch not in "\n\t" for ch in value):
             raise ValueError("must not hold control characters")
         return value
+
+
+def problems_seen(problems: list[str]) -> str:
+    """A short fingerprint of a case's differences, for a form to say which ones it showed."""
+    return hashlib.sha256(json.dumps(problems).encode()).hexdigest()[:32]
 
 
 def decision_problems(case: Case, decision: Decision) -> list[str]:
@@ -68,6 +78,12 @@ def decision_problems(case: Case, decision: Decision) -> list[str]:
         )
     if decision.kind is not DecisionKind.RECHECK and not decision.reason:
         problems.append(f"a reason is needed to {decision.kind.value} a case")
+    if (
+        decision.kind is DecisionKind.ACCEPT
+        and decision.seen is not None
+        and decision.seen != problems_seen(case.problems)
+    ):
+        problems.append("the differences changed since the page was shown: look at them again")
     if decision.kind is DecisionKind.ACCEPT and any(_NOT_LOADABLE_LINE.match(p) for p in case.problems):
         problems.append(
             "the paired CPL entry may never be loaded (withdrawn, cancelled or expired): "
