@@ -326,7 +326,8 @@ def _cases(args: argparse.Namespace) -> int:
     with _open(args) as app:
         cases = app.cases.list()
         if args.json:
-            OUT.print(json.dumps(case_rows(cases), indent=2), markup=False)
+            # Not through rich: it wraps long lines, inside JSON strings too, which made the JSON invalid.
+            sys.stdout.write(json.dumps(case_rows(cases), indent=2) + "\n")
         else:
             print_cases(OUT, cases, now=Clock(args.now)())
     return 0

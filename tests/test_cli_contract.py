@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ import pytest
 
 from flows.bootstrap import bootstrap
 from flows.cli import MAX_WORKERS_PER_CORE, main
+from flows.domain.case import Case
 from flows.settings import SAMPLES, Settings
 from tests.support.cpl_workbooks import write_cpl_csv
 from tests.test_scenario import CPL_20, CPL_24, RESPONSES, cases_json, cli, states
@@ -235,3 +237,18 @@ def test_a_graph_delta_page_is_named_as_such(tmp_path: Path, capsys: pytest.Capt
     page = SAMPLES / "forms" / "list-items-delta.json"
     assert cli(tmp_path / "home", "intake", str(page)) == 2
     assert f"{page}: a Graph delta page, not a response: give its 'value' items" in one_error_line(capsys)
+
+
+def test_cases_json_is_valid_json_however_long_a_problem_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    home = tmp_path / "home"
+    long_problem = "image_hash: notified '" + "AB" * 64 + "', CPL has '" + "CD" * 64 + "'"
+    with bootstrap(Settings(home=home)) as app:
+        case = Case.open("R-1", at=datetime(2026, 11, 24, tzinfo=UTC), supplier="Bramble Power")
+        case.problems.append(long_problem)
+        app.cases.add(case)
+    capsys.readouterr()
+    assert cli(home, "cases", "--json") == 0
+    [row] = json.loads(capsys.readouterr().out)
+    assert row["problems"] == [long_problem]
