@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from flows.domain.case import CaseState
 from flows.domain.cpl import DeviceModelCombination
 from flows.engine.registry import ActionContext
 from flows.errors import BadInput
@@ -31,10 +32,27 @@ class InventoryOperations:
         return {"outcome": outcome.value, "dmc": entry.dmc.key, "cpl_entry_id": entry.entry_id}
 
     def withdraw(self, context: ActionContext, response_id: str) -> dict[str, Any]:
-        """Withdraw the combination a case loaded (its CPL entry was withdrawn)."""
+        """Withdraw the combination a loaded case loaded (its CPL entry was withdrawn).
+
+        That is the entry's combination, which an operator's acceptance may have made differ from
+        the one notified, and only while the SMI's record for it is still the one this entry loaded:
+        a case never loaded, or a combination since loaded from another entry (a re-issue, another
+        supplier's notification), leaves the SMI as it is.
+        """
         case = self._cases.get(response_id)
-        if case is None or case.notification is None:
-            raise BadInput(f"no loaded case for response {response_id!r}")
-        dmc: DeviceModelCombination = case.notification.dmc
+        if case is None:
+            raise BadInput(f"no case for response {response_id!r}")
+        if case.state is not CaseState.LOADED or case.cpl_entry_id is None:
+            return {"withdrawn": False, "reason": f"the case is {case.state.value}: nothing of it was loaded"}
+        dmc = self._loaded_combination(case.cpl_entry_id)
+        record = self._inventory.get(dmc) if dmc is not None else None
+        if dmc is None or record is None or record.cpl_entry_id != case.cpl_entry_id:
+            return {"withdrawn": False, "reason": f"the SMI holds nothing loaded from {case.cpl_entry_id}"}
         withdrawn = self._inventory.withdraw(dmc, idempotency_key=context.idempotency_key)
-        return {"withdrawn": withdrawn, "dmc": dmc.key}
+        return {"withdrawn": withdrawn, "dmc": dmc.key, "cpl_entry_id": case.cpl_entry_id}
+
+    def _loaded_combination(self, entry_id: str) -> DeviceModelCombination | None:
+        """The combination of a CPL entry, from the latest publication that lists it."""
+        stored = self._publications.latest()
+        entry = stored.publication.by_id().get(entry_id) if stored else None
+        return entry.dmc if entry is not None else None

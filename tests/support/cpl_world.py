@@ -1,0 +1,81 @@
+"""A bridge home driven through the command line with CPL publications made from the 2026-11-20
+sample, for scenarios beyond the sample's: each publication is the sample's SMETS1 rows but the
+entries the test writes itself (based on S1-000316, Corrie's GSME under ECPL-2026-0031)."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+from adapters.secas.reader import read_cpl
+from flows.bootstrap import bootstrap
+from flows.cli import main
+from flows.domain.case import Case
+from flows.domain.cpl import CplEntry
+from flows.ports import InventoryRecord
+from flows.settings import SAMPLES, Settings
+from tests.support.cpl_workbooks import Cell, write_cpl_workbook
+
+FORM = json.loads((SAMPLES / "forms" / "form-definition.json").read_text(encoding="utf-8"))
+QUESTION = {question["field"]: question["id"] for question in FORM["questions"]}
+RESPONSE = json.loads((SAMPLES / "forms" / "responses.json").read_text(encoding="utf-8"))[0]
+
+
+def _row(entry: CplEntry) -> dict[str, Cell]:
+    row: dict[str, Cell] = entry.model_dump(mode="json")
+    row["previous_entry_ids"] = ", ".join(entry.previous_entry_ids) or "N/A"
+    row["date_added"] = entry.date_added
+    return row
+
+
+_SAMPLE = read_cpl((SAMPLES / "cpl" / "cpl-2026-11-20.xlsx").read_bytes(), name="sample")
+_OTHER_ROWS = [_row(e) for e in _SAMPLE.entries if e.entry_id not in ("S1-000316", "S1-000317")]
+_E316 = _row(_SAMPLE.by_id()["S1-000316"])
+
+
+def entry(**changes: Cell) -> dict[str, Cell]:
+    """S1-000316's row (GSME, Corrie, firmware 01020011, Non-EPCL, Active) with ``changes``."""
+    return {**_E316, **changes}
+
+
+class CplWorld:
+    def __init__(self, folder: Path) -> None:
+        self.home = folder / "home"
+        self.files = folder / "files"
+        self.files.mkdir(parents=True, exist_ok=True)
+        self._made = 0
+
+    def cli(self, now: str, *args: str) -> int:
+        return main(["--home", str(self.home), "--now", now, *args])
+
+    def publish(self, now: str, rows: list[dict[str, Cell]], published: str) -> int:
+        """Sync a CPL published at ``published`` (a day like '21 November 2026 09:00')."""
+        self._made += 1
+        path = self.files / f"cpl-{self._made}.xlsx"
+        title: list[list[Cell]] = [["Central Products List"], [f"Published {published}"], []]
+        write_cpl_workbook(path, [*_OTHER_ROWS, *rows], title_rows=title)
+        return self.cli(now, "sync", "--cpl", str(path))
+
+    def notify(self, now: str, response_id: int, *, responder: str | None = None, **answers: Any) -> int:
+        response = copy.deepcopy(RESPONSE)
+        response["responseId"] = response_id
+        if responder:
+            response["responder"] = responder
+        for field, value in answers.items():
+            response["answers"][QUESTION[field]] = value
+        self._made += 1
+        path = self.files / f"response-{self._made}.json"
+        path.write_text(json.dumps(response), encoding="utf-8")
+        return self.cli(now, "intake", str(path))
+
+    def case(self, response_id: int) -> Case:
+        with bootstrap(Settings(home=self.home)) as app:
+            case = app.cases.get(str(response_id))
+        assert case is not None
+        return case
+
+    def smi(self) -> list[InventoryRecord]:
+        with bootstrap(Settings(home=self.home)) as app:
+            return app.inventory.all()
