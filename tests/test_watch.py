@@ -38,7 +38,7 @@ def test_a_stale_sync_is_alerted_once_per_stale_period(tmp_path: Path) -> None:
     assert cli(home, "sync", "--cpl", CPL, now="2026-11-24T09:00:00Z") == 0
     watch(home, "2026-11-24T09:20:00Z")  # within the 30-minute window
     assert cards(home, "SECAS") == []
-    assert cli(home, "sync", "--cpl", str(tmp_path / "moved.xlsx"), now="2026-11-24T09:25:00Z") == 0  # fails
+    assert cli(home, "sync", "--cpl", str(tmp_path / "moved.xlsx"), now="2026-11-24T09:25:00Z") == 1  # fails
     watch(home, "2026-11-24T09:45:00Z")  # 45 minutes since the last good download
     watch(home, "2026-11-24T10:00:00Z")  # still stale: no second alert
     stale = cards(home, "24 November 2026, 09:00")
