@@ -50,3 +50,30 @@ def test_a_case_never_loaded_withdraws_nothing_another_case_loaded(world: CplWor
     assert (world.case(311).state.value, world.case(312).state.value) == ("loaded", "withdrawn")
     [record] = world.smi()
     assert (record.response_id, record.status) == ("311", InventoryStatus.ACTIVE)
+
+
+def test_a_publication_older_than_the_last_one_is_not_kept(world: CplWorld) -> None:
+    """A stale copy served again would bring a withdrawn entry back, and it would be loaded."""
+    assert (
+        world.publish("2026-11-24T09:05:00Z", [entry(cpl_status="Withdrawn")], "24 November 2026 09:00") == 0
+    )
+    assert world.publish("2026-11-24T09:10:00Z", [entry()], "20 November 2026 09:00") == 1  # the old file
+    assert world.notify("2026-11-24T10:00:00Z", 321) == 0
+    assert world.case(321).state.value != "loaded" and world.smi() == []
+
+
+def test_a_case_back_to_waiting_is_escalated_again_when_it_waits_too_long_again(world: CplWorld) -> None:
+    world.notify("2026-11-20T08:00:00Z", 331)  # nothing on the CPL yet: it waits
+    assert world.cli("2026-11-23T09:00:00Z", "tick") == 0  # 73 hours: escalated
+    assert world.cli("2026-11-23T10:00:00Z", "tick") == 0  # still the same wait: not again
+    typo = entry(firmware_version="01020021")
+    world.publish("2026-11-23T11:00:00Z", [typo], "23 November 2026 11:00")
+    assert world.case(331).state.value == "needs_attention"
+    world.publish("2026-11-23T12:00:00Z", [], "23 November 2026 12:00")  # SECAS took the entry off
+    assert world.cli(
+        "2026-11-24T09:00:00Z", "cases", "decide", "331", "--recheck", "--operator", "Olu"
+    ) == 0  # fmt: skip
+    assert world.case(331).state.value == "awaiting_cpl"  # a new wait
+    assert world.cli("2026-11-27T10:00:00Z", "tick") == 0  # 73 hours into it
+    escalations = [e for e in world.case(331).timeline if e.cause.startswith("escalated")]
+    assert len(escalations) == 2

@@ -179,11 +179,13 @@ class CaseOperations:
         return case_summary(case)
 
     def escalate_overdue(self, context: ActionContext, limit_hours: float) -> dict[str, Any]:
-        """Cases waiting for the CPL longer than the limit, each escalated once."""
+        """Cases waiting for the CPL longer than the limit, each escalated once per wait: a case that
+        went back to waiting (after a decision, or an entry that changed) is escalated again."""
         escalated = []
         for case in self._cases.list([CaseState.AWAITING_CPL]):
-            waited = context.now - case.waited_since()
-            already = any(entry.cause == ESCALATED for entry in case.timeline)
+            since = case.waited_since()
+            waited = context.now - since
+            already = any(entry.cause == ESCALATED and entry.at >= since for entry in case.timeline)
             if waited > timedelta(hours=limit_hours) and not already:
                 hours = round(waited.total_seconds() / 3600, 1)
                 case.record(

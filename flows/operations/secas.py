@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from flows.domain.cpl import CplPublication
@@ -48,6 +49,18 @@ class SecasOperations:
             return {"changed": False, "reason": "not modified"}
         previous = self._publications.latest()
         publication = self._read(data, location)
+        if (
+            previous is not None
+            and publication.published_at is not None
+            and previous.publication.published_at is not None
+            and _utc(publication.published_at) < _utc(previous.publication.published_at)
+        ):
+            # An old file served again (a stale mirror, a cache): kept, it would undo what SECAS has
+            # published since, bringing a withdrawn entry back to be loaded.
+            raise BadInput(
+                f"the CPL at {location} was published {publication.published_at:%Y-%m-%d %H:%M}, before "
+                f"the one kept last ({previous.publication.published_at:%Y-%m-%d %H:%M}): not kept"
+            )
         if not publication.entries:
             # A CPL always lists the products in use: kept, an empty one would read as every entry
             # withdrawn, and the next real one as every entry added (promotions would go unseen).
@@ -72,6 +85,11 @@ class SecasOperations:
             return None
         before = self._publications.get(mark["previous"]) if mark.get("previous") else None
         return _changes(before.publication if before else None, latest.publication)
+
+
+def _utc(moment: datetime) -> datetime:
+    """A publication's time, naive ones (a title with no zone) taken as UTC, so any two compare."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _mark(sha256: str) -> str:
