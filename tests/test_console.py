@@ -286,7 +286,7 @@ def test_accepting_loads_the_case_once_and_tells_the_supplier_once(
     response = client.post("/cases/4/decide", fields)
     assert response.status == 303
     assert response.headers["Location"] == "/console/cases/4?notice=accept"
-    assert "Accepted: the case&#39;s state is shown below." in client.page("/cases/4", {"notice": "accept"})
+    assert "accepted: the case is now loaded" in client.page("/cases/4", {"notice": "accept"})
     case = app.cases.get("4")
     assert case is not None and case.state.value == "loaded"
     accepted = [e for e in case.timeline if e.evidence.get("decision") == "accept"]

@@ -51,15 +51,18 @@ SECURITY_HEADERS = {
 Handler = Callable[[ConsoleRequest, Operator, re.Match[str]], ConsoleResponse]
 
 
-# What a page says after a form was handled, by a fixed name in its address: a text given in the link
-# would let anyone's link put words in the console ("accepted: the case is now loaded").
+# What a page says after a form was handled: a fixed name in its address, and the state the page reads
+# itself. A text given in the link would let anyone's link put words in the console.
 NOTICES = {
-    DecisionKind.ACCEPT.value: "Accepted: the case's state is shown below.",
-    DecisionKind.REJECT.value: "Rejected: the supplier is told the reason.",
-    DecisionKind.RECHECK.value: "Re-check asked: the case's state is shown below.",
-    "resubmitted": "Resubmitted: this is the new run.",
+    DecisionKind.ACCEPT.value: "accepted",
+    DecisionKind.REJECT.value: "rejected",
+    DecisionKind.RECHECK.value: "re-check asked",
 }
 _DECISION_ID = re.compile(r"[0-9a-f]{32}")
+
+
+def _notice(done: str | None, now: str) -> str:
+    return f"{done}: {now}" if done else ""
 
 
 class ConsoleApp:
@@ -165,9 +168,10 @@ class ConsoleApp:
 
     def _case(self, request: ConsoleRequest, operator: Operator, match: re.Match[str]) -> ConsoleResponse:
         view = self._case_view(match.group(1))
+        done = NOTICES.get(request.query.get("notice", ""))
         return self._page(
             "case.html.j2", operator, title=f"Case {view.case.response_id}", view=view,
-            notice=NOTICES.get(request.query.get("notice", ""), ""),
+            notice=_notice(done, f"the case is now {view.case.state.value}"),
         )  # fmt: skip
 
     def _decide(self, request: ConsoleRequest, operator: Operator, match: re.Match[str]) -> ConsoleResponse:
@@ -214,8 +218,9 @@ class ConsoleApp:
         run = self.app.bridge.engine.runs.get(match.group(1))
         if run is None:
             raise KeyError(f"no run {match.group(1)!r}")
+        done = "resubmitted" if request.query.get("notice") == "resubmitted" else None
         return self._page("run.html.j2", operator, title=f"Run {run.run_id}", run=run,
-                          notice=NOTICES.get(request.query.get("notice", ""), ""))  # fmt: skip
+                          notice=_notice(done, f"this run {run.run_id} is {run.status.value}"))  # fmt: skip
 
     def _resubmit(self, request: ConsoleRequest, operator: Operator, match: re.Match[str]) -> ConsoleResponse:
         form = request.form()
