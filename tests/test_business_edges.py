@@ -77,3 +77,16 @@ def test_a_case_back_to_waiting_is_escalated_again_when_it_waits_too_long_again(
     assert world.cli("2026-11-27T10:00:00Z", "tick") == 0  # 73 hours into it
     escalations = [e for e in world.case(331).timeline if e.cause.startswith("escalated")]
     assert len(escalations) == 2
+
+
+def test_operators_hear_when_a_case_they_were_asked_about_waits_again(world: CplWorld) -> None:
+    """Its entry moved to the EPCL while it needed a decision: it is no candidate any more."""
+    world.notify("2026-11-20T08:00:00Z", 341)
+    typo = entry(firmware_version="01020021")
+    world.publish("2026-11-20T09:05:00Z", [typo], "20 November 2026 09:00")
+    assert world.case(341).state.value == "needs_attention"
+    world.publish("2026-11-21T09:05:00Z", [{**typo, "epcl_status": "EPCL"}], "21 November 2026 09:00")
+    assert world.case(341).state.value == "awaiting_cpl"
+    cards = [path.read_text(encoding="utf-8") for path in (world.home / "outbox" / "teams").glob("*.json")]
+    [waiting] = [card for card in cards if "Waiting again: case 341" in card]
+    assert "moved to the EPCL" in waiting and "S1-000316" in waiting

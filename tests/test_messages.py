@@ -31,6 +31,7 @@ CARDS = [
     "case_closed",
     "case_decided",
     "case_escalated",
+    "case_waiting_again",
     "sync_failed",
     "run_failed",
 ]
@@ -106,6 +107,7 @@ def full_context(case: Case, entry: CplEntry, **extra: Any) -> dict[str, Any]:
         "flow": "emergency-load",
         "run_id": "run-0001",
         "action": "load_into_smi",
+        "previous_entry": entry.model_dump(mode="json"),
         **extra,
     }
 

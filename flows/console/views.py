@@ -42,6 +42,7 @@ PREVIEW_EXTRAS: dict[str, Any] = {
     "flow": "emergency-load",
     "run_id": "run-example",
     "action": "load",
+    "previous_entry": None,  # shown as "no longer on the CPL"
 }
 """Values only the alert templates take: shown as examples in a preview."""
 

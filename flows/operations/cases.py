@@ -126,6 +126,7 @@ class CaseOperations:
             outcome = Outcome.READY
         evidence = {"run": context.run_id, "publication": publication.source_sha256}
         before = (case.state, list(case.problems))
+        before_entry = case.cpl_entry_id
         target = _target_state(outcome)
         if target is not None and target != case.state:
             case.move_to(target, at=context.now, cause=_cause(outcome), evidence=evidence)
@@ -134,11 +135,17 @@ class CaseOperations:
         changed = (case.state, case.problems) != before
         if changed:
             case = self._save(case)
+        waiting_again = before[0] is CaseState.NEEDS_ATTENTION and case.state is CaseState.AWAITING_CPL
+        previous = publication.by_id().get(before_entry) if waiting_again and before_entry else None
         return {
             **case_summary(case),
             "outcome": outcome.value,
             "accepted_by_operator": accepted,
             "changed": changed,
+            # A case an operator was asked about goes back to waiting (its entry moved to the EPCL,
+            # or cannot be loaded any more): the operators are told, not left with a stale card.
+            "waiting_again": waiting_again,
+            "previous_entry": previous.model_dump(mode="json") if previous else None,
             "assessment": assessment.model_dump(mode="json"),
         }
 
