@@ -224,15 +224,6 @@ def test_the_help_says_what_the_home_and_the_files_are(capsys: pytest.CaptureFix
     assert "a workbook (.xlsx) or CSV file, or an http(s) URL" in shown
 
 
-def test_the_samples_still_pass_intake_and_two_syncs(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    home = tmp_path / "home"
-    assert cli(home, "intake", RESPONSES, now="2026-11-23T14:00:00Z") == 0
-    assert cli(home, "sync", "--cpl", CPL_20, now="2026-11-23T14:05:00Z") == 0
-    assert cli(home, "sync", "--cpl", CPL_24, now=NOW) == 0
-
-
 def test_a_graph_delta_page_is_named_as_such(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     page = SAMPLES / "forms" / "list-items-delta.json"
     assert cli(tmp_path / "home", "intake", str(page)) == 2
