@@ -90,7 +90,8 @@ def test_a_connector_error_quoting_a_secure_input_keeps_only_its_type(tmp_path: 
     run = engine_with(bed.database, "test.login", login).run(
         flow(tmp_path, SECURE_LOGIN), {"user": "alice@example.org", "password": SECRET}
     )
-    assert run.actions["login"].error == f"BadInput: {REDACTED}"
+    # the secure value goes; what the far side said about it stays for the operators
+    assert run.actions["login"].error == f"BadInput: password '{REDACTED}' rejected by the far side"
     assert run.status is RunStatus.FAILED
     kept = history(bed.database)
     assert SECRET not in kept and "alice@example.org" not in kept
@@ -101,7 +102,12 @@ def test_an_expression_error_on_a_secure_value_keeps_only_its_type(tmp_path: Pat
     run = engine_with(bed.database, "test.login", lambda context, password: {}).run(
         source, {"user": "alice@example.org", "password": SECRET}
     )
-    assert run.actions["login"].error == f"ExpressionError: {REDACTED}"
+    error = run.actions["login"].error
+    assert (
+        error is not None
+        and error.startswith("cannot evaluate ${abs(trigger.password)}")
+        and REDACTED in error
+    )
     assert SECRET not in history(bed.database)
 
 
@@ -110,8 +116,8 @@ def test_an_idempotency_key_built_from_secure_values_is_not_kept(tmp_path: Path,
     source = flow(tmp_path, SECURE_LOGIN)
     done = engine.run(source, {"user": "alice@example.org", "password": SECRET})
     dry = engine.run(source, {"user": "alice@example.org", "password": SECRET}, dry_run=True)
-    assert done.actions["login"].idempotency_key == REDACTED
-    assert dry.actions["login"].outputs["idempotency_key"] == REDACTED
+    assert done.actions["login"].idempotency_key == f"login/{REDACTED}"
+    assert dry.actions["login"].outputs["idempotency_key"] == f"login/{REDACTED}"
     assert "alice@example.org" not in history(bed.database)
 
 
@@ -121,6 +127,21 @@ def test_errors_of_a_run_without_secure_values_are_kept_whole(tmp_path: Path, be
     run = bed.engine.run(source, {})
     assert run.actions["load"].error == "PermanentError: the SMI refused model 0102"
     assert run.actions["load"].idempotency_key == f"plain/{run.run_id}/load"
+
+
+def test_an_error_quoting_no_secure_value_is_kept_whole_in_a_run_with_a_secure_trigger(
+    tmp_path: Path, bed: Bed
+) -> None:
+    """The intake flow's trigger is secure: its other actions' errors must still tell operators why."""
+    bed.world.failures["effect"] = [PermanentError("HTTP 503 from the Teams workflow")]
+    source = flow(
+        tmp_path,
+        "name: intake\ntriggers: [{type: http}]\nsecureTrigger: true\nkey: ${trigger.id}\n"
+        "actions: {tell: {use: test.effect}}\n",
+    )
+    run = bed.engine.run(source, {"id": "R-1", "phone": "+44 20 7946 0000"})
+    assert run.actions["tell"].error == "PermanentError: HTTP 503 from the Teams workflow"
+    assert run.actions["tell"].idempotency_key == "intake/R-1/tell"
 
 
 # --- expressions -------------------------------------------------------------------------------

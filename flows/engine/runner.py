@@ -6,8 +6,9 @@ Guarantees, each one tested:
 - every side-effecting call gets an idempotency key (by default flow / business key / action path) and
   its result is remembered under that key, so a duplicate delivery or a resubmit makes no effect twice;
 - only transient errors are retried, by the action's policy, honouring the far side's Retry-After;
-- secure inputs and outputs never reach the history (nor do error texts or idempotency keys of a run
-  that holds secure values), while later actions of the same execution still see secure outputs;
+- secure inputs and outputs never reach the history, nor does a secure value quoted in an error text or
+  built into an idempotency key (replaced there by ``REDACTED``), while later actions of the same
+  execution still see secure outputs;
 - a dry run calls nothing that has side effects.
 """
 
@@ -25,6 +26,7 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from pydantic_core import to_jsonable_python
@@ -65,12 +67,16 @@ class _Run:
     # Secure outputs as they came back, by action path: later actions of this execution read them
     # from here, the history keeps them redacted. A redelivery calls those actions again.
     live: dict[str, Any] = field(default_factory=dict)
+    # The texts of a secure trigger (its string and number values), found once per execution.
+    secure_trigger_texts: frozenset[str] = frozenset()
 
-    def holds_secrets(self, action: Action | None = None) -> bool:
-        """Whether an error text or a key made now could hold a secure value."""
-        if self.flow.secure_trigger or self.live:
-            return True
-        return isinstance(action, CallAction) and (action.secure.inputs or action.secure.outputs)
+    def redact(self, text: str, secure_inputs: Any = None) -> str:
+        """``text`` with every secure value in it replaced: a far side's error quotes what it was
+        sent, and keys are often built from an address. The rest of the text stays for operators."""
+        secrets = self.secure_trigger_texts | _texts(self.live) | _texts(secure_inputs)
+        for secret in sorted((s for s in secrets if s in text), key=len, reverse=True):
+            text = text.replace(secret, REDACTED)
+        return text
 
 
 class Engine:
@@ -156,6 +162,8 @@ class Engine:
         # run it replays (else a resubmit would make every effect of a flow without a key again).
         key = business or existing.replay_root or run_id
         run = _Run(existing, flow, key, trigger, dict(existing.actions), existing.dry_run, self._settings)
+        if flow.secure_trigger:
+            run.secure_trigger_texts = _texts(trigger)
         failed, results = self._run_block(run, flow.actions, "", {})
         context = self._context(run, results, {}, secure_outputs=False)  # the keys are kept in history
         keys = [*existing.keys, *self._extra_keys(flow, context)]
@@ -225,8 +233,9 @@ class Engine:
             status = ActionStatus.FAILED if failed else ActionStatus.SUCCEEDED
             return _record(path, status, started, self._clock(), outputs=outputs, error=None), None
         except ExpressionError as error:
-            text = f"{type(error).__name__}: {REDACTED}" if run.holds_secrets(action) else str(error)
-            return _record(path, ActionStatus.FAILED, started, self._clock(), error=text), None
+            return _record(
+                path, ActionStatus.FAILED, started, self._clock(), error=run.redact(str(error))
+            ), None
 
     def _call(
         self, run: _Run, action: CallAction, path: str, context: dict[str, Any], started: datetime
@@ -240,8 +249,8 @@ class Engine:
         else:
             key = f"{run.flow.name}/{run.key}/{path}"
         shown_inputs = REDACTED if action.secure.inputs else inputs
-        secret = run.holds_secrets(action)
-        shown_key = REDACTED if secret else key  # a key may be built from a secure value
+        secure_inputs = inputs if action.secure.inputs else None
+        shown_key = run.redact(key, secure_inputs)
         if connector.side_effect and run.dry_run:
             would = {
                 "dry_run": True,
@@ -269,7 +278,8 @@ class Engine:
                 ), None  # fmt: skip
         context_for_call = ActionContext(run.flow.name, run.record.run_id, path, key, self._clock())
         policy = action.retry or run.flow.retry
-        outcome = self._invoke(connector, action, policy, context_for_call, inputs, secret=secret)
+        redact = partial(run.redact, secure_inputs=secure_inputs)
+        outcome = self._invoke(connector, action, policy, context_for_call, inputs, redact=redact)
         outputs = _json_safe(to_jsonable_python(outcome.outputs))
         if action.secure.outputs and outcome.status is ActionStatus.SUCCEEDED:
             run.live[path] = outputs
@@ -291,7 +301,7 @@ class Engine:
         context: ActionContext,
         inputs: dict[str, Any],
         *,
-        secret: bool,
+        redact: Callable[[str], str],
     ) -> _Outcome:
         attempts = 0
         abandoned = threading.Event()  # set on time-out: the thread left behind makes no more attempts
@@ -326,8 +336,9 @@ class Engine:
             abandoned.set()
             return _Outcome(ActionStatus.TIMED_OUT, None, attempts, f"timed out after {action.timeout}")
         except Exception as error:  # recorded for operators; the run fails, the engine does not
-            text = REDACTED if secret else str(error)  # a far side's message may quote what it was sent
-            return _Outcome(ActionStatus.FAILED, None, attempts, f"{type(error).__name__}: {text}")
+            return _Outcome(
+                ActionStatus.FAILED, None, attempts, f"{type(error).__name__}: {redact(str(error))}"
+            )
 
     def _foreach(
         self, run: _Run, action: ForEachAction, path: str, context: dict[str, Any], started: datetime
@@ -345,7 +356,7 @@ class Engine:
         ]
         repeated = sorted(key for key, times in Counter(keys).items() if times > 1)
         if repeated:  # items sharing a key would share their records: all but the first would be skipped
-            shown = REDACTED if run.holds_secrets() else ", ".join(repeated)
+            shown = run.redact(", ".join(repeated))
             error = f"itemKey gives several items the same key ({shown}); each item needs its own"
             return _record(path, ActionStatus.FAILED, started, self._clock(), error=error)
 
@@ -418,6 +429,26 @@ class Engine:
 
 class _Abandoned(Exception):
     """Raised in a timed-out action's thread instead of its next attempt."""
+
+
+SHORTEST_SECRET = 4  # characters: shorter values ("Yes", "1") are not searched for in texts
+
+
+def _texts(value: Any) -> frozenset[str]:
+    """The string and number values inside ``value``, as they would be written in a text."""
+    found: set[str] = set()
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            stack += item.values()
+        elif isinstance(item, list | tuple):
+            stack += item
+        elif isinstance(item, str | int | float) and not isinstance(item, bool):
+            text = str(item)
+            if len(text) >= SHORTEST_SECRET:
+                found.add(text)
+    return frozenset(found)
 
 
 def _json_safe(value: Any) -> Any:
