@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -45,6 +46,7 @@ from flows.settings import Settings
 from flows.wiring import Parts, build_parts
 
 _log = logging.getLogger(__name__)
+_DECISION_EVENTS = uuid.UUID("3b1f0a52-8f0c-4d9e-b7a5-6c2e9d4f1a83")  # namespace of case.decided ids
 
 
 @dataclass
@@ -104,7 +106,11 @@ class BridgeApp:
             raise TransientError(
                 f"case {response_id} kept changing while the decision was recorded; try again"
             )
-        self.bridge.emit("case.decided", {"response_id": response_id, "decision_id": decision.decision_id})
+        # Under an id made from the decision's: the same decision recorded again (a form posted twice, a
+        # retry after a crash) queues the same message, whose runs find themselves done.
+        event_id = uuid.uuid5(_DECISION_EVENTS, decision.decision_id).hex
+        body = {"response_id": response_id, "decision_id": decision.decision_id}
+        self.bridge.emit("case.decided", body, message_id=event_id)
         if self.parts.local_queue:
             self.bridge.drain()
         stored = self.cases.get(response_id)
@@ -117,7 +123,7 @@ class BridgeApp:
         link was kept, so every later pass failed on it again and no response after it was queued."""
         try:
             self.bridge.submit(form_response_message(item))
-        except (NotAResponse, BadInput) as error:
+        except (NotAResponse, BadInput, ValueError) as error:  # ValueError: text a queue cannot carry
             item_id = str(item.get("id")) if isinstance(item, dict) else "?"
             _log.error("SharePoint list item %s was not queued: %s", item_id, error)
             reason = hashlib.sha256(str(error).encode()).hexdigest()[:12]
@@ -128,7 +134,10 @@ class BridgeApp:
                 "error": f"not queued, and passed over: {error}",
             }
             key = f"list-item/{item_id}/{reason}"
-            self._tell_once(self.templates.card("run_failed", context, idempotency_key=key))
+            try:
+                self._tell_once(self.templates.card("run_failed", context, idempotency_key=key))
+            except Exception as failed:  # the channel down too: the log line above is what is left
+                _log.error("telling operators of list item %s failed: %s", item_id, failed)
 
     def _tell_once(self, card: OperatorCard) -> None:
         """Post a card outside any flow, once per idempotency key even to a channel that keeps no keys

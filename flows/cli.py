@@ -71,7 +71,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--home",
         type=_home,
-        default=_home(os.environ.get("BRIDGE_HOME") or ".bridge"),
+        default=os.environ.get("BRIDGE_HOME") or ".bridge",  # a string: argparse checks it as given
         help="the folder the embedded state and outboxes live in (default: $BRIDGE_HOME, else .bridge)",
     )
     parser.add_argument("--now", type=_instant, default=None, help="the clock, ISO-8601 (for replays)")
@@ -279,12 +279,14 @@ def _sync(args: argparse.Namespace) -> int:
     with _open(args) as app:
         ERR.print(f"syncing with the CPL at {args.cpl}", markup=False)
         app.bridge.submit(Message(type="http", flow="secas-sync", body={"location": args.cpl}))
-        return _failed(app.bridge.drain())
+        return _failed(app.bridge.drain(), {"secas-sync"})
 
 
-def _failed(runs: Sequence[RunRecord]) -> int:
-    """1, with a line per failed action, when a run failed or had to handle a failure (a sync whose
+def _failed(runs: Sequence[RunRecord], flows: set[str]) -> int:
+    """1, with a line per failed action, when a run of ``flows`` (the ones the command asked for, not
+    what their events or earlier commands left queued) failed or had to handle a failure (a sync whose
     download failed ends by telling the operators, which succeeds); 0 otherwise."""
+    runs = [run for run in runs if run.flow in flows]
     failures = [(run, action) for run in runs for action in run.failed_actions()]
     for run, action in failures:
         ERR.print(f"error: {run.flow}: {action.path}: {action.error}", markup=False)
@@ -319,7 +321,7 @@ def _tick(args: argparse.Namespace) -> int:
                     f"{name!r} is not a scheduled check; scheduled: {', '.join(sorted(scheduled))}"
                 )
             app.bridge.submit(Message(type="recurrence", flow=name))
-        return _failed(app.bridge.drain())
+        return _failed(app.bridge.drain(), set(args.flow or scheduled))
 
 
 def _cases(args: argparse.Namespace) -> int:

@@ -178,6 +178,20 @@ def test_arguments_out_of_range_are_refused_by_the_parser(
     assert says in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("value", ["   ", "not-a-folder"])
+def test_a_bad_bridge_home_is_refused_like_a_bad_home_argument(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    (tmp_path / "not-a-folder").write_text("")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("BRIDGE_HOME", value)
+    with pytest.raises(SystemExit) as exit_:
+        main(["cases"])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert "--home" in err and ("the home is empty" in err or "is a file, not a folder" in err)
+
+
 def test_a_file_given_as_the_home_is_named_as_such(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

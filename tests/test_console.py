@@ -261,13 +261,19 @@ def test_an_acceptance_covers_only_the_differences_the_page_showed(client: Clien
     assert accepted.status == 303
 
 
-def test_a_decision_form_posted_twice_is_recorded_once(client: Client, app: BridgeApp) -> None:
-    fields = {**form_fields(client.page("/cases/4")), "kind": "recheck", "operator": "Ann"}
-    assert client.post("/cases/4/decide", fields).status == 303
-    assert client.post("/cases/4/decide", fields).status == 303  # a double click, or a reload
+@pytest.mark.parametrize("kind", ["recheck", "accept"])
+def test_a_decision_form_posted_twice_is_recorded_and_acted_on_once(
+    client: Client, app: BridgeApp, kind: str
+) -> None:
+    """After an accept the case has moved on: the second post is the same decision, not a refusal."""
+    fields = {**form_fields(client.page("/cases/4")), "kind": kind, "operator": "Ann", "reason": "checked"}
+    first = client.post("/cases/4/decide", fields)
+    again = client.post("/cases/4/decide", fields)  # a double click, or a reload
+    assert first.status == again.status == 303 and first.headers["Location"] == again.headers["Location"]
     case = app.cases.get("4")
     assert case is not None
     assert [e.evidence.get("decision_id") for e in case.timeline].count(fields["decision_id"]) == 1
+    assert len(app.bridge.engine.runs.find(flow="case-decision")) == 1
 
 
 def test_a_link_cannot_put_its_own_words_in_the_console(client: Client) -> None:

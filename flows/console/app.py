@@ -35,7 +35,7 @@ from flows.console.views import (
     waited_text,
 )
 from flows.domain.case import CaseState
-from flows.domain.decisions import Decision, DecisionKind, decision_problems
+from flows.domain.decisions import Decision, DecisionKind, decision_problems, find_decision
 from flows.engine.runs import RunStatus
 from flows.errors import BadInput, TransientError
 from flows.export import to_csv
@@ -194,13 +194,15 @@ class ConsoleApp:
             problems = [f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors()]
             return self._page("case.html.j2", operator, status=400, title=f"Case {response_id}", view=view,
                               errors=problems, form=form)  # fmt: skip
+        shown = f"{self.root}/cases/{quote(response_id)}?notice={decision.kind.value}"
+        if find_decision(view.case, decision.decision_id) is not None:  # this form, posted again
+            return ConsoleResponse.redirect(shown)
         problems = decision_problems(view.case, decision)
         if problems:
             return self._page("case.html.j2", operator, status=409, title=f"Case {response_id}", view=view,
                               errors=problems, form=form)  # fmt: skip
         self.app.decide(response_id, decision)
-        query = urlencode({"notice": decision.kind.value})
-        return ConsoleResponse.redirect(f"{self.root}/cases/{quote(response_id)}?{query}")
+        return ConsoleResponse.redirect(shown)
 
     def _runs(self, request: ConsoleRequest, operator: Operator, match: re.Match[str]) -> ConsoleResponse:
         flow, status = request.query.get("flow", ""), request.query.get("status", "")

@@ -132,8 +132,8 @@ class CaseView:
         """The fingerprint of the differences this page shows (the decision form sends it back)."""
         return problems_seen(self.case.problems)
 
-    @property
-    def decision_id(self) -> str:
+    @staticmethod
+    def new_decision_id() -> str:
         """A new id for the decision this page's form may record: posted twice, it is recorded once."""
         return uuid.uuid4().hex
 
