@@ -15,7 +15,9 @@ Guarantees, each one tested:
 from __future__ import annotations
 
 import hashlib
+import json
 import math
+import re
 import threading
 import time
 import uuid
@@ -26,8 +28,8 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from functools import partial
 from typing import Any
+from urllib.parse import quote
 
 from pydantic_core import to_jsonable_python
 
@@ -71,12 +73,16 @@ class _Run:
     secure_trigger_texts: frozenset[str] = frozenset()
 
     def redact(self, text: str, secure_inputs: Any = None) -> str:
-        """``text`` with every secure value in it replaced: a far side's error quotes what it was
-        sent, and keys are often built from an address. The rest of the text stays for operators."""
-        secrets = self.secure_trigger_texts | _texts(self.live) | _texts(secure_inputs)
-        for secret in sorted((s for s in secrets if s in text), key=len, reverse=True):
-            text = text.replace(secret, REDACTED)
-        return text
+        """``text`` with every secure value in it replaced, as written, JSON- or URL-escaped, in any
+        case: a far side's error quotes what it was sent, and keys are often built from an address.
+        The rest stays for operators. The business key is left: the run's ``keys`` show it anyway."""
+        secrets = (self.secure_trigger_texts | _texts(self.live) | _texts(secure_inputs)) - {self.key}
+        folded = text.casefold()
+        present = {form for secret in secrets for form in _written_forms(secret) if form.casefold() in folded}
+        if not present:
+            return text
+        longest_first = sorted(present, key=len, reverse=True)
+        return re.sub("|".join(map(re.escape, longest_first)), REDACTED, text, flags=re.IGNORECASE)
 
 
 class Engine:
@@ -233,9 +239,9 @@ class Engine:
             status = ActionStatus.FAILED if failed else ActionStatus.SUCCEEDED
             return _record(path, status, started, self._clock(), outputs=outputs, error=None), None
         except ExpressionError as error:
-            return _record(
-                path, ActionStatus.FAILED, started, self._clock(), error=run.redact(str(error))
-            ), None
+            wiped = isinstance(action, CallAction) and action.secure.inputs  # its inputs may be in any form
+            text = f"{type(error).__name__}: {REDACTED}" if wiped else run.redact(str(error))
+            return _record(path, ActionStatus.FAILED, started, self._clock(), error=text), None
 
     def _call(
         self, run: _Run, action: CallAction, path: str, context: dict[str, Any], started: datetime
@@ -278,7 +284,9 @@ class Engine:
                 ), None  # fmt: skip
         context_for_call = ActionContext(run.flow.name, run.record.run_id, path, key, self._clock())
         policy = action.retry or run.flow.retry
-        redact = partial(run.redact, secure_inputs=secure_inputs)
+        # An action with secure inputs keeps only its error's type: what it sent could come back in
+        # any form. Others keep their error with the secure values taken out.
+        redact: Callable[[str], str] = (lambda text: REDACTED) if action.secure.inputs else run.redact
         outcome = self._invoke(connector, action, policy, context_for_call, inputs, redact=redact)
         outputs = _json_safe(to_jsonable_python(outcome.outputs))
         if action.secure.outputs and outcome.status is ActionStatus.SUCCEEDED:
@@ -449,6 +457,11 @@ def _texts(value: Any) -> frozenset[str]:
             if len(text) >= SHORTEST_SECRET:
                 found.add(text)
     return frozenset(found)
+
+
+def _written_forms(secret: str) -> set[str]:
+    """How a value may appear in a text: as it is, JSON- or repr-escaped, URL-encoded."""
+    return {secret, json.dumps(secret)[1:-1], repr(secret)[1:-1], quote(secret, safe="")} - {""}
 
 
 def _json_safe(value: Any) -> Any:
