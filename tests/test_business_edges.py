@@ -7,7 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from flows.bootstrap import bootstrap
+from flows.engine.registry import ActionContext
 from flows.ports import InventoryStatus
+from flows.settings import Settings
 from tests.support.cpl_world import CplWorld, entry
 
 
@@ -90,3 +93,21 @@ def test_operators_hear_when_a_case_they_were_asked_about_waits_again(world: Cpl
     cards = [path.read_text(encoding="utf-8") for path in (world.home / "outbox" / "teams").glob("*.json")]
     [waiting] = [card for card in cards if "Waiting again: case 341" in card]
     assert "moved to the EPCL" in waiting and "S1-000316" in waiting
+
+
+def test_the_operators_are_told_also_when_the_assessment_is_delivered_again(world: CplWorld) -> None:
+    """A worker that died after saving the case, before recording the action: the redelivered
+    assessment finds the case already waiting, and says so all the same (from the timeline)."""
+    world.notify("2026-11-20T08:00:00Z", 351)
+    typo = entry(firmware_version="01020021")
+    world.publish("2026-11-20T09:05:00Z", [typo], "20 November 2026 09:00")
+    world.publish("2026-11-21T09:05:00Z", [{**typo, "epcl_status": "EPCL"}], "21 November 2026 09:00")
+    [moved] = [
+        e
+        for e in world.case(351).timeline
+        if (e.from_state, e.to_state) == ("needs_attention", "awaiting_cpl")
+    ]
+    with bootstrap(Settings(home=world.home)) as app:
+        context = ActionContext("emergency-load", moved.evidence["run"], "assess", "k", moved.at)
+        again = app.registry.get("cases.assess").call(context, {"response_id": "351"})
+    assert again["waiting_again"] is True and again["previous_entry"]["entry_id"] == "S1-000316"

@@ -126,17 +126,27 @@ class CaseOperations:
             outcome = Outcome.READY
         evidence = {"run": context.run_id, "publication": publication.source_sha256}
         before = (case.state, list(case.problems))
-        before_entry = case.cpl_entry_id
         target = _target_state(outcome)
         if target is not None and target != case.state:
+            if case.cpl_entry_id:
+                evidence["was_paired_with"] = case.cpl_entry_id
             case.move_to(target, at=context.now, cause=_cause(outcome), evidence=evidence)
         case.problems = assessment.problems()
         case.cpl_entry_id = assessment.entry.entry_id if assessment.entry else None
         changed = (case.state, case.problems) != before
         if changed:
             case = self._save(case)
-        waiting_again = before[0] is CaseState.NEEDS_ATTENTION and case.state is CaseState.AWAITING_CPL
-        previous = publication.by_id().get(before_entry) if waiting_again and before_entry else None
+        # Read from the timeline, not from this call's before and after: a redelivery after the save
+        # finds the case already moved, and must still tell the operators.
+        moved_back = [
+            entry
+            for entry in case.timeline
+            if (entry.from_state, entry.to_state) == (CaseState.NEEDS_ATTENTION, CaseState.AWAITING_CPL)
+            and entry.evidence.get("run") == context.run_id
+        ]
+        waiting_again = bool(moved_back)
+        paired = moved_back[-1].evidence.get("was_paired_with") if moved_back else None
+        previous = publication.by_id().get(paired) if isinstance(paired, str) else None
         return {
             **case_summary(case),
             "outcome": outcome.value,

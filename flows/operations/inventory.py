@@ -5,10 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from flows.domain.case import CaseState
-from flows.domain.cpl import DeviceModelCombination
 from flows.engine.registry import ActionContext
 from flows.errors import BadInput
-from flows.ports import CaseStore, Inventory, InventoryRecord, PublicationStore
+from flows.ports import CaseStore, Inventory, InventoryRecord, InventoryStatus, PublicationStore
 
 
 class InventoryOperations:
@@ -34,25 +33,26 @@ class InventoryOperations:
     def withdraw(self, context: ActionContext, response_id: str) -> dict[str, Any]:
         """Withdraw the combination a loaded case loaded (its CPL entry was withdrawn).
 
-        That is the entry's combination, which an operator's acceptance may have made differ from
-        the one notified, and only while the SMI's record for it is still the one this entry loaded:
-        a case never loaded, or a combination since loaded from another entry (a re-issue, another
-        supplier's notification), leaves the SMI as it is.
+        The SMI's records say what was loaded from the case's CPL entry (the entry's combination,
+        which an operator's acceptance may have made differ from the one notified); those are
+        withdrawn, found even when a later publication no longer lists the entry. A case never
+        loaded, or a combination since loaded from another entry (a re-issue, another supplier's
+        notification), leaves the SMI as it is.
         """
         case = self._cases.get(response_id)
         if case is None:
             raise BadInput(f"no case for response {response_id!r}")
         if case.state is not CaseState.LOADED or case.cpl_entry_id is None:
             return {"withdrawn": False, "reason": f"the case is {case.state.value}: nothing of it was loaded"}
-        dmc = self._loaded_combination(case.cpl_entry_id)
-        record = self._inventory.get(dmc) if dmc is not None else None
-        if dmc is None or record is None or record.cpl_entry_id != case.cpl_entry_id:
-            return {"withdrawn": False, "reason": f"the SMI holds nothing loaded from {case.cpl_entry_id}"}
-        withdrawn = self._inventory.withdraw(dmc, idempotency_key=context.idempotency_key)
-        return {"withdrawn": withdrawn, "dmc": dmc.key, "cpl_entry_id": case.cpl_entry_id}
-
-    def _loaded_combination(self, entry_id: str) -> DeviceModelCombination | None:
-        """The combination of a CPL entry, from the latest publication that lists it."""
-        stored = self._publications.latest()
-        entry = stored.publication.by_id().get(entry_id) if stored else None
-        return entry.dmc if entry is not None else None
+        loaded = [
+            record.dmc
+            for record in self._inventory.all()
+            if record.cpl_entry_id == case.cpl_entry_id and record.status is InventoryStatus.ACTIVE
+        ]
+        for dmc in loaded:
+            self._inventory.withdraw(dmc, idempotency_key=f"{context.idempotency_key}/{dmc.key}")
+        return {
+            "withdrawn": bool(loaded),
+            "dmcs": [dmc.key for dmc in loaded],
+            "cpl_entry_id": case.cpl_entry_id,
+        }
