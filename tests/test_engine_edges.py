@@ -126,16 +126,18 @@ def test_errors_of_a_run_without_secure_values_are_kept_whole(tmp_path: Path, be
     assert run.actions["load"].idempotency_key == f"plain/{run.run_id}/load"
 
 
+SECURE_TRIGGER = (  # as the intake flow: its trigger (the whole response) is secure
+    "name: intake\ntriggers: [{type: http}]\nsecureTrigger: true\nkey: ${trigger.id}\n"
+    "actions: {tell: {use: test.effect}}\n"
+)
+
+
 def test_an_error_quoting_no_secure_value_is_kept_whole_in_a_run_with_a_secure_trigger(
     tmp_path: Path, bed: Bed
 ) -> None:
     """The intake flow's trigger is secure: its other actions' errors must still tell operators why."""
     bed.world.failures["effect"] = [PermanentError("HTTP 503 from the Teams workflow")]
-    source = flow(
-        tmp_path,
-        "name: intake\ntriggers: [{type: http}]\nsecureTrigger: true\nkey: ${trigger.id}\n"
-        "actions: {tell: {use: test.effect}}\n",
-    )
+    source = flow(tmp_path, SECURE_TRIGGER)
     run = bed.engine.run(source, {"id": "R-1001", "phone": "+44 20 7946 0000"})
     assert run.actions["tell"].error == "PermanentError: HTTP 503 from the Teams workflow"
     assert run.actions["tell"].idempotency_key == "intake/R-1001/tell"  # the key is in keys anyway
@@ -149,11 +151,7 @@ def test_a_secure_trigger_value_quoted_in_any_usual_form_is_taken_out_of_an_erro
     tmp_path: Path, bed: Bed, quoted: str
 ) -> None:
     bed.world.failures["effect"] = [PermanentError(f"the far side refused {quoted} (code 7)")]
-    source = flow(
-        tmp_path,
-        "name: intake\ntriggers: [{type: http}]\nsecureTrigger: true\nkey: ${trigger.id}\n"
-        "actions: {tell: {use: test.effect}}\n",
-    )
+    source = flow(tmp_path, SECURE_TRIGGER)
     run = bed.engine.run(source, {"id": "R-1001", "phone": "+44 20 7946 0000", "email": "ann@example.org"})
     error = run.actions["tell"].error
     assert error is not None and error.startswith("PermanentError: the far side refused ")
