@@ -111,3 +111,19 @@ def test_the_operators_are_told_also_when_the_assessment_is_delivered_again(worl
         context = ActionContext("emergency-load", moved.evidence["run"], "assess", "k", moved.at)
         again = app.registry.get("cases.assess").call(context, {"response_id": "351"})
     assert again["waiting_again"] is True and again["previous_entry"]["entry_id"] == "S1-000316"
+
+
+def test_operators_hear_when_a_loaded_entry_is_gone_from_the_cpl(world: CplWorld) -> None:
+    """Not withdrawn, not promoted: gone. Nothing is withdrawn on that alone (a file cut short looks
+    the same), but the operators are told, once, for each case it concerns."""
+    world.notify("2026-11-20T08:00:00Z", 361)
+    world.publish("2026-11-20T09:05:00Z", [entry()], "20 November 2026 09:00")
+    assert world.case(361).state.value == "loaded"
+    world.publish("2026-11-21T09:05:00Z", [], "21 November 2026 09:00")
+    world.publish("2026-11-22T09:05:00Z", [], "22 November 2026 09:00")  # still gone: no second card
+    cards = [path.read_text(encoding="utf-8") for path in (world.home / "outbox" / "teams").glob("*.json")]
+    [gone] = [card for card in cards if "is gone from the CPL: case 361" in card]
+    assert "The SMI still holds the combination" in gone
+    assert world.case(361).state.value == "loaded"
+    [record] = world.smi()
+    assert record.status is InventoryStatus.ACTIVE

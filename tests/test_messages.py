@@ -32,6 +32,7 @@ CARDS = [
     "case_decided",
     "case_escalated",
     "case_waiting_again",
+    "case_entry_removed",
     "sync_failed",
     "run_failed",
 ]
@@ -108,6 +109,7 @@ def full_context(case: Case, entry: CplEntry, **extra: Any) -> dict[str, Any]:
         "run_id": "run-0001",
         "action": "load_into_smi",
         "previous_entry": entry.model_dump(mode="json"),
+        "entry_id": entry.entry_id,
         **extra,
     }
 

@@ -43,6 +43,7 @@ PREVIEW_EXTRAS: dict[str, Any] = {
     "run_id": "run-example",
     "action": "load",
     "previous_entry": None,  # shown as "no longer on the CPL"
+    "entry_id": "S1-000316",
 }
 """Values only the alert templates take: shown as examples in a preview."""
 

@@ -108,5 +108,7 @@ def _changes(previous: CplPublication | None, publication: CplPublication) -> di
         "added_emergency": [entry.entry_id for entry in diff.added if entry.is_emergency],
         "changed_emergency": emergency_changed,
         "withdrawn": [change.entry_id for change in diff.withdrawn],
+        # Gone from the CPL altogether: told to operators, not acted on (a file cut short looks the same)
+        "removed_emergency": [entry.entry_id for entry in diff.removed if entry.is_emergency],
         "promoted": [change.entry_id for change in diff.promoted],
     }
