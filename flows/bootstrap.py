@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -46,7 +45,6 @@ from flows.settings import Settings
 from flows.wiring import Parts, build_parts
 
 _log = logging.getLogger(__name__)
-_DECISION_EVENTS = uuid.UUID("3b1f0a52-8f0c-4d9e-b7a5-6c2e9d4f1a83")  # namespace of case.decided ids
 
 
 @dataclass
@@ -106,11 +104,10 @@ class BridgeApp:
             raise TransientError(
                 f"case {response_id} kept changing while the decision was recorded; try again"
             )
-        # Under an id made from the decision's: the same decision recorded again (a form posted twice, a
-        # retry after a crash) queues the same message, whose runs find themselves done.
-        event_id = uuid.uuid5(_DECISION_EVENTS, decision.decision_id).hex
+        # Once per decision: recorded again (a form posted twice, a retry after a crash), it is the same
+        # message, whose runs find themselves done.
         body = {"response_id": response_id, "decision_id": decision.decision_id}
-        self.bridge.emit("case.decided", body, message_id=event_id)
+        self.bridge.emit("case.decided", body, once_per=f"decision/{decision.decision_id}")
         if self.parts.local_queue:
             self.bridge.drain()
         stored = self.cases.get(response_id)

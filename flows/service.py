@@ -8,6 +8,7 @@ other only through events put on the same queue.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
@@ -20,6 +21,9 @@ from flows.queue_message import Message, TriggerType
 from flows.workers import SharedQueue
 
 __all__ = ["Bridge", "Message", "ReportsPoison", "TriggerType", "WorkQueue"]
+
+
+_EVENT_IDS = uuid.UUID("8f6b2f0e-5d1c-4f1e-9a44-3c2f6d1b7a10")  # namespace of events' message ids
 
 
 class WorkQueue(Protocol):
@@ -78,10 +82,16 @@ class Bridge:
         self.queue.put(message)
         return message
 
-    def emit(self, event: str, body: Mapping[str, Any], *, message_id: str | None = None) -> Message:
-        """Put an event for other flows on the queue (the ``events.emit`` connector calls this)."""
-        if message_id is None:
+    def emit(self, event: str, body: Mapping[str, Any], *, once_per: str | None = None) -> Message:
+        """Put an event for other flows on the queue (the ``events.emit`` connector calls this).
+
+        ``once_per``: a key (an action's idempotency key, a decision's id) the event's message id is
+        made from. Queued again for the same key (after a crash, a form posted twice), the copy has the
+        same id, so the flows it triggers find their runs (ids derived from it) already done.
+        """
+        if once_per is None:
             return self.submit(Message(type="event", event=event, body=dict(body)))
+        message_id = uuid.uuid5(_EVENT_IDS, once_per).hex
         return self.submit(Message(message_id=message_id, type="event", event=event, body=dict(body)))
 
     def handle(self, message: Message) -> list[RunRecord]:

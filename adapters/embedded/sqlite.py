@@ -263,17 +263,30 @@ class BridgeDatabase:
         self.close()
 
 
-class _WriterLock:
-    """The advisory lock writers queue on (see the module's docstring); a no-op without ``flock``."""
+class _LockFile:
+    """A file beside the database that processes ``flock``; a no-op without ``flock`` (Windows)."""
 
     def __init__(self, descriptor: int | None) -> None:
         self._descriptor = descriptor
 
+    @staticmethod
+    def _open(database: Path, suffix: str) -> int | None:
+        if fcntl is None:
+            return None
+        return os.open(f"{database}.{suffix}", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+
+    def close(self) -> None:
+        if self._descriptor is not None:
+            os.close(self._descriptor)
+            self._descriptor = None
+
+
+class _WriterLock(_LockFile):
+    """The advisory lock writers queue on (see the module's docstring)."""
+
     @classmethod
     def beside(cls, database: Path) -> _WriterLock:
-        if fcntl is None:
-            return cls(None)
-        return cls(os.open(f"{database}.writer", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600))
+        return cls(cls._open(database, "writer"))
 
     def held(self) -> AbstractContextManager[None]:
         return nullcontext() if self._descriptor is None else self._holding(self._descriptor)
@@ -288,24 +301,16 @@ class _WriterLock:
         finally:
             fcntl.flock(descriptor, fcntl.LOCK_UN)
 
-    def close(self) -> None:
-        if self._descriptor is not None:
-            os.close(self._descriptor)
-            self._descriptor = None
 
-
-class _Users:
+class _Users(_LockFile):
     """A shared ``flock`` on ``<file>.users`` for as long as a database is open (see the module's
     docstring); ``alone()`` tries to turn it exclusive."""
 
-    def __init__(self, descriptor: int | None) -> None:
-        self._descriptor = descriptor
-
     @classmethod
     def beside(cls, database: Path) -> _Users:
-        if fcntl is None:
+        descriptor = cls._open(database, "users")
+        if descriptor is None or fcntl is None:
             return cls(None)
-        descriptor = os.open(f"{database}.users", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         try:
             fcntl.flock(descriptor, fcntl.LOCK_SH)  # waits while a database open alone() holds it
         except BaseException:
@@ -330,11 +335,6 @@ class _Users:
             yield True
         finally:
             fcntl.flock(descriptor, fcntl.LOCK_SH)
-
-    def close(self) -> None:
-        if self._descriptor is not None:
-            os.close(self._descriptor)
-            self._descriptor = None
 
 
 class SqliteStore:
