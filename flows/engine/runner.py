@@ -71,6 +71,9 @@ class _Run:
     live: dict[str, Any] = field(default_factory=dict)
     # The texts of a secure trigger (its string and number values), found once per execution.
     secure_trigger_texts: frozenset[str] = frozenset()
+    # Each secure text's written forms, case-folded, worked out once per execution: ``redact`` runs
+    # for every side effect's key, and a secure trigger holds tens of texts.
+    _forms: dict[str, tuple[tuple[str, str], ...]] = field(default_factory=dict)
 
     def redact(self, text: str, secure_inputs: Any = None) -> str:
         """``text`` with every secure value in it replaced, as written, JSON- or URL-escaped, in any
@@ -78,11 +81,17 @@ class _Run:
         The rest stays for operators. The business key is left: the run's ``keys`` show it anyway."""
         secrets = (self.secure_trigger_texts | _texts(self.live) | _texts(secure_inputs)) - {self.key}
         folded = text.casefold()
-        present = {form for secret in secrets for form in _written_forms(secret) if form.casefold() in folded}
+        present = {form for secret in secrets for form, low in self._folded_forms(secret) if low in folded}
         if not present:
             return text
         longest_first = sorted(present, key=len, reverse=True)
         return re.sub("|".join(map(re.escape, longest_first)), REDACTED, text, flags=re.IGNORECASE)
+
+    def _folded_forms(self, secret: str) -> tuple[tuple[str, str], ...]:
+        forms = self._forms.get(secret)
+        if forms is None:
+            forms = self._forms[secret] = tuple((form, form.casefold()) for form in _written_forms(secret))
+        return forms
 
 
 class Engine:
