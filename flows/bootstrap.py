@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from adapters.cpl_source import CplFileOrUrl
+from adapters.cpl_source import CplFileOrUrl, Downloading
 from adapters.forms import (
     IntakeRejection,
     load_form_definition,
@@ -176,6 +176,7 @@ def bootstrap(
     cpl_reader: Callable[[bytes, str], CplPublication] | None = None,
     sleep: Callable[[float], None] | None = None,
     on_progress: Callable[[Message, RunRecord], None] | None = None,
+    on_download: Downloading | None = None,
     adjust: Callable[[Parts], None] | None = None,
 ) -> BridgeApp:
     """Build the bridge from settings: the embedded defaults, or Azure (see ``flows.wiring``)."""
@@ -223,7 +224,7 @@ def bootstrap(
         messaging = MessagingOperations(templates, parts.mailer, parts.channel, cases, publications, case_url)
         registry.register("mail.send", messaging.send_mail, side_effect=True)
         registry.register("teams.post", messaging.post_card, side_effect=True)
-        source = cpl_source or CplFileOrUrl(max_bytes=settings.cpl_max_bytes)
+        source = cpl_source or CplFileOrUrl(max_bytes=settings.cpl_max_bytes, on_download=on_download)
         secas = SecasOperations(source, publications, cpl_reader or read, parts.idempotency)
         registry.register("secas.sync", secas.sync, side_effect=True)
         registry.register("events.emit", EventOperations(bridge.emit).emit, side_effect=True)

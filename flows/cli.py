@@ -23,7 +23,7 @@ from pydantic_settings import SettingsError
 from rich.console import Console
 
 from flows.bootstrap import BridgeApp, bootstrap
-from flows.cli_output import case_rows, print_cases, print_progress, print_run, print_runs
+from flows.cli_output import DownloadProgress, case_rows, print_cases, print_progress, print_run, print_runs
 from flows.domain.decisions import Decision, DecisionKind
 from flows.engine.runs import RunRecord
 from flows.errors import BadInput
@@ -215,7 +215,12 @@ def _instant(text: str) -> datetime:
 
 
 def _open(args: argparse.Namespace, clock: Clock | None = None) -> BridgeApp:
-    return bootstrap(settings(args.home), clock=clock or Clock(args.now), on_progress=print_progress)
+    return bootstrap(
+        settings(args.home),
+        clock=clock or Clock(args.now),
+        on_progress=print_progress,
+        on_download=DownloadProgress(),
+    )
 
 
 def settings(home: Path) -> Settings:

@@ -44,6 +44,41 @@ def print_progress(message: Message, run: RunRecord) -> None:
     _PROGRESS.print(f"  {run.flow:<20} {run.status.value:<9} {what} {run.run_id[:12]}", markup=False)
 
 
+MIB = 1024 * 1024
+
+
+class DownloadProgress:
+    """Lines on standard error as a large CPL download goes: at each tenth when the server declared
+    the size (from 1 MiB up), else at each 5 MiB. A small download prints nothing."""
+
+    def __init__(self, console: Console = _PROGRESS, *, smallest: int = MIB, step_unknown: int = 5 * MIB):
+        self._console = console
+        self._smallest = smallest
+        self._step_unknown = step_unknown
+        self._shown = 0  # the last step printed, in tenths or in steps of ``step_unknown``
+        self._received = 0
+
+    def __call__(self, received: int, total: int | None) -> None:
+        if received < self._received:  # a new download
+            self._shown = 0
+        self._received = received
+        if total is not None and total >= self._smallest:
+            step = received * 10 // total
+            if step > self._shown:
+                self._shown = step
+                self._print(
+                    f"  downloading the CPL: {received / MIB:.1f} of {total / MIB:.1f} MiB ({step * 10}%)"
+                )
+        elif total is None:
+            step = received // self._step_unknown
+            if step > self._shown:
+                self._shown = step
+                self._print(f"  downloading the CPL: {received / MIB:.1f} MiB so far")
+
+    def _print(self, line: str) -> None:
+        self._console.print(line, markup=False, highlight=False)
+
+
 def print_cases(console: Console, cases: Sequence[Case], *, now: datetime) -> None:
     table = Table(title=f"Cases ({len(cases)})")
     for column in ("response", "state", "supplier", "CPL entry", "in state for"):

@@ -7,7 +7,11 @@ from __future__ import annotations
 import json
 import os
 import re
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +57,47 @@ def test_a_sync_that_worked_exits_zero_and_says_where_it_looked(
 ) -> None:
     assert cli(tmp_path / "home", "sync", "--cpl", CPL_20) == 0
     assert f"syncing with the CPL at {CPL_20}" in capsys.readouterr().err
+
+
+def test_a_long_download_shows_its_progress(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    body = b"not a workbook" * 300_000  # 4 MiB: progress at each tenth
+    with served(body) as url:
+        assert cli(tmp_path / "home", "sync", "--cpl", url) == 1  # downloaded, then not readable
+    err = capsys.readouterr().err
+    shown = re.findall(r"downloading the CPL: ([\d.]+) of 4\.0 MiB \((\d+)%\)", err)
+    assert [percent for _, percent in shown] == [str(tenth * 10) for tenth in range(1, 11)]
+    assert float(shown[-1][0]) == pytest.approx(len(body) / 1024 / 1024, abs=0.05)
+
+
+def test_a_small_download_prints_no_progress(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with served(Path(CPL_20).read_bytes()) as url:
+        assert cli(tmp_path / "home", "sync", "--cpl", url) == 0
+    assert "downloading" not in capsys.readouterr().err
+
+
+@contextmanager
+def served(body: bytes) -> Iterator[str]:
+    """``body`` served over HTTP on loopback, with its length, to every GET."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: object) -> None:
+            """Quiet in test output."""
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/cpl.xlsx"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
 
 
 def test_an_empty_cpl_is_not_kept_as_a_publication(

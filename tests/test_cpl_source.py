@@ -120,3 +120,66 @@ def test_a_bridge_on_files_does_not_import_httpx() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, cwd=PROJECT_ROOT, check=True
     )
     assert result.stdout.strip() == "False"
+
+
+@pytest.fixture
+def endless() -> Iterator[tuple[list[int], str]]:
+    """A server that sends a body without a length and without end, counting the bytes it got out."""
+    sent = [0]
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.0"  # no length: the body ends when the connection closes
+
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.end_headers()
+            chunk = b"x" * 65536
+            try:
+                while sent[0] < 200 * 1024 * 1024:
+                    self.wfile.write(chunk)
+                    sent[0] += len(chunk)
+            except OSError:  # the client stopped reading: what this test wants
+                return
+
+        def log_message(self, format: str, *args: object) -> None:
+            """Quiet in test output."""
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield sent, f"http://127.0.0.1:{server.server_address[1]}/cpl.xlsx"
+    server.shutdown()
+    server.server_close()
+    thread.join()
+
+
+def test_a_body_without_end_is_refused_once_past_the_limit_not_read_whole(
+    endless: tuple[list[int], str],
+) -> None:
+    sent, url = endless
+    with pytest.raises(BadInput, match="over the limit of 1048576 bytes"):
+        CplFileOrUrl(max_bytes=1024 * 1024).fetch(url)
+    # Read whole, the 200 MiB would all have gone out; stopped at the limit, the socket's buffers
+    # hold at most a few MiB more.
+    assert sent[0] < 32 * 1024 * 1024
+
+
+def test_a_declared_length_over_the_limit_is_refused_before_the_body(site: tuple[Site, str]) -> None:
+    state, url = site
+    state.content = b"PK" + b"\0" * 2000
+    told: list[tuple[int, int | None]] = []
+    source = CplFileOrUrl(max_bytes=1000, on_download=lambda got, total: told.append((got, total)))
+    with pytest.raises(BadInput, match="declares 2002 bytes, over the limit of 1000 bytes"):
+        source.fetch(url)
+    assert told == []
+
+
+def test_a_download_tells_its_progress_up_to_the_declared_total(site: tuple[Site, str]) -> None:
+    state, url = site
+    state.content = bytes(range(256)) * 4096  # 1 MiB: several chunks
+    told: list[tuple[int, int | None]] = []
+    source = CplFileOrUrl(on_download=lambda got, total: told.append((got, total)))
+    assert source.fetch(url) == state.content
+    received = [got for got, _ in told]
+    assert len(told) > 1 and received == sorted(received) and received[-1] == len(state.content)
+    assert {total for _, total in told} == {len(state.content)}
