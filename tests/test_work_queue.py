@@ -23,6 +23,7 @@ from typing import Any
 
 import pytest
 
+from adapters.embedded.processes import current_owner
 from adapters.embedded.queue import SqliteWorkQueue
 from adapters.embedded.sqlite import BridgeDatabase
 from flows.bootstrap import bootstrap
@@ -207,6 +208,73 @@ def test_leases_of_a_process_that_died_are_released_when_the_queue_is_opened(tmp
     subprocess.run([sys.executable, "-c", taker, str(file)], cwd=ROOT, check=True, timeout=60)
     with BridgeDatabase(file) as db:
         message = SqliteWorkQueue(db).get()  # well within the 300 s visibility timeout
+    assert message is not None and message.body == {"n": 1}
+
+
+def a_pid_that_is_gone() -> int:
+    finished = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True)
+    return int(finished.stdout)
+
+
+def lease_owned_by(database: BridgeDatabase, owner: str, pid: int) -> None:
+    """One message queued and leased, then its lease made to read as ``owner``'s (``pid`` for the
+    version-1 column)."""
+    queue = SqliteWorkQueue(database)
+    queue.put(event(1))
+    assert queue.get() is not None
+    with database.write() as connection:
+        connection.execute("UPDATE work_queue SET owner = ?, owner_pid = ?", (owner, pid))
+
+
+def test_a_lease_of_another_pid_namespace_is_left_to_time_out(database: BridgeDatabase) -> None:
+    """A home shared by two containers: a process id of the other one means nothing here."""
+    gone = a_pid_that_is_gone()
+    lease_owned_by(database, f"another-boot:4026531836/{gone}/1234", gone)
+    assert SqliteWorkQueue(database).get() is None  # opening released nothing
+
+
+def test_a_lease_of_an_earlier_process_with_this_id_is_released(database: BridgeDatabase) -> None:
+    """Process ids are reused: the lease of a dead worker whose id this process now has is not ours."""
+    space = current_owner().split("/")[0]
+    lease_owned_by(database, f"{space}/{os.getpid()}/1", os.getpid())
+    message = SqliteWorkQueue(database).get()
+    assert message is not None and message.body == {"n": 1}
+
+
+def test_a_lease_of_a_live_process_stays_and_one_of_a_dead_one_of_this_space_goes(
+    database: BridgeDatabase,
+) -> None:
+    live = current_owner()
+    lease_owned_by(database, live, os.getpid())
+    assert SqliteWorkQueue(database).get() is None
+    space, gone = live.split("/")[0], a_pid_that_is_gone()
+    with database.write() as connection:
+        connection.execute("UPDATE work_queue SET owner = ?", (f"{space}/{gone}/99",))
+    assert SqliteWorkQueue(database).get() is not None
+
+
+def test_a_version_1_queue_gains_owners_and_its_dead_leases_are_released(tmp_path: Path) -> None:
+    file = tmp_path / "bridge.sqlite3"
+    with sqlite3.connect(file) as connection:
+        connection.executescript(
+            """
+            CREATE TABLE schema_versions (component TEXT PRIMARY KEY, version INTEGER NOT NULL,
+                                          applied_at TEXT NOT NULL);
+            INSERT INTO schema_versions VALUES ('work_queue', 1, '2026-11-01T00:00:00Z');
+            CREATE TABLE work_queue (position INTEGER PRIMARY KEY AUTOINCREMENT, message_id TEXT NOT NULL,
+                message TEXT NOT NULL, visible_at REAL NOT NULL, dequeue_count INTEGER NOT NULL DEFAULT 0,
+                lease TEXT, owner_pid INTEGER);
+            """
+        )
+        connection.execute(
+            "INSERT INTO work_queue (message_id, message, visible_at, dequeue_count, lease, owner_pid) "
+            "VALUES ('m1', ?, 9e99, 1, 'lease', ?)",
+            (event(1).model_dump_json(), a_pid_that_is_gone()),
+        )
+    connection.close()
+    with BridgeDatabase(file) as database:
+        message = SqliteWorkQueue(database).get()
+        assert database.schema_version("work_queue") == 2
     assert message is not None and message.body == {"n": 1}
 
 

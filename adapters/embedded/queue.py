@@ -9,7 +9,9 @@ It behaves as the Azure Storage queue does, so the flows cannot tell them apart:
   message id. Several processes may drain one file at once (``flows.workers``): each lease is taken in
   a ``BEGIN IMMEDIATE`` transaction, so no two take the same message;
 - leases held by a process that is gone (a command that crashed) are released when the queue is opened,
-  so a newcomer who re-runs the command does not wait out the timeout;
+  so a newcomer who re-runs the command does not wait out the timeout. A lease names its owner's boot,
+  pid namespace and start time (``adapters.embedded.processes``): a reused id, or one of another
+  container sharing the home, is not taken for the owner;
 - a message delivered ``max_dequeue_count`` times without being acknowledged, or one that cannot be
   read, moves to the poison table, kept for an operator, and ``get`` takes the next. ``on_poison`` then
   hears what it was (its id, type and flow, never its body): the bridge tells the operators, as the
@@ -20,16 +22,16 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import sqlite3
 import threading
 import time
 import uuid
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 from pydantic import ValidationError
 
+from adapters.embedded.processes import current_owner, owner_is_gone, pid_is_running
 from adapters.embedded.sqlite import BridgeDatabase, SqliteStore, StrPath
 from flows.service import Message
 
@@ -44,7 +46,8 @@ class SqliteWorkQueue(SqliteStore):
     """The embedded ``WorkQueue`` (see the module's docstring)."""
 
     SCHEMA_COMPONENT = "work_queue"
-    SCHEMA_VERSION = 1
+    SCHEMA_VERSION = 2
+    MIGRATIONS: ClassVar[dict[int, tuple[str, ...]]] = {1: ("ALTER TABLE work_queue ADD COLUMN owner TEXT",)}
     SCHEMA = (
         """
         CREATE TABLE IF NOT EXISTS work_queue (
@@ -54,7 +57,8 @@ class SqliteWorkQueue(SqliteStore):
             visible_at    REAL NOT NULL,
             dequeue_count INTEGER NOT NULL DEFAULT 0,
             lease         TEXT,
-            owner_pid     INTEGER
+            owner_pid     INTEGER,  -- schema 1's owner; kept for leases a version-1 process took
+            owner         TEXT      -- see adapters.embedded.processes
         )
         """,
         "CREATE INDEX IF NOT EXISTS work_queue_by_visibility ON work_queue (visible_at, position)",
@@ -87,6 +91,7 @@ class SqliteWorkQueue(SqliteStore):
         self._leases: dict[str, list[tuple[int, str]]] = {}  # message id -> (position, lease) taken here
         self.on_poison: Callable[[dict[str, Any]], None] | None = None
         self._lock = threading.Lock()
+        self._owner = current_owner()
         self.release_orphaned_leases()
 
     def put(self, message: Message) -> None:
@@ -143,8 +148,8 @@ class SqliteWorkQueue(SqliteStore):
                 else:
                     connection.execute(
                         "UPDATE work_queue SET visible_at = ?, dequeue_count = dequeue_count + 1, "
-                        "lease = ?, owner_pid = ? WHERE position = ?",
-                        (now + self._visibility_timeout, lease, os.getpid(), position),
+                        "lease = ?, owner_pid = NULL, owner = ? WHERE position = ?",
+                        (now + self._visibility_timeout, lease, self._owner, position),
                     )
             if message is None:
                 if self.on_poison is not None:  # after the commit: the message is safe in the table
@@ -201,20 +206,24 @@ class SqliteWorkQueue(SqliteStore):
         """Make visible at once the messages leased by processes on this machine that are gone: at
         open, and by workers waiting for messages others hold (one of them may have died)."""
         with self._db.read() as connection:
-            owners = [
-                pid
-                for (pid,) in connection.execute(
-                    "SELECT DISTINCT owner_pid FROM work_queue WHERE lease IS NOT NULL"
-                ).fetchall()
-            ]
-        gone = [pid for pid in owners if pid is not None and not _running(int(pid))]
-        if gone:
-            with self._db.write() as connection:
-                connection.executemany(
-                    "UPDATE work_queue SET visible_at = ?, lease = NULL, owner_pid = NULL "
-                    "WHERE owner_pid = ?",
-                    [(self._clock(), pid) for pid in gone],
-                )
+            owners = connection.execute(
+                "SELECT DISTINCT owner, owner_pid FROM work_queue WHERE lease IS NOT NULL"
+            ).fetchall()
+        gone_owners = [(owner,) for owner, _ in owners if owner is not None and owner_is_gone(owner)]
+        gone_pids = [
+            (pid,)
+            for owner, pid in owners
+            if owner is None and pid is not None and not pid_is_running(int(pid))
+        ]
+        if not gone_owners and not gone_pids:
+            return
+        release = "UPDATE work_queue SET visible_at = ?, lease = NULL, owner_pid = NULL, owner = NULL WHERE "
+        now = self._clock()
+        with self._db.write() as connection:
+            connection.executemany(release + "owner = ?", [(now, *each) for each in gone_owners])
+            connection.executemany(
+                release + "owner IS NULL AND owner_pid = ?", [(now, *each) for each in gone_pids]
+            )
 
 
 def _read(text: str, dequeue_count: int, max_dequeue_count: int) -> tuple[Message | None, str]:
@@ -256,15 +265,3 @@ def _to_poison(connection: sqlite3.Connection, position: int, reason: str, now: 
         (reason, now, position),
     )
     connection.execute("DELETE FROM work_queue WHERE position = ?", (position,))
-
-
-def _running(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # alive, someone else's
-        return True
-    return True
