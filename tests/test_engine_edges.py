@@ -108,6 +108,41 @@ def test_an_expression_error_in_secure_inputs_keeps_only_its_type(tmp_path: Path
     assert SECRET not in history(bed.database)
 
 
+def test_a_later_action_reads_an_earlier_one_s_error_as_the_history_keeps_it(
+    tmp_path: Path, bed: Bed
+) -> None:
+    """``actions.<name>.error`` lets a handler say what went wrong; a secure value stays out of it."""
+    told: list[str] = []
+
+    def login(context: ActionContext, password: str) -> dict[str, Any]:
+        raise BadInput(f"password {password!r} rejected by the far side")
+
+    registry = ConnectorRegistry()
+    registry.register("test.login", login, side_effect=True)
+
+    def tell(context: ActionContext, text: str) -> dict[str, Any]:
+        told.append(text)
+        return {}
+
+    registry.register("test.tell", tell, side_effect=True)
+    engine = Engine(
+        registry, SqliteRunStore(bed.database), SqliteIdempotencyStore(bed.database), clock=lambda: NOW
+    )
+    handler = """
+      tell:
+        use: test.tell
+        runAfter: {login: [Failed]}
+        inputs: {text: "${actions.login.error}"}
+    """
+    engine.run(flow(tmp_path, SECURE_LOGIN + handler), {"user": "alice@example.org", "password": SECRET})
+    assert told == [f"BadInput: {REDACTED}"]
+    plain = SECURE_LOGIN.replace("secure: {inputs: true, outputs: true}", "").replace(
+        "secureTrigger: true", ""
+    )
+    engine.run(flow(tmp_path, plain + handler), {"user": "bob@example.org", "password": "hunter22"})
+    assert told[1] == "BadInput: password 'hunter22' rejected by the far side"
+
+
 def test_an_idempotency_key_built_from_secure_values_is_not_kept(tmp_path: Path, bed: Bed) -> None:
     engine = engine_with(bed.database, "test.login", lambda context, password: {"ok": True})
     source = flow(tmp_path, SECURE_LOGIN)

@@ -41,14 +41,15 @@ def test_a_stale_sync_is_alerted_once_per_stale_period(tmp_path: Path) -> None:
     assert cli(home, "sync", "--cpl", str(tmp_path / "moved.xlsx"), now="2026-11-24T09:25:00Z") == 1  # fails
     watch(home, "2026-11-24T09:45:00Z")  # 45 minutes since the last good download
     watch(home, "2026-11-24T10:00:00Z")  # still stale: no second alert
-    stale = cards(home, "24 November 2026, 09:00")
-    assert len(stale) == 1
+    stale = cards(home, "no successful SECAS download")  # the watch's: the failed sync told its own
+    assert len(stale) == 1 and "24 November 2026, 09:00" in json.dumps(stale)
     assert (
         cli(home, "sync", "--cpl", CPL, now="2026-11-24T10:05:00Z") == 0
     )  # SECAS is back (a same-file sync)
     watch(home, "2026-11-24T10:10:00Z")
     watch(home, "2026-11-24T11:00:00Z")  # stale again: a new period, a new alert
     assert len(cards(home, "24 November 2026, 10:05")) == 1
+    assert len(cards(home, "no successful SECAS download")) == 2
 
 
 def test_a_bridge_that_never_synced_is_alerted(tmp_path: Path) -> None:
@@ -79,3 +80,27 @@ def test_each_failed_run_is_alerted_once(tmp_path: Path) -> None:
     text = json.dumps(alerts[0])
     assert "emergency-load" in text
     assert "HTTP 503" in text
+
+
+def test_a_failing_sync_alerts_once_per_failing_streak_naming_its_error(tmp_path: Path) -> None:
+    """The sync polls every five minutes: an outage, or a stale file served again, fails each poll.
+    Operators hear at its first failure, with the error and the last success, not at every poll."""
+    home, moved = tmp_path / "home", str(tmp_path / "moved.xlsx")
+    assert cli(home, "sync", "--cpl", CPL, now="2026-11-24T09:00:00Z") == 0
+    for minute in ("05", "10", "15"):
+        assert cli(home, "sync", "--cpl", moved, now=f"2026-11-24T09:{minute}:00Z") == 1
+    (first,) = cards(home, "has not succeeded since")
+    text = json.dumps(first)
+    assert "24 November 2026, 09:00" in text and "cannot read CPL file" in text and "moved.xlsx" in text
+    assert cli(home, "sync", "--cpl", CPL, now="2026-11-24T09:20:00Z") == 0  # back
+    assert cli(home, "sync", "--cpl", moved, now="2026-11-24T09:25:00Z") == 1  # a new streak
+    assert len(cards(home, "has not succeeded since")) == 2
+    assert len(cards(home, "24 November 2026, 09:20")) == 1
+
+
+def test_a_sync_that_never_succeeded_says_so_once(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    for minute in ("05", "10"):
+        assert cli(home, "sync", "--cpl", str(tmp_path / "nope.xlsx"), now=f"2026-11-24T09:{minute}:00Z") == 1
+    (alert,) = cards(home, "has never succeeded")
+    assert "nope.xlsx" in json.dumps(alert)

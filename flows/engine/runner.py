@@ -413,7 +413,7 @@ class Engine:
         live = run.live if secure_outputs else {}
         actions.update(
             {
-                name: {"status": r.status.value, "outputs": live.get(r.path, r.outputs)}
+                name: {"status": r.status.value, "outputs": live.get(r.path, r.outputs), "error": r.error}
                 for name, r in siblings.items()
             }
         )
