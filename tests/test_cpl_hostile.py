@@ -384,3 +384,12 @@ class _Source:
 def test_deflate_of_repeated_chunks_inflates_as_built() -> None:
     packed = repeated_deflate(b"<a>", b"xy", 3, b"</a>")
     assert zlib.decompress(packed, -zlib.MAX_WBITS) == b"<a>xyxyxy</a>"
+
+
+def test_a_csv_whose_padded_rows_would_pass_the_cell_limit_is_refused_as_it_is_read() -> None:
+    """One line of 4,000 commas and 4,000 blank lines: 8 KB of file, 16 million cells once every row
+    is padded to the widest (found by review: 24 KB took 1.1 GB)."""
+    data = b"," * 4000 + b"\n" * 4000
+    refused(
+        data, r"the CSV text spans more than 10,000,000 cells \(row 2,500 of a table 4,001 columns wide\)"
+    )

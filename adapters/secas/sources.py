@@ -101,7 +101,7 @@ def open_sheets(
         raise CplFormatError(f"{where}a password-protected (encrypted) workbook; save it without a password")
     scan = settings.header_scan_rows
     text = _text(data, where)
-    return [_CsvSheet(csv_name, _csv_rows(text, score, scan, where))]
+    return [_CsvSheet(csv_name, _csv_rows(text, score, scan, where, settings.max_sheet_cells))]
 
 
 def _xlsx_sheets(data: bytes, where: str) -> list[Sheet]:
@@ -155,17 +155,30 @@ def _bad(error: UnicodeDecodeError, encoding: str) -> str:
     return f"byte 0x{error.object[error.start]:02X} at offset {error.start:,} is not valid {encoding}"
 
 
-def _csv_rows(text: str, score: HeaderScore, scan: int, where: str) -> Rows:
-    """All rows, split on whichever delimiter makes the best header row, padded to one width."""
+def _csv_rows(text: str, score: HeaderScore, scan: int, where: str, max_cells: int) -> Rows:
+    """All rows, split on whichever delimiter makes the best header row, padded to one width.
+
+    Padded, the rows hold rows x width cells, however few the file's bytes: one line of commas and
+    many blank lines made gigabytes of a few kilobytes. That count is held to the same limit as a
+    worksheet's, as the rows are read.
+    """
+    rows: list[list[str]] = []
+    width = 0
     try:
         delimiter = max(
             _DELIMITERS,
             key=lambda delimiter: score(list(islice(_reader(text, delimiter), scan))),
         )
-        rows = list(_reader(text, delimiter))
+        for row in _reader(text, delimiter):
+            rows.append(row)
+            width = max(width, len(row))
+            if len(rows) * width > max_cells:
+                raise CplFormatError(
+                    f"{where}the CSV text spans more than {max_cells:,} cells (row {len(rows):,} of a "
+                    f"table {width:,} columns wide); delete the unused rows and columns"
+                )
     except csv.Error as error:
         raise CplFormatError(f"{where}the CSV text cannot be read: {error}") from error
-    width = max(map(len, rows), default=0)
     return [row if len(row) == width else [*row, *[""] * (width - len(row))] for row in rows]
 
 
