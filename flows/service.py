@@ -18,9 +18,8 @@ from flows.engine.loader import FlowSource
 from flows.engine.runner import Engine
 from flows.engine.runs import RunRecord
 from flows.queue_message import Message, TriggerType
-from flows.workers import SharedQueue
 
-__all__ = ["Bridge", "Message", "ReportsPoison", "TriggerType", "WorkQueue"]
+__all__ = ["Bridge", "LooksAhead", "Message", "ReportsPoison", "TriggerType", "WorkQueue"]
 
 
 _EVENT_IDS = uuid.UUID("8f6b2f0e-5d1c-4f1e-9a44-3c2f6d1b7a10")  # namespace of events' message ids
@@ -46,6 +45,15 @@ class AcknowledgesAndTakes(Protocol):
     one SQLite transaction instead of two, which every other worker would wait for)."""
 
     def done_then_get(self, message: Message) -> Message | None: ...
+
+
+@runtime_checkable
+class LooksAhead(Protocol):
+    """A queue that can tell, without taking anything, whether ``get`` would find a message now
+    (both queues: the embedded one counts visible rows, the Storage queue peeks). A drain that reached
+    its limit asks it: taking the next message would hide it from the next drain for a lease."""
+
+    def waiting(self) -> bool: ...
 
 
 @runtime_checkable
@@ -107,7 +115,13 @@ class Bridge:
         return runs
 
     def drain(self, *, limit: int = 100_000) -> list[RunRecord]:
-        """Process queued messages until none is left (or ``limit``, against a runaway loop)."""
+        """Process queued messages until none is left.
+
+        ``limit`` guards against a runaway loop (a flow that emits for ever): after handling ``limit``
+        messages the drain ends normally if the queue is empty, and otherwise raises ``RuntimeError``
+        with the rest still queued, none of it taken. A queue that cannot look ahead (``LooksAhead``)
+        is taken to be not empty.
+        """
         if limit < 1:
             raise ValueError(f"limit must be at least 1, not {limit}")
         runs: list[RunRecord] = []
@@ -118,7 +132,7 @@ class Bridge:
             runs += self.handle(message)
             if handled == limit:  # acknowledged without taking the next: it stays for the next drain
                 self.queue.done(message)
-                if isinstance(self.queue, SharedQueue) and self.queue.pending() == 0:
+                if isinstance(self.queue, LooksAhead) and not self.queue.waiting():
                     return runs
                 break
             message = self._done_then_get(message)

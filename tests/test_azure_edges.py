@@ -14,6 +14,7 @@ from typing import Any
 import azure.functions as func
 import httpx
 import pytest
+from pydantic import SecretStr
 
 from adapters.azure_storage import AzureStores, connect
 from adapters.azure_storage.settings import StorageSettings
@@ -22,7 +23,7 @@ from adapters.graph import GraphSession, ListDeltaReader
 from adapters.graph.errors import retry_after as graph_retry_after
 from adapters.http_retry import retry_after
 from adapters.outbox import OutboxOperatorChannel
-from flows.bootstrap import BridgeApp
+from flows.bootstrap import BridgeApp, bootstrap
 from flows.engine.definition import RetryPolicy
 from flows.engine.retrying import delay_before_next
 from flows.errors import TransientError
@@ -122,3 +123,33 @@ def test_a_long_retry_after_is_waited_only_up_to_the_policy_maximum() -> None:
     )
     assert delay_before_next(policy, 1, TransientError("429", retry_after=86_400)) == 60
     assert delay_before_next(policy, 1, TransientError("429", retry_after=7)) == 7
+
+
+@pytest.fixture
+def on_azure(azurite: str, tmp_path: Path) -> Settings:
+    """The bridge on Azure Storage (Azurite), with a work queue of its own."""
+    return Settings(
+        home=tmp_path / "home",
+        backend="azure",
+        storage_connection=SecretStr(azurite),
+        work_queue=f"work-{uuid.uuid4().hex[:12]}",
+    )
+
+
+def test_on_azure_a_drain_of_exactly_its_limit_ends_normally(on_azure: Settings) -> None:
+    """The last message handled, the queue is empty: the drain is done, not a runaway loop."""
+    with bootstrap(on_azure) as app:
+        for number in range(2):
+            app.bridge.submit(Message(type="event", event="nobody.listens", body={"n": number}))
+        assert app.bridge.drain(limit=2) == []  # no flow listens: no runs, and no error either
+        assert app.parts.queue.get() is None
+
+
+def test_on_azure_a_drain_stops_at_its_limit_with_the_rest_still_queued(on_azure: Settings) -> None:
+    with bootstrap(on_azure) as app:
+        for number in range(3):
+            app.bridge.submit(Message(type="event", event="nobody.listens", body={"n": number}))
+        with pytest.raises(RuntimeError, match="not empty after 2 messages"):
+            app.bridge.drain(limit=2)
+        left = app.parts.queue.get()  # not taken by the drain: visible at once, to the next one
+        assert left is not None and left.body == {"n": 2}

@@ -86,6 +86,12 @@ class StorageWorkQueue:
                     deliveries[received.id] = str(received.pop_receipt)  # a later receipt replaces one
                 return message
 
+    def waiting(self) -> bool:
+        """Whether a message is visible now (a peek: nothing is taken or hidden). Messages other
+        workers hold, or hidden until a redelivery, are not counted, as ``get`` would not take them."""
+        with storage_errors(f"queue {self._queue.queue_name}: peek"):
+            return bool(self._queue.peek_messages(max_messages=1))
+
     def done(self, message: Message) -> None:
         """Delete every delivery of this message taken by this instance and not yet acknowledged."""
         with self._lock:
