@@ -19,7 +19,7 @@ from flows.engine.runner import Engine
 from flows.engine.runs import RunRecord
 from flows.queue_message import Message, TriggerType
 
-__all__ = ["Bridge", "LooksAhead", "Message", "ReportsPoison", "TriggerType", "WorkQueue"]
+__all__ = ["Bridge", "KeepsPoison", "LooksAhead", "Message", "ReportsPoison", "TriggerType", "WorkQueue"]
 
 
 _EVENT_IDS = uuid.UUID("8f6b2f0e-5d1c-4f1e-9a44-3c2f6d1b7a10")  # namespace of events' message ids
@@ -62,6 +62,22 @@ class ReportsPoison(Protocol):
     ``on_poison``; in Azure the Functions host moves them and a poison-queue trigger reports."""
 
     on_poison: Callable[[dict[str, Any]], None] | None
+
+
+@runtime_checkable
+class KeepsPoison(Protocol):
+    """The Storage queue, whose poison queue a Functions trigger watches (and empties): what keeps a
+    poisoned message from vanishing when its alert cannot be posted."""
+
+    def poison_again(self, body: bytes, *, hidden_for: int) -> None:
+        """Put a poisoned message's ``body`` (as the trigger got it) back on the poison queue, hidden
+        for ``hidden_for`` seconds, without expiry."""
+        ...
+
+    def bring_back_poison_poison(self) -> list[str]:
+        """Move what the host moved on to ``<queue>-poison-poison`` (its alert's trigger failed every
+        delivery) back to the poison queue; the queue message ids moved."""
+        ...
 
 
 class Bridge:

@@ -29,7 +29,7 @@ from adapters.azure_storage.idempotency import TableIdempotencyStore
 from adapters.azure_storage.publications import BlobPublicationStore
 from adapters.azure_storage.queue import StorageWorkQueue
 from adapters.azure_storage.runs import TableRunStore
-from adapters.azure_storage.settings import StorageSettings
+from adapters.azure_storage.settings import POISON_SUFFIX, StorageSettings
 
 Credential = TokenCredential | AzureNamedKeyCredential
 log = logging.getLogger(__name__)
@@ -94,6 +94,8 @@ def connect(
     container = blobs.get_container_client(settings.publications_container)
     work = queues.get_queue_client(settings.work_queue)
     poison = queues.get_queue_client(settings.poison_queue)
+    poison_poison_name = settings.poison_queue + POISON_SUFFIX  # made by the host, when it needs it
+    poison_poison = queues.get_queue_client(poison_poison_name) if len(poison_poison_name) <= 63 else None
     try:
         if settings.create_missing:
             _create_missing(settings, tables, container, work, poison)
@@ -110,6 +112,7 @@ def connect(
         queue=StorageWorkQueue(
             work,
             poison,
+            poison_poison=poison_poison,
             encoding=settings.message_encoding,
             max_dequeue_count=settings.max_dequeue_count,
             visibility_timeout=settings.visibility_timeout,
