@@ -17,13 +17,14 @@ from typing import Any
 import azure.functions as func
 import httpx
 import pytest
+from azure.data.tables import TableClient
 from azure.storage.queue import QueueClient
 from pydantic import SecretStr
 
 from adapters.azure_storage import AzureStores, connect
 from adapters.azure_storage.settings import StorageSettings
 from adapters.embedded.idempotency import SqliteIdempotencyStore
-from adapters.graph import GraphSession, ListDeltaReader
+from adapters.graph import EnsuredSubscription, GraphSession, ListDeltaReader, ListSubscriptions
 from adapters.graph.errors import retry_after as graph_retry_after
 from adapters.http_retry import retry_after
 from adapters.outbox import OutboxOperatorChannel
@@ -35,7 +36,7 @@ from flows.messages import MessageTemplates
 from flows.queue_message import Message
 from flows.settings import Settings
 from tests.graph_server import GraphServer
-from tests.test_azure_storage import settings
+from tests.test_azure_storage import azurite_of, settings
 from tests.test_function_app import app_settings, user_function
 from tests.test_graph_adapters import SAMPLE_ITEMS, graph, session
 from tests.test_graph_adapters import pytestmark as sdk_warnings
@@ -251,3 +252,47 @@ def test_the_upkeep_brings_back_what_the_host_moved_to_the_poison_queues_poison_
         assert messages_in(unwatched) == 0
         assert [parked.content for parked in poison.peek_messages(max_messages=5)] == [content]
         assert poisoned.message_id in caplog.text  # in the log, by its id, for whoever searches it
+
+
+def test_on_azure_upkeep_replaces_a_subscription_made_with_a_rotated_client_state(
+    graph: GraphServer, session: GraphSession, settings: StorageSettings
+) -> None:
+    """The workers share the subscription record in the delta links table: a fingerprint of the client
+    state, never the state. A subscription the bridge has no record of (made before this version, or by
+    hand) is replaced once too: nothing vouches for its client state."""
+
+    table = "graph" + uuid.uuid4().hex[:12]
+
+    def upkeep_with(state: str) -> EnsuredSubscription:  # a worker's upkeep, with these settings
+        with connect(settings.model_copy(update={"delta_links_table": table})) as stores:
+            return ListSubscriptions(
+                session,
+                site_id=graph.site_id,
+                list_id=graph.list_id,
+                notification_url="https://bridge.dcc.example/api/graph/notifications",
+                client_state=SecretStr(state),
+                records=stores.subscription_records,
+            ).ensure_subscription()
+
+    graph.subscriptions["by-hand"] = {
+        "id": "by-hand",
+        "resource": f"sites/{graph.site_id}/lists/{graph.list_id}",
+        "changeType": "updated",
+        "notificationUrl": "https://bridge.dcc.example/api/graph/notifications",
+        "expirationDateTime": "2026-12-01T00:00:00Z",
+        "clientState": "whatever it was",
+    }
+    first = upkeep_with("first-client-state-value")
+    assert first.created and list(graph.subscriptions) == [first.subscription.id]
+    assert not upkeep_with("first-client-state-value").created  # renewed: the record vouches for it
+    rotated = upkeep_with("rotated-client-state-value")
+    assert rotated.created and list(graph.subscriptions) == [rotated.subscription.id]
+    assert graph.subscriptions[rotated.subscription.id]["clientState"] == "rotated-client-state-value"
+    assert [s.method for s in graph.requests(path_suffix=f"/subscriptions/{first.subscription.id}")] == [
+        "PATCH",
+        "DELETE",
+    ]
+    with TableClient.from_connection_string(azurite_of(settings), table) as raw:
+        [entity] = raw.list_entities()
+    assert entity["subscription_id"] == rotated.subscription.id
+    assert "client-state" not in " ".join(str(value) for value in entity.values())

@@ -24,7 +24,7 @@ from azure.storage.queue import QueueClient, QueueServiceClient
 
 from adapters.azure_storage._errors import storage_errors
 from adapters.azure_storage.cases import TableCaseStore
-from adapters.azure_storage.delta_links import TableDeltaLinkStore
+from adapters.azure_storage.delta_links import TableDeltaLinkStore, TableSubscriptionRecords
 from adapters.azure_storage.idempotency import TableIdempotencyStore
 from adapters.azure_storage.publications import BlobPublicationStore
 from adapters.azure_storage.queue import StorageWorkQueue
@@ -45,6 +45,7 @@ class AzureStores:
     publications: BlobPublicationStore
     queue: StorageWorkQueue
     delta_links: TableDeltaLinkStore
+    subscription_records: TableSubscriptionRecords
     _closers: list[Callable[[], None]] = field(default_factory=list, repr=False)
 
     def close(self) -> None:
@@ -118,6 +119,9 @@ def connect(
             visibility_timeout=settings.visibility_timeout,
         ),
         delta_links=TableDeltaLinkStore(tables.get_table_client(settings.delta_links_table), clock=clock),
+        subscription_records=TableSubscriptionRecords(
+            tables.get_table_client(settings.delta_links_table), clock=clock
+        ),
         _closers=closers,
     )
 
