@@ -40,7 +40,7 @@ from flows.operations.monitoring import MonitoringOperations
 from flows.operations.secas import CplSource, SecasOperations
 from flows.ports import CaseStore, ConcurrencyConflict, Inventory, OperatorCard, PublicationStore
 from flows.queue_message import NotAResponse, form_response_message
-from flows.service import Bridge, Message, ReportsPoison
+from flows.service import Bridge, KeepsPoison, Message, ReportsPoison
 from flows.settings import Settings
 from flows.wiring import Parts, build_parts
 
@@ -72,8 +72,8 @@ class BridgeApp:
     def process(self, message: Message) -> None:
         """Handle one queued message as a worker does; locally, also what it causes."""
         if message.type == "list_changed":
-            if message.body.get("renew_subscription") and self.parts.renew_subscription is not None:
-                self.parts.renew_subscription()
+            if message.body.get("renew_subscription"):  # the upkeep timer's message
+                self.upkeep()
             changes = self.parts.list_changes
             for item in changes() if changes is not None else ():
                 self._submit_list_item(item)
@@ -156,6 +156,44 @@ class BridgeApp:
             "error": "the worker failed on this message repeatedly",
         }
         self._tell_once(self.templates.card("run_failed", context, idempotency_key=key))
+
+    def alert_poisoned(self, what: dict[str, Any], body: bytes) -> None:
+        """The poison-queue trigger's work in Azure: ``alert_poison``, and when that fails (Teams down),
+        an error log naming the message and the message put back on the poison queue (``body``, as the
+        trigger got it), hidden for ``poison_alert_retry_seconds``: the alert is tried again then.
+
+        Raised instead, the failure made the host retry the trigger a few times within minutes and then
+        move the message on to ``<queue>-poison-poison``, which nothing watches. Raises only if the
+        message cannot be put back (the host then retries it, as before).
+        """
+        try:
+            self.alert_poison(what)
+        except Exception as error:
+            queue = self.parts.queue
+            delay = self.settings.poison_alert_retry_seconds
+            _log.error(
+                "poisoned message %s (type %s, flow %s; poison queue message %s): telling operators "
+                "failed: %s: %s. It is kept in the poison queue; the alert is tried again in %d s",
+                what.get("message_id"), what.get("type"), what.get("flow"), what.get("poisoning"),
+                type(error).__name__, error, delay,
+            )  # fmt: skip
+            if not isinstance(queue, KeepsPoison):
+                raise
+            queue.poison_again(body, hidden_for=delay)
+
+    def upkeep(self) -> None:
+        """The upkeep timer's work: renew the Graph subscription, and bring back to the poison queue
+        what the host moved on to ``<queue>-poison-poison`` (each is then alerted as usual)."""
+        if isinstance(self.parts.queue, KeepsPoison):
+            moved = self.parts.queue.bring_back_poison_poison()
+            if moved:
+                _log.error(
+                    "%d poisoned message(s) had not been told to operators; moved back to the poison "
+                    "queue: %s",
+                    len(moved), ", ".join(moved),
+                )  # fmt: skip
+        if self.parts.renew_subscription is not None:
+            self.parts.renew_subscription()
 
     def close(self) -> None:
         for close in reversed(self.parts.closers):

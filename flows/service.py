@@ -18,9 +18,8 @@ from flows.engine.loader import FlowSource
 from flows.engine.runner import Engine
 from flows.engine.runs import RunRecord
 from flows.queue_message import Message, TriggerType
-from flows.workers import SharedQueue
 
-__all__ = ["Bridge", "Message", "ReportsPoison", "TriggerType", "WorkQueue"]
+__all__ = ["Bridge", "KeepsPoison", "LooksAhead", "Message", "ReportsPoison", "TriggerType", "WorkQueue"]
 
 
 _EVENT_IDS = uuid.UUID("8f6b2f0e-5d1c-4f1e-9a44-3c2f6d1b7a10")  # namespace of events' message ids
@@ -49,11 +48,36 @@ class AcknowledgesAndTakes(Protocol):
 
 
 @runtime_checkable
+class LooksAhead(Protocol):
+    """A queue that can tell, without taking anything, whether ``get`` would find a message now
+    (both queues: the embedded one counts visible rows, the Storage queue peeks). A drain that reached
+    its limit asks it: taking the next message would hide it from the next drain for a lease."""
+
+    def waiting(self) -> bool: ...
+
+
+@runtime_checkable
 class ReportsPoison(Protocol):
     """A queue that moves messages to poison itself (the embedded one) and says so through
     ``on_poison``; in Azure the Functions host moves them and a poison-queue trigger reports."""
 
     on_poison: Callable[[dict[str, Any]], None] | None
+
+
+@runtime_checkable
+class KeepsPoison(Protocol):
+    """The Storage queue, whose poison queue a Functions trigger watches (and empties): what keeps a
+    poisoned message from vanishing when its alert cannot be posted."""
+
+    def poison_again(self, body: bytes, *, hidden_for: int) -> None:
+        """Put a poisoned message's ``body`` (as the trigger got it) back on the poison queue, hidden
+        for ``hidden_for`` seconds, without expiry."""
+        ...
+
+    def bring_back_poison_poison(self) -> list[str]:
+        """Move what the host moved on to ``<queue>-poison-poison`` (its alert's trigger failed every
+        delivery) back to the poison queue; the queue message ids moved."""
+        ...
 
 
 class Bridge:
@@ -107,7 +131,13 @@ class Bridge:
         return runs
 
     def drain(self, *, limit: int = 100_000) -> list[RunRecord]:
-        """Process queued messages until none is left (or ``limit``, against a runaway loop)."""
+        """Process queued messages until none is left.
+
+        ``limit`` guards against a runaway loop (a flow that emits for ever): after handling ``limit``
+        messages the drain ends normally if the queue is empty, and otherwise raises ``RuntimeError``
+        with the rest still queued, none of it taken. A queue that cannot look ahead (``LooksAhead``)
+        is taken to be not empty.
+        """
         if limit < 1:
             raise ValueError(f"limit must be at least 1, not {limit}")
         runs: list[RunRecord] = []
@@ -118,7 +148,7 @@ class Bridge:
             runs += self.handle(message)
             if handled == limit:  # acknowledged without taking the next: it stays for the next drain
                 self.queue.done(message)
-                if isinstance(self.queue, SharedQueue) and self.queue.pending() == 0:
+                if isinstance(self.queue, LooksAhead) and not self.queue.waiting():
                     return runs
                 break
             message = self._done_then_get(message)

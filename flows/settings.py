@@ -62,6 +62,13 @@ class Settings(BaseSettings):
     storage_connection: SecretStr | None = None  # a connection string: Azurite, or no identity
     storage_account_url: str = ""  # with the managed identity
     work_queue: str = "bridge-work"
+    poison_alert_retry_seconds: int = Field(
+        default=600,
+        ge=1,
+        le=7 * 24 * 3600,
+        description="How long a poisoned message whose alert could not be posted waits in the poison "
+        "queue before the alert is tried again.",
+    )
     graph_tenant_id: str = ""
     graph_client_id: str = ""
     graph_credential: Literal["managed_identity", "client_secret", "certificate"] = "managed_identity"

@@ -26,6 +26,7 @@ if TYPE_CHECKING:  # only for annotations: Graph, httpx and SQLite load when cho
 
     from adapters.embedded.sqlite import BridgeDatabase
     from adapters.graph.delta_links import DeltaLinkStore
+    from adapters.graph.subscription_records import SubscriptionRecords
     from adapters.outbox.journal import OutboxJournal
 
 
@@ -58,6 +59,7 @@ class _State:
     queue: WorkQueue
     local_queue: bool
     delta_links: DeltaLinkStore | None  # None: kept in the home's SQLite file
+    subscription_records: SubscriptionRecords | None  # None: kept in the home's SQLite file
 
 
 class _Shared:
@@ -128,7 +130,7 @@ def _build(settings: Settings, now: Callable[[], datetime], closers: list[Callab
         closers=closers,
     )
     if settings.graph_mailbox or settings.graph_site_id:
-        _graph(settings, parts, state.delta_links, shared)
+        _graph(settings, parts, state, shared)
     if journal is not None:
         _repair_outbox(parts, shared.database)
     return parts
@@ -172,6 +174,7 @@ def _embedded_state(shared: _Shared, now: Callable[[], datetime]) -> _State:
         queue=SqliteWorkQueue(database),
         local_queue=True,
         delta_links=None,
+        subscription_records=None,
     )
 
 
@@ -195,6 +198,7 @@ def _azure_state(
         queue=stores.queue,
         local_queue=False,
         delta_links=stores.delta_links,
+        subscription_records=stores.subscription_records,
     )
 
 
@@ -253,11 +257,12 @@ def _credential(settings: Settings) -> Any:
     return identity.ManagedIdentityCredential(client_id=settings.graph_client_id or None)
 
 
-def _graph(settings: Settings, parts: Parts, delta_links: DeltaLinkStore | None, shared: _Shared) -> None:
+def _graph(settings: Settings, parts: Parts, state: _State, shared: _Shared) -> None:
     """Graph: supplier mail from the shared mailbox, list-item delta, and the list subscription.
 
     One Graph session per worker, opened here (the bridge is built on a worker's first message).
-    ``delta_links``: where the backend keeps the list's delta link (``None``: the home's SQLite file).
+    ``state``: where the backend keeps the list's delta link and subscription record (``None``: the
+    home's SQLite file).
     """
     from adapters.graph import (
         GraphMailer,
@@ -266,6 +271,7 @@ def _graph(settings: Settings, parts: Parts, delta_links: DeltaLinkStore | None,
         ListDeltaReader,
         ListSubscriptions,
         SqliteDeltaLinkStore,
+        SqliteSubscriptionRecords,
     )
 
     graph = GraphSettings(
@@ -289,6 +295,7 @@ def _graph(settings: Settings, parts: Parts, delta_links: DeltaLinkStore | None,
         # Azure keeps the delta link in a table every worker shares; the embedded bridge beside its
         # state. Without it a read starts from the whole list, which intake's response-id check makes
         # harmless, only slower.
+        delta_links = state.delta_links
         store = delta_links if delta_links is not None else SqliteDeltaLinkStore(shared.database)
         reader = ListDeltaReader(session, site_id=graph.site_id, list_id=graph.list_id, store=store)
         parts.list_changes = reader.read
@@ -299,6 +306,8 @@ def _graph(settings: Settings, parts: Parts, delta_links: DeltaLinkStore | None,
             list_id=settings.graph_list_id,
             notification_url=settings.graph_notification_url,
             client_state=settings.graph_client_state,
+            # what upkeep compares the configured client state with (a fingerprint, never the state)
+            records=state.subscription_records or SqliteSubscriptionRecords(shared.database),
         )
 
         def renew() -> None:

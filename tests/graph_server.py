@@ -9,7 +9,8 @@ msgraph-sdk is tested through its middleware, httpx and sockets. It serves
   ``add_changes`` queued, and ``expire_delta_links`` makes every link issued so far answer 410
   ``resyncRequired``. Columns come back only when the first request asked for ``$expand=fields``;
 - subscriptions: ``POST /subscriptions`` (refusing an expiry past Graph's 42,300-minute limit for lists),
-  ``GET /subscriptions``, ``PATCH /subscriptions/{id}``, ``POST /subscriptions/{id}/reauthorize``;
+  ``GET /subscriptions`` (without the client state, as Graph lists them), ``PATCH /subscriptions/{id}``
+  (the expiry only), ``DELETE /subscriptions/{id}``, ``POST /subscriptions/{id}/reauthorize``;
 - ``POST /users/{id}/sendMail``: 202, with the body kept in ``sent_mail``. The action's parameters are
   ``Message`` and ``SaveToSentItems``, as Graph's metadata spells them and the SDK sends them (Graph's
   pages show them in camel case; microsoftgraph/microsoft-graph-docs#10518 reports the service wants these).
@@ -93,6 +94,7 @@ class GraphServer:
     _changes: list[dict[str, Any]] = field(default_factory=list)
     _tokens: dict[str, tuple[str, int, bool]] = field(default_factory=dict)  # token: (kind, page, expand)
     _stale: set[str] = field(default_factory=set)
+    _deleted: int = 0  # subscriptions deleted
 
     # --- scripting ---------------------------------------------------------------------------
 
@@ -163,6 +165,11 @@ class GraphServer:
         one = re.fullmatch(r"/subscriptions/([^/]+)(/reauthorize)?", path)
         if one and (method, bool(one.group(2))) in (("PATCH", False), ("POST", True)):
             return self._subscription(one.group(1), reauthorize=bool(one.group(2)), body=body)
+        if one and method == "DELETE" and not one.group(2):
+            if self.subscriptions.pop(one.group(1), None) is None:
+                return _error(404, "ResourceNotFound")
+            self._deleted += 1
+            return 204, None
         mail = re.fullmatch(r"/users/([^/]+)/sendMail", path)
         if mail and method == "POST":
             sent = json.loads(body)
@@ -210,7 +217,8 @@ class GraphServer:
         required = ("changeType", "notificationUrl", "resource", "expirationDateTime")
         if any(not wanted.get(name) for name in required) or not _expiry_allowed(wanted):
             return _error(400, "ExtensionError")
-        subscription_id = f"sub-{len(self.subscriptions) + 1}"
+        # never reused, as Graph's are not: every subscription there is or was counts
+        subscription_id = f"sub-{len(self.subscriptions) + self._deleted + 1}"
         self.subscriptions[subscription_id] = {
             **wanted,
             "@odata.context": f"{self.url}/$metadata#subscriptions/$entity",
@@ -258,6 +266,9 @@ class _Handler(BaseHTTPRequestHandler):
         self._serve()
 
     def do_PATCH(self) -> None:
+        self._serve()
+
+    def do_DELETE(self) -> None:
         self._serve()
 
     def _serve(self) -> None:

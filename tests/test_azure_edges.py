@@ -4,7 +4,10 @@ retried, and a Retry-After the engine would have slept on for a day (or for ever
 
 from __future__ import annotations
 
+import base64
 import copy
+import logging
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,15 +17,18 @@ from typing import Any
 import azure.functions as func
 import httpx
 import pytest
+from azure.data.tables import TableClient
+from azure.storage.queue import QueueClient
+from pydantic import SecretStr
 
 from adapters.azure_storage import AzureStores, connect
 from adapters.azure_storage.settings import StorageSettings
 from adapters.embedded.idempotency import SqliteIdempotencyStore
-from adapters.graph import GraphSession, ListDeltaReader
+from adapters.graph import EnsuredSubscription, GraphSession, ListDeltaReader, ListSubscriptions
 from adapters.graph.errors import retry_after as graph_retry_after
 from adapters.http_retry import retry_after
 from adapters.outbox import OutboxOperatorChannel
-from flows.bootstrap import BridgeApp
+from flows.bootstrap import BridgeApp, bootstrap
 from flows.engine.definition import RetryPolicy
 from flows.engine.retrying import delay_before_next
 from flows.errors import TransientError
@@ -30,11 +36,11 @@ from flows.messages import MessageTemplates
 from flows.queue_message import Message
 from flows.settings import Settings
 from tests.graph_server import GraphServer
-from tests.test_azure_storage import settings
+from tests.test_azure_storage import azurite_of, settings
 from tests.test_function_app import app_settings, user_function
 from tests.test_graph_adapters import SAMPLE_ITEMS, graph, session
 from tests.test_graph_adapters import pytestmark as sdk_warnings
-from tests.test_teams_webhook import RecordingWebhook, webhook
+from tests.test_teams_webhook import SIGNATURE, Answer, RecordingWebhook, webhook
 
 pytest_plugins = ["tests.azurite"]  # Azurite, installed and started once per session
 pytestmark = sdk_warnings
@@ -122,3 +128,171 @@ def test_a_long_retry_after_is_waited_only_up_to_the_policy_maximum() -> None:
     )
     assert delay_before_next(policy, 1, TransientError("429", retry_after=86_400)) == 60
     assert delay_before_next(policy, 1, TransientError("429", retry_after=7)) == 7
+
+
+@pytest.fixture
+def on_azure(azurite: str, tmp_path: Path) -> Settings:
+    """The bridge on Azure Storage (Azurite), with a work queue of its own."""
+    return Settings(
+        home=tmp_path / "home",
+        backend="azure",
+        storage_connection=SecretStr(azurite),
+        work_queue=f"work-{uuid.uuid4().hex[:12]}",
+    )
+
+
+def test_on_azure_a_drain_of_exactly_its_limit_ends_normally(on_azure: Settings) -> None:
+    """The last message handled, the queue is empty: the drain is done, not a runaway loop."""
+    with bootstrap(on_azure) as app:
+        for number in range(2):
+            app.bridge.submit(Message(type="event", event="nobody.listens", body={"n": number}))
+        assert app.bridge.drain(limit=2) == []  # no flow listens: no runs, and no error either
+        assert app.parts.queue.get() is None
+
+
+def test_on_azure_a_drain_stops_at_its_limit_with_the_rest_still_queued(on_azure: Settings) -> None:
+    with bootstrap(on_azure) as app:
+        for number in range(3):
+            app.bridge.submit(Message(type="event", event="nobody.listens", body={"n": number}))
+        with pytest.raises(RuntimeError, match="not empty after 2 messages"):
+            app.bridge.drain(limit=2)
+        left = app.parts.queue.get()  # not taken by the drain: visible at once, to the next one
+        assert left is not None and left.body == {"n": 2}
+
+
+def on_azure_functions(
+    monkeypatch: pytest.MonkeyPatch, settings: Settings, webhook: RecordingWebhook
+) -> None:
+    """App settings of a function app on ``settings``' storage, posting to ``webhook``."""
+    assert settings.storage_connection is not None
+    monkeypatch.setenv("BRIDGE_BACKEND", "azure")
+    monkeypatch.setenv("BRIDGE_STORAGE_CONNECTION", settings.storage_connection.get_secret_value())
+    monkeypatch.setenv("BRIDGE_WORK_QUEUE", settings.work_queue)
+    monkeypatch.setenv("BRIDGE_TEAMS_WEBHOOK_URL", webhook.url)
+
+
+def host_delivers(function: Any, queue: QueueClient) -> None:
+    """What the Functions host does with the next visible message of a queue its trigger watches: the
+    function gets it decoded (base64), and a function that returns has it deleted; one that raises
+    leaves it to be delivered again (and, after ``maxDequeueCount`` deliveries, moved to
+    ``<queue>-poison``)."""
+    received = queue.receive_message(visibility_timeout=30)
+    assert received is not None, f"nothing visible in {queue.queue_name}"
+    function(
+        func.QueueMessage(
+            id=received.id,
+            body=base64.b64decode(received.content),
+            pop_receipt=received.pop_receipt,
+        )
+    )
+    queue.delete_message(received.id, received.pop_receipt)
+
+
+def messages_in(queue: QueueClient) -> int:
+    """Visible and hidden: what the queue holds."""
+    count = queue.get_queue_properties().approximate_message_count
+    assert count is not None
+    return count
+
+
+def test_a_poison_alert_that_cannot_be_posted_stays_in_the_poison_queue_and_is_told_later(
+    webhook: RecordingWebhook,
+    on_azure: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Teams down: the alert's trigger failed every delivery, and the host moved the poisoned message
+    on to ``<queue>-poison-poison``, which nothing watches. Now the failure is logged with the message's
+    id, the message waits in the poison queue, and its alert is tried again later."""
+    on_azure_functions(monkeypatch, on_azure, webhook)
+    monkeypatch.setenv("BRIDGE_POISON_ALERT_RETRY_SECONDS", "1")
+    poisoned = Message(type="recurrence", flow="secas-sync")
+    assert on_azure.storage_connection is not None
+    connection = on_azure.storage_connection.get_secret_value()
+    poison = QueueClient.from_connection_string(connection, f"{on_azure.work_queue}-poison")
+    with poison:
+        poison.create_queue()
+        poison.send_message(base64.b64encode(poisoned.model_dump_json().encode()).decode())  # as the host
+        webhook.answers.append(Answer(503, body="Teams is down"))
+        alert = user_function("poison_alert")
+        with caplog.at_level(logging.ERROR):
+            host_delivers(alert, poison)  # the post fails: the trigger still ends well
+        assert len(webhook.requests) == 1
+        [failure] = [record for record in caplog.records if record.levelno >= logging.ERROR]
+        assert poisoned.message_id in failure.getMessage()
+        assert SIGNATURE not in caplog.text and webhook.url not in caplog.text
+        assert messages_in(poison) == 1  # kept, hidden until the alert is tried again
+        assert poison.peek_messages() == []
+        time.sleep(1.5)
+        host_delivers(alert, poison)  # Teams is back
+        assert len(webhook.requests) == 2
+        assert poisoned.message_id in webhook.requests[1][3].decode()
+        assert messages_in(poison) == 0
+
+
+def test_the_upkeep_brings_back_what_the_host_moved_to_the_poison_queues_poison_queue(
+    on_azure: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The alert's trigger failed every delivery (the bridge could not be built, Storage refused the
+    put-back, or before this was mended): the host moved the message on to ``-poison-poison``."""
+    assert on_azure.storage_connection is not None
+    connection = on_azure.storage_connection.get_secret_value()
+    poisoned = Message(type="recurrence", flow="secas-sync")
+    content = base64.b64encode(poisoned.model_dump_json().encode()).decode()
+    with (
+        QueueClient.from_connection_string(connection, f"{on_azure.work_queue}-poison-poison") as unwatched,
+        QueueClient.from_connection_string(connection, f"{on_azure.work_queue}-poison") as poison,
+        bootstrap(on_azure) as app,
+    ):
+        app.process(Message(type="list_changed", body={"renew_subscription": True}))  # none there yet
+        unwatched.create_queue()
+        unwatched.send_message(content)
+        with caplog.at_level(logging.WARNING):
+            app.process(Message(type="list_changed", body={"renew_subscription": True}))
+        assert messages_in(unwatched) == 0
+        assert [parked.content for parked in poison.peek_messages(max_messages=5)] == [content]
+        assert poisoned.message_id in caplog.text  # in the log, by its id, for whoever searches it
+
+
+def test_on_azure_upkeep_replaces_a_subscription_made_with_a_rotated_client_state(
+    graph: GraphServer, session: GraphSession, settings: StorageSettings
+) -> None:
+    """The workers share the subscription record in the delta links table: a fingerprint of the client
+    state, never the state. A subscription the bridge has no record of (made before this version, or by
+    hand) is replaced once too: nothing vouches for its client state."""
+
+    table = "graph" + uuid.uuid4().hex[:12]
+
+    def upkeep_with(state: str) -> EnsuredSubscription:  # a worker's upkeep, with these settings
+        with connect(settings.model_copy(update={"delta_links_table": table})) as stores:
+            return ListSubscriptions(
+                session,
+                site_id=graph.site_id,
+                list_id=graph.list_id,
+                notification_url="https://bridge.dcc.example/api/graph/notifications",
+                client_state=SecretStr(state),
+                records=stores.subscription_records,
+            ).ensure_subscription()
+
+    graph.subscriptions["by-hand"] = {
+        "id": "by-hand",
+        "resource": f"sites/{graph.site_id}/lists/{graph.list_id}",
+        "changeType": "updated",
+        "notificationUrl": "https://bridge.dcc.example/api/graph/notifications",
+        "expirationDateTime": "2026-12-01T00:00:00Z",
+        "clientState": "whatever it was",
+    }
+    first = upkeep_with("first-client-state-value")
+    assert first.created and list(graph.subscriptions) == [first.subscription.id]
+    assert not upkeep_with("first-client-state-value").created  # renewed: the record vouches for it
+    rotated = upkeep_with("rotated-client-state-value")
+    assert rotated.created and list(graph.subscriptions) == [rotated.subscription.id]
+    assert graph.subscriptions[rotated.subscription.id]["clientState"] == "rotated-client-state-value"
+    assert [s.method for s in graph.requests(path_suffix=f"/subscriptions/{first.subscription.id}")] == [
+        "PATCH",
+        "DELETE",
+    ]
+    with TableClient.from_connection_string(azurite_of(settings), table) as raw:
+        [entity] = raw.list_entities()
+    assert entity["subscription_id"] == rotated.subscription.id
+    assert "client-state" not in " ".join(str(value) for value in entity.values())

@@ -36,9 +36,11 @@ from adapters.graph import (
     GraphSession,
     GraphSettings,
     InMemoryDeltaLinkStore,
+    InMemorySubscriptionRecords,
     ListDeltaReader,
     ListSubscriptions,
     SqliteDeltaLinkStore,
+    SqliteSubscriptionRecords,
     build_credential,
     retry_after,
 )
@@ -323,6 +325,7 @@ def subscriptions(graph: GraphServer, session: GraphSession, now: datetime) -> L
         list_id=graph.list_id,
         notification_url=HOOK,
         client_state=SecretStr(CLIENT_STATE),
+        records=InMemorySubscriptionRecords(),
         clock=lambda: now,
     )
 
@@ -391,8 +394,54 @@ def test_ensure_subscription_creates_another_when_ours_vanished_before_renewal(g
     assert [s.method for s in graph.seen] == ["POST", "GET", "PATCH", "POST"]
 
 
+def test_a_rotated_client_state_replaces_the_subscription(graph, session, now, tmp_path):
+    """Graph keeps the client state a subscription was made with, and a renewal cannot change it: after
+    ``BRIDGE_GRAPH_CLIENT_STATE`` is rotated, upkeep makes a subscription with the new state and
+    deletes the old one, whose notifications the webhook now refuses."""
+
+    records = SqliteSubscriptionRecords(tmp_path / "bridge.sqlite3")  # what the workers share
+
+    def subscriptions_with(state: str) -> ListSubscriptions:  # a worker started with these settings
+        return ListSubscriptions(
+            session,
+            site_id=graph.site_id,
+            list_id=graph.list_id,
+            notification_url=HOOK,
+            client_state=SecretStr(state),
+            records=records,
+            clock=lambda: now,
+        )
+
+    first = subscriptions_with(CLIENT_STATE).ensure_subscription()
+    assert subscriptions_with(CLIENT_STATE).ensure_subscription().subscription.id == first.subscription.id
+    rotated = "rotated-" + CLIENT_STATE
+    graph.seen.clear()
+
+    ensured = subscriptions_with(rotated).ensure_subscription()
+
+    assert ensured.created and ensured.subscription.id != first.subscription.id
+    assert [(s.method, s.path.removeprefix("/v1.0")) for s in graph.seen] == [
+        ("GET", "/subscriptions"),
+        ("POST", "/subscriptions"),
+        ("DELETE", f"/subscriptions/{first.subscription.id}"),
+    ]
+    assert [s["clientState"] for s in graph.subscriptions.values()] == [rotated]
+    again = subscriptions_with(rotated).ensure_subscription()  # the next upkeep: a renewal
+    assert not again.created and again.subscription.id == ensured.subscription.id
+    stored = records.database.path.read_bytes() + b"".join(
+        path.read_bytes() for path in tmp_path.glob("bridge.sqlite3-*")
+    )
+    assert CLIENT_STATE.encode() not in stored and rotated.encode() not in stored  # a fingerprint only
+    records.close()
+
+
 def test_subscription_settings_are_checked(session):
-    common: dict[str, Any] = {"site_id": "s", "list_id": "l", "client_state": CLIENT_STATE}
+    common: dict[str, Any] = {
+        "site_id": "s",
+        "list_id": "l",
+        "client_state": CLIENT_STATE,
+        "records": InMemorySubscriptionRecords(),
+    }
     with pytest.raises(ValueError, match="HTTPS endpoints only"):
         ListSubscriptions(session, notification_url="http://bridge.example/hook", **common)
     with pytest.raises(ValueError, match="at most"):

@@ -3,7 +3,8 @@
 ``connect(StorageSettings(...))`` builds them all; each can also be built alone from an SDK client:
 
 - ``TableCaseStore`` (``CaseStore``), ``TableRunStore`` (``RunStore``), ``TableIdempotencyStore``
-  (``IdempotencyStore``), ``TableDeltaLinkStore`` (``adapters.graph.DeltaLinkStore``): Azure Table storage;
+  (``IdempotencyStore``), ``TableDeltaLinkStore`` (``adapters.graph.DeltaLinkStore``),
+  ``TableSubscriptionRecords`` (``adapters.graph.SubscriptionRecords``): Azure Table storage;
 - ``BlobPublicationStore`` (``PublicationStore``, plus ``add_raw`` / ``get_raw`` for the raw files):
   Blob storage;
 - ``StorageWorkQueue`` (``WorkQueue``): a Storage queue with its ``-poison`` queue.
@@ -15,7 +16,7 @@ for one table entity as ``DocumentTooLarge`` (a ``PermanentError``).
 from adapters.azure_storage._errors import DocumentTooLarge
 from adapters.azure_storage.cases import TableCaseStore
 from adapters.azure_storage.connect import AzureStores, connect
-from adapters.azure_storage.delta_links import TableDeltaLinkStore
+from adapters.azure_storage.delta_links import TableDeltaLinkStore, TableSubscriptionRecords
 from adapters.azure_storage.idempotency import TableIdempotencyStore
 from adapters.azure_storage.publications import BlobPublicationStore
 from adapters.azure_storage.queue import StorageWorkQueue
@@ -32,5 +33,6 @@ __all__ = [
     "TableDeltaLinkStore",
     "TableIdempotencyStore",
     "TableRunStore",
+    "TableSubscriptionRecords",
     "connect",
 ]

@@ -24,12 +24,12 @@ from azure.storage.queue import QueueClient, QueueServiceClient
 
 from adapters.azure_storage._errors import storage_errors
 from adapters.azure_storage.cases import TableCaseStore
-from adapters.azure_storage.delta_links import TableDeltaLinkStore
+from adapters.azure_storage.delta_links import TableDeltaLinkStore, TableSubscriptionRecords
 from adapters.azure_storage.idempotency import TableIdempotencyStore
 from adapters.azure_storage.publications import BlobPublicationStore
 from adapters.azure_storage.queue import StorageWorkQueue
 from adapters.azure_storage.runs import TableRunStore
-from adapters.azure_storage.settings import StorageSettings
+from adapters.azure_storage.settings import POISON_SUFFIX, StorageSettings
 
 Credential = TokenCredential | AzureNamedKeyCredential
 log = logging.getLogger(__name__)
@@ -45,6 +45,7 @@ class AzureStores:
     publications: BlobPublicationStore
     queue: StorageWorkQueue
     delta_links: TableDeltaLinkStore
+    subscription_records: TableSubscriptionRecords
     _closers: list[Callable[[], None]] = field(default_factory=list, repr=False)
 
     def close(self) -> None:
@@ -94,6 +95,8 @@ def connect(
     container = blobs.get_container_client(settings.publications_container)
     work = queues.get_queue_client(settings.work_queue)
     poison = queues.get_queue_client(settings.poison_queue)
+    poison_poison_name = settings.poison_queue + POISON_SUFFIX  # made by the host, when it needs it
+    poison_poison = queues.get_queue_client(poison_poison_name) if len(poison_poison_name) <= 63 else None
     try:
         if settings.create_missing:
             _create_missing(settings, tables, container, work, poison)
@@ -110,11 +113,15 @@ def connect(
         queue=StorageWorkQueue(
             work,
             poison,
+            poison_poison=poison_poison,
             encoding=settings.message_encoding,
             max_dequeue_count=settings.max_dequeue_count,
             visibility_timeout=settings.visibility_timeout,
         ),
         delta_links=TableDeltaLinkStore(tables.get_table_client(settings.delta_links_table), clock=clock),
+        subscription_records=TableSubscriptionRecords(
+            tables.get_table_client(settings.delta_links_table), clock=clock
+        ),
         _closers=closers,
     )
 

@@ -12,6 +12,11 @@ on. Both sides must agree on the text of a message:
 - Poison: the host moves a message that was dequeued ``maxDequeueCount`` times without success to
   ``<queue>-poison``. ``get`` does the same: a message dequeued more than ``max_dequeue_count`` times
   (or unreadable) goes to the poison queue, unchanged and without expiry, and ``get`` takes the next.
+- The poison queue's own trigger (``poison_alert``) tells operators, and the host deletes the message
+  once told. When telling fails, ``poison_again`` puts the message back, hidden for a while: the alert
+  is tried again then. What the host still moves on to ``<queue>-poison-poison`` (the trigger failed
+  every delivery: the bridge could not be built, or Storage refused the put-back) no trigger watches;
+  ``bring_back_poison_poison``, run by the upkeep timer's message, returns it to the poison queue.
 
 ``get`` hides the message for ``visibility_timeout`` seconds; ``done`` deletes it with the pop receipt
 kept from ``get`` (the port hands back the ``Message``, not the queue's receipt). A message not acknowledged
@@ -46,13 +51,17 @@ class StorageWorkQueue:
         queue: QueueClient,
         poison: QueueClient,
         *,
+        poison_poison: QueueClient | None = None,
         encoding: Literal["base64", "text"] = "base64",
         max_dequeue_count: int = 5,
         visibility_timeout: int = 300,
     ) -> None:
-        """``queue`` and ``poison``: clients without message encode/decode policies (this class encodes)."""
+        """``queue``, ``poison`` and ``poison_poison`` (the host's poison queue of the poison queue; None
+        when its name would be too long for a queue, so the host cannot make it either): clients without
+        message encode/decode policies (this class encodes)."""
         self._queue = queue
         self._poison = poison
+        self._poison_poison = poison_poison
         self._encoding = encoding
         self._max_dequeue_count = max_dequeue_count
         self._visibility_timeout = visibility_timeout
@@ -86,6 +95,12 @@ class StorageWorkQueue:
                     deliveries[received.id] = str(received.pop_receipt)  # a later receipt replaces one
                 return message
 
+    def waiting(self) -> bool:
+        """Whether a message is visible now (a peek: nothing is taken or hidden). Messages other
+        workers hold, or hidden until a redelivery, are not counted, as ``get`` would not take them."""
+        with storage_errors(f"queue {self._queue.queue_name}: peek"):
+            return bool(self._queue.peek_messages(max_messages=1))
+
     def done(self, message: Message) -> None:
         """Delete every delivery of this message taken by this instance and not yet acknowledged."""
         with self._lock:
@@ -105,6 +120,49 @@ class StorageWorkQueue:
                         message.message_id,
                         self._visibility_timeout,
                     )
+
+    def poison_again(self, body: bytes, *, hidden_for: int) -> None:
+        """Put a poisoned message back on the poison queue, as the poison trigger got it (decoded),
+        hidden for ``hidden_for`` seconds and without expiry: its alert could not be posted."""
+        content = (
+            base64.b64encode(body).decode("ascii")
+            if self._encoding == "base64"
+            else body.decode(errors="replace")
+        )
+        name = self._poison.queue_name
+        with storage_errors(f"queue {name}: put back a poisoned message"):
+            self._poison.send_message(content, visibility_timeout=hidden_for, time_to_live=-1)
+
+    def bring_back_poison_poison(self) -> list[str]:
+        """Move every message of ``<queue>-poison-poison`` back to the poison queue, unchanged and without
+        expiry; returns the queue message ids moved. A copy moved twice (a crash between the send and
+        the delete) is told twice, never lost."""
+        source = self._poison_poison
+        if source is None:
+            return []
+        moved: list[str] = []
+        while True:
+            with storage_errors(f"queue {source.queue_name}: get"):
+                try:
+                    batch = list(source.receive_messages(messages_per_page=32, visibility_timeout=60))
+                except ResourceNotFoundError:  # the host creates it when it first needs it
+                    return moved
+            if not batch:
+                return moved
+            for received in batch:
+                with storage_errors(f"queue {source.queue_name}: move message {received.id}"):
+                    self._poison.send_message(received.content, time_to_live=-1)
+                    source.delete_message(received.id, received.pop_receipt)
+                message = self._decode(received.content)
+                log.warning(
+                    "queue message %s (work message %s) was in %s, which nothing watches (telling "
+                    "operators had failed every delivery): moved back to %s, to be told again",
+                    received.id,
+                    message.message_id if message is not None else "unreadable",
+                    source.queue_name,
+                    self._poison.queue_name,
+                )
+                moved.append(str(received.id))
 
     def _to_poison(self, received: QueueMessage, why: str) -> None:
         name = self._poison.queue_name

@@ -172,6 +172,14 @@ class SqliteWorkQueue(SqliteStore):
                 described["message_id"], reason, type(error).__name__, error,
             )  # fmt: skip
 
+    def waiting(self) -> bool:
+        """Whether ``get`` would find a visible message now (leased ones are not counted)."""
+        with self._db.read() as connection:
+            row = connection.execute(
+                "SELECT 1 FROM work_queue WHERE visible_at <= ? LIMIT 1", (self._clock(),)
+            ).fetchone()
+        return row is not None
+
     def pending(self) -> int:
         """Messages not yet acknowledged, visible or leased (poisoned ones are not counted)."""
         with self._db.read() as connection:

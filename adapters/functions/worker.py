@@ -32,7 +32,9 @@ def run_work(msg: func.QueueMessage) -> None:
 
 @blueprint.queue_trigger(arg_name="msg", queue_name=POISON_QUEUE, connection=STORAGE)
 def poison_alert(msg: func.QueueMessage) -> None:
-    """A message the worker gave up on: tell the operators, with what it was (never its payload)."""
+    """A message the worker gave up on: tell the operators, with what it was (never its payload). If
+    that fails, the failure is logged and the message put back, hidden, to be told later: raised, it
+    would end in ``<queue>-poison-poison``, which nothing watches (``BridgeApp.alert_poisoned``)."""
     from adapters.functions.runtime import current_app
     from flows.queue_message import Message
 
@@ -42,4 +44,4 @@ def poison_alert(msg: func.QueueMessage) -> None:
     except ValueError:
         what = {"message_id": msg.id, "type": "unreadable", "flow": None}
     what["poisoning"] = msg.id  # the poison queue's own message: a retry of this trigger keeps it
-    current_app().alert_poison(what)
+    current_app().alert_poisoned(what, msg.get_body())

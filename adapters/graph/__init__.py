@@ -12,6 +12,12 @@ from adapters.graph.delta_links import DeltaLinkStore, InMemoryDeltaLinkStore, S
 from adapters.graph.errors import retry_after, translate
 from adapters.graph.mail import IDEMPOTENCY_HEADER, GraphMailer
 from adapters.graph.settings import GRAPH_SCOPE, GRAPH_V1, CredentialKind, GraphSettings
+from adapters.graph.subscription_records import (
+    InMemorySubscriptionRecords,
+    SqliteSubscriptionRecords,
+    SubscriptionRecord,
+    SubscriptionRecords,
+)
 from adapters.graph.subscriptions import (
     DEFAULT_LIFETIME,
     LIST_SUBSCRIPTION_MAX,
@@ -34,9 +40,13 @@ __all__ = [
     "GraphSettings",
     "GraphSubscription",
     "InMemoryDeltaLinkStore",
+    "InMemorySubscriptionRecords",
     "ListDeltaReader",
     "ListSubscriptions",
     "SqliteDeltaLinkStore",
+    "SqliteSubscriptionRecords",
+    "SubscriptionRecord",
+    "SubscriptionRecords",
     "build_credential",
     "retry_after",
     "sdk_retry",

@@ -7,6 +7,13 @@ Graph subscriptions to a SharePoint list (resource ``sites/{site}/lists/{list}``
 (or gone by the time it is renewed). ``reauthorize`` answers Graph's ``reauthorizationRequired``
 lifecycle event. The list-item delta remains the safety net for anything a notification missed.
 
+Graph keeps the client state a subscription was made with and a renewal cannot change it, so each
+subscription made here is recorded (``SubscriptionRecords``: its id and a salted SHA-256 of the state,
+never the state). Upkeep renews only the recorded subscription made with the configured state; any
+other of ours (made before ``BRIDGE_GRAPH_CLIENT_STATE`` was rotated, or not known to the bridge) is
+replaced: a new one is created and recorded first, then the others are deleted, so a failed create
+leaves what was there.
+
 Requests come from the SDK's builders and models; answers are read as JSON (``send_for_json``), which
 spares the worker the SDK's first model parse. These calls keep the SDK's retry of 429/503/504:
 nothing else retries them, and a create repeated by a retry leaves a spare subscription that costs
@@ -25,6 +32,7 @@ from urllib.parse import urlsplit
 from pydantic import SecretStr
 
 from adapters.graph.client import GraphSession, send_for_json
+from adapters.graph.subscription_records import SubscriptionRecord, SubscriptionRecords
 from flows.errors import PermanentError
 
 if TYPE_CHECKING:
@@ -69,6 +77,7 @@ class ListSubscriptions:
         list_id: str,
         notification_url: str,
         client_state: SecretStr | str,
+        records: SubscriptionRecords,
         lifetime: timedelta = DEFAULT_LIFETIME,
         clock: Callable[[], datetime] | None = None,
     ) -> None:
@@ -83,13 +92,16 @@ class ListSubscriptions:
             raise ValueError(f"a list subscription lives at most {LIST_SUBSCRIPTION_MAX}, not {lifetime}")
         self._session = session
         self.resource = f"sites/{site_id}/lists/{list_id}"
+        self._list_id = list_id
+        self._records = records
         self.notification_url = notification_url
         self._client_state = SecretStr(state)
         self._lifetime = lifetime
         self._clock = clock or (lambda: datetime.now(UTC))
 
     def create(self) -> GraphSubscription:
-        """``POST /subscriptions`` for the list; Graph first validates the notification URL."""
+        """``POST /subscriptions`` for the list (Graph first validates the notification URL), then
+        record it with the fingerprint of the client state it was made with."""
         from msgraph.generated.models.subscription import Subscription
 
         body = Subscription(
@@ -103,7 +115,10 @@ class ListSubscriptions:
             lambda c: send_for_json(c, c.subscriptions.to_post_request_information(body)),
             what=f"subscribe to {self.resource}",
         )
-        return _described(made, "create")
+        subscription = _described(made, "create")
+        record = SubscriptionRecord.of(subscription.id, self._client_state.get_secret_value())
+        self._records.set(self._list_id, record)
+        return subscription
 
     def renew(self, subscription_id: str) -> GraphSubscription:
         """``PATCH /subscriptions/{id}`` with a new ``expirationDateTime``."""
@@ -119,25 +134,47 @@ class ListSubscriptions:
             what=f"reauthorize subscription {subscription_id}",
         )
 
+    def delete(self, subscription_id: str) -> None:
+        """``DELETE /subscriptions/{id}``; one already gone is fine."""
+        self._session.run(
+            lambda c: self._delete(c, subscription_id), what=f"delete subscription {subscription_id}"
+        )
+
     def find(self) -> list[GraphSubscription]:
         """Ours among ``GET /subscriptions`` (every page): same notification URL and resource."""
         return self._session.run(self._ours, what="list subscriptions")
 
     def ensure_subscription(self) -> EnsuredSubscription:
-        """Renew our subscription, or create it when there is none (or it vanished meanwhile)."""
+        """Renew the subscription recorded as made with the configured client state; otherwise create
+        one (and record it), then delete every other of ours: made with a state since rotated, or not
+        known to the bridge (the record lost, or made by hand)."""
         ours = self.find()
-        if len(ours) > 1:
-            log.warning("%d subscriptions to %s: renewing %s only", len(ours), self.resource, ours[0].id)
-        if ours:
-            subscription_id = ours[0].id
+        record = self._records.get(self._list_id)
+        state = self._client_state.get_secret_value()
+        vouched = record.subscription_id if record is not None and record.made_with(state) else None
+        keep = next((s for s in ours if s.id == vouched), None)
+        others = [s for s in ours if s is not keep]
+        ensured: EnsuredSubscription | None = None
+        if keep is not None:
             renewed = self._session.run(
-                lambda c: self._patch(c, subscription_id, missing_ok=True),
-                what=f"renew subscription {subscription_id}",
+                lambda c: self._patch(c, keep.id, missing_ok=True), what=f"renew subscription {keep.id}"
             )
             if renewed is not None:
-                return EnsuredSubscription(_described(renewed, "renew"), created=False)
-            log.info("subscription %s expired before it could be renewed: creating another", subscription_id)
-        return EnsuredSubscription(self.create(), created=True)
+                ensured = EnsuredSubscription(_described(renewed, "renew"), created=False)
+            else:
+                log.info("subscription %s expired before it could be renewed: creating another", keep.id)
+        if ensured is None:
+            ensured = EnsuredSubscription(self.create(), created=True)
+        recorded = record.subscription_id if record is not None else None
+        for other in others:
+            why = (
+                "made with a client state since changed"
+                if other.id == recorded
+                else "not recorded as made with the configured client state"
+            )
+            log.warning("subscription %s to %s was %s: deleting it", other.id, self.resource, why)
+            self.delete(other.id)
+        return ensured
 
     def _expiry(self) -> datetime:
         return self._clock().astimezone(UTC) + self._lifetime
@@ -156,6 +193,16 @@ class ListSubscriptions:
             if missing_ok and error.response_status_code == 404:
                 return None
             raise
+
+    async def _delete(self, client: GraphServiceClient, subscription_id: str) -> None:
+        from kiota_abstractions.api_error import APIError
+
+        builder = client.subscriptions.by_subscription_id(subscription_id)
+        try:
+            await send_for_json(client, builder.to_delete_request_information())
+        except APIError as error:
+            if error.response_status_code != 404:
+                raise
 
     async def _ours(self, client: GraphServiceClient) -> list[GraphSubscription]:
         found: list[GraphSubscription] = []
