@@ -157,11 +157,13 @@ class CaseSummary(NamedTuple):
     opened_at: datetime
     state_since: datetime
     """When the case last entered its current state (``Case.waited_since``)."""
+    notified: bool
+    """Whether the case has its notification (a form that could not be read leaves none)."""
 
     @classmethod
     def of(cls, case: Case) -> CaseSummary:
         return cls(case.response_id, case.state, case.supplier, case.cpl_entry_id, tuple(case.problems),
-                   case.opened_at, case.waited_since())  # fmt: skip
+                   case.opened_at, case.waited_since(), case.notification is not None)  # fmt: skip
 
 
 class _Step(BaseModel):
@@ -172,14 +174,22 @@ class _Step(BaseModel):
     to_state: CaseState
 
 
+class _Given(BaseModel):
+    """A JSON object read only for being there: none of its keys is kept or validated."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+
 class SummaryDocument(BaseModel):
-    """A stored case's JSON read for its summary only: the notification is neither validated nor kept."""
+    """A stored case's JSON read for its summary only: the notification is neither validated nor kept,
+    only whether there is one."""
 
     model_config = ConfigDict(frozen=True, extra="ignore")
 
     response_id: str
     state: CaseState
     supplier: str = ""
+    notification: _Given | None = None
     cpl_entry_id: str | None = None
     problems: tuple[str, ...] = ()
     opened_at: datetime
@@ -187,7 +197,8 @@ class SummaryDocument(BaseModel):
 
     def summary(self) -> CaseSummary:
         return CaseSummary(self.response_id, self.state, self.supplier, self.cpl_entry_id, self.problems,
-                           self.opened_at, _entered_state(self.timeline, self.opened_at))  # fmt: skip
+                           self.opened_at, _entered_state(self.timeline, self.opened_at),
+                           self.notification is not None)  # fmt: skip
 
 
 def _entered_state(timeline: Sequence[TimelineEntry | _Step], opened_at: datetime) -> datetime:
