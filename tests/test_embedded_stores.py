@@ -24,12 +24,12 @@ from adapters.embedded import (
 )
 from adapters.embedded import sqlite as sqlite_module
 from adapters.embedded.runs import SqliteRunStore
-from flows.domain.case import Case, CaseState, CaseSummary
+from flows.domain.case import Case, CaseReport, CaseState, CaseSummary
 from flows.domain.cpl import CplPublication
 from flows.engine.runs import RunRecord, RunStatus
 from flows.ports import ConcurrencyConflict, InventoryRecord, InventoryStatus, UpsertOutcome
 from tests.support.demo_home import demo_home
-from tests.support.store_builders import T0, a_case, a_notified_case, a_publication, an_entry
+from tests.support.store_builders import T0, a_case, a_notification, a_notified_case, a_publication, an_entry
 
 # --- builders ------------------------------------------------------------------------------------
 
@@ -432,6 +432,11 @@ def test_list_by_state_in_opening_order(database: BridgeDatabase) -> None:
     # Summaries say the same, in the same order, for any filter.
     for states in (None, [CaseState.RECEIVED], [CaseState.AWAITING_CPL, CaseState.LOADED], []):
         assert list(store.summaries(states)) == [CaseSummary.of(case) for case in store.list(states)]
+        # And reports, the notification's fields a report shows included.
+        assert list(store.reports(states)) == [CaseReport.of(case) for case in store.list(states)]
+    (_, middle_report, _, *_) = store.reports()
+    assert middle_report.notification is not None
+    assert middle_report.notification.device_type == a_notification().device_type.value
 
 
 # --- publications --------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ from typing import ClassVar
 
 from adapters.embedded.case_cache import ParsedCases
 from adapters.embedded.sqlite import BridgeDatabase, SqliteStore, StrPath, utc_text
-from flows.domain.case import Case, CaseState, CaseSummary
+from flows.domain.case import Case, CaseReport, CaseState, CaseSummary
 from flows.ports import ConcurrencyConflict
 
 _INSERT = """
@@ -139,13 +139,18 @@ class SqliteCaseStore(SqliteStore):
 
     def list(self, states: Iterable[CaseState] | None = None) -> list[Case]:
         """Cases in the given states (all when ``None``), oldest opened first (ties: first added)."""
+        return [self._parsed.get(response_id, document) for response_id, document in self._documents(states)]
+
+    def reports(self, states: Iterable[CaseState] | None = None) -> Sequence[CaseReport]:
+        """As ``list``, each document read as a report (the notification is not validated again)."""
+        return [CaseReport.model_validate_json(document) for _, document in self._documents(states)]
+
+    def _documents(self, states: Iterable[CaseState] | None) -> Sequence[tuple[str, str]]:
         with self._db.read() as connection:
             if states is None:
-                rows = connection.execute(_LIST_ALL).fetchall()
-            else:
-                wanted = json.dumps(sorted({CaseState(state).value for state in states}))
-                rows = connection.execute(_LIST_IN_STATES, (wanted,)).fetchall()
-        return [self._parsed.get(response_id, document) for response_id, document in rows]
+                return connection.execute(_LIST_ALL).fetchall()
+            wanted = json.dumps(sorted({CaseState(state).value for state in states}))
+            return connection.execute(_LIST_IN_STATES, (wanted,)).fetchall()
 
     def summaries(self, states: Iterable[CaseState] | None = None) -> Sequence[CaseSummary]:
         """As ``list``, from the summary columns beside each document: thousands of cases cost no

@@ -295,7 +295,7 @@ class ConsoleApp:
         start, end = _day(request.query.get("from", "")), _day(request.query.get("to", ""))
         rows = [
             row
-            for row in export_columns(self.app.cases.list())
+            for row in export_columns(self.app.cases.reports())
             if (start is None or row["opened_at"][:10] >= start.isoformat())
             and (end is None or row["opened_at"][:10] <= end.isoformat())
         ]

@@ -201,6 +201,45 @@ class SummaryDocument(BaseModel):
                            self.notification is not None)  # fmt: skip
 
 
+class _NotificationHead(BaseModel):
+    """The notification's fields a report shows; the rest is neither validated nor kept."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    secas_reference: str
+    device_type: str
+
+
+class CaseReport(BaseModel):
+    """A stored case as a report on cases reads it (the console's export): the whole case but its
+    notification, of which only the two fields a report shows. Read from the stored JSON without
+    running the notification's rules again, for thousands of cases at once."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    response_id: str
+    state: CaseState
+    supplier: str = ""
+    notification: _NotificationHead | None = None
+    cpl_entry_id: str | None = None
+    problems: tuple[str, ...] = ()
+    opened_at: datetime
+    timeline: tuple[TimelineEntry, ...] = ()
+
+    @classmethod
+    def of(cls, case: Case) -> CaseReport:
+        n = case.notification
+        head = None if n is None else _NotificationHead(secas_reference=n.secas_reference,
+                                                        device_type=n.device_type.value)  # fmt: skip
+        return cls(response_id=case.response_id, state=case.state, supplier=case.supplier, notification=head,
+                   cpl_entry_id=case.cpl_entry_id, problems=tuple(case.problems), opened_at=case.opened_at,
+                   timeline=tuple(case.timeline))  # fmt: skip
+
+    def waited_since(self) -> datetime:
+        """When the case last entered its current state (``Case.waited_since``)."""
+        return _entered_state(self.timeline, self.opened_at)
+
+
 def _entered_state(timeline: Sequence[TimelineEntry | _Step], opened_at: datetime) -> datetime:
     for entry in reversed(timeline):
         if entry.from_state != entry.to_state:
