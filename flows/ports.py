@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from flows.domain.case import Case, CaseState, CaseSummary
+from flows.domain.case import Case, CaseReport, CaseState, CaseSummary
 from flows.domain.cpl import CplPublication, DeviceModelCombination
 
 
@@ -44,6 +44,11 @@ class CaseStore(Protocol):
 
     def summaries(self, states: Iterable[CaseState] | None = None) -> Sequence[CaseSummary]:
         """As ``list``, summarised: for lists of thousands of cases (the console)."""
+        ...
+
+    def reports(self, states: Iterable[CaseState] | None = None) -> Sequence[CaseReport]:
+        """As ``list``, without validating the notifications again: for reports on thousands of cases
+        (the console's export)."""
         ...
 
 

@@ -34,7 +34,7 @@ from adapters.azure_storage import (
     connect,
 )
 from adapters.azure_storage._keys import key_text, shard
-from flows.domain.case import Case, CaseState, CaseSummary
+from flows.domain.case import Case, CaseReport, CaseState, CaseSummary
 from flows.domain.cpl import CplPublication
 from flows.engine.definition import ActionStatus
 from flows.engine.loader import load_flow
@@ -44,7 +44,7 @@ from flows.engine.runs import REDACTED, ActionRecord, RunRecord, RunStatus
 from flows.errors import BadInput, PermanentError, TransientError
 from flows.ports import ConcurrencyConflict
 from flows.queue_message import Message
-from tests.support.store_builders import T0, a_case, a_publication, an_entry
+from tests.support.store_builders import T0, a_case, a_notification, a_notified_case, a_publication, an_entry
 
 if TYPE_CHECKING:
     from tests.azurite import AzuriteServer
@@ -227,7 +227,7 @@ def test_list_by_state_in_opening_order(stores: AzureStores) -> None:
     plus_one = timezone(timedelta(hours=1))
     store.add(a_case("R-late", at=T0 + timedelta(hours=2)))
     store.add(a_case("R-early", at=datetime(2026, 11, 20, 9, 30, tzinfo=plus_one)))  # 08:30 UTC
-    store.add(a_case("R-middle", at=T0 + timedelta(minutes=30)))
+    store.add(a_notified_case("R-middle", at=T0 + timedelta(minutes=30)))
     store.add(a_case("R-a-tie", at=T0 + timedelta(hours=2)))  # same time as R-late, added after it
     middle = store.get("R-middle")
     assert middle is not None
@@ -235,6 +235,7 @@ def test_list_by_state_in_opening_order(stores: AzureStores) -> None:
     store.save(middle)
 
     assert [case.response_id for case in store.list()] == ["R-early", "R-middle", "R-late", "R-a-tie"]
+    assert [summary.notified for summary in store.summaries()] == [False, True, False, False]
     assert [case.response_id for case in store.list([CaseState.RECEIVED])] == ["R-early", "R-late", "R-a-tie"]
     waiting = store.list(states=iter([CaseState.AWAITING_CPL, CaseState.LOADED]))
     assert [case.response_id for case in waiting] == ["R-middle"]
@@ -242,6 +243,11 @@ def test_list_by_state_in_opening_order(stores: AzureStores) -> None:
     # Summaries say the same, in the same order, for any filter.
     for states in (None, [CaseState.RECEIVED], [CaseState.AWAITING_CPL, CaseState.LOADED], []):
         assert list(store.summaries(states)) == [CaseSummary.of(case) for case in store.list(states)]
+        # And reports, the notification's fields a report shows included.
+        assert list(store.reports(states)) == [CaseReport.of(case) for case in store.list(states)]
+    (_, middle_report, _, *_) = store.reports()
+    assert middle_report.notification is not None
+    assert middle_report.notification.device_type == a_notification().device_type.value
 
 
 def test_a_case_with_a_very_long_timeline_round_trips(stores: AzureStores, settings: StorageSettings) -> None:

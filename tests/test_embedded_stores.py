@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import threading
@@ -23,12 +24,12 @@ from adapters.embedded import (
 )
 from adapters.embedded import sqlite as sqlite_module
 from adapters.embedded.runs import SqliteRunStore
-from flows.domain.case import Case, CaseState, CaseSummary
+from flows.domain.case import Case, CaseReport, CaseState, CaseSummary
 from flows.domain.cpl import CplPublication
 from flows.engine.runs import RunRecord, RunStatus
 from flows.ports import ConcurrencyConflict, InventoryRecord, InventoryStatus, UpsertOutcome
 from tests.support.demo_home import demo_home
-from tests.support.store_builders import T0, a_case, a_publication, an_entry
+from tests.support.store_builders import T0, a_case, a_notification, a_notified_case, a_publication, an_entry
 
 # --- builders ------------------------------------------------------------------------------------
 
@@ -228,7 +229,7 @@ def test_schema_creation_is_idempotent_and_versioned(db_path: Path) -> None:
             SqliteCaseStore(database)  # a second store on the same tables creates nothing new
             for component in ("publications", "idempotency", "inventory"):
                 assert database.schema_version(component) == 1
-            assert database.schema_version("cases") == SqliteCaseStore.SCHEMA_VERSION == 2
+            assert database.schema_version("cases") == SqliteCaseStore.SCHEMA_VERSION == 3
             assert cases.add(a_case()) is (opening == 0)  # the first opening's case is still there
 
 
@@ -236,8 +237,8 @@ def test_a_file_from_another_schema_version_is_refused(db_path: Path) -> None:
     with BridgeDatabase(db_path) as database:
         SqliteCaseStore(database)
         with database.write() as connection:
-            connection.execute("UPDATE schema_versions SET version = 3 WHERE component = 'cases'")
-        with pytest.raises(SchemaMismatch, match="cases tables are at schema version 3"):
+            connection.execute("UPDATE schema_versions SET version = 4 WHERE component = 'cases'")
+        with pytest.raises(SchemaMismatch, match="cases tables are at schema version 4"):
             SqliteCaseStore(database)
 
 
@@ -265,11 +266,44 @@ def test_version_1_cases_gain_their_summary_columns_from_their_documents(db_path
                 (case.response_id, case.state.value, case.supplier, T0.isoformat(), case.model_dump_json()),
             )
         store = SqliteCaseStore(database)
-        assert database.schema_version("cases") == 2
+        assert database.schema_version("cases") == 3
         (summary,) = store.summaries()
         assert summary == CaseSummary.of(case)
         assert summary.state_since == T0 + timedelta(hours=2) and summary.problems == ("x: a, b",)
         assert store.get(case.response_id) == case
+
+
+VERSION_2_CASES = """
+    CREATE TABLE cases (
+        response_id TEXT PRIMARY KEY, state TEXT NOT NULL, supplier TEXT NOT NULL, cpl_entry_id TEXT,
+        opened_at TEXT NOT NULL, version INTEGER NOT NULL, updated_at TEXT NOT NULL,
+        problems TEXT NOT NULL DEFAULT '[]', state_since TEXT, document TEXT NOT NULL
+    )
+"""
+
+
+def test_version_2_cases_learn_from_their_documents_which_have_a_notification(db_path: Path) -> None:
+    unread = a_case("R-unread")  # a form that could not be read: no notification
+    unread.move_to(CaseState.REJECTED, at=T0 + timedelta(hours=1), cause="invalid", problems=["x: y"])
+    notified = a_notified_case("R-notified", at=T0 + timedelta(hours=2))
+    with BridgeDatabase(db_path) as database:
+        with database.write() as connection:
+            connection.execute(VERSION_2_CASES)
+            connection.execute(
+                "INSERT INTO schema_versions (component, version, applied_at) VALUES ('cases', 2, 'then')"
+            )
+            for case in (unread, notified):
+                summary = CaseSummary.of(case)
+                connection.execute(
+                    "INSERT INTO cases VALUES (?, ?, ?, NULL, ?, 0, 'then', ?, ?, ?)",
+                    (case.response_id, case.state.value, case.supplier, case.opened_at.isoformat(),
+                     json.dumps(case.problems), summary.state_since.isoformat(), case.model_dump_json()),
+                )  # fmt: skip
+        store = SqliteCaseStore(database)
+        assert database.schema_version("cases") == 3
+        assert list(store.summaries()) == [CaseSummary.of(unread), CaseSummary.of(notified)]
+        assert [summary.notified for summary in store.summaries()] == [False, True]
+        assert store.get("R-notified") == notified
 
 
 def test_a_store_opened_from_a_path_owns_and_closes_its_connection(db_path: Path) -> None:
@@ -383,13 +417,14 @@ def test_list_by_state_in_opening_order(database: BridgeDatabase) -> None:
     plus_one = timezone(timedelta(hours=1))
     store.add(a_case("R-late", at=T0 + timedelta(hours=2)))
     store.add(a_case("R-early", at=datetime(2026, 11, 20, 9, 30, tzinfo=plus_one)))  # 08:30 UTC
-    store.add(a_case("R-middle", at=T0 + timedelta(minutes=30)))
+    store.add(a_notified_case("R-middle", at=T0 + timedelta(minutes=30)))
     middle = store.get("R-middle")
     assert middle is not None
     middle.move_to(CaseState.AWAITING_CPL, at=T0 + timedelta(hours=3), cause="waiting")
     store.save(middle)
 
     assert [case.response_id for case in store.list()] == ["R-early", "R-middle", "R-late"]
+    assert [summary.notified for summary in store.summaries()] == [False, True, False]
     assert [case.response_id for case in store.list([CaseState.RECEIVED])] == ["R-early", "R-late"]
     waiting = store.list(states=iter([CaseState.AWAITING_CPL, CaseState.LOADED]))
     assert [case.response_id for case in waiting] == ["R-middle"]
@@ -397,6 +432,11 @@ def test_list_by_state_in_opening_order(database: BridgeDatabase) -> None:
     # Summaries say the same, in the same order, for any filter.
     for states in (None, [CaseState.RECEIVED], [CaseState.AWAITING_CPL, CaseState.LOADED], []):
         assert list(store.summaries(states)) == [CaseSummary.of(case) for case in store.list(states)]
+        # And reports, the notification's fields a report shows included.
+        assert list(store.reports(states)) == [CaseReport.of(case) for case in store.list(states)]
+    (_, middle_report, _, *_) = store.reports()
+    assert middle_report.notification is not None
+    assert middle_report.notification.device_type == a_notification().device_type.value
 
 
 # --- publications --------------------------------------------------------------------------------

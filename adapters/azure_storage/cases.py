@@ -35,7 +35,7 @@ from adapters.azure_storage._documents import pack, unpack
 from adapters.azure_storage._errors import storage_errors
 from adapters.azure_storage._keys import key_text, shard, utc_text, written_now
 from adapters.recent import Recent
-from flows.domain.case import Case, CaseState, CaseSummary, SummaryDocument
+from flows.domain.case import Case, CaseReport, CaseState, CaseSummary, SummaryDocument
 from flows.ports import ConcurrencyConflict
 
 PARTITIONS = ("case|", "case}")  # "}" follows "|": every case's partition lies between these
@@ -130,6 +130,12 @@ class TableCaseStore:
         """As ``list``, each read as a summary (the notification is not validated again)."""
         entities = self._entities(states, "summaries")
         return [SummaryDocument.model_validate_json(unpack(entity)).summary() for entity in entities]
+
+    def reports(self, states: Iterable[CaseState] | None = None) -> Sequence[CaseReport]:
+        """As ``list``, each read as a report (the notification is not validated again)."""
+        return [
+            CaseReport.model_validate_json(unpack(entity)) for entity in self._entities(states, "reports")
+        ]
 
     def _entities(self, states: Iterable[CaseState] | None, what: str) -> Sequence[TableEntity]:
         """The state filter runs in the service; the order is made here (the service returns the

@@ -9,22 +9,24 @@ from typing import ClassVar
 
 from adapters.embedded.case_cache import ParsedCases
 from adapters.embedded.sqlite import BridgeDatabase, SqliteStore, StrPath, utc_text
-from flows.domain.case import Case, CaseState, CaseSummary
+from flows.domain.case import Case, CaseReport, CaseState, CaseSummary
 from flows.ports import ConcurrencyConflict
 
 _INSERT = """
     INSERT OR IGNORE INTO cases
         (response_id, state, supplier, cpl_entry_id, opened_at, version, updated_at, problems, state_since,
-         document)
-    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+         notified, document)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 """
 _UPDATE = """
     UPDATE cases
     SET state = ?, supplier = ?, cpl_entry_id = ?, opened_at = ?, version = version + 1, updated_at = ?,
-        problems = ?, state_since = ?, document = ?
+        problems = ?, state_since = ?, notified = ?, document = ?
     WHERE response_id = ? AND version = ?
 """
-_SUMMARIES = "SELECT response_id, state, supplier, cpl_entry_id, problems, opened_at, state_since FROM cases"
+_SUMMARIES = """
+    SELECT response_id, state, supplier, cpl_entry_id, problems, opened_at, state_since, notified FROM cases
+"""
 # Version 1 had neither summary column: read them from the documents once.
 _ADD_SUMMARY_COLUMNS = (
     "ALTER TABLE cases ADD COLUMN problems TEXT NOT NULL DEFAULT '[]'",
@@ -38,6 +40,11 @@ _ADD_SUMMARY_COLUMNS = (
              ORDER BY step.key DESC LIMIT 1),
             opened_at)
     """,
+)
+# Version 2 did not say which cases have a notification (the message previews list only those).
+_ADD_NOTIFIED_COLUMN = (
+    "ALTER TABLE cases ADD COLUMN notified INTEGER NOT NULL DEFAULT 0",
+    "UPDATE cases SET notified = coalesce(json_type(document, '$.notification'), 'null') != 'null'",
 )
 _LIST_ALL = "SELECT response_id, document FROM cases ORDER BY opened_at, rowid"
 _LIST_IN_STATES = """
@@ -54,8 +61,8 @@ class SqliteCaseStore(SqliteStore):
     """
 
     SCHEMA_COMPONENT = "cases"
-    SCHEMA_VERSION = 2
-    MIGRATIONS: ClassVar[dict[int, tuple[str, ...]]] = {1: _ADD_SUMMARY_COLUMNS}
+    SCHEMA_VERSION = 3
+    MIGRATIONS: ClassVar[dict[int, tuple[str, ...]]] = {1: _ADD_SUMMARY_COLUMNS, 2: _ADD_NOTIFIED_COLUMN}
     SCHEMA = (
         """
         CREATE TABLE IF NOT EXISTS cases (
@@ -68,6 +75,7 @@ class SqliteCaseStore(SqliteStore):
             updated_at   TEXT NOT NULL,
             problems     TEXT NOT NULL DEFAULT '[]',  -- JSON, for summaries
             state_since  TEXT,                        -- when it entered its state, for summaries
+            notified     INTEGER NOT NULL DEFAULT 0,  -- 1 if it has its notification, for summaries
             document     TEXT NOT NULL
         )
         """,
@@ -131,13 +139,18 @@ class SqliteCaseStore(SqliteStore):
 
     def list(self, states: Iterable[CaseState] | None = None) -> list[Case]:
         """Cases in the given states (all when ``None``), oldest opened first (ties: first added)."""
+        return [self._parsed.get(response_id, document) for response_id, document in self._documents(states)]
+
+    def reports(self, states: Iterable[CaseState] | None = None) -> Sequence[CaseReport]:
+        """As ``list``, each document read as a report (the notification is not validated again)."""
+        return [CaseReport.model_validate_json(document) for _, document in self._documents(states)]
+
+    def _documents(self, states: Iterable[CaseState] | None) -> Sequence[tuple[str, str]]:
         with self._db.read() as connection:
             if states is None:
-                rows = connection.execute(_LIST_ALL).fetchall()
-            else:
-                wanted = json.dumps(sorted({CaseState(state).value for state in states}))
-                rows = connection.execute(_LIST_IN_STATES, (wanted,)).fetchall()
-        return [self._parsed.get(response_id, document) for response_id, document in rows]
+                return connection.execute(_LIST_ALL).fetchall()
+            wanted = json.dumps(sorted({CaseState(state).value for state in states}))
+            return connection.execute(_LIST_IN_STATES, (wanted,)).fetchall()
 
     def summaries(self, states: Iterable[CaseState] | None = None) -> Sequence[CaseSummary]:
         """As ``list``, from the summary columns beside each document: thousands of cases cost no
@@ -160,13 +173,14 @@ class SqliteCaseStore(SqliteStore):
                 () if problems == "[]" else tuple(json.loads(problems)),
                 instant(opened_at),
                 instant(state_since or opened_at),
+                notified == 1,
             )
-            for response_id, state, supplier, cpl_entry_id, problems, opened_at, state_since in rows
+            for response_id, state, supplier, cpl_entry_id, problems, opened_at, state_since, notified in rows
         ]
 
     def _row(
         self, case: Case, version: int
-    ) -> tuple[str, str, str, str | None, str, int, str, str, str, str]:
+    ) -> tuple[str, str, str, str | None, str, int, str, str, str, int, str]:
         """The row in ``_INSERT``'s column order for ``case`` stored at ``version``."""
         document = case.model_copy(update={"version": version}).model_dump_json()
         return (
@@ -179,5 +193,6 @@ class SqliteCaseStore(SqliteStore):
             utc_text(self._clock()),
             json.dumps(case.problems),
             utc_text(case.waited_since()),
+            int(case.notification is not None),
             document,
         )

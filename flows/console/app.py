@@ -262,8 +262,10 @@ class ConsoleApp:
         templates = self.app.templates
         chosen = request.query.get("template", "")
         response_id = request.query.get("case", "")
-        cases = [case for case in self.app.cases.list() if case.notification is not None]
-        case = next((c for c in cases if c.response_id == response_id), cases[0] if cases else None)
+        # Summaries to choose from; the one case shown is read whole.
+        cases = [summary for summary in self.app.cases.summaries() if summary.notified]
+        shown = next((c for c in cases if c.response_id == response_id), cases[0] if cases else None)
+        case = self.app.cases.get(shown.response_id) if shown is not None else None
         preview = message_preview(self.app, chosen, case) if chosen else None
         return self._page(
             "previews.html.j2", operator, title="Message previews", emails=templates.names("email"),
@@ -293,7 +295,7 @@ class ConsoleApp:
         start, end = _day(request.query.get("from", "")), _day(request.query.get("to", ""))
         rows = [
             row
-            for row in export_columns(self.app.cases.list())
+            for row in export_columns(self.app.cases.reports())
             if (start is None or row["opened_at"][:10] >= start.isoformat())
             and (end is None or row["opened_at"][:10] <= end.isoformat())
         ]

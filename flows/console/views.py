@@ -14,7 +14,7 @@ from urllib.parse import quote
 from markupsafe import Markup
 
 from flows.bootstrap import BridgeApp
-from flows.domain.case import Case, CaseState, CaseSummary
+from flows.domain.case import Case, CaseReport, CaseState, CaseSummary
 from flows.domain.cpl import CplEntry
 from flows.domain.decisions import problems_seen
 from flows.domain.matching import Assessment, assess
@@ -182,8 +182,8 @@ def run_list(runs: Sequence[RunRecord]) -> list[RunRecord]:
     return failed + [run for run in runs if run.status.value != "Failed"]
 
 
-def export_columns(cases: Sequence[Case]) -> list[dict[str, Any]]:
-    """One row per case for reporting: no contact details."""
+def export_columns(cases: Sequence[CaseReport]) -> list[dict[str, Any]]:
+    """One row per case for reporting: no contact details (a report holds none)."""
     rows = []
     for case in sorted(cases, key=lambda c: (c.opened_at, c.response_id)):
         n = case.notification
@@ -193,7 +193,7 @@ def export_columns(cases: Sequence[Case]) -> list[dict[str, Any]]:
                 "response_id": case.response_id,
                 "supplier": case.supplier,
                 "secas_reference": n.secas_reference if n else "",
-                "device_type": n.device_type.value if n else "",
+                "device_type": n.device_type if n else "",
                 "state": case.state.value,
                 "cpl_entry_id": case.cpl_entry_id or "",
                 "opened_at": case.opened_at.isoformat(),

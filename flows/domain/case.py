@@ -157,11 +157,13 @@ class CaseSummary(NamedTuple):
     opened_at: datetime
     state_since: datetime
     """When the case last entered its current state (``Case.waited_since``)."""
+    notified: bool
+    """Whether the case has its notification (a form that could not be read leaves none)."""
 
     @classmethod
     def of(cls, case: Case) -> CaseSummary:
         return cls(case.response_id, case.state, case.supplier, case.cpl_entry_id, tuple(case.problems),
-                   case.opened_at, case.waited_since())  # fmt: skip
+                   case.opened_at, case.waited_since(), case.notification is not None)  # fmt: skip
 
 
 class _Step(BaseModel):
@@ -172,14 +174,22 @@ class _Step(BaseModel):
     to_state: CaseState
 
 
+class _Given(BaseModel):
+    """A JSON object read only for being there: none of its keys is kept or validated."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+
 class SummaryDocument(BaseModel):
-    """A stored case's JSON read for its summary only: the notification is neither validated nor kept."""
+    """A stored case's JSON read for its summary only: the notification is neither validated nor kept,
+    only whether there is one."""
 
     model_config = ConfigDict(frozen=True, extra="ignore")
 
     response_id: str
     state: CaseState
     supplier: str = ""
+    notification: _Given | None = None
     cpl_entry_id: str | None = None
     problems: tuple[str, ...] = ()
     opened_at: datetime
@@ -187,7 +197,47 @@ class SummaryDocument(BaseModel):
 
     def summary(self) -> CaseSummary:
         return CaseSummary(self.response_id, self.state, self.supplier, self.cpl_entry_id, self.problems,
-                           self.opened_at, _entered_state(self.timeline, self.opened_at))  # fmt: skip
+                           self.opened_at, _entered_state(self.timeline, self.opened_at),
+                           self.notification is not None)  # fmt: skip
+
+
+class _NotificationHead(BaseModel):
+    """The notification's fields a report shows; the rest is neither validated nor kept."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    secas_reference: str
+    device_type: str
+
+
+class CaseReport(BaseModel):
+    """A stored case as a report on cases reads it (the console's export): the whole case but its
+    notification, of which only the two fields a report shows. Read from the stored JSON without
+    running the notification's rules again, for thousands of cases at once."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    response_id: str
+    state: CaseState
+    supplier: str = ""
+    notification: _NotificationHead | None = None
+    cpl_entry_id: str | None = None
+    problems: tuple[str, ...] = ()
+    opened_at: datetime
+    timeline: tuple[TimelineEntry, ...] = ()
+
+    @classmethod
+    def of(cls, case: Case) -> CaseReport:
+        n = case.notification
+        head = None if n is None else _NotificationHead(secas_reference=n.secas_reference,
+                                                        device_type=n.device_type.value)  # fmt: skip
+        return cls(response_id=case.response_id, state=case.state, supplier=case.supplier, notification=head,
+                   cpl_entry_id=case.cpl_entry_id, problems=tuple(case.problems), opened_at=case.opened_at,
+                   timeline=tuple(case.timeline))  # fmt: skip
+
+    def waited_since(self) -> datetime:
+        """When the case last entered its current state (``Case.waited_since``)."""
+        return _entered_state(self.timeline, self.opened_at)
 
 
 def _entered_state(timeline: Sequence[TimelineEntry | _Step], opened_at: datetime) -> datetime:

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, TypeVar
 
-from flows.domain.case import Case, CaseState, CaseSummary
+from flows.domain.case import Case, CaseReport, CaseState, CaseSummary
 from flows.domain.cpl import CplPublication, DeviceModelCombination
 from flows.engine.runs import ActionRecord, RunRecord, RunStatus, RunStore
 from flows.errors import TransientError
@@ -204,6 +204,9 @@ class FaultyCases(_Wrapper):
 
     def summaries(self, states: Iterable[CaseState] | None = None) -> Sequence[CaseSummary]:
         return self._call("summaries", lambda: self.inner.summaries(states))
+
+    def reports(self, states: Iterable[CaseState] | None = None) -> Sequence[CaseReport]:
+        return self._call("reports", lambda: self.inner.reports(states))
 
 
 class FaultyPublications(_Wrapper):

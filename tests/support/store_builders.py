@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, date, datetime
+from functools import cache
 
+from adapters.forms import load_form_definition, notification_from_response
 from flows.domain.case import Case
 from flows.domain.cpl import CplEntry, CplPublication, CplStatus, EpclStatus
+from flows.domain.notification import EmergencyNotification
+from flows.settings import SAMPLES
 
 T0 = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
 
@@ -14,6 +19,19 @@ def a_case(
     response_id: str = "R-0001", *, at: datetime = T0, supplier: str = "Northern Lights Energy"
 ) -> Case:
     return Case.open(response_id, at=at, supplier=supplier, evidence={"run": "run-1"})
+
+
+def a_notified_case(response_id: str = "R-0002", *, at: datetime = T0) -> Case:
+    """A case opened from the first sample form response (``a_case`` has no notification)."""
+    notification = a_notification().model_copy(update={"response_id": response_id})
+    return Case.open(response_id, at=at, supplier=notification.supplier, notification=notification)
+
+
+@cache
+def a_notification() -> EmergencyNotification:
+    form = load_form_definition(SAMPLES / "forms" / "form-definition.json")
+    (first, *_) = json.loads((SAMPLES / "forms" / "responses.json").read_text())
+    return notification_from_response(first, form)
 
 
 def an_entry(entry_id: str = "S1-000123", *, firmware: str = "0203") -> CplEntry:
