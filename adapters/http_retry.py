@@ -103,7 +103,7 @@ def attempt(
     except httpx.TransportError as error:
         raise TransientError(scrub(f"{what}: {type(error).__name__}: {error}")) from error
     if response.status_code in TRANSIENT_STATUSES or response.status_code >= 500:
-        message = scrub(f"{what}: HTTP {response.status_code}{excerpt(response)}")
+        message = scrub(f"{what}: HTTP {response.status_code}{excerpt(response, scrub=scrub)}")
         raise TransientError(message, retry_after=retry_after(response))
     return response
 
@@ -134,9 +134,14 @@ def retry_after(response: httpx.Response) -> float | None:
     return max(0.0, (until - now).total_seconds())
 
 
-def excerpt(response: httpx.Response, limit: int = EXCERPT_CHARS) -> str:
-    """``": <the body's start>"`` with white space collapsed, for error messages; empty for an empty body."""
-    text = " ".join(response.text.split())
+def excerpt(
+    response: httpx.Response, limit: int = EXCERPT_CHARS, *, scrub: Callable[[str], str] = str
+) -> str:
+    """``": <the body's start>"`` with white space collapsed, for error messages; empty for an empty body.
+
+    ``scrub`` cleans the body before it is cut: cut first, a secret straddling the cut would keep its start.
+    """
+    text = " ".join(scrub(response.text).split())
     if not text:
         return ""
     return ": " + (text if len(text) <= limit else text[:limit] + "...")
