@@ -8,16 +8,14 @@ response means for its own port.
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar
 
 import httpx
 import tenacity
 
+from adapters.retry_after import retry_after_seconds
 from flows.errors import PermanentError, TransientError
 
 T = TypeVar("T")
@@ -109,29 +107,9 @@ def attempt(
 
 
 def retry_after(response: httpx.Response) -> float | None:
-    """The Retry-After header in seconds, given as delay-seconds or as an HTTP date; None if absent or bad.
-
-    A date is measured from the response's own Date header when there is one, so that a difference
-    between the two clocks does not shorten or lengthen the wait.
-    """
-    value = response.headers.get("Retry-After", "").strip()
-    if not value:
-        return None
-    try:
-        seconds = float(value)
-    except ValueError:
-        pass
-    else:
-        return max(0.0, seconds) if math.isfinite(seconds) else None  # "inf" and "nan" parse as floats
-    try:
-        until = parsedate_to_datetime(value)
-        sent = response.headers.get("Date")
-        now = parsedate_to_datetime(sent) if sent else datetime.now(UTC)
-    except (TypeError, ValueError):
-        return None
-    if until.tzinfo is None or now.tzinfo is None:
-        return None
-    return max(0.0, (until - now).total_seconds())
+    """The Retry-After header in seconds (see ``adapters.retry_after``), a date measured from the
+    response's own Date header when it has one; None if absent or bad."""
+    return retry_after_seconds(response.headers.get("Retry-After"), date=response.headers.get("Date"))
 
 
 def excerpt(

@@ -161,6 +161,22 @@ def test_throttling_is_waited_out_as_retry_after_says(
     assert len({body for *_, body in webhook.requests}) == 1  # the same message each time
 
 
+def test_a_retry_after_in_asctime_form_is_waited_out(
+    channel: WorkflowsWebhookChannel, webhook: RecordingWebhook, sleeps: list[float]
+) -> None:
+    """RFC 9110 says a recipient must accept asctime dates; they have no zone, and HTTP dates are UTC."""
+    webhook.answers.extend(
+        [
+            Answer(429, {"Retry-After": "Wed Nov 25 10:00:02 2026", "Date": "Wed Nov 25 10:00:00 2026"}),
+            Answer(503, {"Retry-After": "Wed, 25 Nov 2026 10:00:03 GMT", "Date": "Wed Nov 25 10:00:00 2026"}),
+        ]
+    )
+
+    assert channel.post(a_card()) == "run-1"
+
+    assert sleeps == [2.0, 3.0]
+
+
 def test_a_server_error_then_accepted_posts_one_card(
     channel: WorkflowsWebhookChannel, webhook: RecordingWebhook, sleeps: list[float]
 ) -> None:
