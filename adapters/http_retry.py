@@ -24,6 +24,10 @@ log = logging.getLogger(__name__)
 TRANSIENT_STATUSES = frozenset({408, 429})
 """Besides every 5xx: a request timeout and throttling. Any other 4xx will recur as it is."""
 EXCERPT_CHARS = 200
+EXCERPT_BYTES = 8192
+"""An excerpt comes from the body's first 8 KiB: an answer may be megabytes, a message shows 200."""
+_WINDOW_GUARD = 1024
+"""Characters dropped from the end of a window cut short: longer than any secret a scrubber replaces."""
 
 
 @dataclass(frozen=True)
@@ -117,9 +121,15 @@ def excerpt(
 ) -> str:
     """``": <the body's start>"`` with white space collapsed, for error messages; empty for an empty body.
 
-    ``scrub`` cleans the body before it is cut: cut first, a secret straddling the cut would keep its start.
+    Only the first ``EXCERPT_BYTES`` are decoded. ``scrub`` cleans them before they are cut: cut first, a
+    secret straddling the cut would keep its start. When the body goes on past them, their last 1,024
+    characters are dropped after cleaning: a secret the window cuts short is not matched whole.
     """
-    text = " ".join(scrub(response.text).split())
+    window = response.content[:EXCERPT_BYTES]
+    text = scrub(window.decode(response.encoding or "utf-8", errors="replace"))
+    if len(response.content) > len(window):
+        text = text[:-_WINDOW_GUARD]
+    text = " ".join(text.split())
     if not text:
         return ""
     return ": " + (text if len(text) <= limit else text[:limit] + "...")
