@@ -8,16 +8,14 @@ response means for its own port.
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar
 
 import httpx
 import tenacity
 
+from adapters.retry_after import retry_after_seconds
 from flows.errors import PermanentError, TransientError
 
 T = TypeVar("T")
@@ -26,6 +24,10 @@ log = logging.getLogger(__name__)
 TRANSIENT_STATUSES = frozenset({408, 429})
 """Besides every 5xx: a request timeout and throttling. Any other 4xx will recur as it is."""
 EXCERPT_CHARS = 200
+EXCERPT_BYTES = 8192
+"""An excerpt comes from the body's first 8 KiB: an answer may be megabytes, a message shows 200."""
+_WINDOW_GUARD = 1024
+"""Characters dropped from the end of a window cut short: longer than any secret a scrubber replaces."""
 
 
 @dataclass(frozen=True)
@@ -103,40 +105,31 @@ def attempt(
     except httpx.TransportError as error:
         raise TransientError(scrub(f"{what}: {type(error).__name__}: {error}")) from error
     if response.status_code in TRANSIENT_STATUSES or response.status_code >= 500:
-        message = scrub(f"{what}: HTTP {response.status_code}{excerpt(response)}")
+        message = scrub(f"{what}: HTTP {response.status_code}{excerpt(response, scrub=scrub)}")
         raise TransientError(message, retry_after=retry_after(response))
     return response
 
 
 def retry_after(response: httpx.Response) -> float | None:
-    """The Retry-After header in seconds, given as delay-seconds or as an HTTP date; None if absent or bad.
+    """The Retry-After header in seconds (see ``adapters.retry_after``), a date measured from the
+    response's own Date header when it has one; None if absent or bad."""
+    return retry_after_seconds(response.headers.get("Retry-After"), date=response.headers.get("Date"))
 
-    A date is measured from the response's own Date header when there is one, so that a difference
-    between the two clocks does not shorten or lengthen the wait.
+
+def excerpt(
+    response: httpx.Response, limit: int = EXCERPT_CHARS, *, scrub: Callable[[str], str] = str
+) -> str:
+    """``": <the body's start>"`` with white space collapsed, for error messages; empty for an empty body.
+
+    Only the first ``EXCERPT_BYTES`` are decoded. ``scrub`` cleans them before they are cut: cut first, a
+    secret straddling the cut would keep its start. When the body goes on past them, their last 1,024
+    characters are dropped after cleaning: a secret the window cuts short is not matched whole.
     """
-    value = response.headers.get("Retry-After", "").strip()
-    if not value:
-        return None
-    try:
-        seconds = float(value)
-    except ValueError:
-        pass
-    else:
-        return max(0.0, seconds) if math.isfinite(seconds) else None  # "inf" and "nan" parse as floats
-    try:
-        until = parsedate_to_datetime(value)
-        sent = response.headers.get("Date")
-        now = parsedate_to_datetime(sent) if sent else datetime.now(UTC)
-    except (TypeError, ValueError):
-        return None
-    if until.tzinfo is None or now.tzinfo is None:
-        return None
-    return max(0.0, (until - now).total_seconds())
-
-
-def excerpt(response: httpx.Response, limit: int = EXCERPT_CHARS) -> str:
-    """``": <the body's start>"`` with white space collapsed, for error messages; empty for an empty body."""
-    text = " ".join(response.text.split())
+    window = response.content[:EXCERPT_BYTES]
+    text = scrub(window.decode(response.encoding or "utf-8", errors="replace"))
+    if len(response.content) > len(window):
+        text = text[:-_WINDOW_GUARD]
+    text = " ".join(text.split())
     if not text:
         return ""
     return ": " + (text if len(text) <= limit else text[:limit] + "...")

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 from collections.abc import Callable
+from itertools import pairwise
 from typing import Any
 
 import httpx
@@ -69,9 +71,8 @@ class WorkflowsWebhookChannel:
         self._max_bytes = max_bytes
         self._host = target.host
         self._shown = f"{target.scheme}://{target.host}/[redacted]"
-        parts = (target.raw_path.decode("ascii"), target.path, target.query.decode("ascii"))
-        signatures = tuple(target.params.get_list("sig"))
-        self._secret_parts = tuple(part for part in (*parts, *signatures) if part.strip("/"))
+        self._whole_url = _any_case(url.get_secret_value(), str(target))
+        self._secret_parts = _any_case(*_secret_parts(target))
         _redact_in_httpx_log(str(target), self._shown)
 
     def __repr__(self) -> str:
@@ -100,16 +101,45 @@ class WorkflowsWebhookChannel:
             lambda: attempt(send, what, scrub=self._scrub), self._retry, sleep=self._sleep
         )
         if response.status_code not in ACCEPTED:
-            message = f"{what}: HTTP {response.status_code}{excerpt(response)}"
+            message = f"{what}: HTTP {response.status_code}{excerpt(response, scrub=self._scrub)}"
             raise PermanentError(self._scrub(message))
         return response.headers.get(RUN_ID_HEADER) or card.idempotency_key
 
     def _scrub(self, text: str) -> str:
-        """``text`` with the URL, its path, query and signature (should anything echo them) replaced."""
-        text = text.replace(self._url.get_secret_value(), self._shown)
-        for part in self._secret_parts:
-            text = text.replace(part, "[redacted]")
-        return text
+        """``text`` with the URL, its path, query, workflow id and signature replaced, in any case, as
+        written or with JSON's escaped slashes (should the far side echo them). Call it on a whole text,
+        never on one cut short: a secret across the cut would keep its start."""
+        text = self._whole_url.sub(lambda _: self._shown, text)
+        return self._secret_parts.sub("[redacted]", text)
+
+
+def _secret_parts(target: httpx.URL) -> list[str]:
+    """What of a Workflows webhook URL is secret besides the host: its path and query, together and
+    apart, the signature and the workflow id (the path segment after ``workflows``), as sent and decoded."""
+    path_and_query = target.raw_path.decode("ascii")  # httpx's raw path includes the query
+    raw_path, _, raw_query = path_and_query.partition("?")
+    raw_signatures = [
+        value for name, _, value in (p.partition("=") for p in raw_query.split("&")) if name == "sig"
+    ]
+    segments = target.path.split("/")
+    workflow_ids = [after for before, after in pairwise(segments) if before == "workflows"]
+    parts = [
+        path_and_query,
+        raw_path,
+        target.path,
+        raw_query,
+        *raw_signatures,
+        *target.params.get_list("sig"),
+    ]
+    return [part for part in (*parts, *workflow_ids) if part.strip("/")]
+
+
+def _any_case(*texts: str) -> re.Pattern[str]:
+    """A pattern finding any of ``texts`` in any case, as written or with ``/`` escaped as JSON may,
+    longest first (a whole path before the workflow id in it)."""
+    forms = {form for text in texts if text for form in (text, text.replace("/", "\\/"))}
+    alternatives = sorted(forms, key=len, reverse=True)
+    return re.compile("|".join(map(re.escape, alternatives)) or "(?!)", re.IGNORECASE)  # (?!): nothing
 
 
 class _RedactUrls(logging.Filter):

@@ -217,6 +217,38 @@ def test_the_responder_address_may_be_as_long_as_smtp_allows() -> None:
     assert reasons(rejection(payload)) == {"responder": "is too long: 255 characters, the limit is 254"}
 
 
+@pytest.mark.parametrize(
+    ("address", "what", "position"),
+    [
+        ("a,b@c.example", "','", 2),  # two recipients once written in a To header
+        ("a@c.example;b@c.example", "';'", 12),
+        ("Zo\u00eb <zoe@c.example>", "white space", 4),
+        ("<zoe@c.example>", "'<'", 1),
+        ("zoe@c.example>", "'>'", 14),
+        ('"zoe"@c.example', "'\"'", 1),
+        ("zoe\t@c.example", "white space", 4),
+        ("zoe\u00a0@c.example", "white space", 4),  # a no-break space
+    ],
+)
+def test_a_responder_that_is_not_one_plain_address_is_refused_naming_the_character(
+    address: str, what: str, position: int
+) -> None:
+    payload = response()
+    payload["responder"] = address
+
+    assert reasons(rejection(payload)) == {
+        "responder": f"is not one e-mail address: {what} at character {position}; give one address,"
+        " like name@example.com"
+    }
+
+
+@pytest.mark.parametrize("address", ["zo\u00eb@ex\u00e4mple.com", "o'brien+cpl@example.test"])
+def test_an_international_or_unusual_but_single_address_is_accepted(address: str) -> None:
+    payload = response()
+    payload["responder"] = address
+    assert notification_from_response(payload, FORM).responder == address
+
+
 def test_a_huge_value_is_refused_without_being_echoed_anywhere() -> None:
     huge = "<b>" + "7" * 1_000_000
     error = rejection(response(model_id=huge, contact_name=huge, affected_devices=huge, planned_start=huge))

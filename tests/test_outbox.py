@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import re
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from email import policy
@@ -23,6 +24,7 @@ from adapters.outbox import IDEMPOTENCY_HEADER, OutboxMailer, OutboxOperatorChan
 from adapters.outbox import folder as outbox_folder
 from adapters.outbox.json_text import indented
 from adapters.outbox.mime import alternative, make_boundary
+from flows.errors import BadInput
 from flows.ports import OperatorCard, OutgoingEmail
 
 SENDER = "DCC CPL bridge <cpl-bridge@dcc.example>"
@@ -110,6 +112,50 @@ def test_non_ascii_subject_survives(mailer: OutboxMailer, tmp_path: Path) -> Non
     mailer.send(an_email(subject="Caf\u00e9 \u2014 firmware 0203 approved"))
     [path] = files_in(tmp_path / "outbox")
     assert parse(path)["Subject"] == "Caf\u00e9 \u2014 firmware 0203 approved"
+
+
+def to_header(path: Path) -> bytes:
+    """The To header as written, unfolded."""
+    head = path.read_bytes().split(b"\r\n\r\n", 1)[0].replace(b"\r\n ", b" ")
+    [line] = [line for line in head.split(b"\r\n") if line.startswith(b"To:")]
+    return line
+
+
+def test_a_non_ascii_domain_is_written_as_idna(mailer: OutboxMailer, tmp_path: Path) -> None:
+    """Not as one RFC 2047 encoded word, which a reader takes for a name, not an address."""
+    to = ("ops@ex\u00e4mple.com", "security@northern-lights.example", "x@\u30c6\u30b9\u30c8.example")
+    mailer.send(an_email().model_copy(update={"to": to}))
+
+    [path] = files_in(tmp_path / "outbox")
+    assert to_header(path) == (
+        b"To: ops@xn--exmple-cua.com, security@northern-lights.example, x@xn--zckzah.example"
+    )
+    assert [address.addr_spec for address in parse(path)["To"].addresses] == [
+        "ops@xn--exmple-cua.com",
+        "security@northern-lights.example",
+        "x@xn--zckzah.example",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("to", "problem"),
+    [
+        ("zo\u00eb@ex\u00e4mple.com", "recipient 1 of 1: the part before the @ is not ASCII"),
+        ("a,b@c.example", "recipient 1 of 1 is not one e-mail address"),
+        ("Zoe <zoe@c.example>", "recipient 1 of 1 is not one e-mail address"),
+        ("zoe@", "recipient 1 of 1 is not one e-mail address"),
+        ("zoe@a..example", "recipient 1 of 1 is not one e-mail address"),
+        ("zoe@\u00e4..example", "recipient 1 of 1: the domain is not a valid international domain name"),
+    ],
+)
+def test_a_recipient_the_header_cannot_carry_is_refused_unwritten(
+    mailer: OutboxMailer, tmp_path: Path, to: str, problem: str
+) -> None:
+    with pytest.raises(BadInput, match=re.escape(problem)) as raised:
+        mailer.send(an_email().model_copy(update={"to": (to,)}))
+
+    assert to not in str(raised.value)  # run history keeps no contact details
+    assert files_in(tmp_path) == []
 
 
 def test_sending_twice_with_the_same_key_writes_one_file_and_returns_the_same_id(

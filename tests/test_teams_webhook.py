@@ -22,7 +22,8 @@ from adapters.teams_webhook import WorkflowsWebhookChannel
 from flows.errors import BadInput, PermanentError, TransientError
 from flows.ports import OperatorCard
 
-WORKFLOW_PATH = "/powerautomate/automations/direct/workflows/5f1c0ffee0ddba11/triggers/manual/paths/invoke"
+WORKFLOW_ID = "5f1c0ffee0ddba11"
+WORKFLOW_PATH = f"/powerautomate/automations/direct/workflows/{WORKFLOW_ID}/triggers/manual/paths/invoke"
 SIGNATURE = "Zm9yLXRlc3RzLW9ubHktbm90LWEtcmVhbC1zaWc"
 QUERY = f"api-version=1&sp=%2Ftriggers%2Fmanual%2Frun&sv=1.0&sig={SIGNATURE}"
 CARD = {
@@ -109,7 +110,11 @@ def a_card(key: str = "teams/loaded/R-0001", card: dict[str, Any] | None = None)
 
 
 def assert_secret_kept(text: str) -> None:
-    assert SIGNATURE not in text and "5f1c0ffee0ddba11" not in text and "/triggers/" not in text
+    """Neither the signature nor the workflow id, nor any six characters of them, nor the path."""
+    for secret in (SIGNATURE, WORKFLOW_ID):
+        pieces = [secret[start : start + 6] for start in range(len(secret) - 5)]
+        assert not [piece for piece in pieces if piece.casefold() in text.casefold()], text
+    assert "/triggers/" not in text
 
 
 def test_posts_the_card_in_the_workflows_message_envelope(
@@ -154,6 +159,22 @@ def test_throttling_is_waited_out_as_retry_after_says(
     assert sleeps == [5.0, 2.0]
     assert len(webhook.requests) == 3
     assert len({body for *_, body in webhook.requests}) == 1  # the same message each time
+
+
+def test_a_retry_after_in_asctime_form_is_waited_out(
+    channel: WorkflowsWebhookChannel, webhook: RecordingWebhook, sleeps: list[float]
+) -> None:
+    """RFC 9110 says a recipient must accept asctime dates; they have no zone, and HTTP dates are UTC."""
+    webhook.answers.extend(
+        [
+            Answer(429, {"Retry-After": "Wed Nov 25 10:00:02 2026", "Date": "Wed Nov 25 10:00:00 2026"}),
+            Answer(503, {"Retry-After": "Wed, 25 Nov 2026 10:00:03 GMT", "Date": "Wed Nov 25 10:00:00 2026"}),
+        ]
+    )
+
+    assert channel.post(a_card()) == "run-1"
+
+    assert sleeps == [2.0, 3.0]
 
 
 def test_a_server_error_then_accepted_posts_one_card(
@@ -206,6 +227,44 @@ def test_giving_up_says_so_without_the_url(webhook: RecordingWebhook, sleeps: li
     assert "HTTP 503" in str(raised.value)
     assert_secret_kept(str(raised.value))
     assert len(webhook.requests) == 2
+
+
+@pytest.mark.parametrize("status", [400, 503])
+@pytest.mark.parametrize("at", [180, 190, 195, 199])
+def test_a_signature_echoed_where_the_excerpt_is_cut_is_not_shown_in_part(
+    webhook: RecordingWebhook, status: int, at: int
+) -> None:
+    """The body is cleaned whole, then cut: cutting first left the start of a signature near the cut."""
+    echo = "." * (at - len("sig=")) + f"sig={SIGNATURE}&sv=1.0 and more of the answer"
+    webhook.answers.append(Answer(status, body=echo))
+    with httpx.Client(timeout=5.0) as client:
+        channel = WorkflowsWebhookChannel(SecretStr(webhook.url), client, retry=HttpRetry(attempts=1))
+        with pytest.raises((PermanentError, TransientError)) as raised:
+            channel.post(a_card())
+
+    assert f"HTTP {status}" in str(raised.value)
+    assert_secret_kept(str(raised.value))
+
+
+@pytest.mark.parametrize(
+    "echo",
+    [
+        f"Could not find a enabled trigger for workflow '{WORKFLOW_ID}'.",
+        f"workflow {WORKFLOW_ID.upper()} is disabled",  # quoted in another case
+        '{"path":"' + WORKFLOW_PATH.replace("/", "\\/") + '"}',  # JSON with its slashes escaped
+        f"no such flow {WORKFLOW_PATH}",
+    ],
+)
+def test_the_workflow_id_echoed_alone_is_not_shown(webhook: RecordingWebhook, echo: str) -> None:
+    webhook.answers.append(Answer(404, {"Content-Type": "application/json"}, echo))
+    with httpx.Client(timeout=5.0) as client:
+        channel = WorkflowsWebhookChannel(SecretStr(webhook.url), client)
+        with pytest.raises(PermanentError) as raised:
+            channel.post(a_card())
+
+    assert "HTTP 404" in str(raised.value) and "[redacted]" in str(raised.value)
+    assert_secret_kept(str(raised.value))
+    assert "\\/triggers\\/" not in str(raised.value)
 
 
 def test_a_card_over_the_size_limit_is_refused_unsent(

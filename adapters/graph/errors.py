@@ -11,11 +11,10 @@ error code only: never a URL, a header, a token or Graph's message (which may qu
 from __future__ import annotations
 
 import concurrent.futures
-import math
 from collections.abc import Mapping
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
+from datetime import datetime
 
+from adapters.retry_after import retry_after_seconds
 from flows.errors import BadInput, BridgeError, PermanentError, TransientError
 
 TRANSIENT_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
@@ -73,23 +72,10 @@ def _from_answer(error: BaseException, what: str) -> BridgeError:
 
 
 def retry_after(headers: Mapping[str, str], *, now: datetime | None = None) -> float | None:
-    """Seconds from a Retry-After header (a number of seconds or an HTTP date), if there is one.
+    """Seconds from a Retry-After header (see ``adapters.retry_after``), if there is one; a date is
+    measured from Graph's Date header when it sent one, else from ``now`` (the clock).
 
-    ``headers`` may be httpx's (case-insensitive) or a plain dict with any spelling of the name.
+    ``headers`` may be httpx's (case-insensitive) or a plain dict with any spelling of the names.
     """
-    value = next((v for k, v in headers.items() if k.lower() == "retry-after"), None)
-    if value is None:
-        return None
-    try:
-        seconds = float(value)
-    except ValueError:
-        pass
-    else:
-        return max(0.0, seconds) if math.isfinite(seconds) else None  # "inf" and "nan" parse as floats
-    try:
-        moment = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return max(0.0, (moment - (now or datetime.now(UTC))).total_seconds())
+    named = {name.lower(): value for name, value in headers.items()}
+    return retry_after_seconds(named.get("retry-after"), date=named.get("date"), now=now)

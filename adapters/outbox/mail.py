@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from email import policy
+from email.errors import HeaderParseError
 from email.header import Header
+from email.headerregistry import Address
 from email.mime.multipart import MIMEMultipart
 from email.mime.text import MIMEText
 from email.parser import BytesParser
@@ -15,8 +17,11 @@ from email.utils import format_datetime, parseaddr
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import idna
+
 from adapters.outbox.folder import OutboxFolder
 from adapters.outbox.mime import SMTP_COMPAT, alternative, make_boundary
+from flows.errors import BadInput
 from flows.ports import OutgoingEmail
 
 if TYPE_CHECKING:
@@ -76,7 +81,7 @@ class OutboxMailer:
             subject = Header(subject, "utf-8").encode()
         return [
             ("From", self._sender),
-            ("To", ", ".join(email.to)),
+            ("To", recipients(email.to)),
             ("Subject", subject),
             ("Date", format_datetime(self._clock())),
             ("Message-ID", self.message_id(email.idempotency_key)),
@@ -94,6 +99,40 @@ class OutboxMailer:
         message.attach(MIMEText(email.text_body, "plain", "utf-8", policy=SMTP_COMPAT))
         message.attach(MIMEText(email.html_body, "html", "utf-8", policy=SMTP_COMPAT))
         return message.as_bytes()
+
+
+def recipients(addresses: Sequence[str]) -> str:
+    """A To header's value: each address as an ASCII addr-spec, a non-ASCII domain as IDNA 2008.
+
+    An address that is not one plain address (a list, a display name, no domain...) is ``BadInput``, and
+    so is one whose local part is not ASCII: that needs SMTPUTF8 (RFC 6531/6532), which these 7-bit
+    messages do not use. The errors name the recipient's position, never the address (run history
+    keeps no contact details).
+    """
+    written: list[str] = []
+    for number, given in enumerate(addresses, start=1):
+        where = f"recipient {number} of {len(addresses)}"
+        local, at, domain = given.rpartition("@")
+        if at and not local.isascii():
+            raise BadInput(
+                f"{where}: the part before the @ is not ASCII; such an address needs SMTPUTF8, which the"
+                " outbox's messages do not use"
+            )
+        if at and not domain.isascii():
+            try:
+                domain = idna.encode(domain, uts46=True).decode("ascii")
+            except idna.IDNAError as error:
+                raise BadInput(f"{where}: the domain is not a valid international domain name") from error
+        try:
+            address = Address(addr_spec=f"{local}{at}{domain}")
+        except (ValueError, IndexError, HeaderParseError) as error:  # what the email package's parser raises
+            raise BadInput(
+                f"{where} is not one e-mail address (name@domain, without a display name)"
+            ) from error
+        if not address.username or not address.domain:
+            raise BadInput(f"{where} is not one e-mail address (name@domain, without a display name)")
+        written.append(address.addr_spec)
+    return ", ".join(written)
 
 
 def _stored_message_id(path: Path) -> str:

@@ -45,6 +45,7 @@ from flows.domain.identifiers import is_hex, normalise_identifier
 
 _PARTY_ID = re.compile(r"[0-9A-F]{2}(-[0-9A-F]{2}){7}")
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+_NOT_IN_AN_ADDRESS = frozenset(',;<>"')
 _YES = frozenset({"yes", "true", "y", "1", "i confirm", "confirmed"})
 _NO = frozenset({"no", "false", "n", "0", ""})
 
@@ -193,6 +194,15 @@ def _party_id(value: str) -> str:
 
 
 def _email(value: str) -> str:
+    """One plain address (``name@example.com``). White space and ``,;<>"`` are refused by position: in a
+    To header they make a display name, a second recipient or a quoted local part."""
+    for position, character in enumerate(value, start=1):
+        if character.isspace() or character in _NOT_IN_AN_ADDRESS:
+            what = "white space" if character.isspace() else repr(character)
+            raise ValueError(
+                f"is not one e-mail address: {what} at character {position}; give one address,"
+                " like name@example.com"
+            )
     if not _EMAIL.fullmatch(value):
         raise ValueError("is not an e-mail address")
     return value
