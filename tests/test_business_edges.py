@@ -127,3 +127,67 @@ def test_operators_hear_when_a_loaded_entry_is_gone_from_the_cpl(world: CplWorld
     assert world.case(361).state.value == "loaded"
     [record] = world.smi()
     assert record.status is InventoryStatus.ACTIVE
+
+
+def test_a_reissued_entry_is_followed_not_withdrawn(world: CplWorld) -> None:
+    """SECAS withdraws the loaded entry and re-issues the same combination under a new id in one
+    publication: the combination is still allowed, so nothing is withdrawn and the supplier is not told
+    to stop; the case follows the new entry, and a later withdrawal of that one still reaches the SMI."""
+    world.notify("2026-11-20T08:00:00Z", 371)
+    world.publish("2026-11-20T09:05:00Z", [entry()], "20 November 2026 09:00")
+    assert world.case(371).state.value == "loaded"
+    reissued = entry(entry_id="S1-000500")
+    world.publish("2026-11-21T09:05:00Z", [entry(cpl_status="Withdrawn"), reissued], "21 November 2026 09:00")
+    case = world.case(371)
+    assert (case.state.value, case.cpl_entry_id) == ("loaded", "S1-000500")
+    [followed] = [step for step in case.timeline if "re-issued" in step.cause]
+    assert "S1-000316" in followed.cause and followed.evidence["previous_entry"] == "S1-000316"
+    [record] = world.smi()
+    assert (record.status, record.cpl_entry_id) == (InventoryStatus.ACTIVE, "S1-000500")
+    assert not [name for name in world.mails() if "withdrawn" in name]
+    [card] = [card for card in world.cards() if "re-issued" in card]
+    assert "S1-000316" in card and "S1-000500" in card
+    world.publish(
+        "2026-11-22T09:05:00Z",
+        [entry(cpl_status="Withdrawn"), {**reissued, "cpl_status": "Withdrawn"}],
+        "22 November 2026 09:00",
+    )
+    assert world.case(371).state.value == "withdrawn"
+    [record] = world.smi()
+    assert record.status is InventoryStatus.WITHDRAWN
+
+
+def test_a_reissued_entry_that_differs_is_put_to_an_operator(world: CplWorld) -> None:
+    """The new entry lists another image hash: not accepted silently. The SMI keeps the combination
+    (still on the CPL), the supplier is not told to stop, and an operator sees the difference."""
+    world.notify("2026-11-20T08:00:00Z", 381)
+    world.publish("2026-11-20T09:05:00Z", [entry()], "20 November 2026 09:00")
+    reissued = entry(entry_id="S1-000500", image_hash="5" * 64)
+    world.publish("2026-11-21T09:05:00Z", [entry(cpl_status="Withdrawn"), reissued], "21 November 2026 09:00")
+    case = world.case(381)
+    assert (case.state.value, case.cpl_entry_id) == ("needs_attention", "S1-000500")
+    assert [problem for problem in case.problems if problem.startswith("image_hash")]
+    [record] = world.smi()
+    assert record.status is InventoryStatus.ACTIVE
+    assert not [name for name in world.mails() if "withdrawn" in name]
+    [card] = [card for card in world.cards() if "re-issued" in card]
+    assert "5" * 64 in card
+    assert world.cli(
+        "2026-11-21T10:00:00Z", "cases", "decide", "381", "--accept", "--reason", "SECAS: new build",
+        "--operator", "Olu",
+    ) == 0  # fmt: skip
+    assert world.case(381).state.value == "loaded"
+    [record] = world.smi()
+    assert (record.status, record.cpl_entry_id) == (InventoryStatus.ACTIVE, "S1-000500")
+
+
+def test_a_new_case_pairs_with_the_reissue_wherever_the_file_lists_it(world: CplWorld) -> None:
+    """The withdrawn entry listed after its re-issue (same reference, same firmware) must not win."""
+    world.publish(
+        "2026-11-21T09:05:00Z",
+        [entry(entry_id="S1-000500"), entry(cpl_status="Withdrawn")],
+        "21 November 2026 09:00",
+    )
+    world.notify("2026-11-21T10:00:00Z", 391)
+    case = world.case(391)
+    assert (case.state.value, case.cpl_entry_id) == ("loaded", "S1-000500")

@@ -15,7 +15,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from flows.domain.case import Case, CaseState
 from flows.domain.cpl import CplEntry, CplPublication
-from flows.domain.matching import Assessment, assess
+from flows.domain.matching import Assessment, Outcome, assess
 from flows.domain.notification import EmergencyNotification
 from flows.errors import BadInput
 from flows.messages import MessageTemplates, TemplateProblem, rendering
@@ -33,6 +33,7 @@ CARDS = [
     "case_escalated",
     "case_waiting_again",
     "case_entry_removed",
+    "case_entry_reissued",
     "sync_failed",
     "run_failed",
 ]
@@ -110,6 +111,7 @@ def full_context(case: Case, entry: CplEntry, **extra: Any) -> dict[str, Any]:
         "action": "load_into_smi",
         "previous_entry": entry.model_dump(mode="json"),
         "entry_id": entry.entry_id,
+        "previous_entry_id": "S1-000300",
         **extra,
     }
 
@@ -338,6 +340,44 @@ def test_needs_attention_says_when_the_entry_cannot_be_loaded(templates: Message
     assert card["body"][1]["text"].startswith(
         "The CPL lists entry S1-000301 as Withdrawn, so it cannot be loaded. No compared field differs."
     )
+
+
+def test_a_reissue_card_says_whether_the_case_follows_or_needs_a_decision(
+    templates: MessageTemplates,
+) -> None:
+    case = make_case()
+    same = make_assessment(case, make_entry(entry_id="S1-000500")).model_copy(
+        update={"outcome": Outcome.READY}
+    )
+    other = make_assessment(case, make_entry(entry_id="S1-000500", image_hash="5" * 64))
+    context = {"case": case, "previous_entry_id": "S1-000301"}
+
+    follows = templates.card("case_entry_reissued", {**context, "assessment": same}, idempotency_key="k").card
+    differs = templates.card(
+        "case_entry_reissued", {**context, "assessment": other}, idempotency_key="k"
+    ).card
+
+    assert follows["body"][0]["text"] == "CPL entry S1-000301 re-issued as S1-000500: case 1"
+    assert "the case follows it and stays loaded" in follows["body"][1]["text"]
+    assert not [element for element in follows["body"] if element["type"] == "ColumnSet"]
+    assert "differs from the notification in 1 field" in differs["body"][1]["text"]
+    rows = [element for element in differs["body"] if element["type"] == "ColumnSet"]
+    assert rows[1]["columns"][0]["items"][0]["text"] == "Manufacturer image hash"
+
+
+def test_needs_attention_says_when_the_smi_holds_the_combination_from_before(
+    templates: MessageTemplates,
+) -> None:
+    case = make_case()
+    case.move_to(CaseState.LOADED, at=AT, cause="loaded into the SMI")
+    case.move_to(CaseState.NEEDS_ATTENTION, at=AT, cause="SECAS re-issued the entry, which differs")
+    assessment = make_assessment(case, make_entry(image_hash="5" * 64))
+
+    card = templates.card(
+        "needs_attention", {"case": case, "assessment": assessment}, idempotency_key="k"
+    ).card
+
+    assert "The SMI still holds the combination loaded for this case before" in card["body"][1]["text"]
 
 
 def test_escalation_says_how_long_past_the_limit(templates: MessageTemplates) -> None:

@@ -44,6 +44,7 @@ PREVIEW_EXTRAS: dict[str, Any] = {
     "action": "load",
     "previous_entry": None,  # shown as "no longer on the CPL"
     "entry_id": "S1-000316",
+    "previous_entry_id": "S1-000300",
 }
 """Values only the alert templates take: shown as examples in a preview."""
 

@@ -141,6 +141,16 @@ class CplPublication(BaseModel):
         chosen = {id(entry) for entry in by_reference} | {id(entry) for entry in by_model}
         return [entry for entry in self._emergency if id(entry) in chosen]
 
+    def reissue_of(self, entry: CplEntry) -> CplEntry | None:
+        """The entry that re-issues ``entry``: the same device model combination under another id,
+        Non-EPCL and loadable (the last in the file if several), or None."""
+        reissues = [
+            other
+            for other in self._emergency_by_model.get(entry.device_model, [])
+            if other.entry_id != entry.entry_id and other.dmc == entry.dmc and other.is_loadable
+        ]
+        return reissues[-1] if reissues else None
+
     def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> CplPublication:
         """A copy whose indexes are built afresh: the entries may be the ones that changed."""
         copy = super().model_copy(update=update, deep=deep)

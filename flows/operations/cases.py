@@ -6,10 +6,10 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
-from flows.domain.case import Case, CaseState
+from flows.domain.case import Case, CaseState, TimelineEntry
 from flows.domain.cpl import CplPublication
 from flows.domain.decisions import accepted_differences, find_decision
-from flows.domain.matching import Outcome, assess
+from flows.domain.matching import Outcome, assess, assess_reissue
 from flows.domain.notification import EmergencyNotification
 from flows.domain.suppliers import SupplierRegister
 from flows.engine.registry import ActionContext
@@ -186,6 +186,48 @@ class CaseOperations:
         ids = [case.response_id for case in self._cases.list(wanted) if case.cpl_entry_id == entry_id]
         return {"response_ids": ids}
 
+    def follow_reissue(self, context: ActionContext, response_id: str, entry_id: str) -> dict[str, Any]:
+        """A case paired with an entry SECAS withdrew, when the latest publication lists the same
+        combination again under another id, Non-EPCL and loadable (a re-issue): not withdrawn.
+
+        ``outcome`` says what follows: ``followed`` (a loaded case whose re-issue shows what was loaded:
+        it follows the new entry and stays loaded), ``differs`` (a loaded case whose re-issue differs
+        otherwise: it needs attention, the SMI keeping the combination), ``recheck`` (a case not loaded:
+        assessed again, as for any new entry), or null (no re-issue: the withdrawal goes on).
+        """
+        case = self._require(response_id)
+        stored = self._publications.latest()
+        withdrawn = stored.publication.by_id().get(entry_id) if stored else None
+        reissue = stored.publication.reissue_of(withdrawn) if stored and withdrawn else None
+        if stored is None or withdrawn is None or reissue is None or case.notification is None:
+            return {**case_summary(case), "reissued_as": None, "outcome": None}
+        result = {"reissued_as": reissue.entry_id, "previous_entry_id": entry_id}
+        assessment = assess_reissue(case.notification, withdrawn, reissue, stored.publication)
+        shown = {"assessment": assessment.model_dump(mode="json")}
+        done = _reissue_step(case, entry_id, reissue.entry_id)
+        if done is not None:  # delivered again after the save
+            return {**case_summary(case), **result, **shown, "outcome": done.evidence["outcome"]}
+        if case.state is not CaseState.LOADED:
+            return {**case_summary(case), **result, **shown, "outcome": "recheck"}
+        ready = assessment.outcome is Outcome.READY
+        evidence = {
+            "run": context.run_id, "publication": stored.publication.source_sha256,
+            "previous_entry": entry_id, "cpl_entry_id": reissue.entry_id,
+            "outcome": "followed" if ready else "differs",
+        }  # fmt: skip
+        case.cpl_entry_id = reissue.entry_id
+        if ready:
+            cause = f"SECAS re-issued CPL entry {entry_id} as {reissue.entry_id}: the case follows it"
+            case.record(at=context.now, cause=cause, evidence=evidence)
+        else:
+            cause = f"SECAS re-issued CPL entry {entry_id} as {reissue.entry_id}, which differs"
+            case.move_to(
+                CaseState.NEEDS_ATTENTION, at=context.now, cause=cause, evidence=evidence,
+                problems=assessment.problems(),
+            )  # fmt: skip
+        case = self._save(case)
+        return {**case_summary(case), **result, **shown, "outcome": evidence["outcome"]}
+
     def move(self, context: ActionContext, response_id: str, to: str, cause: str) -> dict[str, Any]:
         """Move a case (close on EPCL, withdraw); a case already there is left as it is."""
         case = self._require(response_id)
@@ -229,6 +271,14 @@ class CaseOperations:
         except ConcurrencyConflict as conflict:
             # Another worker saved the case first: a retry re-reads it and decides again.
             raise TransientError(str(conflict)) from conflict
+
+
+def _reissue_step(case: Case, previous: str, reissue: str) -> TimelineEntry | None:
+    """The step that made the case follow (or question) a re-issue, when it was made already."""
+    for step in reversed(case.timeline):
+        if (step.evidence.get("previous_entry"), step.evidence.get("cpl_entry_id")) == (previous, reissue):
+            return step
+    return None
 
 
 def _target_state(outcome: Outcome) -> CaseState | None:

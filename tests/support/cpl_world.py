@@ -79,3 +79,14 @@ class CplWorld:
     def smi(self) -> list[InventoryRecord]:
         with bootstrap(Settings(home=self.home)) as app:
             return app.inventory.all()
+
+    def cards(self) -> list[str]:
+        """The operators' cards posted so far, as JSON texts."""
+        return [
+            path.read_text(encoding="utf-8")
+            for path in sorted((self.home / "outbox" / "teams").glob("*.json"))
+        ]
+
+    def mails(self) -> list[str]:
+        """The names of the e-mails sent so far (made from their idempotency keys)."""
+        return sorted(path.name for path in (self.home / "outbox" / "mail").glob("*.eml"))
