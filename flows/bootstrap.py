@@ -212,6 +212,7 @@ def bootstrap(
         registry.register("cases.candidates", case_ops.candidates, side_effect=False)
         registry.register("cases.assess", case_ops.assess, side_effect=True)
         registry.register("cases.mark_loaded", case_ops.mark_loaded, side_effect=True)
+        registry.register("cases.load_failed", case_ops.load_failed, side_effect=True)
         registry.register("cases.decision", case_ops.decision, side_effect=False)
         registry.register("cases.for_entry", case_ops.for_entry, side_effect=False)
         registry.register("cases.move", case_ops.move, side_effect=True)

@@ -5,13 +5,20 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import httpx
 import pytest
 
+from adapters.http_retry import NO_RETRY
+from adapters.smi import HttpInventory
 from flows.bootstrap import bootstrap
+from flows.domain.decisions import Decision, DecisionKind
 from flows.engine.registry import ActionContext
 from flows.ports import InventoryStatus
+from flows.queue_message import form_response_message
 from flows.settings import Settings
-from tests.support.cpl_world import CplWorld, entry
+from flows.wiring import Parts
+from tests.smi_server import SmiServer
+from tests.support.cpl_world import CplWorld, entry, response
 
 
 @pytest.fixture
@@ -191,3 +198,31 @@ def test_a_new_case_pairs_with_the_reissue_wherever_the_file_lists_it(world: Cpl
     world.notify("2026-11-21T10:00:00Z", 391)
     case = world.case(391)
     assert (case.state.value, case.cpl_entry_id) == ("loaded", "S1-000500")
+
+
+def test_a_load_the_smi_refuses_for_good_puts_the_case_before_an_operator(world: CplWorld) -> None:
+    """The SMI refuses the bridge's token (a permanent error: not retried). The case must not stay
+    'received' unseen: it needs attention with the failure named, and a re-check once the cause is
+    mended loads it."""
+    world.publish("2026-11-20T09:05:00Z", [entry()], "20 November 2026 09:00")
+    token = ["a-token-the-smi-refuses"]
+    with SmiServer() as smi, httpx.Client(timeout=5.0) as http:
+
+        def real_smi(parts: Parts) -> None:
+            parts.inventory = HttpInventory(smi.url, http, lambda: token[0], retry=NO_RETRY)
+
+        with world.app("2026-11-20T10:00:00+00:00", adjust=real_smi) as app:
+            app.process(form_response_message(response(401)))
+            case = app.cases.get("401")
+            assert case is not None and case.state.value == "needs_attention"
+            assert any("SMI" in problem and "401" in problem for problem in case.problems), case.problems
+            assert [step for step in case.timeline if step.cause.startswith("loading into the SMI failed")]
+            assert smi.records == {}
+            assert not [name for name in world.mails() if "loaded" in name]
+            [card] = [card for card in world.cards() if "Loading failed: case 401" in card]
+            assert "S1-000316" in card and "HTTP 401" in card
+            token[0] = "token-1"  # the operators mend the SMI's credentials, then re-check the case
+            recheck = Decision(decision_id="d-401", kind=DecisionKind.RECHECK, operator="Olu")
+            assert app.decide("401", recheck).state.value == "loaded"
+        assert len(smi.records) == 1
+    assert [name for name in world.mails() if "loaded" in name]

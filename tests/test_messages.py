@@ -34,6 +34,7 @@ CARDS = [
     "case_waiting_again",
     "case_entry_removed",
     "case_entry_reissued",
+    "case_load_failed",
     "sync_failed",
     "run_failed",
 ]
@@ -378,6 +379,20 @@ def test_needs_attention_says_when_the_smi_holds_the_combination_from_before(
     ).card
 
     assert "The SMI still holds the combination loaded for this case before" in card["body"][1]["text"]
+
+
+def test_a_load_failure_card_names_the_entry_the_combination_and_the_error(
+    templates: MessageTemplates,
+) -> None:
+    error = "PermanentError: SMI PUT /device-models/GSME: HTTP 403: forbidden"
+    context = {"case": make_case(), "entry": make_entry(), "error": error}
+
+    card = templates.card("case_load_failed", context, idempotency_key="k").card
+
+    assert card["body"][0]["text"] == "Loading failed: case 1 and CPL entry S1-000301"
+    facts = {fact["title"]: fact["value"] for fact in card["body"][2]["facts"]}
+    assert facts["Error"] == error
+    assert facts["Combination"] == "GSME / 10F4 / F4010002 / 0003 / 01020011"
 
 
 def test_escalation_says_how_long_past_the_limit(templates: MessageTemplates) -> None:

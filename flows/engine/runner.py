@@ -404,7 +404,7 @@ class Engine:
         live = run.live if secure_outputs else {}
         actions.update(
             {
-                name: {"status": r.status.value, "outputs": live.get(r.path, r.outputs)}
+                name: {"status": r.status.value, "outputs": live.get(r.path, r.outputs), "error": r.error}
                 for name, r in siblings.items()
             }
         )
@@ -509,7 +509,12 @@ def _visible(context: Mapping[str, Any], *, results: Mapping[str, ActionRecord])
     """The context a nested block starts from: everything its container could see."""
     outer = dict(context)
     actions = dict(context.get("actions", {}))
-    actions.update({name: {"status": r.status.value, "outputs": r.outputs} for name, r in results.items()})
+    actions.update(
+        {
+            name: {"status": r.status.value, "outputs": r.outputs, "error": r.error}
+            for name, r in results.items()
+        }
+    )
     outer["actions"] = actions
     return outer
 

@@ -17,6 +17,7 @@ from flows.errors import BadInput, TransientError
 from flows.ports import CaseStore, ConcurrencyConflict, PublicationStore
 
 ESCALATED = "escalated: waited past the limit"
+LOAD_FAILED = "loading into the SMI failed"
 OPEN_STATES = (CaseState.RECEIVED, CaseState.AWAITING_CPL, CaseState.NEEDS_ATTENTION)
 
 Parser = Callable[[Any], EmergencyNotification]
@@ -179,6 +180,32 @@ class CaseOperations:
             )  # fmt: skip
             case = self._save(case)
         return case_summary(case)
+
+    def load_failed(
+        self, context: ActionContext, response_id: str, entry_id: str, error: str
+    ) -> dict[str, Any]:
+        """Loading a ready case into the SMI failed for good (a permanent error: retrying cannot help):
+        the case needs attention, the failure named, so that it is neither lost nor left 'received'.
+        A re-check once the cause is mended loads it. A case loaded meanwhile is left as it is."""
+        case = self._require(response_id)
+        problem = f"loading CPL entry {entry_id} into the SMI failed: {error}"
+        if case.state in OPEN_STATES and case.problems != [problem]:
+            evidence = {"run": context.run_id, "cpl_entry_id": entry_id, "error": error}
+            cause = LOAD_FAILED
+            case.cpl_entry_id = entry_id
+            if case.state is CaseState.NEEDS_ATTENTION:
+                case.record(at=context.now, cause=cause, evidence=evidence)
+                case.problems = [problem]
+            else:
+                case.move_to(
+                    CaseState.NEEDS_ATTENTION,
+                    at=context.now,
+                    cause=cause,
+                    evidence=evidence,
+                    problems=[problem],
+                )
+            case = self._save(case)
+        return {**case_summary(case), "error": error}
 
     def for_entry(self, context: ActionContext, entry_id: str, states: list[str]) -> dict[str, Any]:
         """Cases paired with a CPL entry, in the given states."""
