@@ -226,3 +226,34 @@ def test_a_load_the_smi_refuses_for_good_puts_the_case_before_an_operator(world:
             assert app.decide("401", recheck).state.value == "loaded"
         assert len(smi.records) == 1
     assert [name for name in world.mails() if "loaded" in name]
+
+
+def test_a_model_that_first_appears_on_the_epcl_closes_the_case_waiting_for_it(world: CplWorld) -> None:
+    """The case waits for a Non-EPCL entry; SECAS lists the combination straight on the EPCL. The
+    emergency route is over (the supplier upgrades the usual way): the case closes as on the EPCL, the
+    supplier and operators are told, and nothing is loaded by the bridge."""
+    world.notify("2026-11-20T08:00:00Z", 401)
+    assert world.case(401).state.value == "awaiting_cpl"
+    on_epcl = entry(entry_id="S1-000600", epcl_status="EPCL", secas_reference="")
+    world.publish("2026-11-21T09:05:00Z", [on_epcl], "21 November 2026 09:00")
+    case = world.case(401)
+    assert (case.state.value, case.cpl_entry_id) == ("closed", "S1-000600")
+    assert "EPCL" in case.timeline[-1].cause
+    assert [name for name in world.mails() if name.startswith("mail_closed_401")]
+    [card] = [card for card in world.cards() if "Case 401 closed" in card]
+    assert "S1-000600" in card
+    assert world.smi() == []
+    assert world.cli("2026-11-24T09:00:00Z", "tick") == 0  # closed: never escalated
+    assert not [step for step in world.case(401).timeline if step.cause.startswith("escalated")]
+
+
+def test_a_case_opened_for_a_model_already_on_the_epcl_is_closed_at_once(world: CplWorld) -> None:
+    world.publish("2026-11-20T09:05:00Z", [entry(epcl_status="EPCL")], "20 November 2026 09:00")
+    world.notify("2026-11-20T10:00:00Z", 402)
+    assert world.case(402).state.value == "closed"
+    withdrawn = entry(
+        entry_id="S1-000601", epcl_status="EPCL", cpl_status="Withdrawn", firmware_version="01020012"
+    )
+    world.publish("2026-11-21T09:05:00Z", [entry(epcl_status="EPCL"), withdrawn], "21 November 2026 09:00")
+    world.notify("2026-11-21T10:00:00Z", 403, new_firmware_version="01020012")
+    assert world.case(403).state.value == "awaiting_cpl"  # a withdrawn EPCL entry is not the usual route

@@ -203,6 +203,25 @@ def test_withdrawn_and_closed_emails_say_what_to_do(templates: MessageTemplates)
     assert "closed\ncase 1" in closed.text_body
 
 
+def test_the_closed_email_says_whether_the_loaded_combination_passed_ppct_or_was_on_the_epcl(
+    templates: MessageTemplates,
+) -> None:
+    loaded = make_case()
+    loaded.move_to(CaseState.LOADED, at=AT, cause="loaded into the SMI")
+    never = make_case()  # its combination appeared on the EPCL before any emergency entry
+    entry = make_entry(entry_id="S1-000600", epcl_status="EPCL")
+
+    after_ppct, usual = (
+        templates.email("closed", {"case": case, "entry": entry}, to=["a@b.example"], idempotency_key="k")
+        for case in (loaded, never)
+    )
+
+    assert "completed fast-track Pending Product\nCombination Tests" in after_ppct.text_body
+    assert "fast-track" not in usual.text_body and "fast-track" not in usual.html_body
+    assert "as entry S1-000600, so no\nemergency CPL addition" in usual.text_body
+    assert "through the usual route" in usual.html_body
+
+
 def test_rejected_email_lists_each_problem_even_without_a_notification(templates: MessageTemplates) -> None:
     case = Case.open("5", at=AT)
     problems = ["manufacturer_id: is not hexadecimal: 'XY Z'", "declaration not confirmed"]

@@ -28,10 +28,12 @@ class CaseState(StrEnum):
 
 S = CaseState
 ALLOWED_TRANSITIONS: dict[CaseState, frozenset[CaseState]] = {
-    S.RECEIVED: frozenset({S.REJECTED, S.AWAITING_CPL, S.NEEDS_ATTENTION, S.LOADED}),
+    # An open case closes when the CPL lists its combination on the EPCL before any emergency entry is
+    # loaded for it (it appeared there first, or its entry was promoted while it needed attention).
+    S.RECEIVED: frozenset({S.REJECTED, S.AWAITING_CPL, S.NEEDS_ATTENTION, S.LOADED, S.CLOSED}),
     # A re-check after SECAS corrects (or withdraws) its entry moves a case on, or back to waiting.
-    S.AWAITING_CPL: frozenset({S.NEEDS_ATTENTION, S.LOADED, S.WITHDRAWN, S.REJECTED}),
-    S.NEEDS_ATTENTION: frozenset({S.AWAITING_CPL, S.LOADED, S.REJECTED, S.WITHDRAWN}),
+    S.AWAITING_CPL: frozenset({S.NEEDS_ATTENTION, S.LOADED, S.WITHDRAWN, S.REJECTED, S.CLOSED}),
+    S.NEEDS_ATTENTION: frozenset({S.AWAITING_CPL, S.LOADED, S.REJECTED, S.WITHDRAWN, S.CLOSED}),
     # SECAS re-issued the loaded entry under a new id, and the new one differs: a person decides.
     S.LOADED: frozenset({S.CLOSED, S.WITHDRAWN, S.NEEDS_ATTENTION}),
     S.REJECTED: frozenset(),

@@ -46,6 +46,7 @@ class Outcome(StrEnum):
     READY = "ready"  # paired, every field agrees: load it
     MISMATCH = "mismatch"  # paired, something differs: a person decides
     NOT_LOADABLE = "not_loadable"  # paired with an entry that is withdrawn, cancelled or expired
+    ON_EPCL = "on_epcl"  # no emergency entry pairs, and the notified combination is on the EPCL: done
 
 
 class Assessment(BaseModel):
@@ -126,9 +127,14 @@ def compare(
 
 
 def assess(notification: EmergencyNotification, publication: CplPublication) -> Assessment:
-    """Check a notification against a publication: waiting, ready, mismatch or not loadable."""
+    """Check a notification against a publication: waiting, ready, mismatch, not loadable, or on the
+    EPCL (no emergency entry pairs, and an active EPCL entry lists the notified combination exactly:
+    the supplier may upgrade by the usual route, and the emergency case is over)."""
     entry = find_pair(notification, publication)
     if entry is None:
+        on_epcl = publication.on_epcl(notification.dmc)
+        if on_epcl is not None:
+            return Assessment(outcome=Outcome.ON_EPCL, entry=on_epcl)
         return Assessment(outcome=Outcome.WAITING)
     return assess_entry(notification, entry, publication)
 

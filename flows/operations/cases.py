@@ -110,14 +110,22 @@ class CaseOperations:
         return {"response_ids": ids}
 
     def assess(self, context: ActionContext, response_id: str) -> dict[str, Any]:
-        """Check an open case against the latest CPL and move it to awaiting or needs-attention.
+        """Check an open case against the latest CPL and move it to awaiting or needs-attention, or
+        close it when its combination is on the EPCL.
 
         A case that is ready to load stays where it is: ``cases.mark_loaded`` moves it after the load.
         """
         stored = self._publications.latest()
         case = self._require(response_id)
         if case.state not in OPEN_STATES or case.notification is None:
-            return {**case_summary(case), "outcome": "closed", "changed": False}
+            # Closed by this run already (delivered again after the save): the supplier and operators
+            # must still be told.
+            closed_here = any(
+                step.to_state is CaseState.CLOSED and step.evidence.get("run") == context.run_id
+                for step in case.timeline
+            )
+            outcome = Outcome.ON_EPCL.value if closed_here else "closed"
+            return {**case_summary(case), "outcome": outcome, "changed": False}
         publication = stored.publication if stored else CplPublication(source_sha256="", entries=())
         assessment = assess(case.notification, publication)
         outcome = assessment.outcome
@@ -131,6 +139,8 @@ class CaseOperations:
         if target is not None and target != case.state:
             if case.cpl_entry_id:
                 evidence["was_paired_with"] = case.cpl_entry_id
+            if assessment.entry is not None:
+                evidence["cpl_entry_id"] = assessment.entry.entry_id
             case.move_to(target, at=context.now, cause=_cause(outcome), evidence=evidence)
         case.problems = assessment.problems()
         case.cpl_entry_id = assessment.entry.entry_id if assessment.entry else None
@@ -313,6 +323,8 @@ def _target_state(outcome: Outcome) -> CaseState | None:
         return CaseState.AWAITING_CPL
     if outcome in (Outcome.MISMATCH, Outcome.NOT_LOADABLE):
         return CaseState.NEEDS_ATTENTION
+    if outcome is Outcome.ON_EPCL:
+        return CaseState.CLOSED
     return None
 
 
@@ -322,4 +334,5 @@ def _cause(outcome: Outcome) -> str:
         Outcome.MISMATCH: "the CPL entry differs from the notification",
         Outcome.NOT_LOADABLE: "the paired CPL entry may not be loaded",
         Outcome.READY: "the CPL entry agrees",
+        Outcome.ON_EPCL: "the device model combination is on the EPCL: no emergency entry is needed",
     }[outcome]
