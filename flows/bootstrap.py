@@ -217,6 +217,7 @@ def bootstrap(
         registry.register("cases.for_entry", case_ops.for_entry, side_effect=False)
         registry.register("cases.move", case_ops.move, side_effect=True)
         registry.register("cases.follow_reissue", case_ops.follow_reissue, side_effect=True)
+        registry.register("cases.note_entry_change", case_ops.note_entry_change, side_effect=True)
         registry.register("cases.escalate_overdue", case_ops.escalate_overdue, side_effect=True)
         smi = InventoryOperations(parts.inventory, cases, publications)
         registry.register("smi.load", smi.load, side_effect=True)

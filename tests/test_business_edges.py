@@ -257,3 +257,25 @@ def test_a_case_opened_for_a_model_already_on_the_epcl_is_closed_at_once(world: 
     world.publish("2026-11-21T09:05:00Z", [entry(epcl_status="EPCL"), withdrawn], "21 November 2026 09:00")
     world.notify("2026-11-21T10:00:00Z", 403, new_firmware_version="01020012")
     assert world.case(403).state.value == "awaiting_cpl"  # a withdrawn EPCL entry is not the usual route
+
+
+def test_operators_hear_when_what_identifies_a_loaded_entry_changes(world: CplWorld) -> None:
+    """SECAS changes the firmware version and image hash of the entry a case was loaded from. Nothing
+    is withdrawn or loaded on that alone; the operators are told what changed, once per publication."""
+    world.notify("2026-11-20T08:00:00Z", 411)
+    world.publish("2026-11-20T09:05:00Z", [entry()], "20 November 2026 09:00")
+    assert world.case(411).state.value == "loaded"
+    changed = entry(firmware_version="01020012", image_hash="6" * 64)
+    world.publish("2026-11-21T09:05:00Z", [changed], "21 November 2026 09:00")
+    world.publish(
+        "2026-11-22T09:05:00Z", [{**changed, "model_name": "Corrie GSME 2B"}], "22 November 2026 09:00"
+    )
+    case = world.case(411)
+    assert (case.state.value, case.cpl_entry_id) == ("loaded", "S1-000316")
+    [noted] = [step for step in case.timeline if step.cause.startswith("SECAS changed CPL entry S1-000316")]
+    assert "firmware_version" in noted.cause and "image_hash" in noted.cause
+    [record] = world.smi()
+    assert (record.status, record.firmware_version) == (InventoryStatus.ACTIVE, "01020011")
+    [card] = [card for card in world.cards() if "CPL entry S1-000316 changed: case 411" in card]
+    assert "01020011" in card and "01020012" in card and "6" * 64 in card
+    assert "Corrie GSME 2B" not in card  # a name is not what identifies the entry

@@ -35,6 +35,7 @@ CARDS = [
     "case_entry_removed",
     "case_entry_reissued",
     "case_load_failed",
+    "case_entry_changed",
     "sync_failed",
     "run_failed",
 ]
@@ -113,6 +114,7 @@ def full_context(case: Case, entry: CplEntry, **extra: Any) -> dict[str, Any]:
         "previous_entry": entry.model_dump(mode="json"),
         "entry_id": entry.entry_id,
         "previous_entry_id": "S1-000300",
+        "changes": [{"field": "firmware_version", "old": "01020011", "new": "01020012"}],
         **extra,
     }
 
@@ -412,6 +414,24 @@ def test_a_load_failure_card_names_the_entry_the_combination_and_the_error(
     facts = {fact["title"]: fact["value"] for fact in card["body"][2]["facts"]}
     assert facts["Error"] == error
     assert facts["Combination"] == "GSME / 10F4 / F4010002 / 0003 / 01020011"
+
+
+def test_an_entry_changed_card_shows_each_identifying_field_before_and_now(
+    templates: MessageTemplates,
+) -> None:
+    changes = [
+        {"field": "firmware_version", "old": "01020011", "new": "01020012"},
+        {"field": "image_hash", "old": "4EA2", "new": ""},
+    ]
+    context = {"case": make_case(), "entry_id": "S1-000301", "changes": changes}
+
+    card = templates.card("case_entry_changed", context, idempotency_key="k").card
+
+    assert card["body"][0]["text"] == "CPL entry S1-000301 changed: case 1"
+    assert "nothing was withdrawn or loaded" in card["body"][1]["text"]
+    facts = [fact for element in card["body"] if element["type"] == "FactSet" for fact in element["facts"]]
+    assert {"title": "Firmware version", "value": "01020011 \u2192 01020012"} in facts
+    assert {"title": "Manufacturer image hash", "value": "4EA2 \u2192 (empty)"} in facts
 
 
 def test_escalation_says_how_long_past_the_limit(templates: MessageTemplates) -> None:

@@ -265,6 +265,29 @@ class CaseOperations:
         case = self._save(case)
         return {**case_summary(case), **result, **shown, "outcome": evidence["outcome"]}
 
+    def note_entry_change(
+        self, context: ActionContext, entry_id: str, publication: str, changes: list[dict[str, Any]]
+    ) -> dict[str, Any]:
+        """Loaded cases paired with an entry whose identifying fields changed: each notes what changed in
+        its timeline (once per publication), and is returned for the operators to be told. Nothing is
+        withdrawn or loaded: the SMI holds what was loaded, and a person decides what follows."""
+        fields = ", ".join(f"{change['field']} {change['old']!r} -> {change['new']!r}" for change in changes)
+        cause = f"SECAS changed CPL entry {entry_id}: {fields}"
+        ids = []
+        for case in self._cases.list([CaseState.LOADED]):
+            if case.cpl_entry_id != entry_id:
+                continue
+            noted = any(
+                step.cause == cause and step.evidence.get("publication") == publication
+                for step in case.timeline
+            )
+            if not noted:
+                evidence = {"run": context.run_id, "publication": publication, "changes": changes}
+                case.record(at=context.now, cause=cause, evidence=evidence)
+                self._save(case)
+            ids.append(case.response_id)
+        return {"response_ids": ids}
+
     def move(self, context: ActionContext, response_id: str, to: str, cause: str) -> dict[str, Any]:
         """Move a case (close on EPCL, withdraw); a case already there is left as it is."""
         case = self._require(response_id)
