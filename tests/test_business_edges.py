@@ -5,13 +5,20 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import httpx
 import pytest
 
+from adapters.http_retry import NO_RETRY
+from adapters.smi import HttpInventory
 from flows.bootstrap import bootstrap
+from flows.domain.decisions import Decision, DecisionKind
 from flows.engine.registry import ActionContext
 from flows.ports import InventoryStatus
+from flows.queue_message import form_response_message
 from flows.settings import Settings
-from tests.support.cpl_world import CplWorld, entry
+from flows.wiring import Parts
+from tests.smi_server import SmiServer
+from tests.support.cpl_world import CplWorld, entry, response
 
 
 @pytest.fixture
@@ -127,3 +134,148 @@ def test_operators_hear_when_a_loaded_entry_is_gone_from_the_cpl(world: CplWorld
     assert world.case(361).state.value == "loaded"
     [record] = world.smi()
     assert record.status is InventoryStatus.ACTIVE
+
+
+def test_a_reissued_entry_is_followed_not_withdrawn(world: CplWorld) -> None:
+    """SECAS withdraws the loaded entry and re-issues the same combination under a new id in one
+    publication: the combination is still allowed, so nothing is withdrawn and the supplier is not told
+    to stop; the case follows the new entry, and a later withdrawal of that one still reaches the SMI."""
+    world.notify("2026-11-20T08:00:00Z", 371)
+    world.publish("2026-11-20T09:05:00Z", [entry()], "20 November 2026 09:00")
+    assert world.case(371).state.value == "loaded"
+    reissued = entry(entry_id="S1-000500")
+    world.publish("2026-11-21T09:05:00Z", [entry(cpl_status="Withdrawn"), reissued], "21 November 2026 09:00")
+    case = world.case(371)
+    assert (case.state.value, case.cpl_entry_id) == ("loaded", "S1-000500")
+    [followed] = [step for step in case.timeline if "re-issued" in step.cause]
+    assert "S1-000316" in followed.cause and followed.evidence["previous_entry"] == "S1-000316"
+    [record] = world.smi()
+    assert (record.status, record.cpl_entry_id) == (InventoryStatus.ACTIVE, "S1-000500")
+    assert not [name for name in world.mails() if "withdrawn" in name]
+    [card] = [card for card in world.cards() if "re-issued" in card]
+    assert "S1-000316" in card and "S1-000500" in card
+    world.publish(
+        "2026-11-22T09:05:00Z",
+        [entry(cpl_status="Withdrawn"), {**reissued, "cpl_status": "Withdrawn"}],
+        "22 November 2026 09:00",
+    )
+    assert world.case(371).state.value == "withdrawn"
+    [record] = world.smi()
+    assert record.status is InventoryStatus.WITHDRAWN
+
+
+def test_a_reissued_entry_that_differs_is_put_to_an_operator(world: CplWorld) -> None:
+    """The new entry lists another image hash: not accepted silently. The SMI keeps the combination
+    (still on the CPL), the supplier is not told to stop, and an operator sees the difference."""
+    world.notify("2026-11-20T08:00:00Z", 381)
+    world.publish("2026-11-20T09:05:00Z", [entry()], "20 November 2026 09:00")
+    reissued = entry(entry_id="S1-000500", image_hash="5" * 64)
+    world.publish("2026-11-21T09:05:00Z", [entry(cpl_status="Withdrawn"), reissued], "21 November 2026 09:00")
+    case = world.case(381)
+    assert (case.state.value, case.cpl_entry_id) == ("needs_attention", "S1-000500")
+    assert [problem for problem in case.problems if problem.startswith("image_hash")]
+    [record] = world.smi()
+    assert record.status is InventoryStatus.ACTIVE
+    assert not [name for name in world.mails() if "withdrawn" in name]
+    [card] = [card for card in world.cards() if "re-issued" in card]
+    assert "5" * 64 in card
+    assert world.cli(
+        "2026-11-21T10:00:00Z", "cases", "decide", "381", "--accept", "--reason", "SECAS: new build",
+        "--operator", "Olu",
+    ) == 0  # fmt: skip
+    assert world.case(381).state.value == "loaded"
+    [record] = world.smi()
+    assert (record.status, record.cpl_entry_id) == (InventoryStatus.ACTIVE, "S1-000500")
+
+
+def test_a_new_case_pairs_with_the_reissue_wherever_the_file_lists_it(world: CplWorld) -> None:
+    """The withdrawn entry listed after its re-issue (same reference, same firmware) must not win."""
+    world.publish(
+        "2026-11-21T09:05:00Z",
+        [entry(entry_id="S1-000500"), entry(cpl_status="Withdrawn")],
+        "21 November 2026 09:00",
+    )
+    world.notify("2026-11-21T10:00:00Z", 391)
+    case = world.case(391)
+    assert (case.state.value, case.cpl_entry_id) == ("loaded", "S1-000500")
+
+
+def test_a_load_the_smi_refuses_for_good_puts_the_case_before_an_operator(world: CplWorld) -> None:
+    """The SMI refuses the bridge's token (a permanent error: not retried). The case must not stay
+    'received' unseen: it needs attention with the failure named, and a re-check once the cause is
+    mended loads it."""
+    world.publish("2026-11-20T09:05:00Z", [entry()], "20 November 2026 09:00")
+    token = ["a-token-the-smi-refuses"]
+    with SmiServer() as smi, httpx.Client(timeout=5.0) as http:
+
+        def real_smi(parts: Parts) -> None:
+            parts.inventory = HttpInventory(smi.url, http, lambda: token[0], retry=NO_RETRY)
+
+        with world.app("2026-11-20T10:00:00+00:00", adjust=real_smi) as app:
+            app.process(form_response_message(response(401)))
+            case = app.cases.get("401")
+            assert case is not None and case.state.value == "needs_attention"
+            assert any("SMI" in problem and "401" in problem for problem in case.problems), case.problems
+            assert [step for step in case.timeline if step.cause.startswith("loading into the SMI failed")]
+            assert smi.records == {}
+            assert not [name for name in world.mails() if "loaded" in name]
+            [card] = [card for card in world.cards() if "Loading failed: case 401" in card]
+            assert "S1-000316" in card and "HTTP 401" in card
+            token[0] = "token-1"  # the operators mend the SMI's credentials, then re-check the case
+            recheck = Decision(decision_id="d-401", kind=DecisionKind.RECHECK, operator="Olu")
+            assert app.decide("401", recheck).state.value == "loaded"
+        assert len(smi.records) == 1
+    assert [name for name in world.mails() if "loaded" in name]
+
+
+def test_a_model_that_first_appears_on_the_epcl_closes_the_case_waiting_for_it(world: CplWorld) -> None:
+    """The case waits for a Non-EPCL entry; SECAS lists the combination straight on the EPCL. The
+    emergency route is over (the supplier upgrades the usual way): the case closes as on the EPCL, the
+    supplier and operators are told, and nothing is loaded by the bridge."""
+    world.notify("2026-11-20T08:00:00Z", 401)
+    assert world.case(401).state.value == "awaiting_cpl"
+    on_epcl = entry(entry_id="S1-000600", epcl_status="EPCL", secas_reference="")
+    world.publish("2026-11-21T09:05:00Z", [on_epcl], "21 November 2026 09:00")
+    case = world.case(401)
+    assert (case.state.value, case.cpl_entry_id) == ("closed", "S1-000600")
+    assert "EPCL" in case.timeline[-1].cause
+    assert [name for name in world.mails() if name.startswith("mail_closed_401")]
+    [card] = [card for card in world.cards() if "Case 401 closed" in card]
+    assert "S1-000600" in card
+    assert world.smi() == []
+    assert world.cli("2026-11-24T09:00:00Z", "tick") == 0  # closed: never escalated
+    assert not [step for step in world.case(401).timeline if step.cause.startswith("escalated")]
+
+
+def test_a_case_opened_for_a_model_already_on_the_epcl_is_closed_at_once(world: CplWorld) -> None:
+    world.publish("2026-11-20T09:05:00Z", [entry(epcl_status="EPCL")], "20 November 2026 09:00")
+    world.notify("2026-11-20T10:00:00Z", 402)
+    assert world.case(402).state.value == "closed"
+    withdrawn = entry(
+        entry_id="S1-000601", epcl_status="EPCL", cpl_status="Withdrawn", firmware_version="01020012"
+    )
+    world.publish("2026-11-21T09:05:00Z", [entry(epcl_status="EPCL"), withdrawn], "21 November 2026 09:00")
+    world.notify("2026-11-21T10:00:00Z", 403, new_firmware_version="01020012")
+    assert world.case(403).state.value == "awaiting_cpl"  # a withdrawn EPCL entry is not the usual route
+
+
+def test_operators_hear_when_what_identifies_a_loaded_entry_changes(world: CplWorld) -> None:
+    """SECAS changes the firmware version and image hash of the entry a case was loaded from. Nothing
+    is withdrawn or loaded on that alone; the operators are told what changed, once per publication."""
+    world.notify("2026-11-20T08:00:00Z", 411)
+    world.publish("2026-11-20T09:05:00Z", [entry()], "20 November 2026 09:00")
+    assert world.case(411).state.value == "loaded"
+    changed = entry(firmware_version="01020012", image_hash="6" * 64)
+    world.publish("2026-11-21T09:05:00Z", [changed], "21 November 2026 09:00")
+    world.publish(
+        "2026-11-22T09:05:00Z", [{**changed, "model_name": "Corrie GSME 2B"}], "22 November 2026 09:00"
+    )
+    case = world.case(411)
+    assert (case.state.value, case.cpl_entry_id) == ("loaded", "S1-000316")
+    [noted] = [step for step in case.timeline if step.cause.startswith("SECAS changed CPL entry S1-000316")]
+    assert "firmware_version" in noted.cause and "image_hash" in noted.cause
+    [record] = world.smi()
+    assert (record.status, record.firmware_version) == (InventoryStatus.ACTIVE, "01020011")
+    [card] = [card for card in world.cards() if "CPL entry S1-000316 changed: case 411" in card]
+    assert "01020011" in card and "01020012" in card and "6" * 64 in card
+    assert "Corrie GSME 2B" not in card  # a name is not what identifies the entry

@@ -35,7 +35,7 @@ def test_a_case_records_every_transition_with_cause_and_evidence() -> None:
 @pytest.mark.parametrize(
     ("path", "refused"),
     [
-        ([], CaseState.CLOSED),  # received cannot close: it was never loaded
+        ([], CaseState.WITHDRAWN),  # received cannot be withdrawn: it was never paired with an entry
         ([CaseState.REJECTED], CaseState.LOADED),  # rejected is final
         ([CaseState.LOADED], CaseState.AWAITING_CPL),
         ([CaseState.LOADED, CaseState.CLOSED], CaseState.WITHDRAWN),

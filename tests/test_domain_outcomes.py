@@ -99,8 +99,11 @@ def test_8_is_ready_on_the_first_and_its_entry_is_promoted_on_the_second() -> No
     (promotion,) = diff.promoted
     assert promotion.entry_id == "S1-000317"
     assert [(c.field, c.old, c.new) for c in promotion.fields] == [("epcl_status", "Non-EPCL", "EPCL")]
-    # On the EPCL it is no longer an emergency entry: nothing pairs it as one any more.
-    assert assess(notification("8"), publication("24")).outcome is Outcome.WAITING
+    # On the EPCL it is no longer an emergency entry: nothing pairs it as one any more, and the notified
+    # combination is on the EPCL (a case still open would close).
+    on_epcl = assess(notification("8"), publication("24"))
+    assert on_epcl.outcome is Outcome.ON_EPCL and on_epcl.entry is not None
+    assert on_epcl.entry.entry_id == "S1-000317"
 
 
 def test_the_diff_of_the_two_publications() -> None:

@@ -155,6 +155,35 @@ def test_a_failure_skips_what_follows_and_a_handler_runs(
     assert run.status is RunStatus.SUCCEEDED
 
 
+def test_a_handler_reads_the_failure_and_may_leave_a_transient_one_unhandled(
+    tmp_path: Path, engine: Engine, world: World
+) -> None:
+    """``actions.<name>.error`` is the failure as the history keeps it; a handler whose condition
+    leaves the failure alone (skipped) does not handle it."""
+    source = flow(
+        tmp_path,
+        """
+        name: handled-by-kind
+        triggers: [{type: http}]
+        actions:
+          load: {use: test.echo, retry: {type: none}}
+          refused:
+            use: test.effect
+            runAfter: {load: [Failed]}
+            if: ${!starts_with(actions.load.error, 'TransientError:')}
+            inputs: {value: "${actions.load.error}"}
+        """,
+    )
+    world.failures["echo"] = [PermanentError("SMI refused the record")]
+    run = engine.run(source, {})
+    assert world.effects == [("refused", "PermanentError: SMI refused the record")]
+    assert run.status is RunStatus.SUCCEEDED
+    world.failures["echo"] = [TransientError("SMI unavailable")]
+    run = engine.run(source, {})
+    assert run.actions["refused"].status is ActionStatus.SKIPPED
+    assert run.status is RunStatus.FAILED
+
+
 def test_an_unhandled_failure_fails_the_run_and_is_findable(
     tmp_path: Path, engine: Engine, world: World
 ) -> None:

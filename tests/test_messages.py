@@ -15,7 +15,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from flows.domain.case import Case, CaseState
 from flows.domain.cpl import CplEntry, CplPublication
-from flows.domain.matching import Assessment, assess
+from flows.domain.matching import Assessment, Outcome, assess
 from flows.domain.notification import EmergencyNotification
 from flows.errors import BadInput
 from flows.messages import MessageTemplates, TemplateProblem, rendering
@@ -33,6 +33,9 @@ CARDS = [
     "case_escalated",
     "case_waiting_again",
     "case_entry_removed",
+    "case_entry_reissued",
+    "case_load_failed",
+    "case_entry_changed",
     "sync_failed",
     "run_failed",
 ]
@@ -110,6 +113,8 @@ def full_context(case: Case, entry: CplEntry, **extra: Any) -> dict[str, Any]:
         "action": "load_into_smi",
         "previous_entry": entry.model_dump(mode="json"),
         "entry_id": entry.entry_id,
+        "previous_entry_id": "S1-000300",
+        "changes": [{"field": "firmware_version", "old": "01020011", "new": "01020012"}],
         **extra,
     }
 
@@ -198,6 +203,25 @@ def test_withdrawn_and_closed_emails_say_what_to_do(templates: MessageTemplates)
     assert "Withdrawn" in withdrawn.text_body
     assert "Eligible Product Combinations List (EPCL)" in closed.text_body
     assert "closed\ncase 1" in closed.text_body
+
+
+def test_the_closed_email_says_whether_the_loaded_combination_passed_ppct_or_was_on_the_epcl(
+    templates: MessageTemplates,
+) -> None:
+    loaded = make_case()
+    loaded.move_to(CaseState.LOADED, at=AT, cause="loaded into the SMI")
+    never = make_case()  # its combination appeared on the EPCL before any emergency entry
+    entry = make_entry(entry_id="S1-000600", epcl_status="EPCL")
+
+    after_ppct, usual = (
+        templates.email("closed", {"case": case, "entry": entry}, to=["a@b.example"], idempotency_key="k")
+        for case in (loaded, never)
+    )
+
+    assert "completed fast-track Pending Product\nCombination Tests" in after_ppct.text_body
+    assert "fast-track" not in usual.text_body and "fast-track" not in usual.html_body
+    assert "as entry S1-000600, so no\nemergency CPL addition" in usual.text_body
+    assert "through the usual route" in usual.html_body
 
 
 def test_rejected_email_lists_each_problem_even_without_a_notification(templates: MessageTemplates) -> None:
@@ -338,6 +362,76 @@ def test_needs_attention_says_when_the_entry_cannot_be_loaded(templates: Message
     assert card["body"][1]["text"].startswith(
         "The CPL lists entry S1-000301 as Withdrawn, so it cannot be loaded. No compared field differs."
     )
+
+
+def test_a_reissue_card_says_whether_the_case_follows_or_needs_a_decision(
+    templates: MessageTemplates,
+) -> None:
+    case = make_case()
+    same = make_assessment(case, make_entry(entry_id="S1-000500")).model_copy(
+        update={"outcome": Outcome.READY}
+    )
+    other = make_assessment(case, make_entry(entry_id="S1-000500", image_hash="5" * 64))
+    context = {"case": case, "previous_entry_id": "S1-000301"}
+
+    follows = templates.card("case_entry_reissued", {**context, "assessment": same}, idempotency_key="k").card
+    differs = templates.card(
+        "case_entry_reissued", {**context, "assessment": other}, idempotency_key="k"
+    ).card
+
+    assert follows["body"][0]["text"] == "CPL entry S1-000301 re-issued as S1-000500: case 1"
+    assert "the case follows it and stays loaded" in follows["body"][1]["text"]
+    assert not [element for element in follows["body"] if element["type"] == "ColumnSet"]
+    assert "differs from the notification in 1 field" in differs["body"][1]["text"]
+    rows = [element for element in differs["body"] if element["type"] == "ColumnSet"]
+    assert rows[1]["columns"][0]["items"][0]["text"] == "Manufacturer image hash"
+
+
+def test_needs_attention_says_when_the_smi_holds_the_combination_from_before(
+    templates: MessageTemplates,
+) -> None:
+    case = make_case()
+    case.move_to(CaseState.LOADED, at=AT, cause="loaded into the SMI")
+    case.move_to(CaseState.NEEDS_ATTENTION, at=AT, cause="SECAS re-issued the entry, which differs")
+    assessment = make_assessment(case, make_entry(image_hash="5" * 64))
+
+    card = templates.card(
+        "needs_attention", {"case": case, "assessment": assessment}, idempotency_key="k"
+    ).card
+
+    assert "The SMI still holds the combination loaded for this case before" in card["body"][1]["text"]
+
+
+def test_a_load_failure_card_names_the_entry_the_combination_and_the_error(
+    templates: MessageTemplates,
+) -> None:
+    error = "PermanentError: SMI PUT /device-models/GSME: HTTP 403: forbidden"
+    context = {"case": make_case(), "entry": make_entry(), "error": error}
+
+    card = templates.card("case_load_failed", context, idempotency_key="k").card
+
+    assert card["body"][0]["text"] == "Loading failed: case 1 and CPL entry S1-000301"
+    facts = {fact["title"]: fact["value"] for fact in card["body"][2]["facts"]}
+    assert facts["Error"] == error
+    assert facts["Combination"] == "GSME / 10F4 / F4010002 / 0003 / 01020011"
+
+
+def test_an_entry_changed_card_shows_each_identifying_field_before_and_now(
+    templates: MessageTemplates,
+) -> None:
+    changes = [
+        {"field": "firmware_version", "old": "01020011", "new": "01020012"},
+        {"field": "image_hash", "old": "4EA2", "new": ""},
+    ]
+    context = {"case": make_case(), "entry_id": "S1-000301", "changes": changes}
+
+    card = templates.card("case_entry_changed", context, idempotency_key="k").card
+
+    assert card["body"][0]["text"] == "CPL entry S1-000301 changed: case 1"
+    assert "nothing was withdrawn or loaded" in card["body"][1]["text"]
+    facts = [fact for element in card["body"] if element["type"] == "FactSet" for fact in element["facts"]]
+    assert {"title": "Firmware version", "value": "01020011 \u2192 01020012"} in facts
+    assert {"title": "Manufacturer image hash", "value": "4EA2 \u2192 (empty)"} in facts
 
 
 def test_escalation_says_how_long_past_the_limit(templates: MessageTemplates) -> None:

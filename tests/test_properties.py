@@ -499,13 +499,32 @@ def test_unrelated_entries_never_change_the_outcome(scenario: Scenario, data: st
     assert crowded == alone
 
 
+def lists_it_on_the_epcl(entry: CplEntry, notification: EmergencyNotification) -> bool:
+    """An active EPCL entry of the notified combination itself: the usual route, the wait is over."""
+    return not entry.is_emergency and entry.is_loadable and entry.dmc == notification.dmc
+
+
 @given(scenarios(noise=st.integers(0, 8)), st.data())
 def test_without_its_entry_a_notification_waits(scenario: Scenario, data: st.DataObject) -> None:
     # The predecessor stays when it is on the EPCL; an earlier emergency of the same model would pair.
     kept = [*scenario.strangers, *([] if scenario.predecessor.is_emergency else [scenario.predecessor])]
+    kept = [entry for entry in kept if not lists_it_on_the_epcl(entry, scenario.notification)]
     result = assess(scenario.notification, shuffled(data, kept))
     assert result.outcome is Outcome.WAITING
     assert (result.entry, result.verdicts) == (None, ())
+
+
+@given(scenarios(noise=st.integers(0, 8)), st.data())
+def test_without_its_entry_a_notification_whose_combination_is_on_the_epcl_is_done(
+    scenario: Scenario, data: st.DataObject
+) -> None:
+    """Wherever the file lists the EPCL entry, among any noise: the wait is over."""
+    on_epcl = respelt(scenario.entry, epcl_status="EPCL", secas_reference="", previous_entry_ids=())
+    kept = [*scenario.strangers, *([] if scenario.predecessor.is_emergency else [scenario.predecessor])]
+    result = assess(scenario.notification, shuffled(data, [*kept, on_epcl]))
+    assert result.outcome is Outcome.ON_EPCL and result.entry is not None
+    assert lists_it_on_the_epcl(result.entry, scenario.notification)
+    assert result.problems() == []
 
 
 # --- publication diff ------------------------------------------------------------------------------

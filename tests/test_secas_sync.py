@@ -44,9 +44,14 @@ def test_a_redelivered_sync_reports_the_changes_it_kept(tmp_path: Path) -> None:
         markers = SqliteIdempotencyStore(database)
         source = ScriptedSource(old, new, new, None)
         sync = SecasOperations(source, publications, read, markers)
-        assert sync.sync(context("sync/1/fetch"), "cpl.xlsx")["changed"] is True
+        initial = sync.sync(context("sync/1/fetch"), "cpl.xlsx")
+        assert initial["changed"] is True
+        # Every active EPCL entry of a first publication is new, and counted (never listed one by one).
+        epcl = [e for e in read(old, "old").entries if not e.is_emergency and e.is_loadable]
+        assert initial["epcl_added"] == len(epcl) > 100
         first = sync.sync(context("sync/2/fetch"), "cpl.xlsx")  # kept; say the worker died here
         assert first["added_emergency"] == ["S1-000318", "S1-000319", "S1-000320"]
+        assert first["epcl_added"] == 0  # the later publication adds emergency entries only
         again = sync.sync(context("sync/2/fetch"), "cpl.xlsx")  # redelivered: needs no download at all
         assert again == first
         another = sync.sync(context("sync/3/fetch"), "cpl.xlsx")  # a later, different sync: nothing new

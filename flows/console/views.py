@@ -44,6 +44,8 @@ PREVIEW_EXTRAS: dict[str, Any] = {
     "action": "load",
     "previous_entry": None,  # shown as "no longer on the CPL"
     "entry_id": "S1-000316",
+    "previous_entry_id": "S1-000300",
+    "changes": [{"field": "firmware_version", "old": "01020011", "new": "01020012"}],
 }
 """Values only the alert templates take: shown as examples in a preview."""
 

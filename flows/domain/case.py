@@ -28,11 +28,14 @@ class CaseState(StrEnum):
 
 S = CaseState
 ALLOWED_TRANSITIONS: dict[CaseState, frozenset[CaseState]] = {
-    S.RECEIVED: frozenset({S.REJECTED, S.AWAITING_CPL, S.NEEDS_ATTENTION, S.LOADED}),
+    # An open case closes when the CPL lists its combination on the EPCL before any emergency entry is
+    # loaded for it (it appeared there first, or its entry was promoted while it needed attention).
+    S.RECEIVED: frozenset({S.REJECTED, S.AWAITING_CPL, S.NEEDS_ATTENTION, S.LOADED, S.CLOSED}),
     # A re-check after SECAS corrects (or withdraws) its entry moves a case on, or back to waiting.
-    S.AWAITING_CPL: frozenset({S.NEEDS_ATTENTION, S.LOADED, S.WITHDRAWN, S.REJECTED}),
-    S.NEEDS_ATTENTION: frozenset({S.AWAITING_CPL, S.LOADED, S.REJECTED, S.WITHDRAWN}),
-    S.LOADED: frozenset({S.CLOSED, S.WITHDRAWN}),
+    S.AWAITING_CPL: frozenset({S.NEEDS_ATTENTION, S.LOADED, S.WITHDRAWN, S.REJECTED, S.CLOSED}),
+    S.NEEDS_ATTENTION: frozenset({S.AWAITING_CPL, S.LOADED, S.REJECTED, S.WITHDRAWN, S.CLOSED}),
+    # SECAS re-issued the loaded entry under a new id, and the new one differs: a person decides.
+    S.LOADED: frozenset({S.CLOSED, S.WITHDRAWN, S.NEEDS_ATTENTION}),
     S.REJECTED: frozenset(),
     S.CLOSED: frozenset(),
     S.WITHDRAWN: frozenset(),
@@ -138,6 +141,16 @@ class Case(BaseModel):
                 at=at, from_state=self.state, to_state=self.state, cause=cause, evidence=evidence or {}
             )
         )
+
+    def loaded_from(self) -> set[str]:
+        """The CPL entries this case's combination was loaded into the SMI from: the entry of each
+        load, and each re-issue of it the case followed (recorded with ``cpl_entry_id`` evidence)."""
+        return {
+            entry_id
+            for step in self.timeline
+            if step.to_state is CaseState.LOADED
+            and isinstance(entry_id := step.evidence.get("cpl_entry_id"), str)
+        }
 
     def waited_since(self) -> datetime:
         """When the case last entered its current state."""

@@ -141,6 +141,22 @@ class CplPublication(BaseModel):
         chosen = {id(entry) for entry in by_reference} | {id(entry) for entry in by_model}
         return [entry for entry in self._emergency if id(entry) in chosen]
 
+    def on_epcl(self, dmc: DeviceModelCombination) -> CplEntry | None:
+        """The active EPCL entry listing exactly this combination (the last in the file), or None:
+        a combination suppliers may upgrade to by the usual route."""
+        entries = self._active_epcl_by_dmc.get(dmc)
+        return entries[-1] if entries else None
+
+    def reissue_of(self, entry: CplEntry) -> CplEntry | None:
+        """The entry that re-issues ``entry``: the same device model combination under another id,
+        Non-EPCL and loadable (the last in the file if several), or None."""
+        reissues = [
+            other
+            for other in self._emergency_by_model.get(entry.device_model, [])
+            if other.entry_id != entry.entry_id and other.dmc == entry.dmc and other.is_loadable
+        ]
+        return reissues[-1] if reissues else None
+
     def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> CplPublication:
         """A copy whose indexes are built afresh: the entries may be the ones that changed."""
         copy = super().model_copy(update=update, deep=deep)
@@ -176,6 +192,15 @@ class CplPublication(BaseModel):
             index.setdefault(entry.device_model, []).append(entry)
         return index
 
+    @cached_property
+    def _active_epcl_by_dmc(self) -> dict[DeviceModelCombination, list[CplEntry]]:
+        # Built only when a case finds no emergency entry (most of a publication's entries are EPCL).
+        index: dict[DeviceModelCombination, list[CplEntry]] = {}
+        for entry in self.entries:
+            if not entry.is_emergency and entry.is_loadable:
+                index.setdefault(entry.dmc, []).append(entry)
+        return index
+
     def predecessor_firmware(self, entry: CplEntry) -> set[str]:
         """Firmware versions of the entries an entry lists as its predecessors."""
         index = self.by_id()
@@ -185,7 +210,9 @@ class CplPublication(BaseModel):
 
 
 _ENTRY_ID = attrgetter("entry_id")
-_CACHED_INDEXES = ("_index_by_id", "_emergency", "_emergency_by_reference", "_emergency_by_model")
+_CACHED_INDEXES = (
+    "_index_by_id", "_emergency", "_emergency_by_reference", "_emergency_by_model", "_active_epcl_by_dmc",
+)  # fmt: skip
 
 
 NO_PREVIOUS_IDS = frozenset({"N/A", "NA", "NONE", "-"})

@@ -34,6 +34,14 @@ class EntryChange(BaseModel):
         return any(change.field == field for change in self.fields)
 
 
+IDENTITY_FIELDS = (
+    "device_type", "manufacturer_id", "model_id", "hardware_version", "firmware_version", "s1sp",
+    "image_hash", "secas_reference",
+)  # fmt: skip
+"""What identifies the firmware an entry allows (the fields compared exactly with a notification): a
+change to one of them changes what a case loaded from the entry stands on."""
+
+
 class PublicationDiff(BaseModel):
     """Added, removed and changed entries, with the two changes that matter most picked out:
     ``withdrawn`` (CPL status became Withdrawn, Cancelled or Expired) and ``promoted`` (moved from
@@ -61,6 +69,19 @@ class PublicationDiff(BaseModel):
             if change.before.epcl_status is EpclStatus.NON_EPCL
             and change.after.epcl_status is EpclStatus.EPCL
         )
+
+    @property
+    def reidentified(self) -> tuple[EntryChange, ...]:
+        """Emergency entries whose identifying fields (``IDENTITY_FIELDS``) changed under the same id."""
+        return tuple(
+            change
+            for change in self.changed
+            if change.before.is_emergency and any(change.changed(field) for field in IDENTITY_FIELDS)
+        )
+
+    def identity_changes(self, change: EntryChange) -> list[FieldChange]:
+        """The identifying fields of one change, in the order of ``IDENTITY_FIELDS``."""
+        return [field for name in IDENTITY_FIELDS for field in change.fields if field.field == name]
 
     @property
     def is_empty(self) -> bool:

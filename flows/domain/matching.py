@@ -46,6 +46,7 @@ class Outcome(StrEnum):
     READY = "ready"  # paired, every field agrees: load it
     MISMATCH = "mismatch"  # paired, something differs: a person decides
     NOT_LOADABLE = "not_loadable"  # paired with an entry that is withdrawn, cancelled or expired
+    ON_EPCL = "on_epcl"  # no emergency entry pairs, and the notified combination is on the EPCL: done
 
 
 class Assessment(BaseModel):
@@ -78,17 +79,19 @@ def find_pair(notification: EmergencyNotification, publication: CplPublication) 
     """The Non-EPCL entry a notification pairs with, if any.
 
     A SECAS reference match wins; among device-model matches, the one with the notified firmware wins,
-    then the newest entry (the last in the file), so that an older emergency for the same model does
-    not shadow this one.
+    then one that may be loaded (a re-issue wins over the entry it replaced, wherever the file lists
+    them), then the newest entry (the last in the file), so that an older emergency for the same model
+    does not shadow this one.
     """
     candidates = publication.emergency_candidates(notification.secas_reference, notification.device_model)
     if not candidates:
         return None
 
-    def rank(entry: CplEntry) -> tuple[bool, bool]:
+    def rank(entry: CplEntry) -> tuple[bool, bool, bool]:
         return (
             bool(entry.secas_reference) and entry.secas_reference == notification.secas_reference,
             entry.firmware_version == notification.new_firmware_version,
+            entry.is_loadable,
         )
 
     best = max(rank(entry) for entry in candidates)
@@ -124,10 +127,38 @@ def compare(
 
 
 def assess(notification: EmergencyNotification, publication: CplPublication) -> Assessment:
-    """Check a notification against a publication: waiting, ready, mismatch or not loadable."""
+    """Check a notification against a publication: waiting, ready, mismatch, not loadable, or on the
+    EPCL (no emergency entry pairs, and an active EPCL entry lists the notified combination exactly:
+    the supplier may upgrade by the usual route, and the emergency case is over)."""
     entry = find_pair(notification, publication)
     if entry is None:
+        on_epcl = publication.on_epcl(notification.dmc)
+        if on_epcl is not None:
+            return Assessment(outcome=Outcome.ON_EPCL, entry=on_epcl)
         return Assessment(outcome=Outcome.WAITING)
+    return assess_entry(notification, entry, publication)
+
+
+def assess_reissue(
+    notification: EmergencyNotification, replaced: CplEntry, reissue: CplEntry, publication: CplPublication
+) -> Assessment:
+    """A loaded case's verdict on a re-issue of its entry (``CplPublication.reissue_of``).
+
+    Ready when the re-issue differs from the notification in exactly what the replaced entry did
+    (nothing, or what an operator accepted before the load): what was loaded is what SECAS lists
+    still. Any other difference is a mismatch, for a person to decide, as with any entry.
+    """
+    assessment = assess_entry(notification, reissue, publication)
+    before = [v.describe() for v in assess_entry(notification, replaced, publication).differences]
+    if assessment.outcome is Outcome.MISMATCH and [v.describe() for v in assessment.differences] == before:
+        return assessment.model_copy(update={"outcome": Outcome.READY})
+    return assessment
+
+
+def assess_entry(
+    notification: EmergencyNotification, entry: CplEntry, publication: CplPublication
+) -> Assessment:
+    """The verdict on one entry paired with a notification: ready, mismatch or not loadable."""
     verdicts = compare(notification, entry, publication)
     if not entry.is_loadable:
         outcome = Outcome.NOT_LOADABLE

@@ -2,9 +2,9 @@
 
 A string that is one ``${ expr }`` evaluates to the expression's value (a list stays a list); a
 string with ``${ ... }`` among other text becomes text; anything else is taken literally. The
-context an expression sees is ``trigger``, ``actions.<name>.outputs`` / ``.status`` / ``.error`` (as
-the run history keeps it: secure values redacted), ``item`` inside a ``foreach``, ``settings`` and
-``run``. No ``eval``, no language of our own.
+context an expression sees is ``trigger``, ``actions.<name>.outputs`` / ``.status`` / ``.error`` (the
+failure as the run's history keeps it, redacted; null unless the action failed), ``item`` inside a
+``foreach``, ``settings`` and ``run``. No ``eval``, no language of our own.
 """
 
 from __future__ import annotations

@@ -518,7 +518,12 @@ def _visible(context: Mapping[str, Any], *, results: Mapping[str, ActionRecord])
     """The context a nested block starts from: everything its container could see."""
     outer = dict(context)
     actions = dict(context.get("actions", {}))
-    actions.update({name: {"status": r.status.value, "outputs": r.outputs} for name, r in results.items()})
+    actions.update(
+        {
+            name: {"status": r.status.value, "outputs": r.outputs, "error": r.error}
+            for name, r in results.items()
+        }
+    )
     outer["actions"] = actions
     return outer
 

@@ -6,10 +6,10 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
-from flows.domain.case import Case, CaseState
+from flows.domain.case import Case, CaseState, TimelineEntry
 from flows.domain.cpl import CplPublication
 from flows.domain.decisions import accepted_differences, find_decision
-from flows.domain.matching import Outcome, assess
+from flows.domain.matching import Outcome, assess, assess_reissue
 from flows.domain.notification import EmergencyNotification
 from flows.domain.suppliers import SupplierRegister
 from flows.engine.registry import ActionContext
@@ -17,6 +17,7 @@ from flows.errors import BadInput, TransientError
 from flows.ports import CaseStore, ConcurrencyConflict, PublicationStore
 
 ESCALATED = "escalated: waited past the limit"
+LOAD_FAILED = "loading into the SMI failed"
 OPEN_STATES = (CaseState.RECEIVED, CaseState.AWAITING_CPL, CaseState.NEEDS_ATTENTION)
 
 Parser = Callable[[Any], EmergencyNotification]
@@ -109,14 +110,22 @@ class CaseOperations:
         return {"response_ids": ids}
 
     def assess(self, context: ActionContext, response_id: str) -> dict[str, Any]:
-        """Check an open case against the latest CPL and move it to awaiting or needs-attention.
+        """Check an open case against the latest CPL and move it to awaiting or needs-attention, or
+        close it when its combination is on the EPCL.
 
         A case that is ready to load stays where it is: ``cases.mark_loaded`` moves it after the load.
         """
         stored = self._publications.latest()
         case = self._require(response_id)
         if case.state not in OPEN_STATES or case.notification is None:
-            return {**case_summary(case), "outcome": "closed", "changed": False}
+            # Closed by this run already (delivered again after the save): the supplier and operators
+            # must still be told.
+            closed_here = any(
+                step.to_state is CaseState.CLOSED and step.evidence.get("run") == context.run_id
+                for step in case.timeline
+            )
+            outcome = Outcome.ON_EPCL.value if closed_here else "closed"
+            return {**case_summary(case), "outcome": outcome, "changed": False}
         publication = stored.publication if stored else CplPublication(source_sha256="", entries=())
         assessment = assess(case.notification, publication)
         outcome = assessment.outcome
@@ -130,6 +139,8 @@ class CaseOperations:
         if target is not None and target != case.state:
             if case.cpl_entry_id:
                 evidence["was_paired_with"] = case.cpl_entry_id
+            if assessment.entry is not None:
+                evidence["cpl_entry_id"] = assessment.entry.entry_id
             case.move_to(target, at=context.now, cause=_cause(outcome), evidence=evidence)
         case.problems = assessment.problems()
         case.cpl_entry_id = assessment.entry.entry_id if assessment.entry else None
@@ -180,10 +191,101 @@ class CaseOperations:
             case = self._save(case)
         return case_summary(case)
 
+    def load_failed(
+        self, context: ActionContext, response_id: str, entry_id: str, error: str
+    ) -> dict[str, Any]:
+        """Loading a ready case into the SMI failed for good (a permanent error: retrying cannot help):
+        the case needs attention, the failure named, so that it is neither lost nor left 'received'.
+        A re-check once the cause is mended loads it. A case loaded meanwhile is left as it is."""
+        case = self._require(response_id)
+        problem = f"loading CPL entry {entry_id} into the SMI failed: {error}"
+        if case.state in OPEN_STATES and case.problems != [problem]:
+            evidence = {"run": context.run_id, "cpl_entry_id": entry_id, "error": error}
+            cause = LOAD_FAILED
+            case.cpl_entry_id = entry_id
+            if case.state is CaseState.NEEDS_ATTENTION:
+                case.record(at=context.now, cause=cause, evidence=evidence)
+                case.problems = [problem]
+            else:
+                case.move_to(
+                    CaseState.NEEDS_ATTENTION,
+                    at=context.now,
+                    cause=cause,
+                    evidence=evidence,
+                    problems=[problem],
+                )
+            case = self._save(case)
+        return {**case_summary(case), "error": error}
+
     def for_entry(self, context: ActionContext, entry_id: str, states: list[str]) -> dict[str, Any]:
         """Cases paired with a CPL entry, in the given states."""
         wanted = [CaseState(state) for state in states]
         ids = [case.response_id for case in self._cases.list(wanted) if case.cpl_entry_id == entry_id]
+        return {"response_ids": ids}
+
+    def follow_reissue(self, context: ActionContext, response_id: str, entry_id: str) -> dict[str, Any]:
+        """A case paired with an entry SECAS withdrew, when the latest publication lists the same
+        combination again under another id, Non-EPCL and loadable (a re-issue): not withdrawn.
+
+        ``outcome`` says what follows: ``followed`` (a loaded case whose re-issue shows what was loaded:
+        it follows the new entry and stays loaded), ``differs`` (a loaded case whose re-issue differs
+        otherwise: it needs attention, the SMI keeping the combination), ``recheck`` (a case not loaded:
+        assessed again, as for any new entry), or null (no re-issue: the withdrawal goes on).
+        """
+        case = self._require(response_id)
+        stored = self._publications.latest()
+        withdrawn = stored.publication.by_id().get(entry_id) if stored else None
+        reissue = stored.publication.reissue_of(withdrawn) if stored and withdrawn else None
+        if stored is None or withdrawn is None or reissue is None or case.notification is None:
+            return {**case_summary(case), "reissued_as": None, "outcome": None}
+        result = {"reissued_as": reissue.entry_id, "previous_entry_id": entry_id}
+        assessment = assess_reissue(case.notification, withdrawn, reissue, stored.publication)
+        shown = {"assessment": assessment.model_dump(mode="json")}
+        done = _reissue_step(case, entry_id, reissue.entry_id)
+        if done is not None:  # delivered again after the save
+            return {**case_summary(case), **result, **shown, "outcome": done.evidence["outcome"]}
+        if case.state is not CaseState.LOADED:
+            return {**case_summary(case), **result, **shown, "outcome": "recheck"}
+        ready = assessment.outcome is Outcome.READY
+        evidence = {
+            "run": context.run_id, "publication": stored.publication.source_sha256,
+            "previous_entry": entry_id, "cpl_entry_id": reissue.entry_id,
+            "outcome": "followed" if ready else "differs",
+        }  # fmt: skip
+        case.cpl_entry_id = reissue.entry_id
+        if ready:
+            cause = f"SECAS re-issued CPL entry {entry_id} as {reissue.entry_id}: the case follows it"
+            case.record(at=context.now, cause=cause, evidence=evidence)
+        else:
+            cause = f"SECAS re-issued CPL entry {entry_id} as {reissue.entry_id}, which differs"
+            case.move_to(
+                CaseState.NEEDS_ATTENTION, at=context.now, cause=cause, evidence=evidence,
+                problems=assessment.problems(),
+            )  # fmt: skip
+        case = self._save(case)
+        return {**case_summary(case), **result, **shown, "outcome": evidence["outcome"]}
+
+    def note_entry_change(
+        self, context: ActionContext, entry_id: str, publication: str, changes: list[dict[str, Any]]
+    ) -> dict[str, Any]:
+        """Loaded cases paired with an entry whose identifying fields changed: each notes what changed in
+        its timeline (once per publication), and is returned for the operators to be told. Nothing is
+        withdrawn or loaded: the SMI holds what was loaded, and a person decides what follows."""
+        fields = ", ".join(f"{change['field']} {change['old']!r} -> {change['new']!r}" for change in changes)
+        cause = f"SECAS changed CPL entry {entry_id}: {fields}"
+        ids = []
+        for case in self._cases.list([CaseState.LOADED]):
+            if case.cpl_entry_id != entry_id:
+                continue
+            noted = any(
+                step.cause == cause and step.evidence.get("publication") == publication
+                for step in case.timeline
+            )
+            if not noted:
+                evidence = {"run": context.run_id, "publication": publication, "changes": changes}
+                case.record(at=context.now, cause=cause, evidence=evidence)
+                self._save(case)
+            ids.append(case.response_id)
         return {"response_ids": ids}
 
     def move(self, context: ActionContext, response_id: str, to: str, cause: str) -> dict[str, Any]:
@@ -231,11 +333,21 @@ class CaseOperations:
             raise TransientError(str(conflict)) from conflict
 
 
+def _reissue_step(case: Case, previous: str, reissue: str) -> TimelineEntry | None:
+    """The step that made the case follow (or question) a re-issue, when it was made already."""
+    for step in reversed(case.timeline):
+        if (step.evidence.get("previous_entry"), step.evidence.get("cpl_entry_id")) == (previous, reissue):
+            return step
+    return None
+
+
 def _target_state(outcome: Outcome) -> CaseState | None:
     if outcome is Outcome.WAITING:
         return CaseState.AWAITING_CPL
     if outcome in (Outcome.MISMATCH, Outcome.NOT_LOADABLE):
         return CaseState.NEEDS_ATTENTION
+    if outcome is Outcome.ON_EPCL:
+        return CaseState.CLOSED
     return None
 
 
@@ -245,4 +357,5 @@ def _cause(outcome: Outcome) -> str:
         Outcome.MISMATCH: "the CPL entry differs from the notification",
         Outcome.NOT_LOADABLE: "the paired CPL entry may not be loaded",
         Outcome.READY: "the CPL entry agrees",
+        Outcome.ON_EPCL: "the device model combination is on the EPCL: no emergency entry is needed",
     }[outcome]

@@ -31,23 +31,25 @@ class InventoryOperations:
         return {"outcome": outcome.value, "dmc": entry.dmc.key, "cpl_entry_id": entry.entry_id}
 
     def withdraw(self, context: ActionContext, response_id: str) -> dict[str, Any]:
-        """Withdraw the combination a loaded case loaded (its CPL entry was withdrawn).
+        """Withdraw the combination a case loaded (its CPL entry was withdrawn).
 
-        The SMI's records say what was loaded from the case's CPL entry (the entry's combination,
-        which an operator's acceptance may have made differ from the one notified); those are
-        withdrawn, found even when a later publication no longer lists the entry. A case never
-        loaded, or a combination since loaded from another entry (a re-issue, another supplier's
-        notification), leaves the SMI as it is.
+        The SMI's records say what was loaded from the case's CPL entries (the entry's combination,
+        which an operator's acceptance may have made differ from the one notified; a re-issue the case
+        followed since, still held under the entry it replaced when it differed); those are withdrawn,
+        found even when a later publication no longer lists the entry. A case never loaded, or a
+        combination since loaded from an entry not the case's (another supplier's notification),
+        leaves the SMI as it is.
         """
         case = self._cases.get(response_id)
         if case is None:
             raise BadInput(f"no case for response {response_id!r}")
-        if case.state is not CaseState.LOADED or case.cpl_entry_id is None:
+        entries = case.loaded_from()
+        if not entries or case.state not in (CaseState.LOADED, CaseState.NEEDS_ATTENTION):
             return {"withdrawn": False, "reason": f"the case is {case.state.value}: nothing of it was loaded"}
         loaded = [
             record.dmc
             for record in self._inventory.all()
-            if record.cpl_entry_id == case.cpl_entry_id and record.status is InventoryStatus.ACTIVE
+            if record.cpl_entry_id in entries and record.status is InventoryStatus.ACTIVE
         ]
         for dmc in loaded:
             self._inventory.withdraw(dmc, idempotency_key=f"{context.idempotency_key}/{dmc.key}")

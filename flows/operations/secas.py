@@ -111,4 +111,15 @@ def _changes(previous: CplPublication | None, publication: CplPublication) -> di
         # Gone from the CPL altogether: told to operators, not acted on (a file cut short looks the same)
         "removed_emergency": [entry.entry_id for entry in diff.removed if entry.is_emergency],
         "promoted": [change.entry_id for change in diff.promoted],
+        # What identifies an emergency entry changed (firmware, image hash...): told, not acted on.
+        "reidentified": [
+            {
+                "entry_id": change.entry_id,
+                "changes": [field.model_dump(mode="json") for field in diff.identity_changes(change)],
+            }
+            for change in diff.reidentified
+        ],
+        # Counted, not listed: a first publication adds every EPCL entry. Cases waiting for an emergency
+        # entry are checked once per publication that adds any (their model may be on the EPCL now).
+        "epcl_added": sum(1 for entry in diff.added if not entry.is_emergency and entry.is_loadable),
     }

@@ -6,16 +6,19 @@ from __future__ import annotations
 
 import copy
 import json
+from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from adapters.secas.reader import read_cpl
-from flows.bootstrap import bootstrap
+from flows.bootstrap import BridgeApp, bootstrap
 from flows.cli import main
 from flows.domain.case import Case
 from flows.domain.cpl import CplEntry
 from flows.ports import InventoryRecord
 from flows.settings import SAMPLES, Settings
+from flows.wiring import Parts
 from tests.support.cpl_workbooks import Cell, write_cpl_workbook
 
 FORM = json.loads((SAMPLES / "forms" / "form-definition.json").read_text(encoding="utf-8"))
@@ -40,6 +43,17 @@ def entry(**changes: Cell) -> dict[str, Cell]:
     return {**_E316, **changes}
 
 
+def response(response_id: int, *, responder: str | None = None, **answers: Any) -> dict[str, Any]:
+    """The sample's first form response under another id, with ``answers`` changed (by field)."""
+    made: dict[str, Any] = copy.deepcopy(RESPONSE)
+    made["responseId"] = response_id
+    if responder:
+        made["responder"] = responder
+    for field, value in answers.items():
+        made["answers"][QUESTION[field]] = value
+    return made
+
+
 class CplWorld:
     def __init__(self, folder: Path) -> None:
         self.home = folder / "home"
@@ -59,16 +73,15 @@ class CplWorld:
         return self.cli(now, "sync", "--cpl", str(path))
 
     def notify(self, now: str, response_id: int, *, responder: str | None = None, **answers: Any) -> int:
-        response = copy.deepcopy(RESPONSE)
-        response["responseId"] = response_id
-        if responder:
-            response["responder"] = responder
-        for field, value in answers.items():
-            response["answers"][QUESTION[field]] = value
         self._made += 1
         path = self.files / f"response-{self._made}.json"
-        path.write_text(json.dumps(response), encoding="utf-8")
+        path.write_text(json.dumps(response(response_id, responder=responder, **answers)), encoding="utf-8")
         return self.cli(now, "intake", str(path))
+
+    def app(self, now: str, *, adjust: Callable[[Parts], None] | None = None) -> BridgeApp:
+        """The bridge on this home at ``now``, with ``adjust`` changing its parts (another SMI)."""
+        moment = datetime.fromisoformat(now)
+        return bootstrap(Settings(home=self.home), clock=lambda: moment, adjust=adjust)
 
     def case(self, response_id: int) -> Case:
         with bootstrap(Settings(home=self.home)) as app:
@@ -79,3 +92,14 @@ class CplWorld:
     def smi(self) -> list[InventoryRecord]:
         with bootstrap(Settings(home=self.home)) as app:
             return app.inventory.all()
+
+    def cards(self) -> list[str]:
+        """The operators' cards posted so far, as JSON texts."""
+        return [
+            path.read_text(encoding="utf-8")
+            for path in sorted((self.home / "outbox" / "teams").glob("*.json"))
+        ]
+
+    def mails(self) -> list[str]:
+        """The names of the e-mails sent so far (made from their idempotency keys)."""
+        return sorted(path.name for path in (self.home / "outbox" / "mail").glob("*.eml"))
