@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import httpx
 import tenacity
@@ -26,6 +26,13 @@ log = logging.getLogger(__name__)
 TRANSIENT_STATUSES = frozenset({408, 429})
 """Besides every 5xx: a request timeout and throttling. Any other 4xx will recur as it is."""
 EXCERPT_CHARS = 200
+
+
+class HasHeaders(Protocol):
+    """A response with headers: httpx's, or azure-core's (the token service's, in ``adapters.identity``)."""
+
+    @property
+    def headers(self) -> Mapping[str, str]: ...
 
 
 @dataclass(frozen=True)
@@ -108,7 +115,7 @@ def attempt(
     return response
 
 
-def retry_after(response: httpx.Response) -> float | None:
+def retry_after(response: HasHeaders) -> float | None:
     """The Retry-After header in seconds, given as delay-seconds or as an HTTP date; None if absent or bad.
 
     A date is measured from the response's own Date header when there is one, so that a difference

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -15,13 +17,18 @@ import pytest
 import yaml
 from azure.core.credentials import AccessToken
 from azure.core.exceptions import ClientAuthenticationError
+from azure.identity import ClientSecretCredential, ManagedIdentityCredential
 
 from adapters.http_retry import HttpRetry
+from adapters.identity import credential_options
 from adapters.smi import OPENAPI, CredentialToken, HttpInventory
 from flows.domain.cpl import DeviceModelCombination
 from flows.errors import BadInput, PermanentError, TransientError
 from flows.ports import InventoryRecord, InventoryStatus, UpsertOutcome
+from flows.settings import Settings
+from flows.wiring import _credential as bridge_credential  # the credential exactly as the bridge builds it
 from tests.smi_server import BASE_PATH, SmiServer
+from tests.token_server import AADSTS_INVALID_SECRET, BUSY, TENANT, Answer, TokenServer
 
 SCOPE = "api://smi-adaptor/.default"
 
@@ -225,6 +232,107 @@ def test_a_credential_that_cannot_authenticate_is_permanent() -> None:
 
     with pytest.raises(PermanentError, match="AADSTS7000215"):
         CredentialToken(Refusing(), SCOPE)()
+
+
+# --- the token service: azure-identity's real credentials against a loopback one (tests/token_server.py)
+
+IDENTITY_VARIABLES = (
+    "IDENTITY_ENDPOINT",
+    "IDENTITY_HEADER",
+    "AZURE_POD_IDENTITY_AUTHORITY_HOST",
+    "MSI_ENDPOINT",
+)
+
+
+@pytest.fixture
+def app_service_identity(monkeypatch: pytest.MonkeyPatch) -> Iterator[TokenServer]:
+    """A managed-identity endpoint as App Service and Functions give one (what the bridge uses in Azure)."""
+    for name in IDENTITY_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    with TokenServer() as tokens:
+        monkeypatch.setenv("IDENTITY_ENDPOINT", f"{tokens.url}/msi/token")
+        monkeypatch.setenv("IDENTITY_HEADER", "identity-header")
+        yield tokens
+
+
+def bridge_token(tmp_path: Path) -> CredentialToken:
+    return CredentialToken(bridge_credential(Settings(home=tmp_path, smi_scope=SCOPE)), SCOPE)
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        Answer(BUSY.status, BUSY.body, retry_after=7),
+        Answer(429, {"error": "throttled", "error_description": "Too many requests"}),
+        Answer(500, "<html><body>Internal Server Error</body></html>"),
+    ],
+    ids=["503", "429", "500-html"],
+)
+def test_a_busy_token_service_is_transient_and_over_once_it_answers(
+    app_service_identity: TokenServer, tmp_path: Path, answer: Answer
+) -> None:
+    token = bridge_token(tmp_path)
+    app_service_identity.answers.append(answer)
+
+    with pytest.raises(
+        TransientError, match=f"no token for {re.escape(SCOPE)}: .*HTTP {answer.status}"
+    ) as raised:
+        token()
+    assert raised.value.retry_after == answer.retry_after
+    assert len(app_service_identity.hits) == 1  # the engine retries it, not azure-identity as well
+
+    assert token() == "token-1"  # the engine's next attempt: the outage is over
+
+
+def test_an_unreachable_token_service_is_transient(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in IDENTITY_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        port = unused.getsockname()[1]
+    monkeypatch.setenv("AZURE_POD_IDENTITY_AUTHORITY_HOST", f"http://127.0.0.1:{port}")  # IMDS, nobody there
+    # retry_total=0: azure-core would otherwise retry the connection for a minute before failing.
+    credential = ManagedIdentityCredential(retry_total=0)
+
+    with pytest.raises(TransientError, match="token service was not reached"):
+        CredentialToken(credential, SCOPE)()
+
+
+def test_a_refusal_by_the_managed_identity_endpoint_stays_permanent(
+    app_service_identity: TokenServer, tmp_path: Path
+) -> None:
+    app_service_identity.answers.append(
+        Answer(400, {"statusCode": 400, "message": "Unable to load the proper Managed Identity."})
+    )
+
+    with pytest.raises(PermanentError, match="Unable to load the proper Managed Identity"):
+        bridge_token(tmp_path)()
+
+
+def test_entra_id_busy_is_transient_and_an_invalid_secret_permanent(tmp_path: Path) -> None:
+    with TokenServer(tls_dir=tmp_path) as entra:
+        credential = ClientSecretCredential(
+            TENANT,
+            "client-1",
+            "not-the-secret",
+            authority=entra.url,
+            disable_instance_discovery=True,
+            connection_verify=entra.ca_file,
+            **credential_options(),  # as flows.wiring builds it; there the authority is Entra ID's own
+        )
+        token = CredentialToken(credential, SCOPE)
+        entra.answers.extend(
+            [Answer(503, "<html>Service Unavailable</html>", retry_after=3), AADSTS_INVALID_SECRET]
+        )
+
+        with pytest.raises(TransientError, match="HTTP 503") as raised:
+            token()
+        assert raised.value.retry_after == 3.0
+        with pytest.raises(PermanentError, match="AADSTS7000215") as refused:
+            token()
+        assert "not-the-secret" not in str(refused.value)
+        assert token() == "token-1"
+    assert len(entra.hits) == 3
 
 
 def test_a_503_with_retry_after_is_waited_out(

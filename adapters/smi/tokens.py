@@ -9,9 +9,9 @@ from collections.abc import Callable
 from typing import Protocol
 
 from azure.core.credentials import AccessToken
-from azure.core.exceptions import AzureError, ClientAuthenticationError
 
-from flows.errors import PermanentError, TransientError
+from adapters.identity import token_failure
+from flows.errors import BridgeError
 
 REFRESH_MARGIN_SECONDS = 300.0
 """A token this close to its expiry is replaced: a request may take a while and clocks differ."""
@@ -27,9 +27,10 @@ class CredentialToken:
     """A ``Callable[[], str]`` giving a valid bearer token for ``scope`` (e.g. ``api://<smi-app>/.default``).
 
     The token is reused until ``refresh_margin`` seconds before its ``expires_on``, then fetched again.
-    A credential that cannot authenticate (``ClientAuthenticationError``, ``CredentialUnavailableError``)
-    is a ``PermanentError``: configuration; any other azure-core error (Entra ID not reached) is a
-    ``TransientError``. Thread-safe: concurrent callers share one fetch.
+    A token service that was busy (408, 429, 5xx: build the credential with
+    ``adapters.identity.credential_options()`` so that this is known) or not reached is a
+    ``TransientError``; a refusal (an invalid client, AADSTS 4xx, no managed identity here) is a
+    ``PermanentError``: configuration. Thread-safe: concurrent callers share one fetch.
     """
 
     def __init__(
@@ -56,7 +57,13 @@ class CredentialToken:
     def _fetch(self) -> AccessToken:
         try:
             return self._credential.get_token(self._scope)
-        except ClientAuthenticationError as error:
-            raise PermanentError(f"no token for {self._scope}: {error.message}") from error
-        except AzureError as error:  # ServiceRequestError and the like: Entra ID not reached
-            raise TransientError(f"no token for {self._scope}: {error.message}") from error
+        except Exception as error:  # azure-identity's, msal's and the hook's: sorted by cause below
+            failure = token_failure(error)
+            said = "" if failure.transient or isinstance(error, BridgeError) else f" ({_message(error)})"
+            raise failure.error(f"no token for {self._scope}{said}") from error
+
+
+def _message(error: Exception) -> str:
+    """azure-identity's own account of a refusal (``AADSTS7000215: Invalid client secret...``)."""
+    message = getattr(error, "message", None)
+    return " ".join(str(message if isinstance(message, str) else error).split())
