@@ -21,7 +21,7 @@ from azure.identity import ClientSecretCredential, ManagedIdentityCredential
 
 from adapters.http_retry import HttpRetry
 from adapters.identity import credential_options
-from adapters.smi import OPENAPI, CredentialToken, HttpInventory
+from adapters.smi import OPENAPI, CredentialToken, HttpInventory, SmiContractError
 from flows.domain.cpl import DeviceModelCombination
 from flows.errors import BadInput, PermanentError, TransientError
 from flows.ports import InventoryRecord, InventoryStatus, UpsertOutcome
@@ -191,6 +191,71 @@ def test_all_follows_the_pages_in_order(smi: SmiServer, http: httpx.Client) -> N
     pages = [seen for seen in smi.seen if seen.path == f"{BASE_PATH}/device-models"]
     assert [seen.query.get("limit") for seen in pages] == [["2"]] * 3
     assert ["cursor" in seen.query for seen in pages] == [False, True, True]
+
+
+# --- answers off the contract: refused, never read as something else -------------------------------
+
+
+def without(key: str) -> Any:
+    return lambda answer: {name: value for name, value in answer.items() if name != key}
+
+
+def test_a_page_without_next_cursor_is_refused_not_read_as_the_last(
+    smi: SmiServer, http: httpx.Client
+) -> None:
+    inventory = HttpInventory(smi.url, http, lambda: "token-1", page_size=2)
+    for number in range(5):
+        inventory.upsert(a_record(firmware=f"02{number:02}"), idempotency_key=f"load-{number}")
+    smi.misanswer_next(without("nextCursor"))  # the contract requires it on every page, null on the last
+
+    with pytest.raises(SmiContractError, match=r"GET /device-models: .*nextCursor"):
+        inventory.all()
+    smi.misanswer_next(lambda page: page | {"nextCursor": 2})
+    with pytest.raises(SmiContractError, match="nextCursor"):
+        inventory.all()
+    assert len(inventory.all()) == 5
+
+
+def test_an_upsert_answer_without_the_device_model_is_refused(
+    inventory: HttpInventory, smi: SmiServer
+) -> None:
+    smi.misanswer_next(without("deviceModel"))  # 201 {"outcome": "created"} only
+
+    with pytest.raises(SmiContractError, match=r"PUT .*: .*deviceModel"):
+        inventory.upsert(a_record(), idempotency_key="load-1")
+
+
+def test_an_upsert_answered_with_another_combination_is_refused(
+    inventory: HttpInventory, smi: SmiServer
+) -> None:
+    smi.misanswer_next(
+        lambda answer: answer | {"deviceModel": answer["deviceModel"] | {"firmwareVersion": "0999"}}
+    )
+
+    with pytest.raises(SmiContractError, match=r"answered with ESME/1A2B/0102/0001/0999"):
+        inventory.upsert(a_record(), idempotency_key="load-1")
+
+
+def test_a_withdrawal_answer_without_the_device_model_is_refused(
+    inventory: HttpInventory, smi: SmiServer
+) -> None:
+    inventory.upsert(a_record(), idempotency_key="load-1")
+    smi.misanswer_next(without("deviceModel"))
+
+    with pytest.raises(SmiContractError, match=r"POST .*/withdrawal: .*deviceModel"):
+        inventory.withdraw(a_record().dmc, idempotency_key="withdraw-1")
+
+
+def test_a_contract_breach_is_permanent_not_retried(smi: SmiServer, http: httpx.Client) -> None:
+    sleeps: list[float] = []
+    inventory = HttpInventory(
+        smi.url, http, lambda: "token-1", retry=HttpRetry(attempts=3), sleep=sleeps.append
+    )
+    smi.misanswer_next(without("deviceModel"))
+
+    with pytest.raises(PermanentError):  # the SMI answers the same way again: an operator must see it
+        inventory.upsert(a_record(), idempotency_key="load-1")
+    assert sleeps == [] and len(smi.seen) == 1
 
 
 def test_the_bearer_token_is_sent_and_fetched_again_near_its_expiry(

@@ -11,6 +11,8 @@ import httpx
 from adapters.http_retry import HttpRetry, attempt, call_with_retry, retry_after
 from adapters.smi.wire import (
     COLLECTION,
+    SmiContractError,
+    device_model_of,
     fields_body,
     from_wire,
     json_body,
@@ -19,7 +21,7 @@ from adapters.smi.wire import (
     resource_path,
 )
 from flows.domain.cpl import DeviceModelCombination
-from flows.errors import BadInput, PermanentError, TransientError
+from flows.errors import BadInput, TransientError
 from flows.ports import InventoryRecord, UpsertOutcome
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
@@ -43,6 +45,8 @@ class HttpInventory:
 
     The same key with a different record is refused by the SMI (422) and raised as ``BadInput``: the
     embedded inventory would instead answer ``UNCHANGED``; either way a changed record needs a new key.
+    An answer off the contract (a page without ``nextCursor``, a write's answer without the
+    ``deviceModel`` it was about) is a ``SmiContractError``, permanent: never read as a last page or a load.
     ``token`` gives a bearer token for each attempt (``CredentialToken`` caches one from azure-identity).
     """
 
@@ -77,9 +81,10 @@ class HttpInventory:
         try:
             outcome = UpsertOutcome(str(data.get("outcome")))
         except ValueError as error:
-            raise PermanentError(f"SMI PUT {path}: unknown outcome {data.get('outcome')!r}") from error
+            raise SmiContractError(f"SMI PUT {path}: unknown outcome {data.get('outcome')!r}") from error
         if (response.status_code == 201) != (outcome is UpsertOutcome.CREATED):
-            raise PermanentError(f"SMI PUT {path}: HTTP {response.status_code} with outcome {outcome}")
+            raise SmiContractError(f"SMI PUT {path}: HTTP {response.status_code} with outcome {outcome}")
+        device_model_of(data, record.dmc, f"SMI PUT {path}")
         return UpsertOutcome.UNCHANGED if first_try_replayed else outcome
 
     def withdraw(self, dmc: DeviceModelCombination, *, idempotency_key: str) -> bool:
@@ -89,9 +94,11 @@ class HttpInventory:
             return False
         if response.status_code != 200:
             raise refusal(response, f"SMI POST {path}")
-        outcome = json_body(response, f"SMI POST {path}").get("outcome")
+        data = json_body(response, f"SMI POST {path}")
+        outcome = data.get("outcome")
         if outcome not in ("withdrawn", "already-withdrawn"):
-            raise PermanentError(f"SMI POST {path}: unknown outcome {outcome!r}")
+            raise SmiContractError(f"SMI POST {path}: unknown outcome {outcome!r}")
+        device_model_of(data, dmc, f"SMI POST {path}")
         return outcome == "withdrawn" and not first_try_replayed
 
     def get(self, dmc: DeviceModelCombination) -> InventoryRecord | None:
@@ -103,7 +110,7 @@ class HttpInventory:
             raise refusal(response, f"SMI GET {path}")
         record = from_wire(json_body(response, f"SMI GET {path}"), f"SMI GET {path}")
         if record.dmc != dmc:
-            raise PermanentError(f"SMI GET {path}: answered with {record.dmc.key}")
+            raise SmiContractError(f"SMI GET {path}: answered with {record.dmc.key}")
         return record
 
     def all(self) -> list[InventoryRecord]:
@@ -116,16 +123,21 @@ class HttpInventory:
             if response.status_code != 200:
                 raise refusal(response, f"SMI GET {COLLECTION}")
             page = json_body(response, f"SMI GET {COLLECTION}")
-            items, following = page.get("items"), page.get("nextCursor")
+            if "items" not in page or "nextCursor" not in page:  # a page without it is not the last one
+                missing = ", ".join(key for key in ("items", "nextCursor") if key not in page)
+                raise SmiContractError(f"SMI GET {COLLECTION}: a page without {missing}")
+            items, following = page["items"], page["nextCursor"]
             if not isinstance(items, list) or not (following is None or isinstance(following, str)):
-                raise PermanentError(f"SMI GET {COLLECTION}: not a page of device models")
+                raise SmiContractError(
+                    f"SMI GET {COLLECTION}: not a page of device models (items, nextCursor)"
+                )
             records.extend(from_wire(item, f"SMI GET {COLLECTION}") for item in items)
-            if not following:
+            if following is None:
                 return records
-            if following == cursor:
-                raise PermanentError(f"SMI GET {COLLECTION}: the next page's cursor is this page's")
+            if not following or following == cursor:
+                raise SmiContractError(f"SMI GET {COLLECTION}: nextCursor {following!r} leads nowhere")
             cursor = following
-        raise PermanentError(f"SMI GET {COLLECTION}: more than {MAX_PAGES} pages")
+        raise SmiContractError(f"SMI GET {COLLECTION}: more than {MAX_PAGES} pages")
 
     def _send(
         self,
