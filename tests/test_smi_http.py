@@ -19,7 +19,7 @@ from azure.core.credentials import AccessToken
 from azure.core.exceptions import ClientAuthenticationError
 from azure.identity import ClientSecretCredential, ManagedIdentityCredential
 
-from adapters.http_retry import HttpRetry
+from adapters.http_retry import NO_RETRY, HttpRetry
 from adapters.identity import credential_options
 from adapters.smi import OPENAPI, CredentialToken, HttpInventory, SmiContractError
 from flows.domain.cpl import DeviceModelCombination
@@ -49,7 +49,7 @@ class FakeCredential:
         self.clock = clock
         self.asked: list[tuple[str, ...]] = []
 
-    def get_token(self, *scopes: str) -> AccessToken:
+    def get_token(self, *scopes: str, claims: str | None = None) -> AccessToken:
         self.asked.append(scopes)
         return AccessToken(f"token-{len(self.asked)}", int(self.clock()) + 3600)
 
@@ -290,9 +290,48 @@ def test_a_refused_token_is_permanent_and_not_retried(smi: SmiServer, http: http
     assert len(smi.seen) == 1 and sleeps == []
 
 
+def test_a_refused_token_is_renewed_once_within_the_call(
+    smi: SmiServer, http: httpx.Client, app_service_identity: TokenServer
+) -> None:
+    """azure-identity's real managed identity credential: it keeps tokens itself, so a renewal must ask it
+    afresh (a claims challenge), or it would hand back the token the SMI refused."""
+    token = CredentialToken(ManagedIdentityCredential(**credential_options()), SCOPE)
+    inventory = HttpInventory(smi.url, http, token, retry=NO_RETRY)
+    dmc = a_record().dmc
+    assert inventory.get(dmc) is None
+
+    smi.tokens = {"token-2"}  # the SMI stops taking token-1 before its expiry (a key rollover, say)
+    app_service_identity.token = "token-2"
+    assert inventory.get(dmc) is None  # 401, a new token, the same request again
+    assert inventory.get(dmc) is None  # the new token is kept
+
+    smi.tokens = set()  # a refusal a new token does not cure: one renewal only, then final
+    app_service_identity.token = "token-3"
+    with pytest.raises(PermanentError, match="HTTP 401"):
+        inventory.get(dmc)
+
+    assert [(seen.headers["authorization"], seen.status) for seen in smi.seen] == [
+        ("Bearer token-1", 404),
+        ("Bearer token-1", 401),
+        ("Bearer token-2", 404),
+        ("Bearer token-2", 404),
+        ("Bearer token-2", 401),
+        ("Bearer token-3", 401),
+    ]
+    assert len(app_service_identity.hits) == 3
+
+
+def test_a_401_to_a_plain_token_is_final(smi: SmiServer, http: httpx.Client) -> None:
+    inventory = HttpInventory(smi.url, http, lambda: "expired", retry=NO_RETRY)
+
+    with pytest.raises(PermanentError, match="HTTP 401"):
+        inventory.get(a_record().dmc)
+    assert len(smi.seen) == 1  # nothing to renew: no second request
+
+
 def test_a_credential_that_cannot_authenticate_is_permanent() -> None:
     class Refusing:
-        def get_token(self, *scopes: str) -> AccessToken:
+        def get_token(self, *scopes: str, claims: str | None = None) -> AccessToken:
             raise ClientAuthenticationError("AADSTS7000215: Invalid client secret provided.")
 
     with pytest.raises(PermanentError, match="AADSTS7000215"):

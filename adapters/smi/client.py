@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
+import re
 import time
 from collections.abc import Callable
 from typing import Any
@@ -9,6 +12,7 @@ from typing import Any
 import httpx
 
 from adapters.http_retry import HttpRetry, attempt, call_with_retry, retry_after
+from adapters.smi.tokens import RenewableToken
 from adapters.smi.wire import (
     COLLECTION,
     SmiContractError,
@@ -29,6 +33,7 @@ REPLAYED_HEADER = "Idempotent-Replayed"
 NOT_FOUND = "urn:smi:problem:device-model-not-found"
 MAX_PAGES = 10_000
 MAX_PAGE_SIZE = 500  # the contract's limit on ``limit``
+CLAIMS = re.compile(r'claims="([^"]*)"')
 
 
 class HttpInventory:
@@ -48,6 +53,8 @@ class HttpInventory:
     An answer off the contract (a page without ``nextCursor``, a write's answer without the
     ``deviceModel`` it was about) is a ``SmiContractError``, permanent: never read as a last page or a load.
     ``token`` gives a bearer token for each attempt (``CredentialToken`` caches one from azure-identity).
+    A 401 to a token that can be renewed (``RenewableToken``) is answered by renewing it and sending the
+    request once more, within the same call; a second 401 is final (``PermanentError``).
     """
 
     def __init__(
@@ -151,17 +158,27 @@ class HttpInventory:
         """The final response, retried while transient, and whether it was replayed on the first attempt."""
         what = f"SMI {method} {path}"
         attempts = 0
+        renewed = False
 
-        def once() -> httpx.Response:
-            nonlocal attempts
-            attempts += 1
-            headers = {"Authorization": f"Bearer {self._token()}", "Accept": "application/json"}
+        def send(bearer: str) -> httpx.Response:
+            headers = {"Authorization": f"Bearer {bearer}", "Accept": "application/json"}
             if key is not None:
                 headers[IDEMPOTENCY_HEADER] = key
             url = self._base + path
-            response = attempt(
+            return attempt(
                 lambda: self._client.request(method, url, headers=headers, json=body, params=params), what
             )
+
+        def once() -> httpx.Response:
+            nonlocal attempts, renewed
+            attempts += 1
+            bearer = self._token()
+            response = send(bearer)
+            if response.status_code == 401 and not renewed and isinstance(self._token, RenewableToken):
+                renewed = True  # once per call: a fresh token refused too is a real refusal
+                fresh = self._token.renew(bearer, claims=claims_challenge(response))
+                if fresh != bearer:
+                    response = send(fresh)
             if response.status_code == 409:  # the same key still being processed
                 raise TransientError(f"{what}: HTTP 409, key in progress", retry_after=retry_after(response))
             return response
@@ -169,3 +186,14 @@ class HttpInventory:
         response = call_with_retry(once, self._retry, sleep=self._sleep)
         replayed = response.headers.get(REPLAYED_HEADER, "").lower() == "true"
         return response, replayed and attempts == 1
+
+
+def claims_challenge(response: httpx.Response) -> str | None:
+    """The claims a 401's ``WWW-Authenticate`` asks for (base64 in a CAE challenge), if it names any."""
+    found = CLAIMS.search(response.headers.get("WWW-Authenticate", ""))
+    if not found:
+        return None
+    try:
+        return base64.b64decode(found.group(1) + "==", validate=False).decode("utf-8") or None
+    except (binascii.Error, UnicodeDecodeError):
+        return None

@@ -3,10 +3,11 @@ its expiry so that each SMI request does not ask Entra ID (or the credential's o
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from azure.core.credentials import AccessToken
 
@@ -20,7 +21,16 @@ REFRESH_MARGIN_SECONDS = 300.0
 class TokenSource(Protocol):
     """What the bridge needs of an azure-identity credential (``DefaultAzureCredential``, ...)."""
 
-    def get_token(self, *scopes: str) -> AccessToken: ...
+    def get_token(self, *scopes: str, claims: str | None = None) -> AccessToken: ...
+
+
+@runtime_checkable
+class RenewableToken(Protocol):
+    """A bearer token source that can replace a token the far side refused (``CredentialToken``)."""
+
+    def __call__(self) -> str: ...
+
+    def renew(self, refused: str, *, claims: str | None = None) -> str: ...
 
 
 class CredentialToken:
@@ -31,6 +41,8 @@ class CredentialToken:
     ``adapters.identity.credential_options()`` so that this is known) or not reached is a
     ``TransientError``; a refusal (an invalid client, AADSTS 4xx, no managed identity here) is a
     ``PermanentError``: configuration. Thread-safe: concurrent callers share one fetch.
+
+    ``renew`` replaces a token the SMI refused (401) before its time, e.g. after a key rollover.
     """
 
     def __init__(
@@ -54,13 +66,33 @@ class CredentialToken:
                 self._token = self._fetch()
             return self._token.token
 
-    def _fetch(self) -> AccessToken:
+    def renew(self, refused: str, *, claims: str | None = None) -> str:
+        """A token in place of ``refused``, which the SMI answered 401, fetched anew unless another
+        caller did so already.
+
+        azure-identity keeps tokens too and would hand the refused one back, so the fetch carries a
+        claims challenge: the SMI's own (``claims``, from its ``WWW-Authenticate``) or one asking for a
+        token issued from now on, as Continuous Access Evaluation does; either makes it ask afresh.
+        """
+        with self._lock:
+            if self._token is None or self._token.token == refused:
+                self._token = self._fetch(claims or _issued_from(self._clock()))
+            return self._token.token
+
+    def _fetch(self, claims: str | None = None) -> AccessToken:
         try:
+            if claims is not None:
+                return self._credential.get_token(self._scope, claims=claims)
             return self._credential.get_token(self._scope)
         except Exception as error:  # azure-identity's, msal's and the hook's: sorted by cause below
             failure = token_failure(error)
             said = "" if failure.transient or isinstance(error, BridgeError) else f" ({_message(error)})"
             raise failure.error(f"no token for {self._scope}{said}") from error
+
+
+def _issued_from(now: float) -> str:
+    """A claims challenge for an access token issued no earlier than ``now`` (Entra ID's ``nbf`` form)."""
+    return json.dumps({"access_token": {"nbf": {"essential": True, "value": str(int(now))}}})
 
 
 def _message(error: Exception) -> str:
