@@ -486,6 +486,29 @@ def test_an_answer_lost_after_the_work_was_done_is_still_this_calls(
     assert len(smi.records) == 1
 
 
+def test_an_answer_lost_before_the_engines_retry_is_still_this_effects(
+    smi: SmiServer, http: httpx.Client
+) -> None:
+    """As wired: the adapter does not retry (NO_RETRY), the engine does, and says which attempt it makes."""
+    inventory = HttpInventory(smi.url, http, lambda: "token-1", retry=NO_RETRY)
+    record = a_record()
+    smi.drop_next(after_processing=True)
+    with pytest.raises(TransientError):
+        inventory.upsert(record, idempotency_key="smi/load/R-0001", attempt=1)
+
+    assert inventory.upsert(record, idempotency_key="smi/load/R-0001", attempt=2) is UpsertOutcome.CREATED
+
+    smi.drop_next(after_processing=True)
+    with pytest.raises(TransientError):
+        inventory.withdraw(record.dmc, idempotency_key="smi/withdraw/R-0001", attempt=1)
+    assert inventory.withdraw(record.dmc, idempotency_key="smi/withdraw/R-0001", attempt=2) is True
+
+    # the same keys on another effect's first attempt: nothing changed now
+    assert inventory.upsert(record, idempotency_key="smi/load/R-0001") is UpsertOutcome.UNCHANGED
+    assert inventory.withdraw(record.dmc, idempotency_key="smi/withdraw/R-0001") is False
+    assert [seen.status for seen in smi.seen] == [0, 201, 0, 200, 201, 200]
+
+
 def test_a_key_still_in_progress_is_retried(
     inventory: HttpInventory, smi: SmiServer, sleeps: list[float]
 ) -> None:

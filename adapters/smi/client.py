@@ -43,10 +43,11 @@ class HttpInventory:
     marked ``Idempotent-Replayed: true``, and changes nothing. So writes are retried safely (on 409, 429,
     5xx and transport failures, honouring Retry-After, within ``retry``), and a replay is read like this:
 
-    - replayed on this call's first attempt: the key was used by an earlier call, so this one changed
+    - replayed on the effect's first attempt: the key was used by an earlier effect, so this one changed
       nothing (``UNCHANGED``, ``False``), as with the embedded inventory;
-    - replayed after an earlier attempt of this call failed: that attempt reached the SMI and only its
-      answer was lost, so the kept answer is this call's own (``CREATED``, ``True``...).
+    - replayed after an earlier attempt failed, this call's own or the engine's (``attempt`` 2 or later:
+      the wiring gives this adapter ``NO_RETRY`` and the engine retries): that attempt reached the SMI
+      and only its answer was lost, so the kept answer is this effect's own (``CREATED``, ``True``...).
 
     The same key with a different record is refused by the SMI (422) and raised as ``BadInput``: the
     embedded inventory would instead answer ``UNCHANGED``; either way a changed record needs a new key.
@@ -79,9 +80,11 @@ class HttpInventory:
         self._sleep = sleep
         self._page_size = page_size
 
-    def upsert(self, record: InventoryRecord, *, idempotency_key: str) -> UpsertOutcome:
+    def upsert(self, record: InventoryRecord, *, idempotency_key: str, attempt: int = 1) -> UpsertOutcome:
         path = resource_path(record.dmc)
-        response, first_try_replayed = self._send("PUT", path, key=idempotency_key, body=fields_body(record))
+        response, first_try_replayed = self._send(
+            "PUT", path, key=idempotency_key, body=fields_body(record), engine_attempt=attempt
+        )
         if response.status_code not in (200, 201):
             raise refusal(response, f"SMI PUT {path}")
         data = json_body(response, f"SMI PUT {path}")
@@ -94,9 +97,9 @@ class HttpInventory:
         device_model_of(data, record.dmc, f"SMI PUT {path}")
         return UpsertOutcome.UNCHANGED if first_try_replayed else outcome
 
-    def withdraw(self, dmc: DeviceModelCombination, *, idempotency_key: str) -> bool:
+    def withdraw(self, dmc: DeviceModelCombination, *, idempotency_key: str, attempt: int = 1) -> bool:
         path = resource_path(dmc) + "/withdrawal"
-        response, first_try_replayed = self._send("POST", path, key=idempotency_key)
+        response, first_try_replayed = self._send("POST", path, key=idempotency_key, engine_attempt=attempt)
         if response.status_code == 404 and problem_type(response) == NOT_FOUND:
             return False
         if response.status_code != 200:
@@ -154,10 +157,12 @@ class HttpInventory:
         key: str | None = None,
         body: dict[str, str] | None = None,
         params: dict[str, str] | None = None,
+        engine_attempt: int = 1,
     ) -> tuple[httpx.Response, bool]:
-        """The final response, retried while transient, and whether it was replayed on the first attempt."""
+        """The final response, retried while transient, and whether it was replayed on the effect's first
+        attempt: ``engine_attempt`` is the engine's (1 first); this adapter's own retries count on from it."""
         what = f"SMI {method} {path}"
-        attempts = 0
+        attempts = engine_attempt - 1
         renewed = False
 
         def send(bearer: str) -> httpx.Response:
