@@ -118,6 +118,8 @@ class SmiServer:
         key = request.headers.get(IDEMPOTENCY_HEADER.lower())
         if not key:
             return _problem(400, "idempotency-key-missing", "Writes need an Idempotency-Key"), False
+        if len(key) > 255:  # the contract's maxLength
+            return _problem(400, "invalid-request", "Idempotency-Key is over 255 characters"), False
         fingerprint = (method, request.path, hashlib.sha256(_canonical(body)).hexdigest())
         return self.idempotent(key, fingerprint, lambda: self.handle(method, parts, query, body))
 

@@ -3,6 +3,7 @@ keep to: outcomes, idempotency keys, bearer tokens, retries on 429/503/dropped c
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import socket
@@ -127,6 +128,35 @@ def test_the_same_key_twice_changes_nothing_and_is_sent_each_time(
     assert [seen.headers["idempotency-key"] for seen in smi.seen] == ["smi/load/R-0001"] * 2
     assert [seen.status for seen in smi.seen] == [201, 201]  # the kept answer, replayed
     assert len(smi.records) == 1
+
+
+@pytest.mark.parametrize(
+    "key",
+    ["smi/load/Réponse-0001", "smi/load/" + "R" * 300, "smi/load/R 0001\n"],
+    ids=["non-ascii", "over-255", "space-and-newline"],
+)
+def test_a_key_http_cannot_carry_as_it_is_goes_as_a_prefix_and_its_sha256(
+    inventory: HttpInventory, smi: SmiServer, key: str
+) -> None:
+    record = a_record()
+
+    assert inventory.upsert(record, idempotency_key=key) is UpsertOutcome.CREATED
+    assert inventory.upsert(record, idempotency_key=key) is UpsertOutcome.UNCHANGED  # the same header again
+
+    sent = {seen.headers["idempotency-key"] for seen in smi.seen}
+    assert len(sent) == 1
+    [header] = sent
+    digest = hashlib.sha256(key.encode()).hexdigest()
+    assert header.startswith("smi/load/R") and header.endswith(f"~sha256:{digest}")
+    assert len(header) <= 255 and header.isascii() and header.isprintable() and " " not in header
+
+
+def test_long_keys_that_differ_only_at_the_end_stay_apart(inventory: HttpInventory, smi: SmiServer) -> None:
+    inventory.upsert(a_record(), idempotency_key="smi/load/" + "R" * 300 + "/1")
+    inventory.upsert(a_record(firmware="0204"), idempotency_key="smi/load/" + "R" * 300 + "/2")
+
+    assert [seen.status for seen in smi.seen] == [201, 201]  # two keys: no 422 for a reused one
+    assert len({seen.headers["idempotency-key"] for seen in smi.seen}) == 2
 
 
 def test_the_same_key_with_another_record_is_refused(inventory: HttpInventory, smi: SmiServer) -> None:

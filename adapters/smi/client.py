@@ -20,6 +20,7 @@ from adapters.smi.wire import (
     fields_body,
     from_wire,
     json_body,
+    key_header,
     problem_type,
     refusal,
     resource_path,
@@ -39,9 +40,11 @@ CLAIMS = re.compile(r'claims="([^"]*)"')
 class HttpInventory:
     """The SMI's device model register over HTTP: the same semantics as the embedded ``SqliteInventory``.
 
-    Every write carries ``Idempotency-Key``; the SMI answers a repeated key with its kept response,
-    marked ``Idempotent-Replayed: true``, and changes nothing. So writes are retried safely (on 409, 429,
-    5xx and transport failures, honouring Retry-After, within ``retry``), and a replay is read like this:
+    Every write carries ``Idempotency-Key`` (``key_header``: a key that is not visible ASCII or is over
+    255 characters goes as a readable prefix and its SHA-256); the SMI answers a repeated key with its
+    kept response, marked ``Idempotent-Replayed: true``, and changes nothing. So writes are retried
+    safely (on 409, 429, 5xx and transport failures, honouring Retry-After, within ``retry``), and a
+    replay is read like this:
 
     - replayed on the effect's first attempt: the key was used by an earlier effect, so this one changed
       nothing (``UNCHANGED``, ``False``), as with the embedded inventory;
@@ -168,7 +171,7 @@ class HttpInventory:
         def send(bearer: str) -> httpx.Response:
             headers = {"Authorization": f"Bearer {bearer}", "Accept": "application/json"}
             if key is not None:
-                headers[IDEMPOTENCY_HEADER] = key
+                headers[IDEMPOTENCY_HEADER] = key_header(key)
             url = self._base + path
             return attempt(
                 lambda: self._client.request(method, url, headers=headers, json=body, params=params), what

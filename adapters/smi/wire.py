@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 from typing import Any
 from urllib.parse import quote
@@ -40,6 +41,24 @@ class SmiContractError(PermanentError):
 
 IDENTIFIER = re.compile(r"(?!\.{1,2}$)[^/\s]{1,64}")
 """What the contract takes as one part of a combination: no slash or white space, not "." or ".."."""
+
+
+MAX_KEY_CHARS = 255  # the contract's limit on Idempotency-Key
+_KEY_CHAR = re.compile(r"[\x21-\x7e]")  # visible ASCII: what any HTTP stack sends as it is
+_DIGEST_CHARS = len("~sha256:") + 64
+
+
+def key_header(key: str) -> str:
+    """The ``Idempotency-Key`` header for the bridge's key: the key itself when it is visible ASCII and
+    at most 255 characters; else its visible ASCII characters, cut to fit, then ``~sha256:`` and the
+    SHA-256 of the whole key (UTF-8). Deterministic, so a retry sends the same header; distinct keys
+    get distinct headers.
+    """
+    if len(key) <= MAX_KEY_CHARS and all(_KEY_CHAR.fullmatch(char) for char in key):
+        return key
+    readable = "".join(char if _KEY_CHAR.fullmatch(char) else "_" for char in key)
+    digest = hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
+    return f"{readable[: MAX_KEY_CHARS - _DIGEST_CHARS]}~sha256:{digest}"
 
 
 def resource_path(dmc: DeviceModelCombination) -> str:
