@@ -8,9 +8,9 @@ response means for its own port.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import httpx
 import tenacity
@@ -28,6 +28,13 @@ EXCERPT_BYTES = 8192
 """An excerpt comes from the body's first 8 KiB: an answer may be megabytes, a message shows 200."""
 _WINDOW_GUARD = 1024
 """Characters dropped from the end of a window cut short: longer than any secret a scrubber replaces."""
+
+
+class HasHeaders(Protocol):
+    """A response with headers: httpx's, or azure-core's (the token service's, in ``adapters.identity``)."""
+
+    @property
+    def headers(self) -> Mapping[str, str]: ...
 
 
 @dataclass(frozen=True)
@@ -110,7 +117,7 @@ def attempt(
     return response
 
 
-def retry_after(response: httpx.Response) -> float | None:
+def retry_after(response: HasHeaders) -> float | None:
     """The Retry-After header in seconds (see ``adapters.retry_after``), a date measured from the
     response's own Date header when it has one; None if absent or bad."""
     return retry_after_seconds(response.headers.get("Retry-After"), date=response.headers.get("Date"))

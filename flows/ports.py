@@ -131,13 +131,18 @@ class UpsertOutcome(StrEnum):
 
 
 class Inventory(Protocol):
-    """The SMI's device model register, keyed by the device model combination."""
+    """The SMI's device model register, keyed by the device model combination.
 
-    def upsert(self, record: InventoryRecord, *, idempotency_key: str) -> UpsertOutcome:
+    ``attempt`` is the engine's attempt number for the effect (``ActionContext.attempt``, 1 first). A
+    key already used is a repeat: on attempt 1 it was an earlier effect's, so nothing changed now; on a
+    later attempt it was this effect's own, whose answer was lost, and its outcome is reported.
+    """
+
+    def upsert(self, record: InventoryRecord, *, idempotency_key: str, attempt: int = 1) -> UpsertOutcome:
         """Create or update the record for ``record.dmc``; repeating it changes nothing."""
         ...
 
-    def withdraw(self, dmc: DeviceModelCombination, *, idempotency_key: str) -> bool:
+    def withdraw(self, dmc: DeviceModelCombination, *, idempotency_key: str, attempt: int = 1) -> bool:
         """Mark a loaded combination withdrawn; False when it was not loaded (or already withdrawn)."""
         ...
 

@@ -243,18 +243,26 @@ def _credential(settings: Settings) -> Any:
     """The identity the bridge signs in with: managed identity in Azure, else the app registration."""
     from azure import identity
 
+    from adapters.identity import credential_options
+
+    options = credential_options()  # a busy token service is a TransientError
     if settings.graph_credential == "client_secret":
         if settings.graph_client_secret is None:
             raise ValueError("BRIDGE_GRAPH_CLIENT_SECRET is required with graph_credential=client_secret")
         secret = settings.graph_client_secret.get_secret_value()
-        return identity.ClientSecretCredential(settings.graph_tenant_id, settings.graph_client_id, secret)
+        return identity.ClientSecretCredential(
+            settings.graph_tenant_id, settings.graph_client_id, secret, **options
+        )
     if settings.graph_credential == "certificate":
         if settings.graph_certificate_path is None:
             raise ValueError("BRIDGE_GRAPH_CERTIFICATE_PATH is required with graph_credential=certificate")
         return identity.CertificateCredential(
-            settings.graph_tenant_id, settings.graph_client_id, str(settings.graph_certificate_path)
+            settings.graph_tenant_id,
+            settings.graph_client_id,
+            str(settings.graph_certificate_path),
+            **options,
         )
-    return identity.ManagedIdentityCredential(client_id=settings.graph_client_id or None)
+    return identity.ManagedIdentityCredential(client_id=settings.graph_client_id or None, **options)
 
 
 def _graph(settings: Settings, parts: Parts, state: _State, shared: _Shared) -> None:

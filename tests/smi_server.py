@@ -4,7 +4,8 @@ A real HTTP server (stdlib ``ThreadingHTTPServer``, 127.0.0.1, a free port) so t
 is tested through httpx, sockets and all. It checks the bearer token, keeps each Idempotency-Key's
 request and response (same key and request: the kept response, marked replayed; same key, another
 request: 422), records every request it gets, and can be told to fail the next ones: a status with
-Retry-After (seconds or an HTTP date), or a connection dropped before or after the work is done.
+Retry-After (seconds or an HTTP date), a connection dropped before or after the work is done, or an
+answer rewritten after the work (off the contract, to see the client refuse it).
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ class Fault:
     retry_after: int | None = None
     as_date: bool = False
     after_processing: bool = False
+    rewrite: Callable[[dict[str, Any]], dict[str, Any]] | None = None  # do the work, answer this instead
 
 
 @dataclass
@@ -69,6 +71,10 @@ class SmiServer:
     def fail_next(self, status: int, retry_after: int | None = None, *, as_date: bool = False) -> None:
         """Answer the next request with ``status`` (and Retry-After), doing nothing else."""
         self.faults.append(Fault(status, retry_after, as_date))
+
+    def misanswer_next(self, rewrite: Callable[[dict[str, Any]], dict[str, Any]]) -> None:
+        """Do the next request's work as usual but answer ``rewrite(answer)``: a far side off its contract."""
+        self.faults.append(Fault(None, after_processing=True, rewrite=rewrite))
 
     def drop_next(self, *, after_processing: bool = False) -> None:
         """Close the next request's connection without an answer, before or after doing its work."""
@@ -112,6 +118,8 @@ class SmiServer:
         key = request.headers.get(IDEMPOTENCY_HEADER.lower())
         if not key:
             return _problem(400, "idempotency-key-missing", "Writes need an Idempotency-Key"), False
+        if len(key) > 255:  # the contract's maxLength
+            return _problem(400, "invalid-request", "Idempotency-Key is over 255 characters"), False
         fingerprint = (method, request.path, hashlib.sha256(_canonical(body)).hexdigest())
         return self.idempotent(key, fingerprint, lambda: self.handle(method, parts, query, body))
 
@@ -196,6 +204,8 @@ class _Handler(BaseHTTPRequestHandler):
         with smi.lock:
             fault = smi.faults.popleft() if smi.faults else None
             (status, answer), replayed = smi.respond(request, fault)
+            if fault is not None and fault.rewrite is not None:
+                answer, fault = fault.rewrite(answer), None
             dropped = fault is not None and fault.status is None
             kind = "application/problem+json" if status >= 400 else "application/json"
             smi.seen.append(

@@ -555,6 +555,17 @@ def test_inventory_same_key_twice_is_unchanged_even_with_another_record(database
     assert inventory.get(other.dmc) is None
 
 
+def test_inventory_a_known_key_on_a_later_attempt_is_that_effects_own(database: BridgeDatabase) -> None:
+    """The engine's attempt 2 of an effect whose attempt 1 wrote, but whose answer was lost."""
+    inventory = SqliteInventory(database)
+    record = a_record()
+    assert inventory.upsert(record, idempotency_key="load:R-0001") is UpsertOutcome.CREATED
+    assert inventory.upsert(record, idempotency_key="load:R-0001", attempt=2) is UpsertOutcome.CREATED
+    assert inventory.withdraw(record.dmc, idempotency_key="withdraw:R-0001")
+    assert inventory.withdraw(record.dmc, idempotency_key="withdraw:R-0001", attempt=3)
+    assert not inventory.withdraw(record.dmc, idempotency_key="withdraw:R-0001")  # another effect's key
+
+
 def test_inventory_withdraw(database: BridgeDatabase) -> None:
     inventory = SqliteInventory(database)
     record = a_record()

@@ -48,6 +48,7 @@ from flows.errors import BadInput, PermanentError, TransientError
 from flows.ports import OutgoingEmail
 from flows.settings import Settings
 from tests.graph_server import SAMPLE_DELTA, GraphServer
+from tests.token_server import Answer, TokenServer
 
 # msgraph-sdk 1.65 and kiota-abstractions 1.16 call warnings.warn(DeprecationWarning) in class bodies of
 # their own generated modules (the per-builder ``...RequestConfiguration`` classes and kiota's
@@ -481,6 +482,39 @@ def test_credential_follows_the_settings(tmp_path):
         credential = build_credential(settings)
         assert isinstance(credential, kind)
         asyncio.run(credential.close())
+
+
+def test_a_busy_token_service_is_transient_and_a_refusal_permanent(
+    graph: GraphServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The real azure-identity managed identity credential (as ``build_credential`` makes it) against a
+    loopback App Service identity endpoint: a 503 may pass and is the engine's to retry; a 400 will not."""
+    for name in ("IDENTITY_ENDPOINT", "IDENTITY_HEADER", "AZURE_POD_IDENTITY_AUTHORITY_HOST", "MSI_ENDPOINT"):
+        monkeypatch.delenv(name, raising=False)
+    with TokenServer(token=graph.token) as tokens:
+        monkeypatch.setenv("IDENTITY_ENDPOINT", f"{tokens.url}/msi/token")
+        monkeypatch.setenv("IDENTITY_HEADER", "identity-header")
+        tokens.answers.extend(
+            [
+                Answer(503, {"statusCode": 503, "message": "temporarily unavailable"}, retry_after=4),
+                Answer(400, {"statusCode": 400, "message": "Unable to load the proper Managed Identity."}),
+            ]
+        )
+        with GraphSession.open(settings_for(graph.url, graph)) as session:
+            mailer = GraphMailer(session, mailbox=MAILBOX)
+            with pytest.raises(
+                TransientError, match="no Graph token: the token service answered HTTP 503"
+            ) as busy:
+                mailer.send(an_email())
+            assert busy.value.retry_after == 4.0
+            with pytest.raises(
+                PermanentError, match=r"no Graph token: refused \(ClientAuthenticationError\)"
+            ):
+                mailer.send(an_email())
+            mailer.send(an_email())
+
+    assert len(tokens.hits) == 3
+    assert [seen.path for seen in graph.seen] == [f"/v1.0/users/{MAILBOX}/sendMail"]
 
 
 def test_retry_after_reads_seconds_and_http_dates():

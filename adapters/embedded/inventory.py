@@ -50,7 +50,7 @@ _WITHDRAW = """
     WHERE status != ? AND device_type = ? AND manufacturer_id = ? AND model_id = ? AND hardware_version = ?
           AND firmware_version = ?
 """
-_SEEN = "SELECT 1 FROM inventory_requests WHERE idempotency_key = ?"
+_SEEN = "SELECT outcome FROM inventory_requests WHERE idempotency_key = ?"
 _REMEMBER = """
     INSERT INTO inventory_requests (idempotency_key, operation, dmc, outcome, at) VALUES (?, ?, ?, ?, ?)
 """
@@ -100,12 +100,13 @@ class SqliteInventory(SqliteStore):
         super().__init__(database)
         self._clock = clock or (lambda: datetime.now(UTC))
 
-    def upsert(self, record: InventoryRecord, *, idempotency_key: str) -> UpsertOutcome:
+    def upsert(self, record: InventoryRecord, *, idempotency_key: str, attempt: int = 1) -> UpsertOutcome:
         now = utc_text(self._clock())
         values = tuple(str(getattr(record, field)) for field in _FIELDS)
         with self._db.write() as connection:
-            if self._seen(connection, idempotency_key):
-                return UpsertOutcome.UNCHANGED
+            seen = self._seen(connection, idempotency_key)
+            if seen is not None:  # a repeat: this effect's own outcome only on a later attempt
+                return UpsertOutcome(seen) if attempt > 1 else UpsertOutcome.UNCHANGED
             existing = self._select(connection, record.dmc)
             if existing is None:
                 outcome = UpsertOutcome.CREATED
@@ -118,11 +119,12 @@ class SqliteInventory(SqliteStore):
             self._remember(connection, idempotency_key, "upsert", record.dmc, outcome.value, now)
         return outcome
 
-    def withdraw(self, dmc: DeviceModelCombination, *, idempotency_key: str) -> bool:
+    def withdraw(self, dmc: DeviceModelCombination, *, idempotency_key: str, attempt: int = 1) -> bool:
         now = utc_text(self._clock())
         with self._db.write() as connection:
-            if self._seen(connection, idempotency_key):
-                return False
+            seen = self._seen(connection, idempotency_key)
+            if seen is not None:
+                return attempt > 1 and seen == "withdrawn"
             withdrawn_status = InventoryStatus.WITHDRAWN.value
             cursor = connection.execute(_WITHDRAW, (withdrawn_status, now, withdrawn_status, *dmc))
             withdrawn = cursor.rowcount == 1
@@ -146,8 +148,10 @@ class SqliteInventory(SqliteStore):
         return None if row is None else _record(row)
 
     @staticmethod
-    def _seen(connection: sqlite3.Connection, idempotency_key: str) -> bool:
-        return connection.execute(_SEEN, (idempotency_key,)).fetchone() is not None
+    def _seen(connection: sqlite3.Connection, idempotency_key: str) -> str | None:
+        """The outcome kept for a key already used, or None."""
+        row = connection.execute(_SEEN, (idempotency_key,)).fetchone()
+        return None if row is None else str(row[0])
 
     @staticmethod
     def _remember(

@@ -41,9 +41,12 @@ def build_credential(settings: GraphSettings) -> AsyncTokenCredential:
     """The azure-identity (async) credential that ``settings.credential`` names; close it when done."""
     from azure.identity.aio import CertificateCredential, ClientSecretCredential, ManagedIdentityCredential
 
+    from adapters.identity import credential_options
+
+    options = credential_options()  # a busy token service is a TransientError
     if settings.credential == "client_secret" and settings.client_secret is not None:
         return ClientSecretCredential(
-            settings.tenant_id, settings.client_id, settings.client_secret.get_secret_value()
+            settings.tenant_id, settings.client_id, settings.client_secret.get_secret_value(), **options
         )
     if settings.credential == "certificate" and settings.certificate_path is not None:
         password = settings.certificate_password
@@ -52,8 +55,9 @@ def build_credential(settings: GraphSettings) -> AsyncTokenCredential:
             settings.client_id,
             certificate_path=str(settings.certificate_path),
             password=None if password is None else password.get_secret_value(),
+            **options,
         )
-    return ManagedIdentityCredential(client_id=settings.client_id or None)
+    return ManagedIdentityCredential(client_id=settings.client_id or None, **options)
 
 
 def sdk_retry(enabled: bool) -> list[RequestOption]:

@@ -2,7 +2,8 @@
 
 What the SDK raises: ``APIError`` (kiota; ``ODataError`` when Graph sent its error body) with the status
 and headers, httpx's transport errors when there was no answer, and azure-identity's errors when no
-token could be had. What still is transient when it gets here (408, 429, 5xx, no answer: the SDK may
+token could be had (transient when the token service was busy or not reached, ``adapters.identity``;
+a refusal is permanent). What still is transient when it gets here (408, 429, 5xx, no answer: the SDK may
 already have retried 429/503/504 itself) becomes ``TransientError`` with Graph's Retry-After; a 400 is
 ``BadInput``; any other answer ``PermanentError``. Messages name the operation, the status and Graph's
 error code only: never a URL, a header, a token or Graph's message (which may quote an address).
@@ -42,18 +43,22 @@ def translate(error: BaseException, what: str) -> BaseException:
 
     ``what`` names the operation (``"sendMail from ops@dcc.example"``) and leads the message.
     """
-    from azure.core.exceptions import ClientAuthenticationError, ServiceRequestError
+    from azure.core.exceptions import AzureError
     from httpx import TransportError
     from kiota_abstractions.api_error import APIError
 
+    from adapters.identity import TokenServiceBusy, token_failure
+
+    if isinstance(error, TokenServiceBusy):
+        return token_failure(error).error(f"{what}: no Graph token")
     if isinstance(error, BridgeError):
         return error
     if isinstance(error, APIError):
         return _from_answer(error, what)
-    if isinstance(error, TransportError | ServiceRequestError | concurrent.futures.TimeoutError):
+    if isinstance(error, TransportError | concurrent.futures.TimeoutError):
         return TransientError(f"{what}: no answer from Microsoft Graph ({type(error).__name__})")
-    if isinstance(error, ClientAuthenticationError):
-        return PermanentError(f"{what}: no Graph token ({type(error).__name__})")
+    if isinstance(error, AzureError):  # only azure-identity speaks azure-core here: Graph goes by httpx
+        return token_failure(error).error(f"{what}: no Graph token")
     return error
 
 

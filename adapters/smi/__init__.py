@@ -7,6 +7,7 @@ from pathlib import Path
 
 from adapters.smi.client import IDEMPOTENCY_HEADER, REPLAYED_HEADER, HttpInventory
 from adapters.smi.tokens import CredentialToken, TokenSource
+from adapters.smi.wire import SmiContractError
 
 OPENAPI = Path(__file__).with_name("openapi.yaml")
 """The SMI contract as an OpenAPI 3.1 document."""
@@ -17,5 +18,6 @@ __all__ = [
     "REPLAYED_HEADER",
     "CredentialToken",
     "HttpInventory",
+    "SmiContractError",
     "TokenSource",
 ]

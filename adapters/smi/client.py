@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
+import re
 import time
 from collections.abc import Callable
 from typing import Any
@@ -9,17 +12,21 @@ from typing import Any
 import httpx
 
 from adapters.http_retry import HttpRetry, attempt, call_with_retry, retry_after
+from adapters.smi.tokens import RenewableToken
 from adapters.smi.wire import (
     COLLECTION,
+    SmiContractError,
+    device_model_of,
     fields_body,
     from_wire,
     json_body,
+    key_header,
     problem_type,
     refusal,
     resource_path,
 )
 from flows.domain.cpl import DeviceModelCombination
-from flows.errors import BadInput, PermanentError, TransientError
+from flows.errors import BadInput, TransientError
 from flows.ports import InventoryRecord, UpsertOutcome
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
@@ -27,23 +34,31 @@ REPLAYED_HEADER = "Idempotent-Replayed"
 NOT_FOUND = "urn:smi:problem:device-model-not-found"
 MAX_PAGES = 10_000
 MAX_PAGE_SIZE = 500  # the contract's limit on ``limit``
+CLAIMS = re.compile(r'claims="([^"]*)"')
 
 
 class HttpInventory:
     """The SMI's device model register over HTTP: the same semantics as the embedded ``SqliteInventory``.
 
-    Every write carries ``Idempotency-Key``; the SMI answers a repeated key with its kept response,
-    marked ``Idempotent-Replayed: true``, and changes nothing. So writes are retried safely (on 409, 429,
-    5xx and transport failures, honouring Retry-After, within ``retry``), and a replay is read like this:
+    Every write carries ``Idempotency-Key`` (``key_header``: a key that is not visible ASCII or is over
+    255 characters goes as a readable prefix and its SHA-256); the SMI answers a repeated key with its
+    kept response, marked ``Idempotent-Replayed: true``, and changes nothing. So writes are retried
+    safely (on 409, 429, 5xx and transport failures, honouring Retry-After, within ``retry``), and a
+    replay is read like this:
 
-    - replayed on this call's first attempt: the key was used by an earlier call, so this one changed
+    - replayed on the effect's first attempt: the key was used by an earlier effect, so this one changed
       nothing (``UNCHANGED``, ``False``), as with the embedded inventory;
-    - replayed after an earlier attempt of this call failed: that attempt reached the SMI and only its
-      answer was lost, so the kept answer is this call's own (``CREATED``, ``True``...).
+    - replayed after an earlier attempt failed, this call's own or the engine's (``attempt`` 2 or later:
+      the wiring gives this adapter ``NO_RETRY`` and the engine retries): that attempt reached the SMI
+      and only its answer was lost, so the kept answer is this effect's own (``CREATED``, ``True``...).
 
     The same key with a different record is refused by the SMI (422) and raised as ``BadInput``: the
     embedded inventory would instead answer ``UNCHANGED``; either way a changed record needs a new key.
+    An answer off the contract (a page without ``nextCursor``, a write's answer without the
+    ``deviceModel`` it was about) is a ``SmiContractError``, permanent: never read as a last page or a load.
     ``token`` gives a bearer token for each attempt (``CredentialToken`` caches one from azure-identity).
+    A 401 to a token that can be renewed (``RenewableToken``) is answered by renewing it and sending the
+    request once more, within the same call; a second 401 is final (``PermanentError``).
     """
 
     def __init__(
@@ -68,30 +83,35 @@ class HttpInventory:
         self._sleep = sleep
         self._page_size = page_size
 
-    def upsert(self, record: InventoryRecord, *, idempotency_key: str) -> UpsertOutcome:
+    def upsert(self, record: InventoryRecord, *, idempotency_key: str, attempt: int = 1) -> UpsertOutcome:
         path = resource_path(record.dmc)
-        response, first_try_replayed = self._send("PUT", path, key=idempotency_key, body=fields_body(record))
+        response, first_try_replayed = self._send(
+            "PUT", path, key=idempotency_key, body=fields_body(record), engine_attempt=attempt
+        )
         if response.status_code not in (200, 201):
             raise refusal(response, f"SMI PUT {path}")
         data = json_body(response, f"SMI PUT {path}")
         try:
             outcome = UpsertOutcome(str(data.get("outcome")))
         except ValueError as error:
-            raise PermanentError(f"SMI PUT {path}: unknown outcome {data.get('outcome')!r}") from error
+            raise SmiContractError(f"SMI PUT {path}: unknown outcome {data.get('outcome')!r}") from error
         if (response.status_code == 201) != (outcome is UpsertOutcome.CREATED):
-            raise PermanentError(f"SMI PUT {path}: HTTP {response.status_code} with outcome {outcome}")
+            raise SmiContractError(f"SMI PUT {path}: HTTP {response.status_code} with outcome {outcome}")
+        device_model_of(data, record.dmc, f"SMI PUT {path}")
         return UpsertOutcome.UNCHANGED if first_try_replayed else outcome
 
-    def withdraw(self, dmc: DeviceModelCombination, *, idempotency_key: str) -> bool:
+    def withdraw(self, dmc: DeviceModelCombination, *, idempotency_key: str, attempt: int = 1) -> bool:
         path = resource_path(dmc) + "/withdrawal"
-        response, first_try_replayed = self._send("POST", path, key=idempotency_key)
+        response, first_try_replayed = self._send("POST", path, key=idempotency_key, engine_attempt=attempt)
         if response.status_code == 404 and problem_type(response) == NOT_FOUND:
             return False
         if response.status_code != 200:
             raise refusal(response, f"SMI POST {path}")
-        outcome = json_body(response, f"SMI POST {path}").get("outcome")
+        data = json_body(response, f"SMI POST {path}")
+        outcome = data.get("outcome")
         if outcome not in ("withdrawn", "already-withdrawn"):
-            raise PermanentError(f"SMI POST {path}: unknown outcome {outcome!r}")
+            raise SmiContractError(f"SMI POST {path}: unknown outcome {outcome!r}")
+        device_model_of(data, dmc, f"SMI POST {path}")
         return outcome == "withdrawn" and not first_try_replayed
 
     def get(self, dmc: DeviceModelCombination) -> InventoryRecord | None:
@@ -103,7 +123,7 @@ class HttpInventory:
             raise refusal(response, f"SMI GET {path}")
         record = from_wire(json_body(response, f"SMI GET {path}"), f"SMI GET {path}")
         if record.dmc != dmc:
-            raise PermanentError(f"SMI GET {path}: answered with {record.dmc.key}")
+            raise SmiContractError(f"SMI GET {path}: answered with {record.dmc.key}")
         return record
 
     def all(self) -> list[InventoryRecord]:
@@ -116,16 +136,21 @@ class HttpInventory:
             if response.status_code != 200:
                 raise refusal(response, f"SMI GET {COLLECTION}")
             page = json_body(response, f"SMI GET {COLLECTION}")
-            items, following = page.get("items"), page.get("nextCursor")
+            if "items" not in page or "nextCursor" not in page:  # a page without it is not the last one
+                missing = ", ".join(key for key in ("items", "nextCursor") if key not in page)
+                raise SmiContractError(f"SMI GET {COLLECTION}: a page without {missing}")
+            items, following = page["items"], page["nextCursor"]
             if not isinstance(items, list) or not (following is None or isinstance(following, str)):
-                raise PermanentError(f"SMI GET {COLLECTION}: not a page of device models")
+                raise SmiContractError(
+                    f"SMI GET {COLLECTION}: not a page of device models (items, nextCursor)"
+                )
             records.extend(from_wire(item, f"SMI GET {COLLECTION}") for item in items)
-            if not following:
+            if following is None:
                 return records
-            if following == cursor:
-                raise PermanentError(f"SMI GET {COLLECTION}: the next page's cursor is this page's")
+            if not following or following == cursor:
+                raise SmiContractError(f"SMI GET {COLLECTION}: nextCursor {following!r} leads nowhere")
             cursor = following
-        raise PermanentError(f"SMI GET {COLLECTION}: more than {MAX_PAGES} pages")
+        raise SmiContractError(f"SMI GET {COLLECTION}: more than {MAX_PAGES} pages")
 
     def _send(
         self,
@@ -135,21 +160,33 @@ class HttpInventory:
         key: str | None = None,
         body: dict[str, str] | None = None,
         params: dict[str, str] | None = None,
+        engine_attempt: int = 1,
     ) -> tuple[httpx.Response, bool]:
-        """The final response, retried while transient, and whether it was replayed on the first attempt."""
+        """The final response, retried while transient, and whether it was replayed on the effect's first
+        attempt: ``engine_attempt`` is the engine's (1 first); this adapter's own retries count on from it."""
         what = f"SMI {method} {path}"
-        attempts = 0
+        attempts = engine_attempt - 1
+        renewed = False
 
-        def once() -> httpx.Response:
-            nonlocal attempts
-            attempts += 1
-            headers = {"Authorization": f"Bearer {self._token()}", "Accept": "application/json"}
+        def send(bearer: str) -> httpx.Response:
+            headers = {"Authorization": f"Bearer {bearer}", "Accept": "application/json"}
             if key is not None:
-                headers[IDEMPOTENCY_HEADER] = key
+                headers[IDEMPOTENCY_HEADER] = key_header(key)
             url = self._base + path
-            response = attempt(
+            return attempt(
                 lambda: self._client.request(method, url, headers=headers, json=body, params=params), what
             )
+
+        def once() -> httpx.Response:
+            nonlocal attempts, renewed
+            attempts += 1
+            bearer = self._token()
+            response = send(bearer)
+            if response.status_code == 401 and not renewed and isinstance(self._token, RenewableToken):
+                renewed = True  # once per call: a fresh token refused too is a real refusal
+                fresh = self._token.renew(bearer, claims=claims_challenge(response))
+                if fresh != bearer:
+                    response = send(fresh)
             if response.status_code == 409:  # the same key still being processed
                 raise TransientError(f"{what}: HTTP 409, key in progress", retry_after=retry_after(response))
             return response
@@ -157,3 +194,14 @@ class HttpInventory:
         response = call_with_retry(once, self._retry, sleep=self._sleep)
         replayed = response.headers.get(REPLAYED_HEADER, "").lower() == "true"
         return response, replayed and attempts == 1
+
+
+def claims_challenge(response: httpx.Response) -> str | None:
+    """The claims a 401's ``WWW-Authenticate`` asks for (base64 in a CAE challenge), if it names any."""
+    found = CLAIMS.search(response.headers.get("WWW-Authenticate", ""))
+    if not found:
+        return None
+    try:
+        return base64.b64decode(found.group(1) + "==", validate=False).decode("utf-8") or None
+    except (binascii.Error, UnicodeDecodeError):
+        return None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 from typing import Any
 from urllib.parse import quote
@@ -27,8 +28,37 @@ _NAMES = {
     "status": "status",
 }
 _KEY_FIELDS = DeviceModelCombination._fields
+
+
+class SmiContractError(PermanentError):
+    """The SMI answered off its contract (``openapi.yaml``): a key missing, another device model.
+
+    Permanent: the SMI would answer the same way again (a replayed key gets the very same answer), so
+    retrying only hides it; the run fails at once and shows what was wrong, for an operator to take up
+    with DCC. Never read as something else (a short page, a load that happened).
+    """
+
+
 IDENTIFIER = re.compile(r"(?!\.{1,2}$)[^/\s]{1,64}")
 """What the contract takes as one part of a combination: no slash or white space, not "." or ".."."""
+
+
+MAX_KEY_CHARS = 255  # the contract's limit on Idempotency-Key
+_KEY_CHAR = re.compile(r"[\x21-\x7e]")  # visible ASCII: what any HTTP stack sends as it is
+_DIGEST_CHARS = len("~sha256:") + 64
+
+
+def key_header(key: str) -> str:
+    """The ``Idempotency-Key`` header for the bridge's key: the key itself when it is visible ASCII and
+    at most 255 characters; else its visible ASCII characters, cut to fit, then ``~sha256:`` and the
+    SHA-256 of the whole key (UTF-8). Deterministic, so a retry sends the same header; distinct keys
+    get distinct headers.
+    """
+    if len(key) <= MAX_KEY_CHARS and all(_KEY_CHAR.fullmatch(char) for char in key):
+        return key
+    readable = "".join(char if _KEY_CHAR.fullmatch(char) else "_" for char in key)
+    digest = hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
+    return f"{readable[: MAX_KEY_CHARS - _DIGEST_CHARS]}~sha256:{digest}"
 
 
 def resource_path(dmc: DeviceModelCombination) -> str:
@@ -50,15 +80,25 @@ def to_wire(record: InventoryRecord) -> dict[str, str]:
 
 
 def from_wire(data: Any, what: str) -> InventoryRecord:
-    """A ``DeviceModel`` the SMI sent; anything else is a ``PermanentError`` (the two sides disagree)."""
+    """A ``DeviceModel`` the SMI sent; anything else is a ``SmiContractError`` (the two sides disagree)."""
     if not isinstance(data, dict):
-        raise PermanentError(f"{what}: expected a device model, got {type(data).__name__}")
+        raise SmiContractError(f"{what}: expected a device model, got {type(data).__name__}")
     try:
         return InventoryRecord.model_validate({name: data.get(wire) for name, wire in _NAMES.items()})
     except ValidationError as error:
-        raise PermanentError(
+        raise SmiContractError(
             f"{what}: the SMI sent a device model the bridge cannot read: {error}"
         ) from error
+
+
+def device_model_of(data: dict[str, Any], dmc: DeviceModelCombination, what: str) -> InventoryRecord:
+    """The ``deviceModel`` a write's answer must carry, for the very combination written."""
+    if "deviceModel" not in data:
+        raise SmiContractError(f"{what}: the answer has no deviceModel, which the contract requires")
+    record = from_wire(data["deviceModel"], what)
+    if record.dmc != dmc:
+        raise SmiContractError(f"{what}: answered with {record.dmc.key}, not {dmc.key}")
+    return record
 
 
 def json_body(response: httpx.Response, what: str) -> dict[str, Any]:

@@ -27,7 +27,9 @@ class InventoryOperations:
         record = InventoryRecord(
             **entry.dmc._asdict(), cpl_entry_id=entry.entry_id, s1sp=entry.s1sp, response_id=response_id
         )
-        outcome = self._inventory.upsert(record, idempotency_key=context.idempotency_key)
+        outcome = self._inventory.upsert(
+            record, idempotency_key=context.idempotency_key, attempt=context.attempt
+        )
         return {"outcome": outcome.value, "dmc": entry.dmc.key, "cpl_entry_id": entry.entry_id}
 
     def withdraw(self, context: ActionContext, response_id: str) -> dict[str, Any]:
@@ -52,7 +54,8 @@ class InventoryOperations:
             if record.cpl_entry_id in entries and record.status is InventoryStatus.ACTIVE
         ]
         for dmc in loaded:
-            self._inventory.withdraw(dmc, idempotency_key=f"{context.idempotency_key}/{dmc.key}")
+            key = f"{context.idempotency_key}/{dmc.key}"
+            self._inventory.withdraw(dmc, idempotency_key=key, attempt=context.attempt)
         return {
             "withdrawn": bool(loaded),
             "dmcs": [dmc.key for dmc in loaded],

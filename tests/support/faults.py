@@ -289,18 +289,22 @@ class FaultyInventory(_Wrapper):
         super().__init__(plan)
         self.inner = inner
         self.loads: list[str] = []  # the DMC key of each upsert that created or updated a row
+        self._loaded_by: set[str] = set()
 
-    def upsert(self, record: InventoryRecord, *, idempotency_key: str) -> UpsertOutcome:
+    def upsert(self, record: InventoryRecord, *, idempotency_key: str, attempt: int = 1) -> UpsertOutcome:
         def upsert() -> UpsertOutcome:
-            outcome = self.inner.upsert(record, idempotency_key=idempotency_key)
-            if outcome is not UpsertOutcome.UNCHANGED:
-                self.loads.append(record.dmc.key)
+            outcome = self.inner.upsert(record, idempotency_key=idempotency_key, attempt=attempt)
+            if outcome is not UpsertOutcome.UNCHANGED and idempotency_key not in self._loaded_by:
+                self.loads.append(record.dmc.key)  # a later attempt's replay reports the same load again
+                self._loaded_by.add(idempotency_key)
             return outcome
 
         return self._call("upsert", upsert)
 
-    def withdraw(self, dmc: DeviceModelCombination, *, idempotency_key: str) -> bool:
-        return self._call("withdraw", lambda: self.inner.withdraw(dmc, idempotency_key=idempotency_key))
+    def withdraw(self, dmc: DeviceModelCombination, *, idempotency_key: str, attempt: int = 1) -> bool:
+        return self._call(
+            "withdraw", lambda: self.inner.withdraw(dmc, idempotency_key=idempotency_key, attempt=attempt)
+        )
 
     def get(self, dmc: DeviceModelCombination) -> InventoryRecord | None:
         return self._call("get", lambda: self.inner.get(dmc))

@@ -1,0 +1,162 @@
+"""A loopback token service for tests: what azure-identity's real credential classes ask for a token.
+
+One stdlib HTTP server on 127.0.0.1 plays both kinds of token service the bridge meets: a managed-identity
+endpoint (App Service / Functions, reached through ``IDENTITY_ENDPOINT`` and ``IDENTITY_HEADER``; or the
+instance metadata service, through ``AZURE_POD_IDENTITY_AUTHORITY_HOST``) and, over TLS with a
+self-signed certificate, an Entra ID authority (its OpenID configuration and token endpoint) for
+``ClientSecretCredential``. Every token request gets the next scripted ``Answer`` (a token when none is
+left: ``token``) and is counted in ``hits``.
+"""
+
+from __future__ import annotations
+
+import json
+import ssl
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, cast
+from urllib.parse import parse_qs, urlsplit
+
+TENANT = "tenant-1"
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    body: dict[str, Any] | str
+    retry_after: int | None = None
+
+
+BUSY = Answer(503, {"statusCode": 503, "message": "The identity endpoint is temporarily unavailable"})
+AADSTS_INVALID_SECRET = Answer(
+    401,
+    {
+        "error": "invalid_client",
+        "error_description": "AADSTS7000215: Invalid client secret provided.",
+        "error_codes": [7000215],
+    },
+)
+
+
+@dataclass
+class TokenServer:
+    """Use as a context manager; ``tls_dir`` (a folder for the certificate) makes it an HTTPS authority."""
+
+    tls_dir: Path | None = None
+    token: str = "token-1"
+    answers: deque[Answer] = field(default_factory=deque)
+    hits: list[str] = field(default_factory=list)
+
+    def __enter__(self) -> TokenServer:
+        self._http = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        self._http.tokens = self  # type: ignore[attr-defined]
+        if self.tls_dir is not None:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(*_self_signed(self.tls_dir))
+            self._http.socket = context.wrap_socket(self._http.socket, server_side=True)
+        self._thread = threading.Thread(target=self._http.serve_forever, args=(0.02,), daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._http.shutdown()
+        self._http.server_close()
+        self._thread.join()
+
+    @property
+    def ca_file(self) -> str:
+        """The certificate to trust (``connection_verify``) to reach the HTTPS authority."""
+        assert self.tls_dir is not None
+        return str(self.tls_dir / "token-server.crt")
+
+    @property
+    def url(self) -> str:
+        host, port = self._http.server_address[:2]
+        return f"{'https' if self.tls_dir else 'http'}://{host!s}:{port}"
+
+    def answer(self, path: str, resource: str) -> Answer:
+        if path.endswith("/.well-known/openid-configuration"):
+            base = f"{self.url}/{TENANT}"
+            return Answer(
+                200,
+                {
+                    "token_endpoint": f"{base}/oauth2/v2.0/token",
+                    "authorization_endpoint": f"{base}/oauth2/v2.0/authorize",
+                    "issuer": f"{base}/v2.0",
+                },
+            )
+        self.hits.append(path)
+        if self.answers:
+            return self.answers.popleft()
+        expires = int(time.time()) + 3600
+        token = {
+            "access_token": self.token,
+            "token_type": "Bearer",
+            "expires_in": 3600,
+            "expires_on": expires,
+        }
+        return Answer(200, token | {"resource": resource})  # App Service names the resource (scope) too
+
+
+class _Handler(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        split = urlsplit(self.path)
+        resource = parse_qs(split.query).get("resource", [""])[0]
+        answer = cast(Any, self.server).tokens.answer(split.path, resource)
+        body = answer.body if isinstance(answer.body, str) else json.dumps(answer.body)
+        content = body.encode()
+        self.send_response(answer.status)
+        kind = "application/json" if isinstance(answer.body, dict) else "text/html"
+        self.send_header("Content-Type", kind)
+        if answer.retry_after is not None:
+            self.send_header("Retry-After", str(answer.retry_after))
+        self.send_header("Content-Length", str(len(content)))
+        self.end_headers()
+        self.wfile.write(content)
+
+    do_POST = do_GET
+
+    def log_message(self, format: str, *args: Any) -> None:  # quiet in tests
+        pass
+
+
+def _self_signed(folder: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1, valid a day, and its key: two PEM files in ``folder``."""
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.now(UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now)
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    certificate_path, key_path = folder / "token-server.crt", folder / "token-server.key"
+    certificate_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    return certificate_path, key_path
