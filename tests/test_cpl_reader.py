@@ -265,17 +265,41 @@ def test_identifiers_are_normalised_and_text_trimmed(tmp_path: Path) -> None:
 
 
 def test_leading_zeros_are_kept(tmp_path: Path) -> None:
-    rows = synthetic_rows(4)
+    rows = synthetic_rows(2)
     rows[0]["firmware_version"] = "0102"
     rows[1]["firmware_version"] = "102"
-    rows[2]["firmware_version"] = 102  # a numeric cell: its leading zeros are gone before we see it
-    rows[3]["model_id"] = 1020304.0
 
     entries = read(write_cpl_workbook(tmp_path / "cpl.xlsx", rows)).entries
 
-    assert [entry.firmware_version for entry in entries[:3]] == ["0102", "102", "102"]
+    assert [entry.firmware_version for entry in entries] == ["0102", "102"]
     assert entries[0].dmc != entries[1].dmc
-    assert entries[3].model_id == "1020304"
+
+
+@pytest.mark.parametrize(
+    ("field", "header", "cell", "shown"),
+    [
+        ("hardware_version", "Hardware Version", 3.0, "3"),  # "0003" typed into a General cell
+        ("firmware_version", "Firmware Version", 1020013.0, "1020013"),  # "01020013"
+        ("manufacturer_id", "Manufacturer Identifier", 1e7, "10000000"),  # "1E07": Excel reads 1.00E+07
+        ("model_id", "Model Identifier", 102, "102"),
+        ("device_type", "Device Type", 7.0, "7"),
+    ],
+)
+def test_a_number_in_an_identifier_column_is_refused(
+    tmp_path: Path, field: str, header: str, cell: float, shown: str
+) -> None:
+    """A numeric cell has lost its leading zeros (or its exponent) before the reader sees it: read as
+    text it would pair as another device model, and an acceptance would load that into the SMI."""
+    rows = synthetic_rows(3)
+    rows[1][field] = cell
+
+    with pytest.raises(CplFormatError) as caught:
+        read(write_cpl_workbook(tmp_path / "cpl.xlsx", rows))
+
+    message = str(caught.value)
+    assert message.startswith(f"cpl.xlsx: sheet 'SMETS1', row 6, column '{header}': the number {shown} ")
+    assert "format the column as text" in message
+    assert (caught.value.sheet, caught.value.row, caught.value.column) == ("SMETS1", 6, header)
 
 
 def test_a_fractional_number_is_not_an_identifier(tmp_path: Path) -> None:

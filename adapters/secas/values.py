@@ -58,15 +58,21 @@ def to_identifier(value: object) -> str | _Blank:
         if value.isascii() and value.isalnum():
             return value.upper()
         return normalise_identifier(value) or BLANK
-    if isinstance(value, bool):
-        raise CellError(f"{_kind(value)} is not an identifier")
-    if isinstance(value, int) or (isinstance(value, float) and value.is_integer()):
-        # A numeric cell: Excel dropped any leading zeros when the value was stored ("0102" became
-        # 102) and nothing can recover them here. Store identifier columns as text to keep them.
-        return str(int(value))
-    if isinstance(value, float):
-        raise CellError(f"the number {value!r} is not an identifier; store the column as text")
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        # A numeric cell, whole or not: Excel dropped any leading zeros when the value was stored
+        # ("0003" became 3) and read "1E07" as 10000000, and nothing can recover them here. Read as
+        # text, it would pair as another device model and an acceptance would load it into the SMI.
+        raise CellError(
+            f"the number {_number(value)} is not an identifier: the cell holds a number, not text, "
+            "and a number has lost any leading zeros (0003 is stored as 3) or letters (1E07 as "
+            "10000000); format the column as text and type its values again"
+        )
     raise CellError(f"{_kind(value)} is not an identifier")
+
+
+def _number(value: int | float) -> str:
+    """A number as Excel shows it in a General cell that is wide enough: 3, not 3.0."""
+    return str(int(value)) if isinstance(value, float) and value.is_integer() else repr(value)
 
 
 def to_text(value: object) -> str | _Blank:
