@@ -311,6 +311,91 @@ def test_a_fractional_number_is_not_an_identifier(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
+    ("field", "header", "cell", "says"),
+    [
+        (  # a Cyrillic capital A: "3А11" looks like the manufacturer 3A11
+            "manufacturer_id",
+            "Manufacturer Identifier",
+            "3\u041011",
+            "'3А11' contains a non-ASCII character, U+0410 (CYRILLIC CAPITAL LETTER A), at character 2",
+        ),
+        (
+            "model_id",
+            "Model Identifier",
+            "F4040002\u200b",
+            "'F4040002\\u200b' contains an invisible or control character, U+200B (ZERO WIDTH SPACE), "
+            "at character 9",
+        ),
+        (  # a ligature that upper-cases to "FF": it must not slip in as hex
+            "image_hash",
+            "Manufacturer Image Hash",
+            "\ufb00" + "0" * 62,
+            "contains a non-ASCII character, U+FB00 (LATIN SMALL LIGATURE FF), at character 1",
+        ),
+        ("model_id", "Model Identifier", "F404000G", "'F404000G' is not hexadecimal: 'G' at character 8"),
+        (  # versions need not be hex, but are held to what the form allows of any identifier
+            "hardware_version",
+            "Hardware Version",
+            "\uff10003",
+            "contains a non-ASCII character, U+FF10 (FULLWIDTH DIGIT ZERO), at character 1",
+        ),
+        (
+            "firmware_version",
+            "Firmware Version",
+            "0102\u00ad0013",
+            "contains an invisible or control character, U+00AD (SOFT HYPHEN), at character 5",
+        ),
+        (
+            "device_type",
+            "Device Type",
+            "ES\u041cE",
+            "contains a non-ASCII character, U+041C (CYRILLIC CAPITAL LETTER EM), at character 3",
+        ),
+        (
+            "secas_reference",
+            "SECAS Reference",
+            "ECPL-2026\u202e-0031",
+            "contains an invisible or control character, U+202E (RIGHT-TO-LEFT OVERRIDE), at character 10",
+        ),
+    ],
+)
+def test_a_look_alike_or_invisible_character_in_an_identifier_is_refused(
+    tmp_path: Path, field: str, header: str, cell: str, says: str
+) -> None:
+    """The form refuses these; read from the CPL they showed operators two values that look the same,
+    and an acceptance would have loaded non-ASCII into the SMI."""
+    rows = synthetic_rows(3)
+    rows[2][field] = cell
+
+    for path in (
+        write_cpl_workbook(tmp_path / "cpl.xlsx", rows),
+        write_cpl_csv(tmp_path / "cpl.csv", rows),
+    ):
+        with pytest.raises(CplFormatError) as caught:
+            read(path)
+
+        assert str(caught.value).startswith(f"{path.name}: sheet {caught.value.sheet!r}, row ")
+        assert f"column '{header}': " in str(caught.value)
+        assert says in str(caught.value)
+        assert caught.value.column == header
+
+
+def test_versions_need_not_be_hex_but_ids_and_hashes_must_be(tmp_path: Path) -> None:
+    rows = synthetic_rows(2)
+    rows[0] |= {
+        "hardware_version": "v1.0",
+        "firmware_version": "2.3-B",
+        "model_id": "a0 0f",
+        "image_hash": "ab",
+    }
+
+    entry = read(write_cpl_workbook(tmp_path / "cpl.xlsx", rows)).entries[0]
+
+    assert (entry.hardware_version, entry.firmware_version) == ("V1.0", "2.3-B")
+    assert (entry.model_id, entry.image_hash) == ("A00F", "AB")
+
+
+@pytest.mark.parametrize(
     ("epcl", "cpl", "expected"),
     [
         ("non epcl", "ACTIVE", (EpclStatus.NON_EPCL, CplStatus.ACTIVE)),
@@ -523,6 +608,9 @@ def test_an_oversized_file_is_refused_before_it_is_read() -> None:
         ("2026-11-18", "18/11/2026"),
         ("X", "", "  "),
         ("ÄB", "0102"),
+        ("3\u041011", "0A1B", "F4040002\u200b"),
+        ("0a1b", "G1", "ab", "AB"),
+        ("0A1B", "\ufb00"),
         (date(2026, 1, 2), "2026-01-02"),
         (102.0, "0102"),
     ],

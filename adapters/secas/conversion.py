@@ -15,7 +15,15 @@ from dataclasses import dataclass, field
 from itertools import product
 from typing import cast
 
-from adapters.secas.values import BLANK, CellError, converter_for, to_identifier, to_previous_ids, to_text
+from adapters.secas.values import (
+    BLANK,
+    CellError,
+    converter_for,
+    to_hex_identifier,
+    to_identifier,
+    to_previous_ids,
+    to_text,
+)
 from flows.domain.cpl import NO_PREVIOUS_IDS, parse_previous_ids
 
 
@@ -52,12 +60,14 @@ _ASCII_PLACEHOLDERS = frozenset(
 UNCHANGED = ColumnValues({}, unchanged=True)
 ONE_TOKEN_EACH = ColumnValues(_Tokens(dict.fromkeys(_ASCII_PLACEHOLDERS, ())), one_token_each=True)
 _SEPARATOR = "\0"
+_UPPER_HEX = b"0123456789ABCDEF"
+_HEX = _UPPER_HEX + b"abcdef"
 
 
 def convert_column(field: str, column: Sequence[object]) -> ColumnValues:
     """Each distinct value of one column converted for ``field``."""
     convert = converter_for(field)
-    if convert in (to_identifier, to_text, to_previous_ids):
+    if convert in (to_identifier, to_hex_identifier, to_text, to_previous_ids):
         # Most text and identifier columns are already as the field wants them, and most previous ids
         # are one token per cell: one look at the whole column (no set of its values needed) tells.
         joined = _cells_joined(column)
@@ -129,11 +139,13 @@ def _plain(distinct: Collection[object]) -> tuple[list[str], str] | None:
 
 def _as_they_are(convert: object, joined: str) -> bool:
     """Whether ``convert`` leaves every (non-empty) string that ``joined`` was made of as it is."""
-    if convert is to_identifier:
+    if convert is to_identifier or convert is to_hex_identifier:
         # ASCII letters and digits only, none lower case: bytes.isalnum knows only ASCII.
         if not joined.isascii():
             return False
         ascii_bytes = joined.encode("ascii")
+        if convert is to_hex_identifier:
+            return not ascii_bytes.translate(None, _UPPER_HEX)  # nothing but 0-9 and A-F
         return ascii_bytes.isalnum() and ascii_bytes.upper() == ascii_bytes
     # Text without any white space: to_text only trims and collapses white space.
     return convert is to_text and _no_white_space(joined)
@@ -150,6 +162,8 @@ def _convert_plain(convert: object, values: list[str], joined: str) -> ColumnVal
     if _as_they_are(convert, joined):
         return UNCHANGED
     if convert is to_identifier and joined.isascii() and joined.encode("ascii").isalnum():
+        return ColumnValues(dict(zip(values, map(str.upper, values), strict=True)))
+    if convert is to_hex_identifier and joined.isascii() and not joined.encode("ascii").translate(None, _HEX):
         return ColumnValues(dict(zip(values, map(str.upper, values), strict=True)))
     if convert is not to_previous_ids or not _no_white_space(joined):
         return None
