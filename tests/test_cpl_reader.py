@@ -17,7 +17,7 @@ from adapters.secas import CplFormatError, ReaderSettings, read_cpl
 from adapters.secas.conversion import convert_column
 from adapters.secas.titles import UK
 from adapters.secas.values import BLANK, CellError, converter_for
-from flows.domain.cpl import CplEntry, CplPublication, CplStatus, EpclStatus
+from flows.domain.cpl import CplEntry, CplPublication, CplStatus, EpclStatus, parse_previous_ids
 from flows.domain.diff import diff_publications
 from flows.errors import BadInput
 from tests.support.cpl_workbooks import (
@@ -439,6 +439,43 @@ def test_previous_ids_and_optional_blanks(tmp_path: Path) -> None:
     assert (entries[0].image_hash, entries[0].smets_version) == ("", "")
 
 
+@pytest.mark.parametrize(
+    "cell",
+    [
+        "S1-000142\nS1-000143",  # a line break inside the cell (Alt+Enter)
+        "S1-000142\r\nS1-000143",
+        "S1-000142 S1-000143",
+        "S1-000142 / S1-000143",
+        "S1-000142/S1-000143",
+        "S1-000142;S1-000143",
+        " S1-000142 ,\u00a0S1-000143, ",
+        "S1-000142\n/ N/A ; S1-000143",
+    ],
+)
+def test_previous_ids_split_on_commas_semicolons_white_space_and_slashes(tmp_path: Path, cell: str) -> None:
+    """Read as one unknown id, two predecessors made the notified current firmware a mismatch."""
+    rows = synthetic_rows(200, seed=3)  # the rest one id or "N/A" per cell: the column's quick route
+    rows[7]["previous_entry_ids"] = cell
+
+    for path in (
+        write_cpl_workbook(tmp_path / "cpl.xlsx", rows),
+        write_cpl_csv(tmp_path / "cpl.csv", rows),
+    ):
+        entries = read(path).entries
+
+        assert entries[7].previous_entry_ids == ("S1-000142", "S1-000143")
+        assert entries[8].previous_entry_ids == (
+            () if rows[8]["previous_entry_ids"] == "N/A" else (rows[8]["previous_entry_ids"],)
+        )
+
+
+def test_an_n_a_placeholder_is_not_split_at_its_slash() -> None:
+    assert parse_previous_ids("N/A") == parse_previous_ids(" n/a ") == parse_previous_ids("None") == ()
+    assert parse_previous_ids("S1-000001/N/A") == ("S1-000001",)
+    assert parse_previous_ids("SN/A1") == ("SN", "A1")  # "N/A" only as a whole token
+    assert parse_previous_ids(["S1-000001", " N/A", ""]) == ("S1-000001",)
+
+
 def test_optional_columns_may_be_missing(tmp_path: Path) -> None:
     required = ["entry_id", "device_type", "manufacturer_name", "manufacturer_id", "model_name", "model_id"]
     required += ["hardware_version", "firmware_version", "s1sp", "epcl_status", "cpl_status"]
@@ -602,6 +639,10 @@ def test_an_oversized_file_is_refused_before_it_is_read() -> None:
         ("\u00a0FOC ", "FOC", "IOC"),
         ("S1-000001", "N/A", "none", "-", "S1-000002"),
         ("S1-000001, S1-000002", "S1-000003"),
+        ("S1-000001", "N/A", "n/a", "S1-000002/S1-000003"),
+        ("S1-000001/S1-000002", "N/A"),
+        ("S1-000001 S1-000002", "S1-000003\nS1-000004", "n/A"),
+        ("S1-000001N/A", "N/A"),
         ("Albion Meters Ltd", "Albion"),
         ("EPCL", "Non-EPCL", " non epcl "),
         ("Active", "WITHDRAWN"),

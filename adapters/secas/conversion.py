@@ -57,6 +57,8 @@ _ASCII_PLACEHOLDERS = frozenset(
     for letters in product(*zip(placeholder.lower(), placeholder.upper(), strict=True))
 )
 """Every ASCII spelling of a placeholder, in any mix of cases ("N/A", "n/a", "None", "nONE", ...)."""
+_SLASH_PLACEHOLDERS = frozenset(spelling for spelling in _ASCII_PLACEHOLDERS if "/" in spelling)
+"""The spellings of "N/A": each holds one slash, which is not a separator there."""
 UNCHANGED = ColumnValues({}, unchanged=True)
 ONE_TOKEN_EACH = ColumnValues(_Tokens(dict.fromkeys(_ASCII_PLACEHOLDERS, ())), one_token_each=True)
 _SEPARATOR = "\0"
@@ -73,7 +75,7 @@ def convert_column(field: str, column: Sequence[object]) -> ColumnValues:
         joined = _cells_joined(column)
         if joined is not None and _as_they_are(convert, joined):
             return UNCHANGED
-        if joined is not None and convert is to_previous_ids and _one_ascii_token_each(joined):
+        if joined is not None and convert is to_previous_ids and _one_ascii_token_each(joined, column):
             return ONE_TOKEN_EACH
     distinct = set(column)
     plain = _plain(distinct)
@@ -121,11 +123,15 @@ def _cells_joined(column: Sequence[object]) -> str | None:
     return separated.replace(_SEPARATOR, "")
 
 
-def _one_ascii_token_each(joined: str) -> bool:
-    """Whether cells that ``joined`` was made of (none empty) each hold one ASCII token: no white space
-    and no separator ("," or ";"), so that ``to_previous_ids`` makes one id of each, or none of a
-    placeholder."""
-    return joined.isascii() and _no_white_space(joined) and "," not in joined and ";" not in joined
+def _one_ascii_token_each(joined: str, column: Sequence[object]) -> bool:
+    """Whether the cells of ``column`` (``joined``, none empty) each hold one ASCII token: no white
+    space and no separator ("," ";" "/") but the slash of a whole-cell "N/A", so that
+    ``to_previous_ids`` makes one id of each, or none of a placeholder."""
+    if not (joined.isascii() and _no_white_space(joined) and "," not in joined and ";" not in joined):
+        return False
+    # Each "N/A" cell (in any case) has one slash: when they account for every slash, no cell has another.
+    slashes = joined.count("/")
+    return not slashes or slashes == sum(map(column.count, _SLASH_PLACEHOLDERS))
 
 
 def _plain(distinct: Collection[object]) -> tuple[list[str], str] | None:
@@ -167,8 +173,8 @@ def _convert_plain(convert: object, values: list[str], joined: str) -> ColumnVal
         return ColumnValues(dict(zip(values, map(str.upper, values), strict=True)))
     if convert is not to_previous_ids or not _no_white_space(joined):
         return None
-    if "," in joined or ";" in joined:
-        return None
+    if "," in joined or ";" in joined or joined.count("/") != len(_SLASH_PLACEHOLDERS.intersection(values)):
+        return None  # several ids in a cell (a slash is a separator but in "N/A": one per distinct value)
     # One token per cell: an entry id, or a placeholder ("N/A") that parse_previous_ids drops.
     converted: dict[object, object] = dict(zip(values, zip(values, strict=True), strict=True))
     converted.update(dict.fromkeys(set(values).difference(parse_previous_ids(values)), ()))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import date, datetime
 from enum import StrEnum
@@ -192,8 +193,13 @@ NO_PREVIOUS_IDS = frozenset({"N/A", "NA", "NONE", "-"})
 """What a previous-ids cell holds (in any letter case) when an entry has no predecessor."""
 
 
+_PREVIOUS_ID = re.compile(r"N/A(?![^,;/\s])|[^,;/\s]+", flags=re.IGNORECASE)
+"""A token between separators (commas, semicolons, slashes, any white space, line breaks included);
+"N/A" is one token, never split at its slash."""
+
+
 def parse_previous_ids(raw: str | Iterable[str]) -> tuple[str, ...]:
-    """``"S1-000110, S1-000111"`` or ``"N/A"`` as a tuple of entry ids."""
-    parts = raw.replace(";", ",").split(",") if isinstance(raw, str) else raw
-    ids = (part.strip() for part in parts)
-    return tuple(part for part in ids if part and part.upper() not in NO_PREVIOUS_IDS)
+    """``"S1-000110, S1-000111"``, ``"S1-000110 / S1-000111"``, one id per line, or ``"N/A"`` as a
+    tuple of entry ids (an iterable is taken as the cells' tokens, each trimmed)."""
+    parts = _PREVIOUS_ID.findall(raw) if isinstance(raw, str) else (part.strip() for part in raw)
+    return tuple(part for part in parts if part and part.upper() not in NO_PREVIOUS_IDS)
