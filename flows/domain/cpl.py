@@ -177,11 +177,18 @@ class CplPublication(BaseModel):
             index.setdefault(entry.device_model, []).append(entry)
         return index
 
-    def predecessor_firmware(self, entry: CplEntry) -> set[str]:
-        """Firmware versions of the entries an entry lists as its predecessors."""
+    def predecessors(self, entry: CplEntry) -> list[CplEntry]:
+        """The entries an entry lists as its predecessors that this publication has, in listed order."""
         index = self.by_id()
+        return [index[previous] for previous in entry.previous_entry_ids if previous in index]
+
+    def predecessor_firmware(self, entry: CplEntry) -> set[str]:
+        """Firmware versions of the entry's listed predecessors of its own device model: one of another
+        model (a slip in the list) says nothing about which firmware this model is upgraded from."""
         return {
-            index[previous].firmware_version for previous in entry.previous_entry_ids if previous in index
+            previous.firmware_version
+            for previous in self.predecessors(entry)
+            if previous.device_model == entry.device_model
         }
 
 
