@@ -17,7 +17,7 @@ from adapters.secas import CplFormatError, ReaderSettings, read_cpl
 from adapters.secas.conversion import convert_column
 from adapters.secas.titles import UK
 from adapters.secas.values import BLANK, CellError, converter_for
-from flows.domain.cpl import CplEntry, CplPublication, CplStatus, EpclStatus
+from flows.domain.cpl import CplEntry, CplPublication, CplStatus, EpclStatus, parse_previous_ids
 from flows.domain.diff import diff_publications
 from flows.errors import BadInput
 from tests.support.cpl_workbooks import (
@@ -265,17 +265,41 @@ def test_identifiers_are_normalised_and_text_trimmed(tmp_path: Path) -> None:
 
 
 def test_leading_zeros_are_kept(tmp_path: Path) -> None:
-    rows = synthetic_rows(4)
+    rows = synthetic_rows(2)
     rows[0]["firmware_version"] = "0102"
     rows[1]["firmware_version"] = "102"
-    rows[2]["firmware_version"] = 102  # a numeric cell: its leading zeros are gone before we see it
-    rows[3]["model_id"] = 1020304.0
 
     entries = read(write_cpl_workbook(tmp_path / "cpl.xlsx", rows)).entries
 
-    assert [entry.firmware_version for entry in entries[:3]] == ["0102", "102", "102"]
+    assert [entry.firmware_version for entry in entries] == ["0102", "102"]
     assert entries[0].dmc != entries[1].dmc
-    assert entries[3].model_id == "1020304"
+
+
+@pytest.mark.parametrize(
+    ("field", "header", "cell", "shown"),
+    [
+        ("hardware_version", "Hardware Version", 3.0, "3"),  # "0003" typed into a General cell
+        ("firmware_version", "Firmware Version", 1020013.0, "1020013"),  # "01020013"
+        ("manufacturer_id", "Manufacturer Identifier", 1e7, "10000000"),  # "1E07": Excel reads 1.00E+07
+        ("model_id", "Model Identifier", 102, "102"),
+        ("device_type", "Device Type", 7.0, "7"),
+    ],
+)
+def test_a_number_in_an_identifier_column_is_refused(
+    tmp_path: Path, field: str, header: str, cell: float, shown: str
+) -> None:
+    """A numeric cell has lost its leading zeros (or its exponent) before the reader sees it: read as
+    text it would pair as another device model, and an acceptance would load that into the SMI."""
+    rows = synthetic_rows(3)
+    rows[1][field] = cell
+
+    with pytest.raises(CplFormatError) as caught:
+        read(write_cpl_workbook(tmp_path / "cpl.xlsx", rows))
+
+    message = str(caught.value)
+    assert message.startswith(f"cpl.xlsx: sheet 'SMETS1', row 6, column '{header}': the number {shown} ")
+    assert "format the column as text" in message
+    assert (caught.value.sheet, caught.value.row, caught.value.column) == ("SMETS1", 6, header)
 
 
 def test_a_fractional_number_is_not_an_identifier(tmp_path: Path) -> None:
@@ -284,6 +308,91 @@ def test_a_fractional_number_is_not_an_identifier(tmp_path: Path) -> None:
 
     with pytest.raises(CplFormatError, match=r"row 6, column 'Hardware Version': the number 1.5"):
         read(write_cpl_workbook(tmp_path / "cpl.xlsx", rows))
+
+
+@pytest.mark.parametrize(
+    ("field", "header", "cell", "says"),
+    [
+        (  # a Cyrillic capital A: "3А11" looks like the manufacturer 3A11
+            "manufacturer_id",
+            "Manufacturer Identifier",
+            "3\u041011",
+            "'3А11' contains a non-ASCII character, U+0410 (CYRILLIC CAPITAL LETTER A), at character 2",
+        ),
+        (
+            "model_id",
+            "Model Identifier",
+            "F4040002\u200b",
+            "'F4040002\\u200b' contains an invisible or control character, U+200B (ZERO WIDTH SPACE), "
+            "at character 9",
+        ),
+        (  # a ligature that upper-cases to "FF": it must not slip in as hex
+            "image_hash",
+            "Manufacturer Image Hash",
+            "\ufb00" + "0" * 62,
+            "contains a non-ASCII character, U+FB00 (LATIN SMALL LIGATURE FF), at character 1",
+        ),
+        ("model_id", "Model Identifier", "F404000G", "'F404000G' is not hexadecimal: 'G' at character 8"),
+        (  # versions need not be hex, but are held to what the form allows of any identifier
+            "hardware_version",
+            "Hardware Version",
+            "\uff10003",
+            "contains a non-ASCII character, U+FF10 (FULLWIDTH DIGIT ZERO), at character 1",
+        ),
+        (
+            "firmware_version",
+            "Firmware Version",
+            "0102\u00ad0013",
+            "contains an invisible or control character, U+00AD (SOFT HYPHEN), at character 5",
+        ),
+        (
+            "device_type",
+            "Device Type",
+            "ES\u041cE",
+            "contains a non-ASCII character, U+041C (CYRILLIC CAPITAL LETTER EM), at character 3",
+        ),
+        (
+            "secas_reference",
+            "SECAS Reference",
+            "ECPL-2026\u202e-0031",
+            "contains an invisible or control character, U+202E (RIGHT-TO-LEFT OVERRIDE), at character 10",
+        ),
+    ],
+)
+def test_a_look_alike_or_invisible_character_in_an_identifier_is_refused(
+    tmp_path: Path, field: str, header: str, cell: str, says: str
+) -> None:
+    """The form refuses these; read from the CPL they showed operators two values that look the same,
+    and an acceptance would have loaded non-ASCII into the SMI."""
+    rows = synthetic_rows(3)
+    rows[2][field] = cell
+
+    for path in (
+        write_cpl_workbook(tmp_path / "cpl.xlsx", rows),
+        write_cpl_csv(tmp_path / "cpl.csv", rows),
+    ):
+        with pytest.raises(CplFormatError) as caught:
+            read(path)
+
+        assert str(caught.value).startswith(f"{path.name}: sheet {caught.value.sheet!r}, row ")
+        assert f"column '{header}': " in str(caught.value)
+        assert says in str(caught.value)
+        assert caught.value.column == header
+
+
+def test_versions_need_not_be_hex_but_ids_and_hashes_must_be(tmp_path: Path) -> None:
+    rows = synthetic_rows(2)
+    rows[0] |= {
+        "hardware_version": "v1.0",
+        "firmware_version": "2.3-B",
+        "model_id": "a0 0f",
+        "image_hash": "ab",
+    }
+
+    entry = read(write_cpl_workbook(tmp_path / "cpl.xlsx", rows)).entries[0]
+
+    assert (entry.hardware_version, entry.firmware_version) == ("V1.0", "2.3-B")
+    assert (entry.model_id, entry.image_hash) == ("A00F", "AB")
 
 
 @pytest.mark.parametrize(
@@ -328,6 +437,43 @@ def test_previous_ids_and_optional_blanks(tmp_path: Path) -> None:
 
     assert [entry.previous_entry_ids for entry in entries] == [("S1-000110", "S1-000111"), (), ()]
     assert (entries[0].image_hash, entries[0].smets_version) == ("", "")
+
+
+@pytest.mark.parametrize(
+    "cell",
+    [
+        "S1-000142\nS1-000143",  # a line break inside the cell (Alt+Enter)
+        "S1-000142\r\nS1-000143",
+        "S1-000142 S1-000143",
+        "S1-000142 / S1-000143",
+        "S1-000142/S1-000143",
+        "S1-000142;S1-000143",
+        " S1-000142 ,\u00a0S1-000143, ",
+        "S1-000142\n/ N/A ; S1-000143",
+    ],
+)
+def test_previous_ids_split_on_commas_semicolons_white_space_and_slashes(tmp_path: Path, cell: str) -> None:
+    """Read as one unknown id, two predecessors made the notified current firmware a mismatch."""
+    rows = synthetic_rows(200, seed=3)  # the rest one id or "N/A" per cell: the column's quick route
+    rows[7]["previous_entry_ids"] = cell
+
+    for path in (
+        write_cpl_workbook(tmp_path / "cpl.xlsx", rows),
+        write_cpl_csv(tmp_path / "cpl.csv", rows),
+    ):
+        entries = read(path).entries
+
+        assert entries[7].previous_entry_ids == ("S1-000142", "S1-000143")
+        assert entries[8].previous_entry_ids == (
+            () if rows[8]["previous_entry_ids"] == "N/A" else (rows[8]["previous_entry_ids"],)
+        )
+
+
+def test_an_n_a_placeholder_is_not_split_at_its_slash() -> None:
+    assert parse_previous_ids("N/A") == parse_previous_ids(" n/a ") == parse_previous_ids("None") == ()
+    assert parse_previous_ids("S1-000001/N/A") == ("S1-000001",)
+    assert parse_previous_ids("SN/A1") == ("SN", "A1")  # "N/A" only as a whole token
+    assert parse_previous_ids(["S1-000001", " N/A", ""]) == ("S1-000001",)
 
 
 def test_optional_columns_may_be_missing(tmp_path: Path) -> None:
@@ -493,12 +639,19 @@ def test_an_oversized_file_is_refused_before_it_is_read() -> None:
         ("\u00a0FOC ", "FOC", "IOC"),
         ("S1-000001", "N/A", "none", "-", "S1-000002"),
         ("S1-000001, S1-000002", "S1-000003"),
+        ("S1-000001", "N/A", "n/a", "S1-000002/S1-000003"),
+        ("S1-000001/S1-000002", "N/A"),
+        ("S1-000001 S1-000002", "S1-000003\nS1-000004", "n/A"),
+        ("S1-000001N/A", "N/A"),
         ("Albion Meters Ltd", "Albion"),
         ("EPCL", "Non-EPCL", " non epcl "),
         ("Active", "WITHDRAWN"),
         ("2026-11-18", "18/11/2026"),
         ("X", "", "  "),
         ("ÄB", "0102"),
+        ("3\u041011", "0A1B", "F4040002\u200b"),
+        ("0a1b", "G1", "ab", "AB"),
+        ("0A1B", "\ufb00"),
         (date(2026, 1, 2), "2026-01-02"),
         (102.0, "0102"),
     ],

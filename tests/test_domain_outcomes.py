@@ -155,3 +155,42 @@ def test_the_notified_current_firmware_must_be_a_listed_predecessor() -> None:
     (difference,) = result.differences
     assert difference.field == "current_firmware_version"
     assert difference.published == "01020003"
+
+
+def relisted(entry_id: str, **fields: object) -> CplPublication:
+    """The second publication with some fields of one entry changed."""
+    published = publication("24")
+    entry = published.by_id()[entry_id]
+    changed_entry = CplEntry.model_validate({**entry.model_dump(), **fields})
+    entries = tuple(changed_entry if e.entry_id == entry_id else e for e in published.entries)
+    return published.model_copy(update={"entries": entries})
+
+
+def test_a_predecessor_of_another_device_model_does_not_count() -> None:
+    # S1-000318 is the PPMID 10F4/F4040002/0003; S1-000110 a GSME of model F4010002 on firmware 01020001.
+    published = relisted("S1-000318", previous_entry_ids=("S1-000110",))
+    result = assess(changed("2", current_firmware_version="01020001"), published)
+    assert result.outcome is Outcome.MISMATCH
+    (difference,) = result.differences
+    assert (difference.field, difference.notified) == ("current_firmware_version", "01020001")
+    assert difference.published == (
+        "(no listed predecessor of this device model on this CPL); S1-000110 (firmware 01020001) is "
+        "another device model: device_type GSME not PPMID, model_id F4010002 not F4040002"
+    )
+
+
+def test_a_predecessor_of_the_same_model_counts_beside_one_of_another() -> None:
+    published = relisted("S1-000318", previous_entry_ids=("S1-000110", "S1-000143"))
+    assert assess(notification("2"), published).outcome is Outcome.READY
+
+
+def test_an_entry_whose_model_differs_from_its_predecessor_shows_both_differences() -> None:
+    # SECAS typed another hardware version into the new entry only: its predecessor is then another model.
+    result = assess(notification("2"), relisted("S1-000318", hardware_version="0004"))
+    assert result.outcome is Outcome.MISMATCH
+    assert result.problems() == [
+        "hardware_version: notified '0003', CPL has '0004'",
+        "current_firmware_version: notified '01020003', CPL has '(no listed predecessor of this device "
+        "model on this CPL); S1-000143 (firmware 01020003) is another device model: hardware_version 0003 "
+        "not 0004'",
+    ]

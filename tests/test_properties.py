@@ -21,7 +21,7 @@ import pytest
 from hypothesis import Phase, example, given, settings
 from hypothesis import strategies as st
 
-from flows.domain.cpl import NEVER_LOADABLE, CplEntry, CplPublication, CplStatus, EpclStatus
+from flows.domain.cpl import NEVER_LOADABLE, CplEntry, CplPublication, CplStatus, DeviceModel, EpclStatus
 from flows.domain.diff import PublicationDiff, diff_publications
 from flows.domain.identifiers import normalise_identifier
 from flows.domain.matching import Outcome, assess
@@ -417,8 +417,15 @@ def test_changing_one_compared_field_is_a_mismatch_showing_both_values(
     field: str, data: st.DataObject
 ) -> None:
     scenario = data.draw(scenarios(image_hash_given=True if field == "image_hash" else None))
-    changed = respelt(scenario.entry, **{field: other_value(data, field, scenario.entry)})
-    result = assess(scenario.notification, shuffled(data, [scenario.predecessor, changed, *scenario.noise]))
+    value = other_value(data, field, scenario.entry)
+    changed = respelt(scenario.entry, **{field: value})
+    # A field of the device model changes along the model's line: a predecessor of another model would
+    # not count, and show as a second difference (tests/test_domain_outcomes.py shows that case).
+    predecessor = respelt(scenario.predecessor, **{field: value}) if field in DeviceModel._fields else None
+    result = assess(
+        scenario.notification,
+        shuffled(data, [predecessor or scenario.predecessor, changed, *scenario.noise]),
+    )
     assert result.outcome is Outcome.MISMATCH
     assert result.entry == changed
     (difference,) = result.differences

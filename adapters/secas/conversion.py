@@ -15,7 +15,15 @@ from dataclasses import dataclass, field
 from itertools import product
 from typing import cast
 
-from adapters.secas.values import BLANK, CellError, converter_for, to_identifier, to_previous_ids, to_text
+from adapters.secas.values import (
+    BLANK,
+    CellError,
+    converter_for,
+    to_hex_identifier,
+    to_identifier,
+    to_previous_ids,
+    to_text,
+)
 from flows.domain.cpl import NO_PREVIOUS_IDS, parse_previous_ids
 
 
@@ -49,21 +57,25 @@ _ASCII_PLACEHOLDERS = frozenset(
     for letters in product(*zip(placeholder.lower(), placeholder.upper(), strict=True))
 )
 """Every ASCII spelling of a placeholder, in any mix of cases ("N/A", "n/a", "None", "nONE", ...)."""
+_SLASH_PLACEHOLDERS = frozenset(spelling for spelling in _ASCII_PLACEHOLDERS if "/" in spelling)
+"""The spellings of "N/A": each holds one slash, which is not a separator there."""
 UNCHANGED = ColumnValues({}, unchanged=True)
 ONE_TOKEN_EACH = ColumnValues(_Tokens(dict.fromkeys(_ASCII_PLACEHOLDERS, ())), one_token_each=True)
 _SEPARATOR = "\0"
+_UPPER_HEX = b"0123456789ABCDEF"
+_HEX = _UPPER_HEX + b"abcdef"
 
 
 def convert_column(field: str, column: Sequence[object]) -> ColumnValues:
     """Each distinct value of one column converted for ``field``."""
     convert = converter_for(field)
-    if convert in (to_identifier, to_text, to_previous_ids):
+    if convert in (to_identifier, to_hex_identifier, to_text, to_previous_ids):
         # Most text and identifier columns are already as the field wants them, and most previous ids
         # are one token per cell: one look at the whole column (no set of its values needed) tells.
         joined = _cells_joined(column)
         if joined is not None and _as_they_are(convert, joined):
             return UNCHANGED
-        if joined is not None and convert is to_previous_ids and _one_ascii_token_each(joined):
+        if joined is not None and convert is to_previous_ids and _one_ascii_token_each(joined, column):
             return ONE_TOKEN_EACH
     distinct = set(column)
     plain = _plain(distinct)
@@ -111,11 +123,15 @@ def _cells_joined(column: Sequence[object]) -> str | None:
     return separated.replace(_SEPARATOR, "")
 
 
-def _one_ascii_token_each(joined: str) -> bool:
-    """Whether cells that ``joined`` was made of (none empty) each hold one ASCII token: no white space
-    and no separator ("," or ";"), so that ``to_previous_ids`` makes one id of each, or none of a
-    placeholder."""
-    return joined.isascii() and _no_white_space(joined) and "," not in joined and ";" not in joined
+def _one_ascii_token_each(joined: str, column: Sequence[object]) -> bool:
+    """Whether the cells of ``column`` (``joined``, none empty) each hold one ASCII token: no white
+    space and no separator ("," ";" "/") but the slash of a whole-cell "N/A", so that
+    ``to_previous_ids`` makes one id of each, or none of a placeholder."""
+    if not (joined.isascii() and _no_white_space(joined) and "," not in joined and ";" not in joined):
+        return False
+    # Each "N/A" cell (in any case) has one slash: when they account for every slash, no cell has another.
+    slashes = joined.count("/")
+    return not slashes or slashes == sum(map(column.count, _SLASH_PLACEHOLDERS))
 
 
 def _plain(distinct: Collection[object]) -> tuple[list[str], str] | None:
@@ -129,11 +145,13 @@ def _plain(distinct: Collection[object]) -> tuple[list[str], str] | None:
 
 def _as_they_are(convert: object, joined: str) -> bool:
     """Whether ``convert`` leaves every (non-empty) string that ``joined`` was made of as it is."""
-    if convert is to_identifier:
+    if convert is to_identifier or convert is to_hex_identifier:
         # ASCII letters and digits only, none lower case: bytes.isalnum knows only ASCII.
         if not joined.isascii():
             return False
         ascii_bytes = joined.encode("ascii")
+        if convert is to_hex_identifier:
+            return not ascii_bytes.translate(None, _UPPER_HEX)  # nothing but 0-9 and A-F
         return ascii_bytes.isalnum() and ascii_bytes.upper() == ascii_bytes
     # Text without any white space: to_text only trims and collapses white space.
     return convert is to_text and _no_white_space(joined)
@@ -151,10 +169,12 @@ def _convert_plain(convert: object, values: list[str], joined: str) -> ColumnVal
         return UNCHANGED
     if convert is to_identifier and joined.isascii() and joined.encode("ascii").isalnum():
         return ColumnValues(dict(zip(values, map(str.upper, values), strict=True)))
+    if convert is to_hex_identifier and joined.isascii() and not joined.encode("ascii").translate(None, _HEX):
+        return ColumnValues(dict(zip(values, map(str.upper, values), strict=True)))
     if convert is not to_previous_ids or not _no_white_space(joined):
         return None
-    if "," in joined or ";" in joined:
-        return None
+    if "," in joined or ";" in joined or joined.count("/") != len(_SLASH_PLACEHOLDERS.intersection(values)):
+        return None  # several ids in a cell (a slash is a separator but in "N/A": one per distinct value)
     # One token per cell: an entry id, or a placeholder ("N/A") that parse_previous_ids drops.
     converted: dict[object, object] = dict(zip(values, zip(values, strict=True), strict=True))
     converted.update(dict.fromkeys(set(values).difference(parse_previous_ids(values)), ()))

@@ -13,7 +13,13 @@ from enum import Enum, StrEnum
 from typing import Final
 
 from flows.domain.cpl import CplStatus, EpclStatus, parse_previous_ids
-from flows.domain.identifiers import loose_name, normalise_identifier
+from flows.domain.identifiers import (
+    character_name,
+    hidden_character_at,
+    is_hex,
+    loose_name,
+    normalise_identifier,
+)
 
 IDENTIFIER_FIELDS = frozenset(
     {
@@ -27,6 +33,10 @@ IDENTIFIER_FIELDS = frozenset(
         "secas_reference",  # compared exactly with the notification's normalised values
     }
 )
+HEX_FIELDS = frozenset({"manufacturer_id", "model_id", "image_hash"})
+"""Identifiers that are hexadecimal on every CPL: ASCII 0-9 and A-F once normalised. Versions are held
+to what any identifier is (ASCII, no invisible character) but not to hex: a version written otherwise
+on an EPCL row would stop every sync."""
 STATUS_FIELDS = frozenset({"epcl_status", "cpl_status"})
 _DATE_FORMATS = ("%d/%m/%Y", "%d-%m-%Y", "%d.%m.%Y", "%d %B %Y", "%d %b %Y", "%Y/%m/%d")
 """Text dates other than ISO: day first, as SECAS (a GB body) writes them."""
@@ -53,20 +63,67 @@ def _kind(value: object) -> str:
 
 
 def to_identifier(value: object) -> str | _Blank:
+    """An identifier as the form would take it: no invisible character and nothing but ASCII, beyond
+    white space, which goes (``normalise_identifier``). A look-alike ("3А11" with a Cyrillic А) or a
+    zero-width space would show operators two values that look the same, and reach the SMI."""
     if isinstance(value, str):
         # Plain ASCII letters and digits need only upper-casing: the common case, done cheaply.
         if value.isascii() and value.isalnum():
             return value.upper()
+        _refuse_hidden_or_non_ascii(value)
         return normalise_identifier(value) or BLANK
-    if isinstance(value, bool):
-        raise CellError(f"{_kind(value)} is not an identifier")
-    if isinstance(value, int) or (isinstance(value, float) and value.is_integer()):
-        # A numeric cell: Excel dropped any leading zeros when the value was stored ("0102" became
-        # 102) and nothing can recover them here. Store identifier columns as text to keep them.
-        return str(int(value))
-    if isinstance(value, float):
-        raise CellError(f"the number {value!r} is not an identifier; store the column as text")
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        # A numeric cell, whole or not: Excel dropped any leading zeros when the value was stored
+        # ("0003" became 3) and read "1E07" as 10000000, and nothing can recover them here. Read as
+        # text, it would pair as another device model and an acceptance would load it into the SMI.
+        raise CellError(
+            f"the number {_number(value)} is not an identifier: the cell holds a number, not text, "
+            "and a number has lost any leading zeros (0003 is stored as 3) or letters (1E07 as "
+            "10000000); format the column as text and type its values again"
+        )
     raise CellError(f"{_kind(value)} is not an identifier")
+
+
+def to_hex_identifier(value: object) -> str | _Blank:
+    """A hexadecimal identifier: ``to_identifier``, then nothing but 0-9 and A-F."""
+    identifier = to_identifier(value)
+    if isinstance(identifier, str) and not is_hex(identifier):
+        assert isinstance(value, str)  # to_identifier makes text of nothing else
+        position, character = next(
+            (position, character)
+            for position, character in enumerate(value, start=1)
+            if not character.isspace() and character.upper() not in _HEX_DIGITS
+        )
+        raise CellError(
+            f"{value!r} is not hexadecimal: {character!r} at character {position} is not 0-9 or A-F"
+        )
+    return identifier
+
+
+_HEX_DIGITS = frozenset("0123456789ABCDEF")
+
+
+def _refuse_hidden_or_non_ascii(value: str) -> None:
+    found = hidden_character_at(value)
+    if found is not None:
+        position, character = found
+        raise CellError(
+            f"{value!r} contains an invisible or control character, {character_name(character)}, "
+            f"at character {position}: an identifier must be only what it shows"
+        )
+    if value.isascii():
+        return
+    for position, character in enumerate(value, start=1):
+        if not character.isascii() and not character.isspace():  # no-break spaces go with white space
+            raise CellError(
+                f"{value!r} contains a non-ASCII character, {character_name(character)}, at character "
+                f"{position}: identifiers are ASCII, and this one may look like an ASCII letter or digit"
+            )
+
+
+def _number(value: int | float) -> str:
+    """A number as Excel shows it in a General cell that is wide enough: 3, not 3.0."""
+    return str(int(value)) if isinstance(value, float) and value.is_integer() else repr(value)
 
 
 def to_text(value: object) -> str | _Blank:
@@ -139,6 +196,8 @@ _DEFAULTS: dict[str, object] = {"date_added": None, "previous_entry_ids": ()}
 
 def converter_for(field: str) -> Converter:
     """How one cell becomes the value of ``field`` (``BLANK`` if it is blank); raises ``CellError``."""
+    if field in HEX_FIELDS:
+        return to_hex_identifier
     return _CONVERTERS.get(field, to_identifier if field in IDENTIFIER_FIELDS else to_text)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import date, datetime
 from enum import StrEnum
@@ -201,11 +202,18 @@ class CplPublication(BaseModel):
                 index.setdefault(entry.dmc, []).append(entry)
         return index
 
-    def predecessor_firmware(self, entry: CplEntry) -> set[str]:
-        """Firmware versions of the entries an entry lists as its predecessors."""
+    def predecessors(self, entry: CplEntry) -> list[CplEntry]:
+        """The entries an entry lists as its predecessors that this publication has, in listed order."""
         index = self.by_id()
+        return [index[previous] for previous in entry.previous_entry_ids if previous in index]
+
+    def predecessor_firmware(self, entry: CplEntry) -> set[str]:
+        """Firmware versions of the entry's listed predecessors of its own device model: one of another
+        model (a slip in the list) says nothing about which firmware this model is upgraded from."""
         return {
-            index[previous].firmware_version for previous in entry.previous_entry_ids if previous in index
+            previous.firmware_version
+            for previous in self.predecessors(entry)
+            if previous.device_model == entry.device_model
         }
 
 
@@ -219,8 +227,13 @@ NO_PREVIOUS_IDS = frozenset({"N/A", "NA", "NONE", "-"})
 """What a previous-ids cell holds (in any letter case) when an entry has no predecessor."""
 
 
+_PREVIOUS_ID = re.compile(r"N/A(?![^,;/\s])|[^,;/\s]+", flags=re.IGNORECASE)
+"""A token between separators (commas, semicolons, slashes, any white space, line breaks included);
+"N/A" is one token, never split at its slash."""
+
+
 def parse_previous_ids(raw: str | Iterable[str]) -> tuple[str, ...]:
-    """``"S1-000110, S1-000111"`` or ``"N/A"`` as a tuple of entry ids."""
-    parts = raw.replace(";", ",").split(",") if isinstance(raw, str) else raw
-    ids = (part.strip() for part in parts)
-    return tuple(part for part in ids if part and part.upper() not in NO_PREVIOUS_IDS)
+    """``"S1-000110, S1-000111"``, ``"S1-000110 / S1-000111"``, one id per line, or ``"N/A"`` as a
+    tuple of entry ids (an iterable is taken as the cells' tokens, each trimmed)."""
+    parts = _PREVIOUS_ID.findall(raw) if isinstance(raw, str) else (part.strip() for part in raw)
+    return tuple(part for part in parts if part and part.upper() not in NO_PREVIOUS_IDS)

@@ -26,6 +26,27 @@ def normalise_identifier(value: str) -> str:
     return _WHITE_SPACE.sub("", value).upper()
 
 
+ORDINARY_WHITE_SPACE = frozenset("\t\n\r")
+"""The control characters that are plain white space: an identifier drops them, free text keeps them."""
+
+
+def hidden_character_at(value: str) -> tuple[int, str] | None:
+    """The first control, format or other invisible character of ``value`` (Unicode category "Other":
+    zero-width spaces, bidi controls, soft hyphens, BOMs), with its position counted from 1; tab, CR and
+    LF aside (``ORDINARY_WHITE_SPACE``)."""
+    if value.isprintable():  # no "Other" (C*) character at all: the usual answer, without the loop
+        return None
+    for position, character in enumerate(value, start=1):
+        if character not in ORDINARY_WHITE_SPACE and unicodedata.category(character).startswith("C"):
+            return position, character
+    return None
+
+
+def character_name(character: str) -> str:
+    """``U+200B (ZERO WIDTH SPACE)``: a character named so that a person can tell it from a look-alike."""
+    return f"U+{ord(character):04X} ({unicodedata.name(character, 'a control character')})"
+
+
 def is_hex(value: str) -> bool:
     """Whether an already normalised identifier is non-empty hexadecimal."""
     return bool(_HEX.fullmatch(value))

@@ -11,7 +11,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict
 
-from flows.domain.cpl import CplEntry, CplPublication
+from flows.domain.cpl import CplEntry, CplPublication, DeviceModel
 from flows.domain.identifiers import names_agree
 from flows.domain.notification import EmergencyNotification
 
@@ -115,7 +115,7 @@ def compare(
         FieldVerdict(
             field="current_firmware_version",
             notified=notification.current_firmware_version,
-            published=", ".join(sorted(predecessors)) or "(no listed predecessor on this CPL)",
+            published=_predecessors_shown(predecessors, entry, publication),
             agreement=Agreement.AGREES
             if notification.current_firmware_version in predecessors
             else Agreement.DIFFERS,
@@ -167,6 +167,21 @@ def assess_entry(
     else:
         outcome = Outcome.READY
     return Assessment(outcome=outcome, entry=entry, verdicts=verdicts)
+
+
+def _predecessors_shown(firmware: set[str], entry: CplEntry, publication: CplPublication) -> str:
+    """The listed predecessors' firmware that counts, then each listed entry of another device model
+    with what differs (its firmware does not count)."""
+    others = [other for other in publication.predecessors(entry) if other.device_model != entry.device_model]
+    none = f"(no listed predecessor{' of this device model' if others else ''} on this CPL)"
+    shown = [", ".join(sorted(firmware)) or none]
+    for other in others:
+        fields = zip(DeviceModel._fields, other.device_model, entry.device_model, strict=True)
+        differs = ", ".join(f"{name} {theirs} not {ours}" for name, theirs, ours in fields if theirs != ours)
+        shown.append(
+            f"{other.entry_id} (firmware {other.firmware_version}) is another device model: {differs}"
+        )
+    return "; ".join(shown)
 
 
 def _exact(field: str, notified: str, published: str) -> FieldVerdict:

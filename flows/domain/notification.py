@@ -23,7 +23,6 @@ Hostile or broken text is handled by kind of field:
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections.abc import Mapping
 from datetime import date
 from enum import StrEnum
@@ -41,7 +40,13 @@ from pydantic import (
 )
 
 from flows.domain.cpl import DeviceModel, DeviceModelCombination
-from flows.domain.identifiers import is_hex, normalise_identifier
+from flows.domain.identifiers import (
+    ORDINARY_WHITE_SPACE,
+    character_name,
+    hidden_character_at,
+    is_hex,
+    normalise_identifier,
+)
 
 _PARTY_ID = re.compile(r"[0-9A-F]{2}(-[0-9A-F]{2}){7}")
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
@@ -55,8 +60,7 @@ MAX_LENGTH: Final[Mapping[str, int]] = {  # the most characters a text answer ma
     "responder": 254,  # the longest e-mail address SMTP carries (RFC 5321)
     "vulnerability_reference": FREE_TEXT_LIMIT,  # a reference, or a sentence about the vulnerability
 }
-_ORDINARY_WHITE_SPACE = frozenset("\t\n\r")
-_CONTROLS = [chr(c) for c in (*range(0x20), *range(0x7F, 0xA0)) if chr(c) not in _ORDINARY_WHITE_SPACE]
+_CONTROLS = [chr(c) for c in (*range(0x20), *range(0x7F, 0xA0)) if chr(c) not in ORDINARY_WHITE_SPACE]
 _BIDI_CONTROLS = [*map(chr, range(0x202A, 0x202F)), *map(chr, range(0x2066, 0x206A))]
 _INVISIBLE = ["\u200b", "\u2060", "\ufeff", *_BIDI_CONTROLS]  # zero-width space, word joiner, BOM
 # Free text: white-space controls (U+000B, U+001C.., U+0085) become a space, the others go, and so do
@@ -78,17 +82,14 @@ def max_length(field: str, context: object = None) -> int:
 
 def hidden_character(value: str) -> str | None:
     """Why ``value`` cannot be an identifier: its first control, format or invisible character."""
-    if value.isprintable():  # no "Other" (C*) character at all: the usual answer, without the loop
+    found = hidden_character_at(value)
+    if found is None:
         return None
-    for position, character in enumerate(value, start=1):
-        if character in _ORDINARY_WHITE_SPACE or not unicodedata.category(character).startswith("C"):
-            continue
-        name = unicodedata.name(character, "a control character")
-        return (
-            f"contains an invisible or control character, U+{ord(character):04X} ({name}), "
-            f"at character {position}: type the value again without it"
-        )
-    return None
+    position, character = found
+    return (
+        f"contains an invisible or control character, {character_name(character)}, "
+        f"at character {position}: type the value again without it"
+    )
 
 
 def visible_text(value: str) -> str:
