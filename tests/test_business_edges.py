@@ -3,6 +3,7 @@ of the SMI. Each scenario goes through the command line, on publications made fr
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 
 import httpx
@@ -226,6 +227,31 @@ def test_a_load_the_smi_refuses_for_good_puts_the_case_before_an_operator(world:
             assert app.decide("401", recheck).state.value == "loaded"
         assert len(smi.records) == 1
     assert [name for name in world.mails() if "loaded" in name]
+
+
+def test_a_case_left_received_by_an_smi_that_stayed_down_is_escalated_past_the_limit(
+    world: CplWorld,
+) -> None:
+    """The SMI refuses connections through every retry: the emergency-load run fails and the case
+    stays 'received', where no operator list looks. The waiting limit must reach it too."""
+    world.publish("2026-11-20T09:05:00Z", [entry()], "20 November 2026 09:00")
+
+    moment = datetime.fromisoformat("2026-11-20T10:00:00+00:00")
+    with httpx.Client(timeout=2.0) as http:
+
+        def smi_down(parts: Parts) -> None:  # nothing listens on the discard port
+            parts.inventory = HttpInventory("http://127.0.0.1:9", http, lambda: "t", retry=NO_RETRY)
+
+        settings = Settings(home=world.home)
+        with bootstrap(settings, clock=lambda: moment, adjust=smi_down, sleep=lambda seconds: None) as app:
+            app.process(form_response_message(response(402)))
+    assert world.case(402).state.value == "received"
+    assert world.cli("2026-11-23T09:00:00Z", "tick", "--flow", "case-lifecycle") == 0  # 71 hours: not yet
+    assert not [card for card in world.cards() if "Waiting too long: case 402" in card]
+    assert world.cli("2026-11-23T11:00:00Z", "tick", "--flow", "case-lifecycle") == 0  # 73 hours
+    assert world.cli("2026-11-23T12:00:00Z", "tick", "--flow", "case-lifecycle") == 0  # once per wait
+    [card] = [card for card in world.cards() if "Waiting too long: case 402" in card]
+    assert "waiting to be checked" in card
 
 
 def test_a_model_that_first_appears_on_the_epcl_closes_the_case_waiting_for_it(world: CplWorld) -> None:

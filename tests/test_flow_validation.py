@@ -127,6 +127,21 @@ FLOW_PROBLEMS = {
         "inputs:",
         ["'send' reads actions.fetch", "no earlier action produces"],
     ),
+    "negates a name, not the path after it": (
+        """
+          fetch:
+            use: test.echo
+          send:
+            use: test.echo
+            if: ${actions.fetch.status == 'Succeeded' && !actions.fetch.outputs.body}
+        """,
+        "if:",
+        [
+            "'send'",
+            "'!actions.fetch.outputs.body' negates 'actions' alone",
+            "write '!(actions.fetch.outputs.body)'",
+        ],
+    ),
     "runAfter names a missing action": (
         """
           send:

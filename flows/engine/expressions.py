@@ -90,6 +90,29 @@ def referenced_actions(source: str) -> set[str]:
     return names
 
 
+def pitfalls(source: str) -> list[str]:
+    """What a well-formed expression says that its writer cannot have meant. JMESPath's ``!`` binds
+    tighter than ``.``: ``!actions.a.outputs.ok`` reads as ``(!actions).a.outputs.ok``, which is null
+    whatever ``a`` did, so a condition written with it is never true."""
+    found: list[str] = []
+    _collect_pitfalls(compile_expression(source).parsed, found)
+    return found
+
+
+def _collect_pitfalls(node: Mapping[str, Any], found: list[str]) -> None:
+    children = [child for child in node.get("children", []) if isinstance(child, Mapping)]
+    if node.get("type") == "subexpression" and children and children[0].get("type") == "not_expression":
+        negated = children[0].get("children", [{}])[0]
+        rest = ".".join(name for child in children[1:] for name in _field_chain(child))
+        if negated.get("type") == "field":
+            path = f"{negated['value']}.{rest}"
+            found.append(
+                f"'!{path}' negates {negated['value']!r} alone, so it is always null; write '!({path})'"
+            )
+    for child in children:
+        _collect_pitfalls(child, found)
+
+
 def _collect_action_references(node: Mapping[str, Any], names: set[str]) -> None:
     if node.get("type") == "subexpression":
         chain = _field_chain(node)

@@ -7,7 +7,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from flows.engine.definition import Action, CallAction, ForEachAction
-from flows.engine.expressions import ExpressionError, expressions_in, referenced_actions
+from flows.engine.expressions import ExpressionError, expressions_in, pitfalls, referenced_actions
 from flows.engine.loader import FlowSource, Location
 from flows.engine.ordering import effective_run_after, find_cycle, upstream
 from flows.engine.registry import ConnectorRegistry
@@ -112,6 +112,9 @@ def _expression_problems(
         except ExpressionError as error:
             problems.append(f"{where}: in {action!r}: {error}")
             continue
+        problems += [
+            f"{where}: in {action!r}: ${{{expression}}}: {pitfall}" for pitfall in pitfalls(expression)
+        ]
         for missing in sorted(references - allowed):
             problems.append(
                 f"{where}: {action!r} reads actions.{missing}, which no earlier action produces "

@@ -299,9 +299,13 @@ class CaseOperations:
 
     def escalate_overdue(self, context: ActionContext, limit_hours: float) -> dict[str, Any]:
         """Cases waiting for the CPL longer than the limit, each escalated once per wait: a case that
-        went back to waiting (after a decision, or an entry that changed) is escalated again."""
+        went back to waiting (after a decision, or an entry that changed) is escalated again.
+
+        A case still ``received`` past the limit was never checked against the CPL (its load ran out
+        of retries while the SMI was down, or its event was given up on): it is escalated too, as
+        nothing else puts it in front of anyone."""
         escalated = []
-        for case in self._cases.list([CaseState.AWAITING_CPL]):
+        for case in self._cases.list([CaseState.RECEIVED, CaseState.AWAITING_CPL]):
             since = case.waited_since()
             waited = context.now - since
             already = any(entry.cause == ESCALATED and entry.at >= since for entry in case.timeline)
