@@ -336,6 +336,36 @@ def test_an_identifier_with_a_control_or_invisible_character_is_refused(
     assert character not in str(error)
 
 
+@pytest.mark.parametrize(
+    ("field", "given", "named"),
+    [
+        ("manufacturer_id", "10\ufb00", "U+FB00 (LATIN SMALL LIGATURE FF)"),  # upper-cased: "10FF"
+        ("model_id", "F4010\u0430\u0430", "U+0430 (CYRILLIC SMALL LETTER A)"),  # upper-cased: "АА", not hex
+        ("hardware_version", "\uff10003", "U+FF10 (FULLWIDTH DIGIT ZERO)"),
+        ("secas_reference", "ECPL-2026-0031\u017f", "U+017F (LATIN SMALL LETTER LONG S)"),  # "S"
+        ("supplier_party_id", "90-B3-D5-1F-30-01-00-0\u0131", "U+0131 (LATIN SMALL LETTER DOTLESS I)"),
+    ],
+)
+def test_an_identifier_with_a_look_alike_is_refused_before_upper_casing_makes_it_ascii(
+    field: str, given: str, named: str
+) -> None:
+    """The CPL reader refuses these too: a look-alike either passes as another value or shows two
+    values that look the same."""
+    error = rejection(response(**{field: given}))
+    position = next(index for index, character in enumerate(given, start=1) if not character.isascii())
+    assert reasons(error) == {
+        field: f"contains {named} at character {position}, which only looks like a letter or digit an "
+        "identifier can hold: type the value again"
+    }
+
+
+def test_a_no_break_space_in_an_identifier_is_still_only_white_space() -> None:
+    notification = notification_from_any(
+        response(manufacturer_id="10\u00a0F4", secas_reference="ECPL-2026-\u202f0031"), FORM
+    )
+    assert (notification.manufacturer_id, notification.secas_reference) == ("10F4", "ECPL-2026-0031")
+
+
 @pytest.mark.parametrize("key", ["responder", "responseId"])
 def test_response_metadata_with_a_hidden_character_is_refused(key: str) -> None:
     payload = response()

@@ -129,8 +129,22 @@ def _hex_text(value: Any) -> Any:
     return _identifier(value)
 
 
+def _ascii(value: str) -> str:
+    """``value`` unless it holds a character other than ASCII and white space. Checked before
+    upper-casing, which makes ASCII of some: the ligature "ﬀ" becomes "FF", the long "ſ" an "S"."""
+    if value.isascii():
+        return value
+    for position, character in enumerate(value, start=1):
+        if not character.isascii() and not character.isspace():
+            raise ValueError(
+                f"contains {character_name(character)} at character {position}, which only looks like "
+                "a letter or digit an identifier can hold: type the value again"
+            )
+    return value
+
+
 def _hex(value: str) -> str:
-    normalised = normalise_identifier(value)
+    normalised = normalise_identifier(_ascii(value))
     if not normalised:
         raise ValueError("is empty")
     if not is_hex(normalised):
@@ -188,7 +202,7 @@ def _declaration(value: Any) -> bool:
 
 
 def _party_id(value: str) -> str:
-    normalised = normalise_identifier(value)
+    normalised = normalise_identifier(_ascii(value))
     if not _PARTY_ID.fullmatch(normalised):
         raise ValueError(f"is not an SEC party id like 90-B3-D5-1F-30-01-00-01: {value!r}")
     return normalised
@@ -253,7 +267,11 @@ class EmergencyNotification(BaseModel):
     contact_name: OptionalText = ""
     contact_phone: OptionalText = ""
     secas_reference: Annotated[
-        str, Identifier, AfterValidator(normalise_identifier), AfterValidator(_required_text)
+        str,
+        Identifier,
+        AfterValidator(_ascii),
+        AfterValidator(normalise_identifier),
+        AfterValidator(_required_text),
     ]
     device_type: Annotated[DeviceType, _choice(DeviceType)]
     manufacturer_name: OptionalText = ""
