@@ -29,10 +29,12 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
+
+from tests.support.loopback import Loopback
 
 SAMPLE_DELTA = Path(__file__).resolve().parents[1] / "samples" / "forms" / "list-items-delta.json"
 BASE_PATH = "/v1.0"
@@ -125,19 +127,14 @@ class GraphServer:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self._http.server_address[1]}{BASE_PATH}"
+        return f"http://127.0.0.1:{self._loopback.port}{BASE_PATH}"
 
     def __enter__(self) -> GraphServer:
-        self._http = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-        self._http.graph = self  # type: ignore[attr-defined]
-        self._thread = threading.Thread(target=self._http.serve_forever, args=(0.02,), daemon=True)
-        self._thread.start()
+        self._loopback = Loopback(_Handler, graph=self).start()
         return self
 
     def __exit__(self, *exc_info: object) -> None:
-        self._http.shutdown()
-        self._http.server_close()
-        self._thread.join(timeout=5)
+        self._loopback.stop(timeout=5)
 
     # --- answering ---------------------------------------------------------------------------
 

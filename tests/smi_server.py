@@ -20,11 +20,12 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from email.utils import formatdate
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any, cast
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from adapters.smi import IDEMPOTENCY_HEADER, REPLAYED_HEADER
+from tests.support.loopback import Loopback
 
 BASE_PATH = "/smi/v1"
 IDENTIFIER = re.compile(r"^(?!\.{1,2}$)[^/\s]+$")
@@ -81,21 +82,15 @@ class SmiServer:
         self.faults.append(Fault(None, after_processing=after_processing))
 
     def __enter__(self) -> SmiServer:
-        self._http = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-        self._http.smi = self  # type: ignore[attr-defined]
-        self._thread = threading.Thread(target=self._http.serve_forever, args=(0.02,), daemon=True)
-        self._thread.start()
+        self._loopback = Loopback(_Handler, smi=self).start()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._http.shutdown()
-        self._http.server_close()
-        self._thread.join()
+        self._loopback.stop()
 
     @property
     def url(self) -> str:
-        host, port = self._http.server_address[:2]
-        return f"http://{host!s}:{port}{BASE_PATH}"
+        return f"http://127.0.0.1:{self._loopback.port}{BASE_PATH}"
 
     # --- the contract -----------------------------------------------------------------------------
 

@@ -7,11 +7,10 @@ from __future__ import annotations
 import json
 import os
 import re
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +21,7 @@ from flows.cli import MAX_WORKERS_PER_CORE, main
 from flows.domain.case import Case
 from flows.settings import SAMPLES, Settings
 from tests.support.cpl_workbooks import write_cpl_csv
+from tests.support.loopback import Loopback
 from tests.test_scenario import CPL_20, CPL_24, RESPONSES, cases_json, cli, states
 
 NOW = "2026-11-24T09:05:00Z"
@@ -89,15 +89,8 @@ def served(body: bytes) -> Iterator[str]:
         def log_message(self, format: str, *args: object) -> None:
             """Quiet in test output."""
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/cpl.xlsx"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
+    with Loopback(Handler) as server:
+        yield f"http://127.0.0.1:{server.port}/cpl.xlsx"
 
 
 def test_an_empty_cpl_is_not_kept_as_a_publication(

@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
@@ -15,6 +14,7 @@ import pytest
 from adapters.cpl_source import CplFileOrUrl
 from flows.errors import BadInput, PermanentError, TransientError
 from flows.settings import PROJECT_ROOT
+from tests.support.loopback import Loopback
 
 
 class Site:
@@ -56,13 +56,8 @@ def site() -> Iterator[tuple[Site, str]]:
         def log_message(self, format: str, *args: object) -> None:
             """Quiet in test output."""
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield state, f"http://127.0.0.1:{server.server_address[1]}/cpl.xlsx"
-    server.shutdown()
-    server.server_close()
-    thread.join()
+    with Loopback(Handler) as server:
+        yield state, f"http://127.0.0.1:{server.port}/cpl.xlsx"
 
 
 def test_an_unchanged_cpl_costs_one_304(site: tuple[Site, str]) -> None:
@@ -144,13 +139,8 @@ def endless() -> Iterator[tuple[list[int], str]]:
         def log_message(self, format: str, *args: object) -> None:
             """Quiet in test output."""
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield sent, f"http://127.0.0.1:{server.server_address[1]}/cpl.xlsx"
-    server.shutdown()
-    server.server_close()
-    thread.join()
+    with Loopback(Handler) as server:
+        yield sent, f"http://127.0.0.1:{server.port}/cpl.xlsx"
 
 
 def test_a_body_without_end_is_refused_once_past_the_limit_not_read_whole(

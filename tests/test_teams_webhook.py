@@ -6,11 +6,10 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any, cast
 
 import httpx
@@ -21,6 +20,7 @@ from adapters.http_retry import HttpRetry
 from adapters.teams_webhook import WorkflowsWebhookChannel
 from flows.errors import BadInput, PermanentError, TransientError
 from flows.ports import OperatorCard
+from tests.support.loopback import Loopback
 
 WORKFLOW_ID = "5f1c0ffee0ddba11"
 WORKFLOW_PATH = f"/powerautomate/automations/direct/workflows/{WORKFLOW_ID}/triggers/manual/paths/invoke"
@@ -50,21 +50,15 @@ class RecordingWebhook:
     requests: list[tuple[str, str, dict[str, str], bytes]] = field(default_factory=list)
 
     def __enter__(self) -> RecordingWebhook:
-        self._http = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-        self._http.webhook = self  # type: ignore[attr-defined]
-        self._thread = threading.Thread(target=self._http.serve_forever, args=(0.02,), daemon=True)
-        self._thread.start()
+        self._loopback = Loopback(_Handler, webhook=self).start()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._http.shutdown()
-        self._http.server_close()
-        self._thread.join()
+        self._loopback.stop()
 
     @property
     def url(self) -> str:
-        host, port = self._http.server_address[:2]
-        return f"http://{host!s}:{port}{WORKFLOW_PATH}?{QUERY}"
+        return f"http://127.0.0.1:{self._loopback.port}{WORKFLOW_PATH}?{QUERY}"
 
 
 class _Handler(BaseHTTPRequestHandler):

@@ -12,15 +12,16 @@ from __future__ import annotations
 
 import json
 import ssl
-import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any, cast
 from urllib.parse import parse_qs, urlsplit
+
+from tests.support.loopback import Loopback
 
 TENANT = "tenant-1"
 
@@ -53,20 +54,15 @@ class TokenServer:
     hits: list[str] = field(default_factory=list)
 
     def __enter__(self) -> TokenServer:
-        self._http = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-        self._http.tokens = self  # type: ignore[attr-defined]
+        context = None
         if self.tls_dir is not None:
             context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             context.load_cert_chain(*_self_signed(self.tls_dir))
-            self._http.socket = context.wrap_socket(self._http.socket, server_side=True)
-        self._thread = threading.Thread(target=self._http.serve_forever, args=(0.02,), daemon=True)
-        self._thread.start()
+        self._loopback = Loopback(_Handler, tls=context, tokens=self).start()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._http.shutdown()
-        self._http.server_close()
-        self._thread.join()
+        self._loopback.stop()
 
     @property
     def ca_file(self) -> str:
@@ -76,8 +72,7 @@ class TokenServer:
 
     @property
     def url(self) -> str:
-        host, port = self._http.server_address[:2]
-        return f"{'https' if self.tls_dir else 'http'}://{host!s}:{port}"
+        return f"{'https' if self.tls_dir else 'http'}://127.0.0.1:{self._loopback.port}"
 
     def answer(self, path: str, resource: str) -> Answer:
         if path.endswith("/.well-known/openid-configuration"):
