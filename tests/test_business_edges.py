@@ -279,3 +279,29 @@ def test_operators_hear_when_what_identifies_a_loaded_entry_changes(world: CplWo
     [card] = [card for card in world.cards() if "CPL entry S1-000316 changed: case 411" in card]
     assert "01020011" in card and "01020012" in card and "6" * 64 in card
     assert "Corrie GSME 2B" not in card  # a name is not what identifies the entry
+
+
+def test_a_second_emergency_for_a_model_waits_for_its_own_entry(world: CplWorld) -> None:
+    """The model's first emergency (S1-000316, ECPL-2026-0031) is still listed when the supplier notifies
+    a second one (new reference, new firmware) that SECAS has not published yet. The old entry shares the
+    model only: it must not pair (an operator's accept would load the old firmware), so the case waits,
+    and is escalated if it waits too long; its own entry, once published, loads."""
+    world.publish("2026-11-20T09:05:00Z", [entry()], "20 November 2026 09:00")
+    second = {
+        "secas_reference": "ECPL-2026-0040",
+        "current_firmware_version": "01020011",
+        "new_firmware_version": "01020021",
+    }
+    assert world.notify("2026-11-25T10:00:00Z", 421, **second) == 0
+    case = world.case(421)
+    assert (case.state.value, case.cpl_entry_id, case.problems) == ("awaiting_cpl", None, [])
+    assert world.cli("2026-11-28T11:00:00Z", "tick") == 0
+    assert [step for step in world.case(421).timeline if step.cause.startswith("escalated")]
+    own = entry(
+        entry_id="S1-000700", secas_reference="ECPL-2026-0040", firmware_version="01020021",
+        previous_entry_ids="S1-000316",
+    )  # fmt: skip
+    world.publish("2026-11-28T12:05:00Z", [entry(), own], "28 November 2026 12:00")
+    case = world.case(421)
+    assert (case.state.value, case.cpl_entry_id) == ("loaded", "S1-000700")
+    assert {record.firmware_version for record in world.smi()} == {"01020021"}

@@ -506,8 +506,9 @@ def lists_it_on_the_epcl(entry: CplEntry, notification: EmergencyNotification) -
 
 @given(scenarios(noise=st.integers(0, 8)), st.data())
 def test_without_its_entry_a_notification_waits(scenario: Scenario, data: st.DataObject) -> None:
-    # The predecessor stays when it is on the EPCL; an earlier emergency of the same model would pair.
-    kept = [*scenario.strangers, *([] if scenario.predecessor.is_emergency else [scenario.predecessor])]
+    """Earlier emergencies of the same model (another reference, other firmware) and the predecessor,
+    even a Non-EPCL one, share the model only: none of them is this notification's entry."""
+    kept = [*scenario.noise, scenario.predecessor]
     kept = [entry for entry in kept if not lists_it_on_the_epcl(entry, scenario.notification)]
     result = assess(scenario.notification, shuffled(data, kept))
     assert result.outcome is Outcome.WAITING
