@@ -305,3 +305,43 @@ def test_a_second_emergency_for_a_model_waits_for_its_own_entry(world: CplWorld)
     case = world.case(421)
     assert (case.state.value, case.cpl_entry_id) == ("loaded", "S1-000700")
     assert {record.firmware_version for record in world.smi()} == {"01020021"}
+
+
+def test_a_model_promoted_under_a_new_entry_id_closes_the_case_and_stays_in_the_smi(world: CplWorld) -> None:
+    """Fast-track PPCT done: SECAS lists the loaded combination as a new EPCL entry and lets the
+    emergency entry expire, in one publication. The combination is allowed by the usual route now: the
+    case closes as on the EPCL (the close e-mail and card), nothing is withdrawn from the SMI, and the
+    supplier is not told to stop the upgrades."""
+    world.notify("2026-11-20T08:00:00Z", 431)
+    world.publish("2026-11-20T09:05:00Z", [entry()], "20 November 2026 09:00")
+    assert world.case(431).state.value == "loaded"
+    promoted = entry(entry_id="S1-000321", epcl_status="EPCL", secas_reference="")
+    world.publish("2026-11-26T09:05:00Z", [entry(cpl_status="Expired"), promoted], "26 November 2026 09:00")
+    case = world.case(431)
+    assert (case.state.value, case.cpl_entry_id) == ("closed", "S1-000321")
+    assert "S1-000316" in case.timeline[-1].cause and "S1-000321" in case.timeline[-1].cause
+    [record] = world.smi()
+    assert (record.status, record.cpl_entry_id) == (InventoryStatus.ACTIVE, "S1-000316")
+    assert [name for name in world.mails() if name.startswith("mail_closed_431")]
+    assert not [name for name in world.mails() if "withdrawn" in name]
+    [card] = [card for card in world.cards() if "Case 431 closed" in card]
+    assert "S1-000321" in card
+    assert not [card for card in world.cards() if "withdrawn: case 431" in card]
+
+
+def test_a_loaded_model_listed_on_the_epcl_under_a_new_id_closes_the_case(world: CplWorld) -> None:
+    """The emergency entry stays listed (Non-EPCL, active) beside the new EPCL entry: the case closes
+    all the same (the model reached the EPCL), once, and SECAS expiring the entry later changes nothing."""
+    world.notify("2026-11-20T08:00:00Z", 432)
+    world.publish("2026-11-20T09:05:00Z", [entry()], "20 November 2026 09:00")
+    promoted = entry(entry_id="S1-000321", epcl_status="EPCL", secas_reference="")
+    world.publish("2026-11-26T09:05:00Z", [entry(), promoted], "26 November 2026 09:00")
+    case = world.case(432)
+    assert (case.state.value, case.cpl_entry_id) == ("closed", "S1-000321")
+    world.publish("2026-11-27T09:05:00Z", [entry(cpl_status="Expired"), promoted], "27 November 2026 09:00")
+    assert world.case(432).timeline[-1].to_state.value == "closed"
+    [record] = world.smi()
+    assert record.status is InventoryStatus.ACTIVE
+    assert len([name for name in world.mails() if name.startswith("mail_closed_432")]) == 1
+    assert len([card for card in world.cards() if "Case 432 closed" in card]) == 1
+    assert not [name for name in world.mails() if "withdrawn" in name]
