@@ -57,9 +57,11 @@ def test_a_case_never_loaded_withdraws_nothing_another_case_loaded(world: CplWor
     assert (world.case(311).state.value, world.case(312).state.value) == ("loaded", "needs_attention")
     withdrawn = {**typo, "cpl_status": "Withdrawn"}
     world.publish("2026-11-21T09:05:00Z", [entry(), withdrawn], "21 November 2026 09:00")
-    assert (world.case(311).state.value, world.case(312).state.value) == ("loaded", "withdrawn")
+    # 312 was never loaded: re-checked, not withdrawn (SECAS may publish a corrected entry).
+    assert (world.case(311).state.value, world.case(312).state.value) == ("loaded", "needs_attention")
     [record] = world.smi()
     assert (record.response_id, record.status) == ("311", InventoryStatus.ACTIVE)
+    assert not [name for name in world.mails() if "withdrawn" in name]
 
 
 def test_a_publication_older_than_the_last_one_is_not_kept(world: CplWorld) -> None:
@@ -345,3 +347,50 @@ def test_a_loaded_model_listed_on_the_epcl_under_a_new_id_closes_the_case(world:
     assert len([name for name in world.mails() if name.startswith("mail_closed_432")]) == 1
     assert len([card for card in world.cards() if "Case 432 closed" in card]) == 1
     assert not [name for name in world.mails() if "withdrawn" in name]
+
+
+def test_a_case_never_loaded_waits_for_the_entry_that_corrects_a_withdrawn_one(world: CplWorld) -> None:
+    """SECAS published the case's entry with the wrong firmware, withdraws it, then publishes the
+    corrected entry under a new id. The case was never loaded: the withdrawal re-checks it (operators
+    see the entry withdrawn) and never ends it, the supplier (never told to start) is not told to stop,
+    and the corrected entry loads."""
+    world.notify("2026-11-23T09:40:00Z", 441)
+    wrong = entry(firmware_version="01020021")
+    world.publish("2026-11-24T09:05:00Z", [wrong], "24 November 2026 09:00")
+    assert world.case(441).state.value == "needs_attention"
+    world.publish("2026-11-25T09:05:00Z", [{**wrong, "cpl_status": "Withdrawn"}], "25 November 2026 09:00")
+    case = world.case(441)
+    assert case.state.value == "needs_attention"
+    assert case.problems[0] == "CPL entry S1-000316 is Withdrawn"
+    assert not [name for name in world.mails() if "withdrawn" in name]
+    assert not [card for card in world.cards() if "withdrawn: case 441" in card]
+    assert [card for card in world.cards() if "lists entry S1-000316 as Withdrawn" in card]
+    corrected = entry(entry_id="S1-000321")
+    world.publish(
+        "2026-11-26T09:05:00Z", [{**wrong, "cpl_status": "Withdrawn"}, corrected], "26 November 2026 09:00"
+    )
+    case = world.case(441)
+    assert (case.state.value, case.cpl_entry_id) == ("loaded", "S1-000321")
+    [record] = world.smi()
+    assert (record.status, record.firmware_version) == (InventoryStatus.ACTIVE, "01020011")
+    assert [name for name in world.mails() if name.startswith("mail_loaded_441")]
+
+
+def test_a_case_never_loaded_closes_when_its_expired_entry_is_on_the_epcl_under_a_new_id(
+    world: CplWorld,
+) -> None:
+    """The case needed attention (another image hash); SECAS lets the entry expire and lists the
+    notified combination on the EPCL: the usual route applies, the case closes (not withdrawn)."""
+    world.notify("2026-11-20T08:00:00Z", 442)
+    other_hash = entry(image_hash="5" * 64)
+    world.publish("2026-11-20T09:05:00Z", [other_hash], "20 November 2026 09:00")
+    assert world.case(442).state.value == "needs_attention"
+    promoted = entry(entry_id="S1-000321", epcl_status="EPCL", secas_reference="")
+    world.publish(
+        "2026-11-26T09:05:00Z", [{**other_hash, "cpl_status": "Expired"}, promoted], "26 November 2026 09:00"
+    )
+    case = world.case(442)
+    assert (case.state.value, case.cpl_entry_id) == ("closed", "S1-000321")
+    assert [name for name in world.mails() if name.startswith("mail_closed_442")]
+    assert not [name for name in world.mails() if "withdrawn" in name]
+    assert world.smi() == []

@@ -139,13 +139,15 @@ def compare(
 
 def assess(notification: EmergencyNotification, publication: CplPublication) -> Assessment:
     """Check a notification against a publication: waiting, ready, mismatch, not loadable, or on the
-    EPCL (no emergency entry pairs, and an active EPCL entry lists the notified combination exactly:
-    the supplier may upgrade by the usual route, and the emergency case is over)."""
+    EPCL (no emergency entry that may be loaded pairs, and an active EPCL entry lists the notified
+    combination exactly: the supplier may upgrade by the usual route, and the emergency case is over;
+    SECAS lists a promoted model under a new id and lets the emergency entry expire)."""
     entry = find_pair(notification, publication)
-    if entry is None:
+    if entry is None or not entry.is_loadable:
         on_epcl = publication.on_epcl(notification.dmc)
         if on_epcl is not None:
             return Assessment(outcome=Outcome.ON_EPCL, entry=on_epcl)
+    if entry is None:
         return Assessment(outcome=Outcome.WAITING)
     return assess_entry(notification, entry, publication)
 

@@ -233,8 +233,10 @@ class CaseOperations:
         loadable) showing what was loaded: it follows the new entry and stays loaded.
         ``differs``: such a re-issue that differs otherwise: it needs attention, the SMI keeping the
         combination.
-        ``recheck``: a case not loaded, its entry re-issued: assessed again, as for any new entry.
-        ``withdraw``: none of these: the case, and what it loaded, are withdrawn.
+        ``recheck``: a case never loaded (or not loaded now, its entry re-issued): assessed again, as for
+        any new entry. Nothing of it is in the SMI and its supplier was never told to start: it waits
+        for an entry it may load (SECAS may correct a wrong one), in front of an operator meanwhile.
+        ``withdraw``: a loaded case, none of the above: the case, and what it loaded, are withdrawn.
         """
         case = self._require(response_id)
         stored = self._publications.latest()
@@ -257,7 +259,13 @@ class CaseOperations:
             return {**case_summary(case), **result, "outcome": "on_epcl"}
         reissue = publication.reissue_of(withdrawn)
         if reissue is None:
-            return {**case_summary(case), "reissued_as": None, "outcome": "withdraw"}
+            outcome = "withdraw" if case.loaded_from() else "recheck"
+            return {
+                **case_summary(case),
+                "reissued_as": None,
+                "previous_entry_id": entry_id,
+                "outcome": outcome,
+            }
         result = {"reissued_as": reissue.entry_id, "previous_entry_id": entry_id}
         assessment = assess_reissue(notification, withdrawn, reissue, publication)
         shown = {"assessment": assessment.model_dump(mode="json")}
