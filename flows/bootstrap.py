@@ -254,6 +254,9 @@ def bootstrap(
         registry.register("cases.load_failed", case_ops.load_failed, side_effect=True)
         registry.register("cases.decision", case_ops.decision, side_effect=False)
         registry.register("cases.for_entry", case_ops.for_entry, side_effect=False)
+        registry.register(
+            "cases.closed_loaded_for_entry", case_ops.closed_loaded_for_entry, side_effect=False
+        )
         registry.register("cases.move", case_ops.move, side_effect=True)
         registry.register("cases.after_withdrawal", case_ops.after_withdrawal, side_effect=True)
         registry.register("cases.loaded_on_epcl", case_ops.loaded_on_epcl, side_effect=False)

@@ -394,3 +394,25 @@ def test_a_case_never_loaded_closes_when_its_expired_entry_is_on_the_epcl_under_
     assert [name for name in world.mails() if name.startswith("mail_closed_442")]
     assert not [name for name in world.mails() if "withdrawn" in name]
     assert world.smi() == []
+
+
+def test_operators_hear_when_the_epcl_entry_a_loaded_case_closed_on_is_withdrawn(world: CplWorld) -> None:
+    """A case closed on the EPCL is over; the SMI still holds what the bridge loaded for it. SECAS later
+    withdraws that EPCL entry: nothing is acted on (the EPCL is the usual route's), the case stays closed,
+    and the operators are told once. A case that closed without loading anything is not told about."""
+    world.notify("2026-11-20T08:00:00Z", 451)
+    world.publish("2026-11-20T09:05:00Z", [entry()], "20 November 2026 09:00")
+    promoted = entry(entry_id="S1-000321", epcl_status="EPCL", secas_reference="")
+    world.publish("2026-11-26T09:05:00Z", [entry(cpl_status="Expired"), promoted], "26 November 2026 09:00")
+    assert world.case(451).state.value == "closed"
+    world.notify("2026-11-26T10:00:00Z", 452)  # its combination is on the EPCL: closed at once
+    assert world.case(452).state.value == "closed"
+    pulled = {**promoted, "cpl_status": "Withdrawn"}
+    world.publish("2026-11-30T09:05:00Z", [entry(cpl_status="Expired"), pulled], "30 November 2026 09:00")
+    world.publish("2026-12-01T09:05:00Z", [entry(cpl_status="Expired"), pulled], "1 December 2026 09:00")
+    assert (world.case(451).state.value, world.case(452).state.value) == ("closed", "closed")
+    [record] = world.smi()
+    assert record.status is InventoryStatus.ACTIVE
+    [card] = [card for card in world.cards() if "EPCL entry S1-000321 withdrawn" in card]
+    assert "closed case 451" in card and "still holds the combination" in card
+    assert not [name for name in world.mails() if "withdrawn" in name]

@@ -223,6 +223,13 @@ class CaseOperations:
         ids = [case.response_id for case in self._cases.list(wanted) if case.cpl_entry_id == entry_id]
         return {"response_ids": ids}
 
+    def closed_loaded_for_entry(self, context: ActionContext, entry_id: str) -> dict[str, Any]:
+        """Closed cases paired with a CPL entry (the EPCL entry they closed on) whose combination the
+        bridge loaded into the SMI. Read from summaries: closed cases only ever add up."""
+        summaries = self._cases.summaries([CaseState.CLOSED])
+        paired = (self._cases.get(s.response_id) for s in summaries if s.cpl_entry_id == entry_id)
+        return {"response_ids": [case.response_id for case in paired if case and case.loaded_from()]}
+
     def after_withdrawal(self, context: ActionContext, response_id: str, entry_id: str) -> dict[str, Any]:
         """What follows SECAS withdrawing (cancelling, expiring) the entry a case is paired with, as the
         latest publication (the one that withdrew it) shows. ``outcome`` says which:
