@@ -254,8 +254,13 @@ def bootstrap(
         registry.register("cases.load_failed", case_ops.load_failed, side_effect=True)
         registry.register("cases.decision", case_ops.decision, side_effect=False)
         registry.register("cases.for_entry", case_ops.for_entry, side_effect=False)
+        registry.register(
+            "cases.closed_loaded_for_entry", case_ops.closed_loaded_for_entry, side_effect=False
+        )
         registry.register("cases.move", case_ops.move, side_effect=True)
-        registry.register("cases.follow_reissue", case_ops.follow_reissue, side_effect=True)
+        registry.register("cases.after_withdrawal", case_ops.after_withdrawal, side_effect=True)
+        registry.register("cases.loaded_on_epcl", case_ops.loaded_on_epcl, side_effect=False)
+        registry.register("cases.close_on_epcl", case_ops.close_on_epcl, side_effect=True)
         registry.register("cases.note_entry_change", case_ops.note_entry_change, side_effect=True)
         registry.register("cases.escalate_overdue", case_ops.escalate_overdue, side_effect=True)
         smi = InventoryOperations(parts.inventory, cases, publications)

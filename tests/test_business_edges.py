@@ -58,9 +58,11 @@ def test_a_case_never_loaded_withdraws_nothing_another_case_loaded(world: CplWor
     assert (world.case(311).state.value, world.case(312).state.value) == ("loaded", "needs_attention")
     withdrawn = {**typo, "cpl_status": "Withdrawn"}
     world.publish("2026-11-21T09:05:00Z", [entry(), withdrawn], "21 November 2026 09:00")
-    assert (world.case(311).state.value, world.case(312).state.value) == ("loaded", "withdrawn")
+    # 312 was never loaded: re-checked, not withdrawn (SECAS may publish a corrected entry).
+    assert (world.case(311).state.value, world.case(312).state.value) == ("loaded", "needs_attention")
     [record] = world.smi()
     assert (record.response_id, record.status) == ("311", InventoryStatus.ACTIVE)
+    assert not [name for name in world.mails() if "withdrawn" in name]
 
 
 def test_a_publication_older_than_the_last_one_is_not_kept(world: CplWorld) -> None:
@@ -305,3 +307,138 @@ def test_operators_hear_when_what_identifies_a_loaded_entry_changes(world: CplWo
     [card] = [card for card in world.cards() if "CPL entry S1-000316 changed: case 411" in card]
     assert "01020011" in card and "01020012" in card and "6" * 64 in card
     assert "Corrie GSME 2B" not in card  # a name is not what identifies the entry
+
+
+def test_a_second_emergency_for_a_model_waits_for_its_own_entry(world: CplWorld) -> None:
+    """The model's first emergency (S1-000316, ECPL-2026-0031) is still listed when the supplier notifies
+    a second one (new reference, new firmware) that SECAS has not published yet. The old entry shares the
+    model only: it must not pair (an operator's accept would load the old firmware), so the case waits,
+    and is escalated if it waits too long; its own entry, once published, loads."""
+    world.publish("2026-11-20T09:05:00Z", [entry()], "20 November 2026 09:00")
+    second = {
+        "secas_reference": "ECPL-2026-0040",
+        "current_firmware_version": "01020011",
+        "new_firmware_version": "01020021",
+    }
+    assert world.notify("2026-11-25T10:00:00Z", 421, **second) == 0
+    case = world.case(421)
+    assert (case.state.value, case.cpl_entry_id, case.problems) == ("awaiting_cpl", None, [])
+    assert world.cli("2026-11-28T11:00:00Z", "tick") == 0
+    assert [step for step in world.case(421).timeline if step.cause.startswith("escalated")]
+    own = entry(
+        entry_id="S1-000700", secas_reference="ECPL-2026-0040", firmware_version="01020021",
+        previous_entry_ids="S1-000316",
+    )  # fmt: skip
+    world.publish("2026-11-28T12:05:00Z", [entry(), own], "28 November 2026 12:00")
+    case = world.case(421)
+    assert (case.state.value, case.cpl_entry_id) == ("loaded", "S1-000700")
+    assert {record.firmware_version for record in world.smi()} == {"01020021"}
+
+
+def test_a_model_promoted_under_a_new_entry_id_closes_the_case_and_stays_in_the_smi(world: CplWorld) -> None:
+    """Fast-track PPCT done: SECAS lists the loaded combination as a new EPCL entry and lets the
+    emergency entry expire, in one publication. The combination is allowed by the usual route now: the
+    case closes as on the EPCL (the close e-mail and card), nothing is withdrawn from the SMI, and the
+    supplier is not told to stop the upgrades."""
+    world.notify("2026-11-20T08:00:00Z", 431)
+    world.publish("2026-11-20T09:05:00Z", [entry()], "20 November 2026 09:00")
+    assert world.case(431).state.value == "loaded"
+    promoted = entry(entry_id="S1-000321", epcl_status="EPCL", secas_reference="")
+    world.publish("2026-11-26T09:05:00Z", [entry(cpl_status="Expired"), promoted], "26 November 2026 09:00")
+    case = world.case(431)
+    assert (case.state.value, case.cpl_entry_id) == ("closed", "S1-000321")
+    assert "S1-000316" in case.timeline[-1].cause and "S1-000321" in case.timeline[-1].cause
+    [record] = world.smi()
+    assert (record.status, record.cpl_entry_id) == (InventoryStatus.ACTIVE, "S1-000316")
+    assert [name for name in world.mails() if name.startswith("mail_closed_431")]
+    assert not [name for name in world.mails() if "withdrawn" in name]
+    [card] = [card for card in world.cards() if "Case 431 closed" in card]
+    assert "S1-000321" in card
+    assert not [card for card in world.cards() if "withdrawn: case 431" in card]
+
+
+def test_a_loaded_model_listed_on_the_epcl_under_a_new_id_closes_the_case(world: CplWorld) -> None:
+    """The emergency entry stays listed (Non-EPCL, active) beside the new EPCL entry: the case closes
+    all the same (the model reached the EPCL), once, and SECAS expiring the entry later changes nothing."""
+    world.notify("2026-11-20T08:00:00Z", 432)
+    world.publish("2026-11-20T09:05:00Z", [entry()], "20 November 2026 09:00")
+    promoted = entry(entry_id="S1-000321", epcl_status="EPCL", secas_reference="")
+    world.publish("2026-11-26T09:05:00Z", [entry(), promoted], "26 November 2026 09:00")
+    case = world.case(432)
+    assert (case.state.value, case.cpl_entry_id) == ("closed", "S1-000321")
+    world.publish("2026-11-27T09:05:00Z", [entry(cpl_status="Expired"), promoted], "27 November 2026 09:00")
+    assert world.case(432).timeline[-1].to_state.value == "closed"
+    [record] = world.smi()
+    assert record.status is InventoryStatus.ACTIVE
+    assert len([name for name in world.mails() if name.startswith("mail_closed_432")]) == 1
+    assert len([card for card in world.cards() if "Case 432 closed" in card]) == 1
+    assert not [name for name in world.mails() if "withdrawn" in name]
+
+
+def test_a_case_never_loaded_waits_for_the_entry_that_corrects_a_withdrawn_one(world: CplWorld) -> None:
+    """SECAS published the case's entry with the wrong firmware, withdraws it, then publishes the
+    corrected entry under a new id. The case was never loaded: the withdrawal re-checks it (operators
+    see the entry withdrawn) and never ends it, the supplier (never told to start) is not told to stop,
+    and the corrected entry loads."""
+    world.notify("2026-11-23T09:40:00Z", 441)
+    wrong = entry(firmware_version="01020021")
+    world.publish("2026-11-24T09:05:00Z", [wrong], "24 November 2026 09:00")
+    assert world.case(441).state.value == "needs_attention"
+    world.publish("2026-11-25T09:05:00Z", [{**wrong, "cpl_status": "Withdrawn"}], "25 November 2026 09:00")
+    case = world.case(441)
+    assert case.state.value == "needs_attention"
+    assert case.problems[0] == "CPL entry S1-000316 is Withdrawn"
+    assert not [name for name in world.mails() if "withdrawn" in name]
+    assert not [card for card in world.cards() if "withdrawn: case 441" in card]
+    assert [card for card in world.cards() if "lists entry S1-000316 as Withdrawn" in card]
+    corrected = entry(entry_id="S1-000321")
+    world.publish(
+        "2026-11-26T09:05:00Z", [{**wrong, "cpl_status": "Withdrawn"}, corrected], "26 November 2026 09:00"
+    )
+    case = world.case(441)
+    assert (case.state.value, case.cpl_entry_id) == ("loaded", "S1-000321")
+    [record] = world.smi()
+    assert (record.status, record.firmware_version) == (InventoryStatus.ACTIVE, "01020011")
+    assert [name for name in world.mails() if name.startswith("mail_loaded_441")]
+
+
+def test_a_case_never_loaded_closes_when_its_expired_entry_is_on_the_epcl_under_a_new_id(
+    world: CplWorld,
+) -> None:
+    """The case needed attention (another image hash); SECAS lets the entry expire and lists the
+    notified combination on the EPCL: the usual route applies, the case closes (not withdrawn)."""
+    world.notify("2026-11-20T08:00:00Z", 442)
+    other_hash = entry(image_hash="5" * 64)
+    world.publish("2026-11-20T09:05:00Z", [other_hash], "20 November 2026 09:00")
+    assert world.case(442).state.value == "needs_attention"
+    promoted = entry(entry_id="S1-000321", epcl_status="EPCL", secas_reference="")
+    world.publish(
+        "2026-11-26T09:05:00Z", [{**other_hash, "cpl_status": "Expired"}, promoted], "26 November 2026 09:00"
+    )
+    case = world.case(442)
+    assert (case.state.value, case.cpl_entry_id) == ("closed", "S1-000321")
+    assert [name for name in world.mails() if name.startswith("mail_closed_442")]
+    assert not [name for name in world.mails() if "withdrawn" in name]
+    assert world.smi() == []
+
+
+def test_operators_hear_when_the_epcl_entry_a_loaded_case_closed_on_is_withdrawn(world: CplWorld) -> None:
+    """A case closed on the EPCL is over; the SMI still holds what the bridge loaded for it. SECAS later
+    withdraws that EPCL entry: nothing is acted on (the EPCL is the usual route's), the case stays closed,
+    and the operators are told once. A case that closed without loading anything is not told about."""
+    world.notify("2026-11-20T08:00:00Z", 451)
+    world.publish("2026-11-20T09:05:00Z", [entry()], "20 November 2026 09:00")
+    promoted = entry(entry_id="S1-000321", epcl_status="EPCL", secas_reference="")
+    world.publish("2026-11-26T09:05:00Z", [entry(cpl_status="Expired"), promoted], "26 November 2026 09:00")
+    assert world.case(451).state.value == "closed"
+    world.notify("2026-11-26T10:00:00Z", 452)  # its combination is on the EPCL: closed at once
+    assert world.case(452).state.value == "closed"
+    pulled = {**promoted, "cpl_status": "Withdrawn"}
+    world.publish("2026-11-30T09:05:00Z", [entry(cpl_status="Expired"), pulled], "30 November 2026 09:00")
+    world.publish("2026-12-01T09:05:00Z", [entry(cpl_status="Expired"), pulled], "1 December 2026 09:00")
+    assert (world.case(451).state.value, world.case(452).state.value) == ("closed", "closed")
+    [record] = world.smi()
+    assert record.status is InventoryStatus.ACTIVE
+    [card] = [card for card in world.cards() if "EPCL entry S1-000321 withdrawn" in card]
+    assert "closed case 451" in card and "still holds the combination" in card
+    assert not [name for name in world.mails() if "withdrawn" in name]

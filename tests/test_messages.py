@@ -29,6 +29,7 @@ CARDS = [
     "needs_attention",
     "case_withdrawn",
     "case_closed",
+    "case_closed_entry_withdrawn",
     "case_decided",
     "case_escalated",
     "case_waiting_again",

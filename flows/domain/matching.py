@@ -1,8 +1,9 @@
 """Pairing a notification with the emergency CPL entry SECAS published for it, and the verdict.
 
-A case pairs with a ``Non-EPCL`` entry when the SECAS reference agrees, or when the device model
-(type, manufacturer id, model id, hardware version) agrees. A paired case is then compared field by
-field; every disagreement is kept with both values so that an operator sees at a glance what differs.
+A case pairs with a ``Non-EPCL`` entry when the SECAS reference agrees, or, without it, when the whole
+device model combination (type, manufacturer id, model id, hardware version and firmware version) agrees.
+A paired case is then compared field by field; every disagreement is kept with both values so that an
+operator sees at a glance what differs.
 """
 
 from __future__ import annotations
@@ -78,24 +79,34 @@ class Assessment(BaseModel):
 def find_pair(notification: EmergencyNotification, publication: CplPublication) -> CplEntry | None:
     """The Non-EPCL entry a notification pairs with, if any.
 
-    A SECAS reference match wins; among device-model matches, the one with the notified firmware wins,
-    then one that may be loaded (a re-issue wins over the entry it replaced, wherever the file lists
-    them), then the newest entry (the last in the file), so that an older emergency for the same model
-    does not shadow this one.
+    An entry pairs by the notified SECAS reference, or else only by the whole combination: an entry
+    of the same device model with other firmware and another reference is another emergency (an
+    older one, still listed), never this one's, however few fields differ. A SECAS reference match
+    wins; then the notified firmware; then an entry that may be loaded (a re-issue wins over the entry
+    it replaced, and an active entry over a cancelled copy, wherever the file lists them); then the
+    newest entry (the last in the file).
     """
-    candidates = publication.emergency_candidates(notification.secas_reference, notification.device_model)
+    candidates = [
+        entry
+        for entry in publication.emergency_candidates(notification.secas_reference, notification.device_model)
+        if _same_reference(notification, entry) or entry.dmc == notification.dmc
+    ]
     if not candidates:
         return None
 
     def rank(entry: CplEntry) -> tuple[bool, bool, bool]:
         return (
-            bool(entry.secas_reference) and entry.secas_reference == notification.secas_reference,
+            _same_reference(notification, entry),
             entry.firmware_version == notification.new_firmware_version,
             entry.is_loadable,
         )
 
     best = max(rank(entry) for entry in candidates)
     return [entry for entry in candidates if rank(entry) == best][-1]
+
+
+def _same_reference(notification: EmergencyNotification, entry: CplEntry) -> bool:
+    return bool(entry.secas_reference) and entry.secas_reference == notification.secas_reference
 
 
 def compare(
@@ -128,13 +139,15 @@ def compare(
 
 def assess(notification: EmergencyNotification, publication: CplPublication) -> Assessment:
     """Check a notification against a publication: waiting, ready, mismatch, not loadable, or on the
-    EPCL (no emergency entry pairs, and an active EPCL entry lists the notified combination exactly:
-    the supplier may upgrade by the usual route, and the emergency case is over)."""
+    EPCL (no emergency entry that may be loaded pairs, and an active EPCL entry lists the notified
+    combination exactly: the supplier may upgrade by the usual route, and the emergency case is over;
+    SECAS lists a promoted model under a new id and lets the emergency entry expire)."""
     entry = find_pair(notification, publication)
-    if entry is None:
+    if entry is None or not entry.is_loadable:
         on_epcl = publication.on_epcl(notification.dmc)
         if on_epcl is not None:
             return Assessment(outcome=Outcome.ON_EPCL, entry=on_epcl)
+    if entry is None:
         return Assessment(outcome=Outcome.WAITING)
     return assess_entry(notification, entry, publication)
 

@@ -223,23 +223,58 @@ class CaseOperations:
         ids = [case.response_id for case in self._cases.list(wanted) if case.cpl_entry_id == entry_id]
         return {"response_ids": ids}
 
-    def follow_reissue(self, context: ActionContext, response_id: str, entry_id: str) -> dict[str, Any]:
-        """A case paired with an entry SECAS withdrew, when the latest publication lists the same
-        combination again under another id, Non-EPCL and loadable (a re-issue): not withdrawn.
+    def closed_loaded_for_entry(self, context: ActionContext, entry_id: str) -> dict[str, Any]:
+        """Closed cases paired with a CPL entry (the EPCL entry they closed on) whose combination the
+        bridge loaded into the SMI. Read from summaries: closed cases only ever add up."""
+        summaries = self._cases.summaries([CaseState.CLOSED])
+        paired = (self._cases.get(s.response_id) for s in summaries if s.cpl_entry_id == entry_id)
+        return {"response_ids": [case.response_id for case in paired if case and case.loaded_from()]}
 
-        ``outcome`` says what follows: ``followed`` (a loaded case whose re-issue shows what was loaded:
-        it follows the new entry and stays loaded), ``differs`` (a loaded case whose re-issue differs
-        otherwise: it needs attention, the SMI keeping the combination), ``recheck`` (a case not loaded:
-        assessed again, as for any new entry), or null (no re-issue: the withdrawal goes on).
+    def after_withdrawal(self, context: ActionContext, response_id: str, entry_id: str) -> dict[str, Any]:
+        """What follows SECAS withdrawing (cancelling, expiring) the entry a case is paired with, as the
+        latest publication (the one that withdrew it) shows. ``outcome`` says which:
+
+        ``on_epcl``: the case's combination was loaded and an active EPCL entry lists it (fast-track
+        PPCT done, promoted under a new id): the case is closed here, nothing is withdrawn.
+        ``followed``: a loaded case's entry re-issued under another id (the same combination, Non-EPCL,
+        loadable) showing what was loaded: it follows the new entry and stays loaded.
+        ``differs``: such a re-issue that differs otherwise: it needs attention, the SMI keeping the
+        combination.
+        ``recheck``: a case never loaded (or not loaded now, its entry re-issued): assessed again, as for
+        any new entry. Nothing of it is in the SMI and its supplier was never told to start: it waits
+        for an entry it may load (SECAS may correct a wrong one), in front of an operator meanwhile.
+        ``withdraw``: a loaded case, none of the above: the case, and what it loaded, are withdrawn.
         """
         case = self._require(response_id)
         stored = self._publications.latest()
         withdrawn = stored.publication.by_id().get(entry_id) if stored else None
-        reissue = stored.publication.reissue_of(withdrawn) if stored and withdrawn else None
-        if stored is None or withdrawn is None or reissue is None or case.notification is None:
-            return {**case_summary(case), "reissued_as": None, "outcome": None}
+        notification = case.notification
+        if stored is None or withdrawn is None or notification is None:
+            return {**case_summary(case), "reissued_as": None, "outcome": "withdraw"}
+        publication = stored.publication
+        epcl = publication.on_epcl(withdrawn.dmc) if case.loaded_from() else None
+        if epcl is not None:
+            # Closed already by this step delivered again, or by the same publication's EPCL addition:
+            # told all the same (the e-mail and card have one key per case, wherever it closes).
+            if case.state is not CaseState.CLOSED:
+                cause = (
+                    f"SECAS withdrew CPL entry {entry_id} ({withdrawn.cpl_status.value}) and lists its "
+                    f"combination on the EPCL as {epcl.entry_id}: the device model moved to the EPCL"
+                )
+                case = self._close_on_epcl(case, context, publication, entry_id, epcl.entry_id, cause)
+            result = {"reissued_as": None, "previous_entry_id": entry_id, "epcl_entry_id": epcl.entry_id}
+            return {**case_summary(case), **result, "outcome": "on_epcl"}
+        reissue = publication.reissue_of(withdrawn)
+        if reissue is None:
+            outcome = "withdraw" if case.loaded_from() else "recheck"
+            return {
+                **case_summary(case),
+                "reissued_as": None,
+                "previous_entry_id": entry_id,
+                "outcome": outcome,
+            }
         result = {"reissued_as": reissue.entry_id, "previous_entry_id": entry_id}
-        assessment = assess_reissue(case.notification, withdrawn, reissue, stored.publication)
+        assessment = assess_reissue(notification, withdrawn, reissue, publication)
         shown = {"assessment": assessment.model_dump(mode="json")}
         done = _reissue_step(case, entry_id, reissue.entry_id)
         if done is not None:  # delivered again after the save
@@ -248,7 +283,7 @@ class CaseOperations:
             return {**case_summary(case), **result, **shown, "outcome": "recheck"}
         ready = assessment.outcome is Outcome.READY
         evidence = {
-            "run": context.run_id, "publication": stored.publication.source_sha256,
+            "run": context.run_id, "publication": publication.source_sha256,
             "previous_entry": entry_id, "cpl_entry_id": reissue.entry_id,
             "outcome": "followed" if ready else "differs",
         }  # fmt: skip
@@ -264,6 +299,60 @@ class CaseOperations:
             )  # fmt: skip
         case = self._save(case)
         return {**case_summary(case), **result, **shown, "outcome": evidence["outcome"]}
+
+    def loaded_on_epcl(self, context: ActionContext, entry_id: str | None = None) -> dict[str, Any]:
+        """Loaded cases whose model reached the EPCL: those paired with ``entry_id`` (an entry promoted
+        under its own id), and those whose entry's combination an active EPCL entry lists (promoted
+        under a new id, the emergency entry still listed or not)."""
+        stored = self._publications.latest()
+        index = stored.publication.by_id() if stored else {}
+        ids = []
+        for case in self._cases.list([CaseState.LOADED]):
+            entry = index.get(case.cpl_entry_id) if case.cpl_entry_id else None
+            promoted = entry_id is not None and case.cpl_entry_id == entry_id
+            if promoted or (stored and entry and stored.publication.on_epcl(entry.dmc) is not None):
+                ids.append(case.response_id)
+        return {"response_ids": ids}
+
+    def close_on_epcl(
+        self, context: ActionContext, response_id: str, promoted: str | None = None
+    ) -> dict[str, Any]:
+        """Close a loaded case whose model reached the EPCL (``loaded_on_epcl``): its entry promoted
+        (``promoted``), or its combination listed by an active EPCL entry, which the case is then
+        paired with (the e-mail and card show it). A case already closed, or no longer loaded, or no
+        longer on the EPCL, is left as it is; ``state`` tells whether it is closed."""
+        case = self._require(response_id)
+        stored = self._publications.latest()
+        if case.state is not CaseState.LOADED or stored is None:
+            return case_summary(case)
+        publication = stored.publication
+        previous = case.cpl_entry_id or ""
+        if promoted is not None and previous == promoted:
+            case = self._close_on_epcl(
+                case, context, publication, previous, previous, "the device model moved to the EPCL"
+            )
+            return case_summary(case)
+        entry = publication.by_id().get(previous)
+        epcl = publication.on_epcl(entry.dmc) if entry else None
+        if epcl is not None:
+            cause = (
+                f"SECAS lists the combination of CPL entry {previous} on the EPCL as {epcl.entry_id}: "
+                "the device model moved to the EPCL"
+            )
+            case = self._close_on_epcl(case, context, publication, previous, epcl.entry_id, cause)
+        return case_summary(case)
+
+    def _close_on_epcl(
+        self, case: Case, context: ActionContext, publication: CplPublication, previous: str, epcl: str,
+        cause: str,
+    ) -> Case:  # fmt: skip
+        evidence = {
+            "run": context.run_id, "publication": publication.source_sha256, "previous_entry": previous,
+            "cpl_entry_id": epcl, "outcome": Outcome.ON_EPCL.value,
+        }  # fmt: skip
+        case.cpl_entry_id = epcl
+        case.move_to(CaseState.CLOSED, at=context.now, cause=cause, evidence=evidence, problems=[])
+        return self._save(case)
 
     def note_entry_change(
         self, context: ActionContext, entry_id: str, publication: str, changes: list[dict[str, Any]]
