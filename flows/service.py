@@ -115,7 +115,12 @@ class UnknownPoisoned(KeyError):
 @runtime_checkable
 class KeepsPoison(Protocol):
     """The Storage queue, whose poison queue a Functions trigger watches (and empties): what keeps a
-    poisoned message from vanishing when its alert cannot be posted."""
+    poisoned message from vanishing when its alert cannot be posted, or once it was posted."""
+
+    def keep_poisoned(self, body: bytes) -> PoisonedMessage:
+        """Keep a poisoned message's ``body`` (as the poison trigger got it) until an operator puts it
+        back; once per body, however often the trigger runs on it. What was kept is returned."""
+        ...
 
     def poison_again(self, body: bytes, *, hidden_for: int) -> None:
         """Put a poisoned message's ``body`` (as the trigger got it) back on the poison queue, hidden
