@@ -158,23 +158,31 @@ class BridgeApp:
         self._tell_once(self.templates.card("run_failed", context, idempotency_key=key))
 
     def alert_poisoned(self, what: dict[str, Any], body: bytes) -> None:
-        """The poison-queue trigger's work in Azure: ``alert_poison``, and when that fails (Teams down),
-        an error log naming the message and the message put back on the poison queue (``body``, as the
-        trigger got it), hidden for ``poison_alert_retry_seconds``: the alert is tried again then.
+        """The poison-queue trigger's work in Azure: keep the message (``body``, as the trigger got it)
+        until an operator puts it back, then ``alert_poison``. The host deletes the message from the
+        poison queue once this returns, so it is kept first: a message whose runs were never recorded
+        (the bridge could not start) would otherwise be lost with its alert.
 
-        Raised instead, the failure made the host retry the trigger a few times within minutes and then
-        move the message on to ``<queue>-poison-poison``, which nothing watches. Raises only if the
-        message cannot be put back (the host then retries it, as before).
+        When keeping or telling fails (Storage, Teams down), an error log names the message and it is
+        put back on the poison queue hidden for ``poison_alert_retry_seconds``: both are tried again
+        then (the keeping finds its copy, the alert its key). Raised instead, the failure made the host
+        retry the trigger a few times within minutes and then move the message on to
+        ``<queue>-poison-poison``, which nothing watches. Raises only if the message cannot be put back
+        (the host then retries it, as before).
         """
+        queue = self.parts.queue
+        delay = self.settings.poison_alert_retry_seconds
+        step = "keeping it"
         try:
+            if isinstance(queue, KeepsPoison):
+                queue.keep_poisoned(body)
+            step = "telling operators"
             self.alert_poison(what)
         except Exception as error:
-            queue = self.parts.queue
-            delay = self.settings.poison_alert_retry_seconds
             _log.error(
-                "poisoned message %s (type %s, flow %s; poison queue message %s): telling operators "
-                "failed: %s: %s. It is kept in the poison queue; the alert is tried again in %d s",
-                what.get("message_id"), what.get("type"), what.get("flow"), what.get("poisoning"),
+                "poisoned message %s (type %s, flow %s; poison queue message %s): %s failed: %s: %s. It "
+                "is kept in the poison queue, and tried again in %d s",
+                what.get("message_id"), what.get("type"), what.get("flow"), what.get("poisoning"), step,
                 type(error).__name__, error, delay,
             )  # fmt: skip
             if not isinstance(queue, KeepsPoison):

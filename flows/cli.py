@@ -23,11 +23,20 @@ from pydantic_settings import SettingsError
 from rich.console import Console
 
 from flows.bootstrap import BridgeApp, bootstrap
-from flows.cli_output import DownloadProgress, case_rows, print_cases, print_progress, print_run, print_runs
+from flows.cli_output import (
+    DownloadProgress,
+    case_rows,
+    print_cases,
+    print_poisoned,
+    print_progress,
+    print_run,
+    print_runs,
+)
 from flows.domain.decisions import Decision, DecisionKind
 from flows.engine.runs import RunRecord
 from flows.errors import BadInput
 from flows.queue_message import Message, NotAResponse, form_response_message
+from flows.service import HoldsPoisoned
 from flows.settings import ENV_PREFIX, SAMPLES, Settings
 from flows.workers import SharedQueue, drain_with_workers
 
@@ -104,6 +113,23 @@ def _parser() -> argparse.ArgumentParser:
         "--retry-poisoned", action="store_true", help="first put back the messages given up on (cause fixed)"
     )
     drain.set_defaults(handler=_drain)
+
+    poisoned = commands.add_parser(
+        "poisoned",
+        help="messages given up on: list them, or put them back on the work queue",
+        description="List the messages the work queue gave up on (the embedded poison table, or in "
+        "Azure the copies the poison-queue trigger kept): id, type, flow, why and when, never what they "
+        "hold. With --requeue, put back the ones named (every one when none is named) once their cause "
+        "is fixed; an id that is not kept stops the command before anything is put back.",
+    )
+    poisoned.add_argument(
+        "--requeue",
+        nargs="*",
+        metavar="ID",
+        default=None,
+        help="put these back on the work queue (all of them when no id is given)",
+    )
+    poisoned.set_defaults(handler=_poisoned)
 
     tick = commands.add_parser("tick", help="run the scheduled checks once (not the sync: that is 'sync')")
     tick.add_argument("--flow", action="append", default=None, help="only this scheduled flow (repeatable)")
@@ -310,6 +336,26 @@ def _drain(args: argparse.Namespace) -> int:
         drain_with_workers(app, args.workers, now=args.now, on_progress=print_progress)
         after, poisoned = queue.pending(), len(queue.poisoned())
     ERR.print(f"{before} message(s) were waiting; {after} left; {poisoned} in poison", markup=False)
+    return 0
+
+
+def _poisoned(args: argparse.Namespace) -> int:
+    with _open(args) as app:
+        queue = app.parts.queue
+        if not isinstance(queue, HoldsPoisoned):
+            raise BadInput("this work queue keeps no poisoned messages")
+        then = "the next 'drain' handles them" if app.parts.local_queue else "the Functions host handles them"
+        if args.requeue is None:
+            kept = queue.poisoned_messages()
+            if kept:
+                print_poisoned(OUT, kept)
+            ERR.print(f"{len(kept)} poisoned message(s) kept", markup=False)
+        elif args.requeue:
+            moved = queue.requeue_poisoned(args.requeue)
+            ids = ", ".join(dict.fromkeys(args.requeue))
+            ERR.print(f"{moved} poisoned message(s) put back ({ids}); {then}", markup=False)
+        else:
+            ERR.print(f"{queue.requeue_poisoned()} poisoned message(s) put back; {then}", markup=False)
     return 0
 
 

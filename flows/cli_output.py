@@ -13,6 +13,7 @@ from rich.table import Table
 from flows.domain.case import Case, CaseState
 from flows.engine.runs import RunRecord
 from flows.queue_message import Message
+from flows.service import PoisonedMessage
 
 ATTENTION_FIRST = {CaseState.NEEDS_ATTENTION: 0, CaseState.AWAITING_CPL: 1, CaseState.RECEIVED: 2}
 
@@ -110,6 +111,25 @@ def print_runs(console: Console, runs: Sequence[RunRecord]) -> None:
             run.started_at.isoformat(),
             ", ".join(run.keys),
             run.error or "",
+        )
+    console.print(table)
+
+
+def print_poisoned(console: Console, kept: Sequence[PoisonedMessage]) -> None:
+    """What each kept poisoned message was, never its body (it may hold a supplier's contact)."""
+    table = Table(title=f"Poisoned messages ({len(kept)})")
+    table.add_column("message", overflow="fold")  # folded, never cut: it is what --requeue takes
+    for column in ("type", "flow", "deliveries", "poisoned at"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("reason", overflow="fold", ratio=1)
+    for message in kept:
+        table.add_row(
+            message.message_id,
+            message.type,
+            message.flow or "-",
+            "?" if message.dequeue_count is None else str(message.dequeue_count),
+            message.poisoned_at.isoformat(timespec="seconds"),
+            message.reason,
         )
     console.print(table)
 

@@ -9,7 +9,8 @@ other only through events put on the same queue.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
@@ -19,7 +20,18 @@ from flows.engine.runner import Engine
 from flows.engine.runs import RunRecord
 from flows.queue_message import Message, TriggerType
 
-__all__ = ["Bridge", "KeepsPoison", "LooksAhead", "Message", "ReportsPoison", "TriggerType", "WorkQueue"]
+__all__ = [
+    "Bridge",
+    "HoldsPoisoned",
+    "KeepsPoison",
+    "LooksAhead",
+    "Message",
+    "PoisonedMessage",
+    "ReportsPoison",
+    "TriggerType",
+    "UnknownPoisoned",
+    "WorkQueue",
+]
 
 
 _EVENT_IDS = uuid.UUID("8f6b2f0e-5d1c-4f1e-9a44-3c2f6d1b7a10")  # namespace of events' message ids
@@ -64,10 +76,51 @@ class ReportsPoison(Protocol):
     on_poison: Callable[[dict[str, Any]], None] | None
 
 
+@dataclass(frozen=True)
+class PoisonedMessage:
+    """A message given up on and kept for an operator: what it was, never its body (which may hold
+    personal data, a supplier's contact)."""
+
+    message_id: str  # what ``requeue_poisoned`` takes
+    type: str  # the trigger type, or "unreadable"
+    flow: str | None
+    reason: str
+    poisoned_at: datetime
+    dequeue_count: int | None = None  # None: not known (the Functions host moved it)
+
+
+@runtime_checkable
+class HoldsPoisoned(Protocol):
+    """A queue that keeps what it gave up on until an operator puts it back (both queues: the embedded
+    one in its poison table, the Storage queue in a table its poison trigger fills)."""
+
+    def poisoned_messages(self) -> list[PoisonedMessage]:
+        """What is kept, oldest first."""
+        ...
+
+    def requeue_poisoned(self, message_ids: Collection[str] | None = None) -> int:
+        """Put these kept messages (every one when None) back on the work queue, then forget them;
+        how many were put back. An id not kept raises ``UnknownPoisoned`` before any is put back."""
+        ...
+
+
+class UnknownPoisoned(KeyError):
+    """``requeue_poisoned`` was given ids of no kept message (the first argument says which)."""
+
+    def __init__(self, message_ids: Collection[str]) -> None:
+        listed = ", ".join(sorted(message_ids))
+        super().__init__(f"no poisoned message kept under {listed} (list them with 'poisoned')")
+
+
 @runtime_checkable
 class KeepsPoison(Protocol):
     """The Storage queue, whose poison queue a Functions trigger watches (and empties): what keeps a
-    poisoned message from vanishing when its alert cannot be posted."""
+    poisoned message from vanishing when its alert cannot be posted, or once it was posted."""
+
+    def keep_poisoned(self, body: bytes) -> PoisonedMessage:
+        """Keep a poisoned message's ``body`` (as the poison trigger got it) until an operator puts it
+        back; once per body, however often the trigger runs on it. What was kept is returned."""
+        ...
 
     def poison_again(self, body: bytes, *, hidden_for: int) -> None:
         """Put a poisoned message's ``body`` (as the trigger got it) back on the poison queue, hidden

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import copy
+import json
 import logging
 import time
 import uuid
@@ -22,6 +23,7 @@ from azure.storage.queue import QueueClient
 from pydantic import SecretStr
 
 from adapters.azure_storage import AzureStores, connect
+from adapters.azure_storage.poisoned import TablePoisonedMessages
 from adapters.azure_storage.settings import StorageSettings
 from adapters.embedded.idempotency import SqliteIdempotencyStore
 from adapters.graph import EnsuredSubscription, GraphSession, ListDeltaReader, ListSubscriptions
@@ -29,12 +31,14 @@ from adapters.graph.errors import retry_after as graph_retry_after
 from adapters.http_retry import retry_after
 from adapters.outbox import OutboxOperatorChannel
 from flows.bootstrap import BridgeApp, bootstrap
+from flows.cli import main
 from flows.engine.definition import RetryPolicy
 from flows.engine.retrying import delay_before_next
 from flows.errors import TransientError
 from flows.messages import MessageTemplates
-from flows.queue_message import Message
-from flows.settings import Settings
+from flows.queue_message import Message, form_response_message
+from flows.service import HoldsPoisoned, PoisonedMessage
+from flows.settings import SAMPLES, Settings
 from tests.graph_server import GraphServer
 from tests.test_azure_storage import azurite_of, settings
 from tests.test_function_app import app_settings, user_function
@@ -296,3 +300,169 @@ def test_on_azure_upkeep_replaces_a_subscription_made_with_a_rotated_client_stat
         [entity] = raw.list_entities()
     assert entity["subscription_id"] == rotated.subscription.id
     assert "client-state" not in " ".join(str(value) for value in entity.values())
+
+
+def kept_copies(settings: Settings, message_id: str) -> list[PoisonedMessage]:
+    """What the bridge on ``settings`` keeps of one poisoned message (the kept table is shared by the
+    tests on this Azurite: each looks at its own messages only)."""
+    with bootstrap(settings) as app:
+        queue = app.parts.queue
+        assert isinstance(queue, HoldsPoisoned)
+        return [kept for kept in queue.poisoned_messages() if kept.message_id == message_id]
+
+
+def test_a_poisoned_message_survives_its_alert_and_is_requeued_and_processed(
+    webhook: RecordingWebhook,
+    on_azure: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A form response whose intake failed every delivery (the bridge could not start): the host moved
+    it to the poison queue, and deletes it from there once the alert is posted. It is kept first, and
+    the on-call engineer puts it back, with the command line used locally, once the cause is fixed."""
+    on_azure_functions(monkeypatch, on_azure, webhook)
+    response = json.loads((SAMPLES / "forms" / "responses.json").read_text())[0]
+    poisoned = form_response_message(response)
+    assert on_azure.storage_connection is not None
+    connection = on_azure.storage_connection.get_secret_value()
+    with (
+        QueueClient.from_connection_string(connection, f"{on_azure.work_queue}-poison") as poison,
+        QueueClient.from_connection_string(connection, on_azure.work_queue) as work,
+        caplog.at_level(logging.INFO),
+    ):
+        poison.create_queue()
+        poison.send_message(base64.b64encode(poisoned.model_dump_json().encode()).decode())  # as the host
+        host_delivers(user_function("poison_alert"), poison)  # told: the host deletes it
+        assert len(webhook.requests) == 1 and messages_in(poison) == 0
+        [kept] = kept_copies(on_azure, poisoned.message_id)
+        assert (kept.type, kept.flow) == ("form_response", None)
+
+        assert main(["poisoned"]) == 0
+        listed = capsys.readouterr()
+        assert poisoned.message_id in listed.out and "form_response" in listed.out
+
+        assert main(["poisoned", "--requeue", "0" * 32]) == 2  # an id nobody kept
+        assert capsys.readouterr().err.strip().splitlines() == [
+            f"error: no poisoned message kept under {'0' * 32} (list them with 'poisoned')"
+        ]
+        assert messages_in(work) == 0
+
+        assert main(["poisoned", "--requeue", poisoned.message_id]) == 0
+        assert "1 poisoned message(s) put back" in capsys.readouterr().err
+        assert kept_copies(on_azure, poisoned.message_id) == []  # back on the queue, then forgotten
+        assert messages_in(work) == 1
+        host_delivers(user_function("run_work"), work)  # the cause is fixed: the intake runs
+        with bootstrap(on_azure) as app:
+            assert app.cases.get(str(response["responseId"])) is not None
+    assert response["responder"] not in listed.out + listed.err + caplog.text  # a contact: never shown
+
+
+def test_the_poison_trigger_run_again_keeps_one_copy(
+    webhook: RecordingWebhook, on_azure: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The host runs the trigger again (a crash after the keep), and the alert that failed puts the
+    message back as a new queue message: each finds the copy kept."""
+    on_azure_functions(monkeypatch, on_azure, webhook)
+    monkeypatch.setenv("BRIDGE_POISON_ALERT_RETRY_SECONDS", "1")
+    poisoned = Message(type="recurrence", flow="secas-sync")
+    body = poisoned.model_dump_json().encode()
+    alert = user_function("poison_alert")
+    alert(func.QueueMessage(id="p1", body=body))
+    alert(func.QueueMessage(id="p1", body=body))  # run again
+    webhook.answers.append(Answer(503, body="Teams is down"))
+    alert(func.QueueMessage(id="p2", body=body))  # poisoned again: its alert fails, and it is put back
+    alert(func.QueueMessage(id="p3", body=body))  # ... and delivered again later
+    assert len(kept_copies(on_azure, poisoned.message_id)) == 1
+    with bootstrap(on_azure) as app:
+        queue = app.parts.queue
+        assert isinstance(queue, HoldsPoisoned)
+        assert queue.requeue_poisoned([poisoned.message_id]) == 1
+        assert app.parts.queue.get() == poisoned
+        assert app.parts.queue.get() is None  # one copy put back
+
+
+def test_a_poisoned_message_that_cannot_be_kept_waits_in_the_poison_queue_untold(
+    webhook: RecordingWebhook,
+    on_azure: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The table refuses the copy: told now, the host would delete the only one. It goes back to the
+    poison queue, hidden, and is kept and told on the next delivery."""
+    on_azure_functions(monkeypatch, on_azure, webhook)
+    monkeypatch.setenv("BRIDGE_POISON_ALERT_RETRY_SECONDS", "1")
+    poisoned = Message(type="recurrence", flow="secas-sync")
+    assert on_azure.storage_connection is not None
+    connection = on_azure.storage_connection.get_secret_value()
+    keep = TablePoisonedMessages.keep
+
+    def table_down(self: TablePoisonedMessages, body: bytes, *, reason: str) -> Any:
+        raise TransientError("table bridgepoisoned: keep poisoned message: Azure Storage answered 503")
+
+    with QueueClient.from_connection_string(connection, f"{on_azure.work_queue}-poison") as poison:
+        poison.create_queue()
+        poison.send_message(base64.b64encode(poisoned.model_dump_json().encode()).decode())
+        alert = user_function("poison_alert")
+        monkeypatch.setattr(TablePoisonedMessages, "keep", table_down)
+        with caplog.at_level(logging.ERROR):
+            host_delivers(alert, poison)  # the trigger ends well: the host deletes this delivery
+        [failure] = [record for record in caplog.records if record.levelno >= logging.ERROR]
+        assert poisoned.message_id in failure.getMessage() and "keeping it failed" in failure.getMessage()
+        assert webhook.requests == []  # not told while it is kept nowhere but the poison queue
+        assert messages_in(poison) == 1 and poison.peek_messages() == []
+        monkeypatch.setattr(TablePoisonedMessages, "keep", keep)
+        time.sleep(1.5)
+        host_delivers(alert, poison)
+        assert len(webhook.requests) == 1 and messages_in(poison) == 0
+    assert len(kept_copies(on_azure, poisoned.message_id)) == 1
+
+
+@pytest.fixture
+def kept_apart(settings: StorageSettings) -> Iterator[AzureStores]:
+    """Stores with a kept-messages table of their own (to put back every one kept)."""
+    with connect(settings.model_copy(update={"poisoned_table": "poisoned" + uuid.uuid4().hex[:12]})) as made:
+        yield made
+
+
+def test_a_requeue_cut_short_after_the_put_back_keeps_the_copy(
+    kept_apart: AzureStores, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Put back first, forgotten second: a failure between them leaves a copy kept, never none; put
+    back twice, the message's runs resume by its id. An unreadable body is kept under its digest."""
+    queue = kept_apart.queue
+    big = Message(type="event", event="nobody.listens", body={"filler": "x" * 45_000})
+    unreadable = b"\xff not a work message"
+    queue.keep_poisoned(big.model_dump_json().encode())
+    stray = queue.keep_poisoned(unreadable)
+    assert stray.type == "unreadable" and stray.message_id.startswith("unreadable-")
+
+    def table_down(self: TablePoisonedMessages, row: str) -> None:
+        raise TransientError("table: forget a poisoned message: Azure Storage answered 503")
+
+    monkeypatch.setattr(TablePoisonedMessages, "forget", table_down)
+    with pytest.raises(TransientError):
+        queue.requeue_poisoned([big.message_id])
+    assert queue.get() == big
+    assert [kept.message_id for kept in queue.poisoned_messages()] == [big.message_id, stray.message_id]
+    monkeypatch.undo()
+    assert queue.requeue_poisoned() == 2  # every one kept
+    assert queue.poisoned_messages() == []
+    assert queue.get() == big  # again: safe, its runs resume
+    assert queue.get() is None  # the unreadable one went straight to the poison queue
+
+
+def test_a_body_over_one_table_property_is_kept_whole(settings: StorageSettings) -> None:
+    """A queue set to plain text carries up to 64 KiB: more than one binary property holds."""
+    body = Message(type="event", event="nobody.listens", body={"filler": "y" * 70_000}).model_dump_json()
+    table = "poisoned" + uuid.uuid4().hex[:12]
+    with TableClient.from_connection_string(azurite_of(settings), table) as client:
+        client.create_table()
+        kept = TablePoisonedMessages(client)
+        first, kept_now = kept.keep(body.encode(), reason="test")
+        assert kept_now and not kept.keep(body.encode(), reason="test")[1]
+        [row] = kept.all_rows()
+        assert kept.body(row) == body.encode()
+        assert kept.listing() == [first]
+        [entity] = client.list_entities()
+        assert entity["body_parts"] == 2

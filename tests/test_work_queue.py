@@ -535,6 +535,60 @@ def test_drain_reports_poison_and_retries_it_once_the_cause_is_fixed(
         assert left.poisoned() == [] and left.pending() == 0
 
 
+def test_poisoned_lists_the_poison_table_and_requeues_by_id_from_the_command_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """What each poisoned message was (never its body), and the ones named put back; an id not kept
+    stops the command with one line and status 2 before anything is put back."""
+    home = tmp_path / "home"
+    response = json.loads((SAMPLES / "forms" / "responses.json").read_text())[0]
+    intake = form_response_message(response)
+    sync = Message(
+        type="http", flow="secas-sync", body={"location": str(SAMPLES / "cpl" / "cpl-2026-11-20.xlsx")}
+    )
+    with BridgeDatabase.in_home(home) as db:
+        queue = SqliteWorkQueue(db)
+        queue.put(intake)
+        queue.put(sync)
+        with db.write() as connection:  # as after five deliveries that crashed the worker
+            connection.execute("UPDATE work_queue SET dequeue_count = 5")
+    command = ["--home", str(home), "--now", NOW.isoformat()]
+    assert main([*command, "drain"]) == 0
+    capsys.readouterr()
+    assert main([*command, "poisoned"]) == 0
+    listed = capsys.readouterr()
+    for shown in (intake.message_id, "form_response", sync.message_id, "secas-sync", "delivered 5 times"):
+        assert shown in listed.out
+    assert "2 poisoned message(s) kept" in listed.err
+    assert response["responder"] not in listed.out + listed.err  # a supplier's contact: never shown
+
+    assert main([*command, "poisoned", "--requeue", sync.message_id, "not-a-kept-id"]) == 2
+    refused = capsys.readouterr().err
+    assert refused.strip().splitlines() == [
+        "error: no poisoned message kept under not-a-kept-id (list them with 'poisoned')"
+    ]
+    with BridgeDatabase.in_home(home) as db:
+        assert len(SqliteWorkQueue(db).poisoned()) == 2  # nothing put back
+
+    assert main([*command, "poisoned", "--requeue", sync.message_id]) == 0
+    assert f"1 poisoned message(s) put back ({sync.message_id})" in capsys.readouterr().err
+    assert main([*command, "drain"]) == 0
+    with bootstrap(Settings(home=home), clock=lambda: NOW) as app:
+        assert app.publications.latest() is not None  # the sync ran this time
+        left = app.parts.queue
+        assert isinstance(left, SqliteWorkQueue)
+        [kept] = left.poisoned_messages()
+        assert (kept.message_id, kept.type, kept.flow, kept.dequeue_count) == (
+            intake.message_id, "form_response", None, 5,
+        )  # fmt: skip
+    assert main([*command, "poisoned", "--requeue"]) == 0  # every one left
+    assert "1 poisoned message(s) put back; the next 'drain' handles them" in capsys.readouterr().err
+    assert main([*command, "drain"]) == 0
+    with bootstrap(Settings(home=home), clock=lambda: NOW) as app:
+        assert app.cases.get(str(response["responseId"])) is not None
+        assert app.parts.queue.poisoned_messages() == []  # type: ignore[attr-defined]
+
+
 def test_a_drain_of_exactly_its_limit_ends_normally(tmp_path: Path) -> None:
     with bootstrap(Settings(home=tmp_path / "home"), clock=lambda: NOW) as app:
         for number in range(2):

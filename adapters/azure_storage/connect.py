@@ -26,6 +26,7 @@ from adapters.azure_storage._errors import storage_errors
 from adapters.azure_storage.cases import TableCaseStore
 from adapters.azure_storage.delta_links import TableDeltaLinkStore, TableSubscriptionRecords
 from adapters.azure_storage.idempotency import TableIdempotencyStore
+from adapters.azure_storage.poisoned import TablePoisonedMessages
 from adapters.azure_storage.publications import BlobPublicationStore
 from adapters.azure_storage.queue import StorageWorkQueue
 from adapters.azure_storage.runs import TableRunStore
@@ -113,6 +114,7 @@ def connect(
         queue=StorageWorkQueue(
             work,
             poison,
+            kept=TablePoisonedMessages(tables.get_table_client(settings.poisoned_table), clock=clock),
             poison_poison=poison_poison,
             encoding=settings.message_encoding,
             max_dequeue_count=settings.max_dequeue_count,
@@ -137,6 +139,7 @@ def _create_missing(
         settings.runs_table,
         settings.idempotency_table,
         settings.delta_links_table,
+        settings.poisoned_table,
     )
     for name in tables_used:
         with storage_errors(f"table {name}: create"):

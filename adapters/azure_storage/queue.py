@@ -12,8 +12,11 @@ on. Both sides must agree on the text of a message:
 - Poison: the host moves a message that was dequeued ``maxDequeueCount`` times without success to
   ``<queue>-poison``. ``get`` does the same: a message dequeued more than ``max_dequeue_count`` times
   (or unreadable) goes to the poison queue, unchanged and without expiry, and ``get`` takes the next.
-- The poison queue's own trigger (``poison_alert``) tells operators, and the host deletes the message
-  once told. When telling fails, ``poison_again`` puts the message back, hidden for a while: the alert
+- The poison queue's own trigger (``poison_alert``) keeps the message (``keep_poisoned``: a table,
+  ``adapters.azure_storage.poisoned``), then tells operators, and the host deletes it from the poison
+  queue once told; ``poisoned_messages`` lists the kept ones and ``requeue_poisoned`` puts them back on
+  the work queue, then forgets them (in that order: a crash between the two leaves a copy kept, never
+  none). When telling fails, ``poison_again`` puts the message back, hidden for a while: the alert
   is tried again then. What the host still moves on to ``<queue>-poison-poison`` (the trigger failed
   every delivery: the bridge could not be built, or Storage refused the put-back) no trigger watches;
   ``bring_back_poison_poison``, run by the upkeep timer's message, returns it to the poison queue.
@@ -29,6 +32,7 @@ import base64
 import binascii
 import logging
 import threading
+from collections.abc import Collection
 from typing import Literal
 
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
@@ -36,8 +40,10 @@ from azure.storage.queue import QueueClient, QueueMessage
 from pydantic import ValidationError
 
 from adapters.azure_storage._errors import storage_errors
+from adapters.azure_storage.poisoned import TablePoisonedMessages
 from flows.errors import BadInput
 from flows.queue_message import Message
+from flows.service import PoisonedMessage, UnknownPoisoned
 
 MAX_MESSAGE_BYTES = 64 * 1024  # the service's limit on a message's text
 log = logging.getLogger(__name__)
@@ -51,6 +57,7 @@ class StorageWorkQueue:
         queue: QueueClient,
         poison: QueueClient,
         *,
+        kept: TablePoisonedMessages,
         poison_poison: QueueClient | None = None,
         encoding: Literal["base64", "text"] = "base64",
         max_dequeue_count: int = 5,
@@ -58,9 +65,11 @@ class StorageWorkQueue:
     ) -> None:
         """``queue``, ``poison`` and ``poison_poison`` (the host's poison queue of the poison queue; None
         when its name would be too long for a queue, so the host cannot make it either): clients without
-        message encode/decode policies (this class encodes)."""
+        message encode/decode policies (this class encodes). ``kept``: where poisoned messages are kept
+        for an operator."""
         self._queue = queue
         self._poison = poison
+        self._kept = kept
         self._poison_poison = poison_poison
         self._encoding = encoding
         self._max_dequeue_count = max_dequeue_count
@@ -124,14 +133,50 @@ class StorageWorkQueue:
     def poison_again(self, body: bytes, *, hidden_for: int) -> None:
         """Put a poisoned message back on the poison queue, as the poison trigger got it (decoded),
         hidden for ``hidden_for`` seconds and without expiry: its alert could not be posted."""
-        content = (
-            base64.b64encode(body).decode("ascii")
-            if self._encoding == "base64"
-            else body.decode(errors="replace")
-        )
         name = self._poison.queue_name
         with storage_errors(f"queue {name}: put back a poisoned message"):
-            self._poison.send_message(content, visibility_timeout=hidden_for, time_to_live=-1)
+            self._poison.send_message(self._content(body), visibility_timeout=hidden_for, time_to_live=-1)
+
+    def keep_poisoned(self, body: bytes) -> PoisonedMessage:
+        """Keep a poisoned message's body (as the poison trigger got it, decoded) until an operator
+        puts it back: once per body, so the trigger run again keeps no second copy."""
+        reason = f"moved to {self._poison.queue_name} by the Functions host after failed deliveries"
+        kept, first = self._kept.keep(body, reason=reason)
+        if first:
+            log.warning(
+                "poisoned message %s (type %s, flow %s) kept for an operator: list with 'python -m flows "
+                "poisoned', put back with 'poisoned --requeue %s'",
+                kept.message_id, kept.type, kept.flow, kept.message_id,
+            )  # fmt: skip
+        return kept
+
+    def poisoned_messages(self) -> list[PoisonedMessage]:
+        """The kept poisoned messages, oldest first (what they were, never their bodies)."""
+        return self._kept.listing()
+
+    def requeue_poisoned(self, message_ids: Collection[str] | None = None) -> int:
+        """Put kept poisoned messages (these ids, or every one) back on the work queue as they were
+        received, each then forgotten: a crash between the two leaves the copy kept, and putting it
+        back twice is safe (its runs resume by message id). An id not kept raises ``UnknownPoisoned``
+        before any is put back. Returns how many were put back."""
+        if message_ids is None:
+            rows = self._kept.all_rows()
+        else:
+            found = self._kept.kept_under(set(message_ids))
+            unknown = set(message_ids) - set(found)
+            if unknown:
+                raise UnknownPoisoned(unknown)
+            rows = [row for message_id in dict.fromkeys(message_ids) for row in found[message_id]]
+        moved = 0
+        for row in rows:
+            body = self._kept.body(row)
+            if body is None:  # put back by someone else since the listing
+                continue
+            with storage_errors(f"queue {self._queue.queue_name}: put back a poisoned message"):
+                self._queue.send_message(self._content(body))
+            self._kept.forget(row)
+            moved += 1
+        return moved
 
     def bring_back_poison_poison(self) -> list[str]:
         """Move every message of ``<queue>-poison-poison`` back to the poison queue, unchanged and without
@@ -174,6 +219,12 @@ class StorageWorkQueue:
                 self._poison.send_message(received.content, time_to_live=-1)
             self._queue.delete_message(received.id, received.pop_receipt)
         log.warning("queue message %s moved to %s: %s", received.id, name, why)
+
+    def _content(self, body: bytes) -> str:
+        """A message's text on a queue, from its body as a trigger gets it (decoded)."""
+        if self._encoding == "base64":
+            return base64.b64encode(body).decode("ascii")
+        return body.decode(errors="replace")
 
     def _encode(self, text: str) -> str:
         return base64.b64encode(text.encode()).decode("ascii") if self._encoding == "base64" else text

@@ -50,6 +50,9 @@ class StorageSettings(BaseModel):
     runs_table: str = "bridgeruns"
     idempotency_table: str = "bridgeidempotency"
     delta_links_table: str = Field(default="bridgedeltalinks", description="Graph delta links, per list.")
+    poisoned_table: str = Field(
+        default="bridgepoisoned", description="Poisoned work messages kept until an operator puts them back."
+    )
     publications_container: str = "bridge-publications"
     work_queue: str = Field(default="bridge-work", description="The poison queue is '<work_queue>-poison'.")
 
@@ -63,7 +66,7 @@ class StorageSettings(BaseModel):
     )
     create_missing: bool = Field(default=True, description="Create tables, container and queues if absent.")
 
-    @field_validator("cases_table", "runs_table", "idempotency_table", "delta_links_table")
+    @field_validator("cases_table", "runs_table", "idempotency_table", "delta_links_table", "poisoned_table")
     @classmethod
     def _table_name(cls, name: str) -> str:
         if not _TABLE_NAME.fullmatch(name):

@@ -26,14 +26,15 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Collection
+from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 from pydantic import ValidationError
 
 from adapters.embedded.processes import current_owner, owner_is_gone, pid_is_running
 from adapters.embedded.sqlite import BridgeDatabase, SqliteStore, StrPath
-from flows.service import Message
+from flows.service import Message, PoisonedMessage, UnknownPoisoned
 
 DEFAULT_VISIBILITY_TIMEOUT = 300.0  # seconds, as the Azure adapter's default
 DEFAULT_MAX_DEQUEUE_COUNT = 5  # the Functions host's maxDequeueCount default
@@ -194,18 +195,49 @@ class SqliteWorkQueue(SqliteStore):
             ).fetchall()
         return [(str(message_id), str(reason)) for message_id, reason in rows]
 
-    def requeue_poisoned(self) -> int:
-        """Put every poisoned message back on the queue, delivery count reset (once its cause is
-        fixed); returns how many. An unreadable one goes straight back to poison on the next ``get``."""
+    def poisoned_messages(self) -> list[PoisonedMessage]:
+        """The poison table, oldest first: each message's id, type, flow, why and when (never its body)."""
+        with self._db.read() as connection:
+            rows = connection.execute(
+                "SELECT position, message, dequeue_count, reason, poisoned_at FROM work_queue_poison "
+                "ORDER BY position"
+            ).fetchall()
+        kept = []
+        for position, text, dequeue_count, reason, poisoned_at in rows:
+            described = _described(str(text), int(position))
+            kept.append(
+                PoisonedMessage(
+                    message_id=described["message_id"],
+                    type=described["type"],
+                    flow=described["flow"],
+                    reason=str(reason),
+                    poisoned_at=datetime.fromtimestamp(float(poisoned_at), UTC),
+                    dequeue_count=int(dequeue_count),
+                )
+            )
+        return kept
+
+    def requeue_poisoned(self, message_ids: Collection[str] | None = None) -> int:
+        """Put poisoned messages back on the queue, delivery count reset (once their cause is fixed):
+        those with these ids, or every one when None; returns how many. Moved in one transaction, so a
+        message is in one table or the other. An id not in the poison table raises ``UnknownPoisoned``
+        with nothing moved. An unreadable one goes straight back to poison on the next ``get``."""
         now = self._clock()
         with self._db.write() as connection:
-            moved = connection.execute(
+            rows = connection.execute("SELECT position, message_id FROM work_queue_poison").fetchall()
+            if message_ids is not None:
+                unknown = set(message_ids) - {str(message_id) for _, message_id in rows}
+                if unknown:
+                    raise UnknownPoisoned(unknown)
+                rows = [(position, message_id) for position, message_id in rows if message_id in message_ids]
+            positions = sorted((int(position),) for position, _ in rows)
+            connection.executemany(
                 "INSERT INTO work_queue (message_id, message, visible_at) "
-                "SELECT message_id, message, ? FROM work_queue_poison ORDER BY position",
-                (now,),
-            ).rowcount
-            connection.execute("DELETE FROM work_queue_poison")
-        return int(moved)
+                "SELECT message_id, message, ? FROM work_queue_poison WHERE position = ?",
+                [(now, position) for (position,) in positions],
+            )
+            connection.executemany("DELETE FROM work_queue_poison WHERE position = ?", positions)
+        return len(positions)
 
     def __len__(self) -> int:
         return self.pending()

@@ -32,9 +32,11 @@ def run_work(msg: func.QueueMessage) -> None:
 
 @blueprint.queue_trigger(arg_name="msg", queue_name=POISON_QUEUE, connection=STORAGE)
 def poison_alert(msg: func.QueueMessage) -> None:
-    """A message the worker gave up on: tell the operators, with what it was (never its payload). If
-    that fails, the failure is logged and the message put back, hidden, to be told later: raised, it
-    would end in ``<queue>-poison-poison``, which nothing watches (``BridgeApp.alert_poisoned``)."""
+    """A message the worker gave up on: keep it in a table until an operator puts it back (the host
+    deletes it from the poison queue once this returns), then tell the operators, with what it was
+    (never its payload). If either fails, the failure is logged and the message put back, hidden, to be
+    tried later: raised, it would end in ``<queue>-poison-poison``, which nothing watches
+    (``BridgeApp.alert_poisoned``)."""
     from adapters.functions.runtime import current_app
     from flows.queue_message import Message
 
