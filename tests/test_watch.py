@@ -8,10 +8,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from adapters.embedded.runs import SqliteRunStore
+from flows.bootstrap import bootstrap
 from flows.cli import main
 from flows.engine.definition import ActionStatus
+from flows.engine.registry import ActionContext
 from flows.engine.runs import ActionRecord, RunRecord, RunStatus
-from flows.settings import SAMPLES
+from flows.operations.monitoring import MonitoringOperations
+from flows.settings import SAMPLES, Settings
 
 CPL = str(SAMPLES / "cpl" / "cpl-2026-11-20.xlsx")
 
@@ -104,3 +107,18 @@ def test_a_sync_that_never_succeeded_says_so_once(tmp_path: Path) -> None:
         assert cli(home, "sync", "--cpl", str(tmp_path / "nope.xlsx"), now=f"2026-11-24T09:{minute}:00Z") == 1
     (alert,) = cards(home, "has never succeeded")
     assert "nope.xlsx" in json.dumps(alert)
+
+
+def test_the_last_download_that_worked_is_found_however_many_polls_failed_since(tmp_path: Path) -> None:
+    """A scan of the latest runs (200 in the bridge, 2 here) found nothing once an outage outlasted it:
+    the failure alert then said "never succeeded", under a key every such outage shared."""
+    home, moved = tmp_path / "home", str(tmp_path / "moved.xlsx")
+    assert cli(home, "sync", "--cpl", CPL, now="2026-11-24T09:00:00Z") == 0
+    for minute in ("05", "10", "15"):
+        assert cli(home, "sync", "--cpl", moved, now=f"2026-11-24T09:{minute}:00Z") == 1
+    now = datetime(2026, 11, 24, 9, 20, tzinfo=UTC)
+    with bootstrap(Settings(home=home)) as app:
+        health = MonitoringOperations(app.parts.runs, scan=2).sync_health(
+            ActionContext("operations-watch", "run", "sync", "key", now), window_minutes=30
+        )
+    assert health["last_success"] == "2026-11-24T09:00:00+00:00" and not health["stale"]

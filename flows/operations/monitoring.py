@@ -13,6 +13,8 @@ from flows.engine.registry import ActionContext
 from flows.engine.runs import RunStatus, RunStore
 
 SYNC_FLOW = "secas-sync"
+DOWNLOADED = "secas-sync/downloaded"
+"""The run key a sync run gets when its download worked (see ``flows/definitions/secas-sync.yaml``)."""
 
 
 class MonitoringOperations:
@@ -27,7 +29,12 @@ class MonitoringOperations:
         download action's own status is what is read.
         """
         last = None
-        for run in self._runs.find(flow=SYNC_FLOW, limit=self._scan):
+        # By its key first: a scan of the latest runs finds nothing once an outage has lasted longer
+        # than the scan (200 polls), and the failure alert keyed by the last success would then post
+        # "never succeeded" under a key every such outage shares. The scan is for histories kept
+        # before the key was written.
+        downloaded = self._runs.find(key=DOWNLOADED, flow=SYNC_FLOW, limit=1)
+        for run in downloaded or self._runs.find(flow=SYNC_FLOW, limit=self._scan):
             fetch = run.actions.get("fetch")
             if fetch is not None and fetch.status is ActionStatus.SUCCEEDED:
                 last = fetch.ended_at
