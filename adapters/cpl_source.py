@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from adapters.retry_after import is_transient, retry_after_seconds
 from flows.errors import BadInput, PermanentError, TransientError
 
 if TYPE_CHECKING:
@@ -92,12 +93,9 @@ class CplFileOrUrl:
 
 
 def _check_status(url: str, response: httpx.Response) -> None:
-    if response.status_code == 429 or response.status_code >= 500:
-        retry_after = response.headers.get("Retry-After")
-        raise TransientError(
-            f"CPL download from {url}: HTTP {response.status_code}",
-            retry_after=float(retry_after) if retry_after and retry_after.isdigit() else None,
-        )
+    if is_transient(response.status_code):
+        wait = retry_after_seconds(response.headers.get("Retry-After"), date=response.headers.get("Date"))
+        raise TransientError(f"CPL download from {url}: HTTP {response.status_code}", retry_after=wait)
     if response.status_code != 200:
         raise PermanentError(f"CPL download from {url}: HTTP {response.status_code}")
 

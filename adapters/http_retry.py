@@ -8,33 +8,24 @@ response means for its own port.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 import httpx
 import tenacity
 
-from adapters.retry_after import retry_after_seconds
+from adapters.retry_after import is_transient, retry_after_seconds
 from flows.errors import PermanentError, TransientError
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
 
-TRANSIENT_STATUSES = frozenset({408, 429})
-"""Besides every 5xx: a request timeout and throttling. Any other 4xx will recur as it is."""
 EXCERPT_CHARS = 200
 EXCERPT_BYTES = 8192
 """An excerpt comes from the body's first 8 KiB: an answer may be megabytes, a message shows 200."""
 _WINDOW_GUARD = 1024
 """Characters dropped from the end of a window cut short: longer than any secret a scrubber replaces."""
-
-
-class HasHeaders(Protocol):
-    """A response with headers: httpx's, or azure-core's (the token service's, in ``adapters.identity``)."""
-
-    @property
-    def headers(self) -> Mapping[str, str]: ...
 
 
 @dataclass(frozen=True)
@@ -111,13 +102,13 @@ def attempt(
         raise PermanentError(scrub(f"{what}: {type(error).__name__}: {error}")) from error
     except httpx.TransportError as error:
         raise TransientError(scrub(f"{what}: {type(error).__name__}: {error}")) from error
-    if response.status_code in TRANSIENT_STATUSES or response.status_code >= 500:
+    if is_transient(response.status_code):
         message = scrub(f"{what}: HTTP {response.status_code}{excerpt(response, scrub=scrub)}")
         raise TransientError(message, retry_after=retry_after(response))
     return response
 
 
-def retry_after(response: HasHeaders) -> float | None:
+def retry_after(response: httpx.Response) -> float | None:
     """The Retry-After header in seconds (see ``adapters.retry_after``), a date measured from the
     response's own Date header when it has one; None if absent or bad."""
     return retry_after_seconds(response.headers.get("Retry-After"), date=response.headers.get("Date"))

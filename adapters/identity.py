@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from adapters.http_retry import TRANSIENT_STATUSES, retry_after
+from adapters.retry_after import is_transient, retry_after_seconds
 from flows.errors import BridgeError, PermanentError, TransientError
 
 if TYPE_CHECKING:
@@ -38,8 +38,8 @@ def raise_when_busy(response: PipelineResponse[Any, Any]) -> None:
     """azure-core ``raw_response_hook``: a 408, 429 or 5xx from the token service is ``TokenServiceBusy``."""
     answer = response.http_response
     status = answer.status_code
-    if status in TRANSIENT_STATUSES or status >= 500:
-        raise TokenServiceBusy(status, retry_after=retry_after(answer))
+    if is_transient(status):
+        raise TokenServiceBusy(status, retry_after=_retry_after(answer.headers))
 
 
 def credential_options() -> dict[str, Any]:
@@ -78,10 +78,15 @@ def token_failure(error: BaseException) -> TokenFailure:
             return TokenFailure(True, f"the token service was not reached ({type(link).__name__})")
         answer: Any = getattr(link, "response", None)  # azure-core's HttpResponse, when the error kept it
         status = getattr(answer, "status_code", None)
-        if isinstance(status, int) and (status in TRANSIENT_STATUSES or status >= 500):
-            wait = retry_after(answer) if isinstance(getattr(answer, "headers", None), Mapping) else None
+        if isinstance(status, int) and is_transient(status):
+            headers = getattr(answer, "headers", None)
+            wait = _retry_after(headers) if isinstance(headers, Mapping) else None
             return TokenFailure(True, f"the token service answered HTTP {status}", wait)
     return TokenFailure(False, f"refused ({type(error).__name__})")
+
+
+def _retry_after(headers: Mapping[str, str]) -> float | None:
+    return retry_after_seconds(headers.get("Retry-After"), date=headers.get("Date"))
 
 
 def _causes(error: BaseException) -> list[BaseException]:

@@ -1,4 +1,5 @@
-"""Retry-After, read one way by every adapter: delay-seconds or an HTTP date (RFC 9110, 10.2.3).
+"""What an HTTP answer says about trying again, read one way by every adapter: whether its status is
+one that may change (``is_transient``), and its Retry-After, delay-seconds or an HTTP date (RFC 9110, 10.2.3).
 
 Standard library only, so that the Graph adapters can share it without importing httpx's retry helpers.
 """
@@ -8,6 +9,12 @@ from __future__ import annotations
 import math
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+
+
+def is_transient(status: int) -> bool:
+    """Whether the same request may succeed later: 408, 429 and every 5xx. A 501 will not change, but a
+    few retries of one cost little, and gateways in front of the far side answer 5xx codes of their own."""
+    return status in (408, 429) or status >= 500
 
 
 def http_date(value: str) -> datetime | None:

@@ -81,6 +81,19 @@ def test_throttling_and_server_errors_are_transient_with_retry_after(site: tuple
         CplFileOrUrl().fetch(url)
 
 
+def test_a_retry_after_given_as_a_date_and_a_408_are_read_as_the_other_adapters_read_them(
+    site: tuple[Site, str],
+) -> None:
+    state, url = site
+    at = {"Retry-After": "Wed, 25 Nov 2026 10:02:00 GMT", "Date": "Wed, 25 Nov 2026 10:00:00 GMT"}
+    state.script = [(503, at), (408, {})]
+    with pytest.raises(TransientError) as throttled:
+        CplFileOrUrl().fetch(url)
+    assert throttled.value.retry_after == 120.0  # from the answer's own clock
+    with pytest.raises(TransientError, match="HTTP 408"):
+        CplFileOrUrl().fetch(url)
+
+
 def test_a_missing_file_is_permanent(site: tuple[Site, str]) -> None:
     state, url = site
     state.script = [(404, {})]

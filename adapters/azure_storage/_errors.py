@@ -11,11 +11,17 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from azure.core.exceptions import AzureError, HttpResponseError, ServiceRequestError, ServiceResponseError
+from azure.core.exceptions import (
+    AzureError,
+    ClientAuthenticationError,
+    HttpResponseError,
+    ServiceRequestError,
+    ServiceResponseError,
+)
 
+from adapters.identity import TokenServiceBusy, token_failure
+from adapters.retry_after import is_transient, retry_after_seconds
 from flows.errors import PermanentError, TransientError
-
-TRANSIENT_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 
 
 class DocumentTooLarge(PermanentError):
@@ -33,11 +39,17 @@ def storage_errors(what: str) -> Iterator[None]:
         yield
     except (ServiceRequestError, ServiceResponseError) as error:
         raise TransientError(f"{what}: no answer from Azure Storage ({type(error).__name__})") from error
+    except TokenServiceBusy as error:  # raised through the SDK by the credential's hook, as it is
+        raise TransientError(
+            f"{what}: no token for Azure Storage: {error}", retry_after=error.retry_after
+        ) from error
+    except ClientAuthenticationError as error:  # before HttpResponseError, which it is: no token, or refused
+        raise token_failure(error).error(f"{what}: no token for Azure Storage") from error
     except HttpResponseError as error:
         status = error.status_code
         code = getattr(error, "error_code", None)
         answer = f"{what}: Azure Storage answered {status}" + (f" ({code})" if code else "")
-        if status in TRANSIENT_STATUSES:
+        if status is not None and is_transient(status):
             raise TransientError(answer, retry_after=_retry_after(error)) from error
         raise PermanentError(answer) from error
     except AzureError as error:
@@ -46,8 +58,4 @@ def storage_errors(what: str) -> Iterator[None]:
 
 def _retry_after(error: HttpResponseError) -> float | None:
     headers = getattr(error.response, "headers", None) or {}
-    value = headers.get("Retry-After")
-    try:
-        return None if value is None else max(0.0, float(value))
-    except ValueError:
-        return None  # an HTTP date: rare from Storage, and the engine's own backoff is fine then
+    return retry_after_seconds(headers.get("Retry-After"), date=headers.get("Date"))

@@ -68,8 +68,8 @@ def connect(
     credential: Credential | None = None,
     clock: Callable[[], datetime] | None = None,
 ) -> AzureStores:
-    """Build the stores. Without a connection string, ``credential`` signs the requests (by default
-    ``DefaultAzureCredential``, with the user-assigned identity of the settings if one is named).
+    """Build the stores. Without a connection string, ``credential`` signs the requests (by default the
+    Function App's managed identity: the user-assigned one the settings name, else the system-assigned).
 
     ``clock`` stamps ``updated_at`` / ``stored_at`` (UTC now by default).
     """
@@ -82,9 +82,16 @@ def connect(
         how = "a connection string"
     else:
         if credential is None:
-            from azure.identity import DefaultAzureCredential  # only where it is used: it is slow to import
+            from azure.identity import ManagedIdentityCredential  # only where it is used: slow to import
 
-            default = DefaultAzureCredential(managed_identity_client_id=settings.managed_identity_client_id)
+            from adapters.identity import credential_options
+
+            # The managed identity itself, not DefaultAzureCredential: that chain raises its own error
+            # without the token service's (a 503 read as a refusal, so permanent), and a managed identity
+            # is what the app has in Azure. A busy token service is then a TransientError.
+            default = ManagedIdentityCredential(
+                client_id=settings.managed_identity_client_id, **credential_options()
+            )
             closers.append(default.close)
             credential = default
         tables = TableServiceClient(endpoint=settings.service_url("table"), credential=credential)

@@ -43,7 +43,7 @@ class StorageSettings(BaseModel):
     queue_url: str | None = None
     blob_url: str | None = None
     managed_identity_client_id: str | None = Field(
-        default=None, description="A user-assigned managed identity for the default credential."
+        default=None, description="A user-assigned managed identity (else the system-assigned one)."
     )
 
     cases_table: str = "bridgecases"

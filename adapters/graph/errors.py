@@ -15,10 +15,8 @@ import concurrent.futures
 from collections.abc import Mapping
 from datetime import datetime
 
-from adapters.retry_after import retry_after_seconds
+from adapters.retry_after import is_transient, retry_after_seconds
 from flows.errors import BadInput, BridgeError, PermanentError, TransientError
-
-TRANSIENT_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 
 
 def status_of(error: BaseException) -> int | None:
@@ -66,7 +64,7 @@ def _from_answer(error: BaseException, what: str) -> BridgeError:
     status = status_of(error)
     code = graph_error_code(error)
     answer = f"{what}: Microsoft Graph answered {status}" + (f" ({code})" if code else "")
-    if status in TRANSIENT_STATUSES:
+    if status is not None and is_transient(status):
         headers = getattr(error, "response_headers", None)
         return TransientError(
             answer, retry_after=retry_after(headers if isinstance(headers, Mapping) else {})
