@@ -48,6 +48,7 @@ from flows.errors import BadInput, PermanentError, TransientError
 from flows.ports import OutgoingEmail
 from flows.settings import Settings
 from tests.graph_server import SAMPLE_DELTA, GraphServer
+from tests.support.certificates import self_signed
 from tests.token_server import Answer, TokenServer
 
 # msgraph-sdk 1.65 and kiota-abstractions 1.16 call warnings.warn(DeprecationWarning) in class bodies of
@@ -542,26 +543,6 @@ def test_importing_the_package_loads_no_sdk():
 
 
 def self_signed_pem(path: Path) -> Path:
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import rsa
-    from cryptography.x509.oid import NameOID
-
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)  # azure-identity signs RS256
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "cpl-bridge test")])
-    now = datetime.now(UTC)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now)
-        .not_valid_after(now + timedelta(days=1))
-        .sign(key, hashes.SHA256())
-    )
-    key_pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-    path.write_bytes(key_pem + certificate.public_bytes(serialization.Encoding.PEM))
+    made = self_signed("cpl-bridge test", rsa_key=True)  # azure-identity signs RS256
+    path.write_bytes(made.key + made.certificate)
     return path
