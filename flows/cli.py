@@ -120,14 +120,23 @@ def _parser() -> argparse.ArgumentParser:
         description="List the messages the work queue gave up on (the embedded poison table, or in "
         "Azure the copies the poison-queue trigger kept): id, type, flow, why and when, never what they "
         "hold. With --requeue, put back the ones named (every one when none is named) once their cause "
-        "is fixed; an id that is not kept stops the command before anything is put back.",
+        "is fixed; with --forget, delete the ones named without putting them back. An id that is not "
+        "kept stops the command before anything is put back or deleted.",
     )
-    poisoned.add_argument(
+    what = poisoned.add_mutually_exclusive_group()
+    what.add_argument(
         "--requeue",
         nargs="*",
         metavar="ID",
         default=None,
         help="put these back on the work queue (all of them when no id is given)",
+    )
+    what.add_argument(
+        "--forget",
+        nargs="+",
+        metavar="ID",
+        default=None,
+        help="delete these without putting them back (each named: they hold a supplier's contact)",
     )
     poisoned.set_defaults(handler=_poisoned)
 
@@ -345,7 +354,11 @@ def _poisoned(args: argparse.Namespace) -> int:
         if not isinstance(queue, HoldsPoisoned):
             raise BadInput("this work queue keeps no poisoned messages")
         then = "the next 'drain' handles them" if app.parts.local_queue else "the Functions host handles them"
-        if args.requeue is None:
+        if args.forget:
+            forgotten = queue.forget_poisoned(args.forget)
+            ids = ", ".join(dict.fromkeys(args.forget))
+            ERR.print(f"{forgotten} poisoned message(s) deleted ({ids})", markup=False)
+        elif args.requeue is None:
             kept = queue.poisoned_messages()
             if kept:
                 print_poisoned(OUT, kept)

@@ -103,9 +103,16 @@ class HoldsPoisoned(Protocol):
         how many were put back. An id not kept raises ``UnknownPoisoned`` before any is put back."""
         ...
 
+    def forget_poisoned(self, message_ids: Collection[str]) -> int:
+        """Delete these kept messages without putting them back (they hold a supplier's contact, and one
+        an operator has dealt with by other means need not be kept); how many copies were deleted. An id
+        not kept raises ``UnknownPoisoned`` before any is deleted."""
+        ...
+
 
 class UnknownPoisoned(KeyError):
-    """``requeue_poisoned`` was given ids of no kept message (the first argument says which)."""
+    """``requeue_poisoned`` or ``forget_poisoned`` was given ids of no kept message (the first argument
+    says which)."""
 
     def __init__(self, message_ids: Collection[str]) -> None:
         listed = ", ".join(sorted(message_ids))

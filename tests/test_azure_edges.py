@@ -358,6 +358,38 @@ def test_a_poisoned_message_survives_its_alert_and_is_requeued_and_processed(
     assert response["responder"] not in listed.out + listed.err + caplog.text  # a contact: never shown
 
 
+def test_a_kept_poisoned_message_is_forgotten_by_id_and_not_put_back(
+    webhook: RecordingWebhook,
+    on_azure: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A kept message holds a supplier's contact: one dealt with by other means is deleted by name."""
+    on_azure_functions(monkeypatch, on_azure, webhook)
+    response = json.loads((SAMPLES / "forms" / "responses.json").read_text())[1]
+    poisoned = form_response_message(response)
+    assert on_azure.storage_connection is not None
+    connection = on_azure.storage_connection.get_secret_value()
+    with (
+        QueueClient.from_connection_string(connection, f"{on_azure.work_queue}-poison") as poison,
+        QueueClient.from_connection_string(connection, on_azure.work_queue) as work,
+    ):
+        poison.create_queue()
+        poison.send_message(base64.b64encode(poisoned.model_dump_json().encode()).decode())
+        host_delivers(user_function("poison_alert"), poison)
+        assert len(kept_copies(on_azure, poisoned.message_id)) == 1
+        before = messages_in(work)
+
+        assert main(["poisoned", "--forget", poisoned.message_id, "0" * 32]) == 2  # one not kept
+        assert "no poisoned message kept under " + "0" * 32 in capsys.readouterr().err
+        assert len(kept_copies(on_azure, poisoned.message_id)) == 1  # nothing deleted
+
+        assert main(["poisoned", "--forget", poisoned.message_id]) == 0
+        assert f"1 poisoned message(s) deleted ({poisoned.message_id})" in capsys.readouterr().err
+        assert kept_copies(on_azure, poisoned.message_id) == []
+        assert messages_in(work) == before  # deleted, not put back
+
+
 def test_the_poison_trigger_run_again_keeps_one_copy(
     webhook: RecordingWebhook, on_azure: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:

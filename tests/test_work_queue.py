@@ -581,12 +581,41 @@ def test_poisoned_lists_the_poison_table_and_requeues_by_id_from_the_command_lin
         assert (kept.message_id, kept.type, kept.flow, kept.dequeue_count) == (
             intake.message_id, "form_response", None, 5,
         )  # fmt: skip
+    assert main([*command, "poisoned", "--forget", intake.message_id, "not-a-kept-id"]) == 2
+    assert "no poisoned message kept under not-a-kept-id" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # one or the other
+        main([*command, "poisoned", "--forget", intake.message_id, "--requeue"])
+    capsys.readouterr()
+    with BridgeDatabase.in_home(home) as db:
+        assert len(SqliteWorkQueue(db).poisoned()) == 1  # nothing deleted
+
     assert main([*command, "poisoned", "--requeue"]) == 0  # every one left
     assert "1 poisoned message(s) put back; the next 'drain' handles them" in capsys.readouterr().err
     assert main([*command, "drain"]) == 0
     with bootstrap(Settings(home=home), clock=lambda: NOW) as app:
         assert app.cases.get(str(response["responseId"])) is not None
         assert app.parts.queue.poisoned_messages() == []  # type: ignore[attr-defined]
+
+
+def test_a_poisoned_message_is_forgotten_by_id_and_not_put_back(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    home = tmp_path / "home"
+    first, second = event(1), event(2)
+    with BridgeDatabase.in_home(home) as db:
+        queue = SqliteWorkQueue(db)
+        queue.put(first)
+        queue.put(second)
+        with db.write() as connection:
+            connection.execute("UPDATE work_queue SET dequeue_count = 5")
+        assert queue.get() is None  # both given up on
+    command = ["--home", str(home), "--now", NOW.isoformat()]
+    assert main([*command, "poisoned", "--forget", first.message_id]) == 0
+    assert f"1 poisoned message(s) deleted ({first.message_id})" in capsys.readouterr().err
+    with BridgeDatabase.in_home(home) as db:
+        queue = SqliteWorkQueue(db)
+        assert [message_id for message_id, _ in queue.poisoned()] == [second.message_id]
+        assert queue.pending() == 0  # deleted, not put back
 
 
 def test_a_drain_of_exactly_its_limit_ends_normally(tmp_path: Path) -> None:

@@ -178,6 +178,18 @@ class StorageWorkQueue:
             moved += 1
         return moved
 
+    def forget_poisoned(self, message_ids: Collection[str]) -> int:
+        """Delete the kept copies of these ids without putting them back; how many. An id not kept
+        raises ``UnknownPoisoned`` before any is deleted."""
+        found = self._kept.kept_under(set(message_ids))
+        unknown = set(message_ids) - set(found)
+        if unknown:
+            raise UnknownPoisoned(unknown)
+        rows = [row for message_id in dict.fromkeys(message_ids) for row in found[message_id]]
+        for row in rows:
+            self._kept.forget(row)
+        return len(rows)
+
     def bring_back_poison_poison(self) -> list[str]:
         """Move every message of ``<queue>-poison-poison`` back to the poison queue, unchanged and without
         expiry; returns the queue message ids moved. A copy moved twice (a crash between the send and

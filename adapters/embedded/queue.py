@@ -239,6 +239,19 @@ class SqliteWorkQueue(SqliteStore):
             connection.executemany("DELETE FROM work_queue_poison WHERE position = ?", positions)
         return len(positions)
 
+    def forget_poisoned(self, message_ids: Collection[str]) -> int:
+        """Delete the poisoned messages with these ids; how many. An id not in the poison table raises
+        ``UnknownPoisoned`` with nothing deleted (one transaction)."""
+        wanted = set(message_ids)
+        with self._db.write() as connection:
+            rows = connection.execute("SELECT position, message_id FROM work_queue_poison").fetchall()
+            unknown = wanted - {str(message_id) for _, message_id in rows}
+            if unknown:
+                raise UnknownPoisoned(unknown)
+            positions = [(int(position),) for position, message_id in rows if message_id in wanted]
+            connection.executemany("DELETE FROM work_queue_poison WHERE position = ?", positions)
+        return len(positions)
+
     def __len__(self) -> int:
         return self.pending()
 
