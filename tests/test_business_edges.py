@@ -442,3 +442,98 @@ def test_operators_hear_when_the_epcl_entry_a_loaded_case_closed_on_is_withdrawn
     [card] = [card for card in world.cards() if "EPCL entry S1-000321 withdrawn" in card]
     assert "closed case 451" in card and "still holds the combination" in card
     assert not [name for name in world.mails() if "withdrawn" in name]
+
+
+def test_a_reissue_is_judged_against_what_was_loaded_not_the_entry_as_changed_since(world: CplWorld) -> None:
+    """SECAS changes the loaded entry's firmware (told, not acted on), then withdraws it and re-issues
+    the changed combination under a new id. The re-issue differs from what the SMI holds for the case:
+    an operator decides; nothing nobody accepted is loaded, and the SMI keeps what was loaded."""
+    world.notify("2026-11-20T08:00:00Z", 461)
+    world.publish("2026-11-20T09:05:00Z", [entry()], "20 November 2026 09:00")
+    assert world.case(461).state.value == "loaded"
+    world.publish("2026-11-21T09:05:00Z", [entry(firmware_version="01020012")], "21 November 2026 09:00")
+    assert world.case(461).state.value == "loaded"
+    withdrawn = entry(firmware_version="01020012", cpl_status="Withdrawn")
+    reissued = entry(entry_id="S1-000500", firmware_version="01020012")
+    world.publish("2026-11-22T09:05:00Z", [withdrawn, reissued], "22 November 2026 09:00")
+    case = world.case(461)
+    assert (case.state.value, case.cpl_entry_id) == ("needs_attention", "S1-000500")
+    assert "firmware_version: loaded into the SMI '01020011', CPL has '01020012'" in case.problems
+    [record] = world.smi()
+    assert (record.firmware_version, record.status) == ("01020011", InventoryStatus.ACTIVE)
+    [card] = [card for card in world.cards() if "re-issued as S1-000500: case 461" in card]
+    assert "the case needs a decision" in card and "01020011" in card
+    # A re-check does not load it either: only an operator's acceptance of the difference does.
+    assert world.cli("2026-11-22T10:00:00Z", "cases", "decide", "461", "--recheck", "--operator", "Olu") == 0
+    assert world.case(461).state.value == "needs_attention"
+    assert [r.firmware_version for r in world.smi()] == ["01020011"]
+    assert world.cli(
+        "2026-11-22T11:00:00Z", "cases", "decide", "461", "--accept", "--reason", "SECAS: new build",
+        "--operator", "Olu",
+    ) == 0  # fmt: skip
+    case = world.case(461)
+    assert (case.state.value, case.cpl_entry_id) == ("loaded", "S1-000500")
+    assert {r.firmware_version for r in world.smi()} == {"01020011", "01020012"}
+
+
+def test_a_reissue_of_what_was_loaded_is_followed_though_the_entry_changed_before_its_withdrawal(
+    world: CplWorld,
+) -> None:
+    """SECAS changes the loaded entry's firmware, then withdraws it and re-issues the combination that
+    was loaded: the case follows the re-issue, which lists what the SMI holds."""
+    world.notify("2026-11-20T08:00:00Z", 462)
+    world.publish("2026-11-20T09:05:00Z", [entry()], "20 November 2026 09:00")
+    world.publish("2026-11-21T09:05:00Z", [entry(firmware_version="01020012")], "21 November 2026 09:00")
+    withdrawn = entry(firmware_version="01020012", cpl_status="Withdrawn")
+    world.publish("2026-11-22T09:05:00Z", [withdrawn, entry(entry_id="S1-000500")], "22 November 2026 09:00")
+    case = world.case(462)
+    assert (case.state.value, case.cpl_entry_id) == ("loaded", "S1-000500")
+    [record] = world.smi()
+    assert (record.firmware_version, record.status, record.cpl_entry_id) == (
+        "01020011", InventoryStatus.ACTIVE, "S1-000500",
+    )  # fmt: skip
+    assert not [name for name in world.mails() if "withdrawn" in name]
+
+
+def test_a_changed_combination_listed_on_the_epcl_does_not_close_the_case_that_loaded_another(
+    world: CplWorld,
+) -> None:
+    """One publication changes the loaded entry's firmware and lists the new combination on the EPCL.
+    What was loaded (01020011) is not on the EPCL: the case stays loaded, the supplier is not told it
+    closed, and the operators get one card on the change."""
+    world.notify("2026-11-20T08:00:00Z", 463)
+    world.publish("2026-11-20T09:05:00Z", [entry()], "20 November 2026 09:00")
+    changed = entry(firmware_version="01020012")
+    on_epcl = entry(entry_id="S1-000321", epcl_status="EPCL", secas_reference="", firmware_version="01020012")
+    world.publish("2026-11-26T09:05:00Z", [changed, on_epcl], "26 November 2026 09:00")
+    case = world.case(463)
+    assert (case.state.value, case.cpl_entry_id) == ("loaded", "S1-000316")
+    assert not [name for name in world.mails() if name.startswith("mail_closed_463")]
+    assert not [card for card in world.cards() if "Case 463 closed" in card]
+    [card] = [card for card in world.cards() if "CPL entry S1-000316 changed: case 463" in card]
+    assert "01020011" in card and "01020012" in card
+    [record] = world.smi()
+    assert (record.firmware_version, record.status) == ("01020011", InventoryStatus.ACTIVE)
+    # Later, the changed combination's EPCL entry is listed again beside other EPCL additions: told once.
+    more = entry(entry_id="S1-000322", epcl_status="EPCL", secas_reference="", model_id="0099")
+    world.publish("2026-11-27T09:05:00Z", [changed, on_epcl, more], "27 November 2026 09:00")
+    assert world.case(463).state.value == "loaded"
+    assert len([card for card in world.cards() if "CPL entry S1-000316 changed: case 463" in card]) == 1
+    # What was loaded reaching the EPCL closes it.
+    loaded_on_epcl = entry(entry_id="S1-000323", epcl_status="EPCL", secas_reference="")
+    world.publish("2026-11-28T09:05:00Z", [changed, on_epcl, more, loaded_on_epcl], "28 November 2026 09:00")
+    case = world.case(463)
+    assert (case.state.value, case.cpl_entry_id) == ("closed", "S1-000323")
+
+
+def test_an_entry_promoted_with_another_combination_does_not_close_the_case(world: CplWorld) -> None:
+    """One publication moves the loaded entry to the EPCL and changes its firmware: the EPCL lists a
+    combination the bridge never loaded for the case, which stays loaded; the operators are told once."""
+    world.notify("2026-11-20T08:00:00Z", 464)
+    world.publish("2026-11-20T09:05:00Z", [entry()], "20 November 2026 09:00")
+    promoted = entry(epcl_status="EPCL", firmware_version="01020012")
+    world.publish("2026-11-26T09:05:00Z", [promoted], "26 November 2026 09:00")
+    case = world.case(464)
+    assert case.state.value == "loaded"
+    assert not [name for name in world.mails() if name.startswith("mail_closed_464")]
+    assert len([card for card in world.cards() if "CPL entry S1-000316 changed: case 464" in card]) == 1
