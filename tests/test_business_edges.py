@@ -5,11 +5,13 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
 from adapters.http_retry import NO_RETRY
+from adapters.identity import TokenServiceBusy
 from adapters.smi import HttpInventory
 from flows.bootstrap import bootstrap
 from flows.domain.decisions import Decision, DecisionKind
@@ -537,3 +539,33 @@ def test_an_entry_promoted_with_another_combination_does_not_close_the_case(worl
     assert case.state.value == "loaded"
     assert not [name for name in world.mails() if name.startswith("mail_closed_464")]
     assert len([card for card in world.cards() if "CPL entry S1-000316 changed: case 464" in card]) == 1
+
+
+def test_a_load_that_failed_transiently_in_any_kind_of_transient_error_is_not_put_to_an_operator(
+    world: CplWorld,
+) -> None:
+    """The token service stayed busy through every retry (``TokenServiceBusy``, a ``TransientError``
+    by another name): the run fails, to be resubmitted when the SMI is back. It is not a refusal, so the
+    case is not put before an operator as one."""
+
+    class Busy:
+        def __init__(self, inner: Any) -> None:
+            self.inner = inner
+
+        def upsert(self, record: Any, *, idempotency_key: str, attempt: int = 1) -> Any:
+            raise TokenServiceBusy(503)
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self.inner, name)
+
+    def busy(parts: Parts) -> None:
+        parts.inventory = Busy(parts.inventory)
+
+    world.publish("2026-11-20T09:05:00Z", [entry()], "20 November 2026 09:00")
+    moment = datetime.fromisoformat("2026-11-20T10:00:00+00:00")
+    settings = Settings(home=world.home)
+    with bootstrap(settings, clock=lambda: moment, adjust=busy, sleep=lambda seconds: None) as app:
+        app.process(form_response_message(response(471)))
+    case = world.case(471)
+    assert case.state.value == "received" and not case.problems
+    assert not [card for card in world.cards() if "Loading failed: case 471" in card]
