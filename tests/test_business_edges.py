@@ -16,11 +16,14 @@ from adapters.smi import HttpInventory
 from flows.bootstrap import bootstrap
 from flows.domain.decisions import Decision, DecisionKind
 from flows.engine.registry import ActionContext
+from flows.errors import PermanentError
 from flows.ports import InventoryStatus
-from flows.queue_message import form_response_message
+from flows.queue_message import Message, form_response_message
 from flows.settings import Settings
 from flows.wiring import Parts
 from tests.smi_server import SmiServer
+from tests.support import cpl_world
+from tests.support.cpl_workbooks import write_cpl_workbook
 from tests.support.cpl_world import CplWorld, entry, response
 
 
@@ -569,3 +572,64 @@ def test_a_load_that_failed_transiently_in_any_kind_of_transient_error_is_not_pu
     case = world.case(471)
     assert case.state.value == "received" and not case.problems
     assert not [card for card in world.cards() if "Loading failed: case 471" in card]
+
+
+def test_a_refused_load_is_not_tried_again_on_every_publication_until_an_operator_re_checks(
+    world: CplWorld,
+) -> None:
+    """The SMI refuses the load for good; later publications start emergency-load over every open
+    case. The refused case is not loaded again, nor told about again, until an operator re-checks it
+    or its entry changes: each would fail the same way and post another card."""
+    calls: list[str] = []
+
+    class Refusing:
+        def __init__(self, inner: Any) -> None:
+            self.inner = inner
+
+        def upsert(self, record: Any, *, idempotency_key: str, attempt: int = 1) -> Any:
+            calls.append(record.cpl_entry_id)
+            raise PermanentError("SMI PUT /device-models: HTTP 422 record refused")
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self.inner, name)
+
+    def refusing(parts: Parts) -> None:
+        parts.inventory = Refusing(parts.inventory)
+
+    def publish(app: Any, rows: list[dict[str, Any]], title: str) -> None:
+        path = world.files / f"{title.replace(' ', '-')}.xlsx"
+        title_rows: list[list[Any]] = [["Central Products List"], [f"Published {title}"], []]
+        write_cpl_workbook(path, [*cpl_world._OTHER_ROWS, *rows], title_rows=title_rows)
+        app.bridge.submit(Message(type="http", flow="secas-sync", body={"location": str(path)}))
+        app.bridge.drain()
+
+    def failures() -> int:
+        return sum(step.cause.startswith("loading into the SMI failed") for step in world.case(481).timeline)
+
+    def cards() -> int:
+        return len([card for card in world.cards() if "Loading failed: case 481" in card])
+
+    world.publish("2026-11-20T09:05:00Z", [entry()], "20 November 2026 09:00")
+    with world.app("2026-11-20T10:00:00+00:00", adjust=refusing) as app:
+        app.process(form_response_message(response(481)))
+        assert (world.case(481).state.value, calls, failures(), cards()) == (
+            "needs_attention",
+            ["S1-000316"],
+            1,
+            1,
+        )
+        others = [
+            entry(entry_id=f"S1-0009{i}0", secas_reference=f"ECPL-2026-09{i}0", model_id=f"00{i}9")
+            for i in range(3)
+        ]
+        publish(app, [entry(), *others], "21 November 2026 09:00")
+        case = world.case(481)
+        assert (case.state.value, len(calls), failures(), cards()) == ("needs_attention", 1, 1, 1)
+        assert case.problems and "HTTP 422" in case.problems[0]
+        # An operator re-checks: tried again; the same failure of the same entry is not told twice.
+        recheck = Decision(decision_id="d-481", kind=DecisionKind.RECHECK, operator="Olu")
+        assert app.decide("481", recheck).state.value == "needs_attention"
+        assert (len(calls), failures(), cards()) == (2, 2, 1)
+        # SECAS changes the entry: tried again.
+        publish(app, [entry(model_name="Corrie GSME 2B"), *others], "22 November 2026 09:00")
+        assert (len(calls), failures()) == (3, 3)

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import hashlib
+import json
+from collections.abc import Callable, Mapping
 from datetime import timedelta
 from typing import Any
 
 from flows.domain.case import Case, CaseState, LoadedAs, TimelineEntry
 from flows.domain.cpl import CplEntry, CplPublication, DeviceModelCombination
-from flows.domain.decisions import accepted_differences, find_decision
+from flows.domain.decisions import DECISION_CAUSES, accepted_differences, find_decision
 from flows.domain.matching import Outcome, assess, assess_reissue
 from flows.domain.notification import EmergencyNotification
 from flows.domain.suppliers import SupplierRegister
@@ -18,6 +20,7 @@ from flows.ports import CaseStore, ConcurrencyConflict, PublicationStore
 
 ESCALATED = "escalated: waited past the limit"
 LOAD_FAILED = "loading into the SMI failed"
+LOAD_REFUSED = "load_refused"  # assess's outcome for a case whose entry the SMI refused (not loaded again)
 OPEN_STATES = (CaseState.RECEIVED, CaseState.AWAITING_CPL, CaseState.NEEDS_ATTENTION)
 
 Parser = Callable[[Any], EmergencyNotification]
@@ -134,6 +137,14 @@ class CaseOperations:
         accepted = outcome is Outcome.MISMATCH and accepted_differences(case) == assessment.problems()
         if accepted:
             outcome = Outcome.READY
+        if outcome is Outcome.READY and _held_by_load_failure(case, assessment.entry):
+            # The SMI refused this very entry for good, and nobody re-checked since: loading it again
+            # would fail the same way (and tell the operators again), on every publication.
+            return {
+                **case_summary(case), "outcome": LOAD_REFUSED, "accepted_by_operator": accepted,
+                "changed": False, "waiting_again": False, "previous_entry": None,
+                "assessment": assessment.model_dump(mode="json"),
+            }  # fmt: skip
         evidence = {"run": context.run_id, "publication": publication.source_sha256}
         before = (case.state, list(case.problems))
         target = _target_state(outcome)
@@ -205,15 +216,25 @@ class CaseOperations:
         return case_summary(case)
 
     def load_failed(
-        self, context: ActionContext, response_id: str, entry_id: str, error: str
+        self,
+        context: ActionContext,
+        response_id: str,
+        entry_id: str,
+        error: str,
+        entry: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
         """Loading a ready case into the SMI failed for good (a permanent error: retrying cannot help):
         the case needs attention, the failure named, so that it is neither lost nor left 'received'.
-        A re-check once the cause is mended loads it. A case loaded meanwhile is left as it is."""
+        A re-check once the cause is mended loads it; until then, or until the entry (``entry``, as
+        the run assessed it) changes, ``cases.assess`` does not have it loaded again. A case loaded
+        meanwhile is left as it is. ``failure`` names this failure (entry and error) for the card's key."""
         case = self._require(response_id)
         problem = f"loading CPL entry {entry_id} into the SMI failed: {error}"
+        failure = hashlib.sha256(json.dumps([entry_id, error]).encode()).hexdigest()[:16]
         if case.state in OPEN_STATES and case.problems != [problem]:
             evidence = {"run": context.run_id, "cpl_entry_id": entry_id, "error": error}
+            if entry is not None:
+                evidence["entry"] = _fingerprint(entry)
             cause = LOAD_FAILED
             case.cpl_entry_id = entry_id
             if case.state is CaseState.NEEDS_ATTENTION:
@@ -228,7 +249,7 @@ class CaseOperations:
                     problems=[problem],
                 )
             case = self._save(case)
-        return {**case_summary(case), "error": error}
+        return {**case_summary(case), "error": error, "failure": failure}
 
     def for_entry(self, context: ActionContext, entry_id: str, states: list[str]) -> dict[str, Any]:
         """Cases paired with a CPL entry, in the given states."""
@@ -497,6 +518,30 @@ def _on_epcl(
         "response_id": case.response_id, "entry_id": entry_id, "epcl_entry_id": listed.entry_id,
         "publication": told_in, "changes": changes,
     }  # fmt: skip
+
+
+def _fingerprint(entry: Mapping[str, Any]) -> str:
+    """A CPL entry as assessed (``CplEntry.model_dump(mode="json")``), in 16 hex digits."""
+    return hashlib.sha256(json.dumps(entry, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _held_by_load_failure(case: Case, entry: CplEntry | None) -> bool:
+    """The case needs attention because the SMI refused to load ``entry`` as it is listed now, and
+    nothing has happened since that could change that: no operator's decision (a re-check once the
+    cause is mended), no other move of the case."""
+    if case.state is not CaseState.NEEDS_ATTENTION or entry is None:
+        return False
+    for step in reversed(case.timeline):
+        if step.cause in DECISION_CAUSES or step.from_state != step.to_state:
+            return step.cause == LOAD_FAILED and _refused(step, entry)
+        if step.cause == LOAD_FAILED:
+            return _refused(step, entry)
+    return False
+
+
+def _refused(step: TimelineEntry, entry: CplEntry) -> bool:
+    recorded = (step.evidence.get("cpl_entry_id"), step.evidence.get("entry"))
+    return recorded == (entry.entry_id, _fingerprint(entry.model_dump(mode="json")))
 
 
 def _reissue_step(case: Case, previous: str, reissue: str) -> TimelineEntry | None:
