@@ -633,3 +633,20 @@ def test_a_refused_load_is_not_tried_again_on_every_publication_until_an_operato
         # SECAS changes the entry: tried again.
         publish(app, [entry(model_name="Corrie GSME 2B"), *others], "22 November 2026 09:00")
         assert (len(calls), failures()) == (3, 3)
+
+
+def test_an_ordinary_load_writes_one_record_per_step_taken_and_one_per_branch_not_taken(
+    world: CplWorld,
+) -> None:
+    """Every record is a write (a row locally, an entity on Azure) in each case's run: the branches an
+    ordinary load does not take (the case closing on the EPCL, waiting again, needing attention, a load
+    the SMI refused) are scopes, each recorded once as skipped, not once per action in them."""
+    world.publish("2026-11-20T09:05:00Z", [entry()], "20 November 2026 09:00")
+    world.notify("2026-11-20T10:00:00Z", 491)
+    assert world.case(491).state.value == "loaded"
+    with bootstrap(Settings(home=world.home)) as app:
+        [run] = list(app.parts.runs.find(key="491", flow="emergency-load"))
+    assert run.trigger["event"] == "case.opened"
+    skipped = sorted(path for path, action in run.actions.items() if action.status.value == "Skipped")
+    assert skipped == ["each_case[491].load_refused", "each_case[491].not_ready"]
+    assert len(run.actions) == 9, sorted(run.actions)
