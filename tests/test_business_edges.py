@@ -18,12 +18,10 @@ from flows.domain.decisions import Decision, DecisionKind
 from flows.engine.registry import ActionContext
 from flows.errors import PermanentError
 from flows.ports import InventoryStatus
-from flows.queue_message import Message, form_response_message
+from flows.queue_message import form_response_message
 from flows.settings import Settings
 from flows.wiring import Parts
 from tests.smi_server import SmiServer
-from tests.support import cpl_world
-from tests.support.cpl_workbooks import write_cpl_workbook
 from tests.support.cpl_world import CplWorld, entry, response
 
 
@@ -364,7 +362,9 @@ def test_a_model_promoted_under_a_new_entry_id_closes_the_case_and_stays_in_the_
 
 def test_a_loaded_model_listed_on_the_epcl_under_a_new_id_closes_the_case(world: CplWorld) -> None:
     """The emergency entry stays listed (Non-EPCL, active) beside the new EPCL entry: the case closes
-    all the same (the model reached the EPCL), once, and SECAS expiring the entry later changes nothing."""
+    all the same (the model reached the EPCL), once, and SECAS expiring the entry later changes nothing
+    (the case is closed: the withdrawal's run does not list it). That two flows reaching one close tell
+    it once is the next test's."""
     world.notify("2026-11-20T08:00:00Z", 432)
     world.publish("2026-11-20T09:05:00Z", [entry()], "20 November 2026 09:00")
     promoted = entry(entry_id="S1-000321", epcl_status="EPCL", secas_reference="")
@@ -377,6 +377,52 @@ def test_a_loaded_model_listed_on_the_epcl_under_a_new_id_closes_the_case(world:
     assert record.status is InventoryStatus.ACTIVE
     assert len([name for name in world.mails() if name.startswith("mail_closed_432")]) == 1
     assert len([card for card in world.cards() if "Case 432 closed" in card]) == 1
+    assert not [name for name in world.mails() if "withdrawn" in name]
+
+
+def test_a_case_closed_by_one_flow_is_told_once_when_another_reaches_the_close_too(world: CplWorld) -> None:
+    """One publication expires the loaded entry and lists its combination on the EPCL: the withdrawal's
+    run and the EPCL addition's run may both reach the close (two workers; here the withdrawal's run
+    fails after listing the case, the EPCL run closes it, and the withdrawal's run is resubmitted). The
+    supplier and the operators are told once: every close shares the keys mail/closed/<case> and
+    teams/closed/<case>."""
+    world.notify("2026-11-20T08:00:00Z", 433)
+    world.publish("2026-11-20T09:05:00Z", [entry()], "20 November 2026 09:00")
+    assert world.case(433).state.value == "loaded"
+    armed = [True]
+
+    class FailingWithdrawalClose:
+        """A case store whose save of a close on the withdrawal fails while armed."""
+
+        def __init__(self, inner: Any) -> None:
+            self.inner = inner
+
+        def save(self, case: Any) -> Any:
+            if armed[0] and case.timeline[-1].cause.startswith("SECAS withdrew CPL entry"):
+                raise PermanentError("the case store refused the write")
+            return self.inner.save(case)
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self.inner, name)
+
+    def failing(parts: Parts) -> None:
+        parts.cases = FailingWithdrawalClose(parts.cases)
+
+    promoted = entry(entry_id="S1-000321", epcl_status="EPCL", secas_reference="")
+    with world.app("2026-11-26T09:05:00+00:00", adjust=failing) as app:
+        world.publish_in(app, [entry(cpl_status="Expired"), promoted], "26 November 2026 09:00")
+        [withdrawal] = app.parts.runs.find(key="S1-000316", flow="case-lifecycle", limit=1)
+        assert withdrawal.status.value == "Failed" and withdrawal.trigger["event"] == "cpl.entry_withdrawn"
+        assert withdrawal.actions["withdrawn_cases"].outputs == {"response_ids": ["433"]}
+        assert world.case(433).state.value == "closed"  # by the EPCL addition's run
+        armed[0] = False
+        again = app.bridge.resubmit(withdrawal.run_id, from_action="withdraw_each")
+    assert again.status.value == "Succeeded"
+    assert again.actions["withdraw_each[433].resolve"].outputs["outcome"] == "on_epcl"
+    told = again.actions["withdraw_each[433].tell_supplier_closed_on_epcl"]
+    assert told.status.value == "Succeeded" and told.deduplicated
+    assert len([name for name in world.mails() if name.startswith("mail_closed_433")]) == 1
+    assert len([card for card in world.cards() if "Case 433 closed" in card]) == 1
     assert not [name for name in world.mails() if "withdrawn" in name]
 
 
@@ -440,7 +486,13 @@ def test_operators_hear_when_the_epcl_entry_a_loaded_case_closed_on_is_withdrawn
     assert world.case(452).state.value == "closed"
     pulled = {**promoted, "cpl_status": "Withdrawn"}
     world.publish("2026-11-30T09:05:00Z", [entry(cpl_status="Expired"), pulled], "30 November 2026 09:00")
-    world.publish("2026-12-01T09:05:00Z", [entry(cpl_status="Expired"), pulled], "1 December 2026 09:00")
+    # SECAS reinstates the EPCL entry, then withdraws it again: a second withdrawal event, not told again.
+    world.publish("2026-12-01T09:05:00Z", [entry(cpl_status="Expired"), promoted], "1 December 2026 09:00")
+    world.publish("2026-12-02T09:05:00Z", [entry(cpl_status="Expired"), pulled], "2 December 2026 09:00")
+    with bootstrap(Settings(home=world.home)) as app:
+        withdrawals = app.parts.runs.find(key="S1-000321", flow="case-lifecycle")
+    assert [run.trigger["event"] for run in withdrawals] == ["cpl.entry_withdrawn"] * 2
+    assert all(run.actions["closed_cases"].outputs == {"response_ids": ["451"]} for run in withdrawals)
     assert (world.case(451).state.value, world.case(452).state.value) == ("closed", "closed")
     [record] = world.smi()
     assert record.status is InventoryStatus.ACTIVE
@@ -596,13 +648,6 @@ def test_a_refused_load_is_not_tried_again_on_every_publication_until_an_operato
     def refusing(parts: Parts) -> None:
         parts.inventory = Refusing(parts.inventory)
 
-    def publish(app: Any, rows: list[dict[str, Any]], title: str) -> None:
-        path = world.files / f"{title.replace(' ', '-')}.xlsx"
-        title_rows: list[list[Any]] = [["Central Products List"], [f"Published {title}"], []]
-        write_cpl_workbook(path, [*cpl_world._OTHER_ROWS, *rows], title_rows=title_rows)
-        app.bridge.submit(Message(type="http", flow="secas-sync", body={"location": str(path)}))
-        app.bridge.drain()
-
     def failures() -> int:
         return sum(step.cause.startswith("loading into the SMI failed") for step in world.case(481).timeline)
 
@@ -622,7 +667,7 @@ def test_a_refused_load_is_not_tried_again_on_every_publication_until_an_operato
             entry(entry_id=f"S1-0009{i}0", secas_reference=f"ECPL-2026-09{i}0", model_id=f"00{i}9")
             for i in range(3)
         ]
-        publish(app, [entry(), *others], "21 November 2026 09:00")
+        world.publish_in(app, [entry(), *others], "21 November 2026 09:00")
         case = world.case(481)
         assert (case.state.value, len(calls), failures(), cards()) == ("needs_attention", 1, 1, 1)
         assert case.problems and "HTTP 422" in case.problems[0]
@@ -631,7 +676,7 @@ def test_a_refused_load_is_not_tried_again_on_every_publication_until_an_operato
         assert app.decide("481", recheck).state.value == "needs_attention"
         assert (len(calls), failures(), cards()) == (2, 2, 1)
         # SECAS changes the entry: tried again.
-        publish(app, [entry(model_name="Corrie GSME 2B"), *others], "22 November 2026 09:00")
+        world.publish_in(app, [entry(model_name="Corrie GSME 2B"), *others], "22 November 2026 09:00")
         assert (len(calls), failures()) == (3, 3)
 
 
