@@ -695,3 +695,23 @@ def test_an_ordinary_load_writes_one_record_per_step_taken_and_one_per_branch_no
     skipped = sorted(path for path, action in run.actions.items() if action.status.value == "Skipped")
     assert skipped == ["each_case[491].load_refused", "each_case[491].not_ready"]
     assert len(run.actions) == 9, sorted(run.actions)
+
+
+def test_a_case_loaded_when_it_opened_is_loaded_again_when_an_operator_accepts_a_reissue(
+    world: CplWorld,
+) -> None:
+    """The case loaded in the run its notification started (business key: the response id); its entry
+    is re-issued with another image hash, and an operator accepts it: the re-check's run has the same
+    business key, and must mark the case loaded all the same."""
+    world.publish("2026-11-20T09:05:00Z", [entry()], "20 November 2026 09:00")
+    world.notify("2026-11-20T10:00:00Z", 492)
+    assert world.case(492).state.value == "loaded"
+    reissued = entry(entry_id="S1-000500", image_hash="5" * 64)
+    world.publish("2026-11-21T09:05:00Z", [entry(cpl_status="Withdrawn"), reissued], "21 November 2026 09:00")
+    assert world.case(492).state.value == "needs_attention"
+    assert world.cli(
+        "2026-11-21T10:00:00Z", "cases", "decide", "492", "--accept", "--reason", "SECAS: new build",
+        "--operator", "Olu",
+    ) == 0  # fmt: skip
+    case = world.case(492)
+    assert (case.state.value, case.cpl_entry_id) == ("loaded", "S1-000500")
