@@ -5,15 +5,18 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
 from adapters.http_retry import NO_RETRY
+from adapters.identity import TokenServiceBusy
 from adapters.smi import HttpInventory
 from flows.bootstrap import bootstrap
 from flows.domain.decisions import Decision, DecisionKind
 from flows.engine.registry import ActionContext
+from flows.errors import PermanentError
 from flows.ports import InventoryStatus
 from flows.queue_message import form_response_message
 from flows.settings import Settings
@@ -359,7 +362,9 @@ def test_a_model_promoted_under_a_new_entry_id_closes_the_case_and_stays_in_the_
 
 def test_a_loaded_model_listed_on_the_epcl_under_a_new_id_closes_the_case(world: CplWorld) -> None:
     """The emergency entry stays listed (Non-EPCL, active) beside the new EPCL entry: the case closes
-    all the same (the model reached the EPCL), once, and SECAS expiring the entry later changes nothing."""
+    all the same (the model reached the EPCL), once, and SECAS expiring the entry later changes nothing
+    (the case is closed: the withdrawal's run does not list it). That two flows reaching one close tell
+    it once is the next test's."""
     world.notify("2026-11-20T08:00:00Z", 432)
     world.publish("2026-11-20T09:05:00Z", [entry()], "20 November 2026 09:00")
     promoted = entry(entry_id="S1-000321", epcl_status="EPCL", secas_reference="")
@@ -372,6 +377,52 @@ def test_a_loaded_model_listed_on_the_epcl_under_a_new_id_closes_the_case(world:
     assert record.status is InventoryStatus.ACTIVE
     assert len([name for name in world.mails() if name.startswith("mail_closed_432")]) == 1
     assert len([card for card in world.cards() if "Case 432 closed" in card]) == 1
+    assert not [name for name in world.mails() if "withdrawn" in name]
+
+
+def test_a_case_closed_by_one_flow_is_told_once_when_another_reaches_the_close_too(world: CplWorld) -> None:
+    """One publication expires the loaded entry and lists its combination on the EPCL: the withdrawal's
+    run and the EPCL addition's run may both reach the close (two workers; here the withdrawal's run
+    fails after listing the case, the EPCL run closes it, and the withdrawal's run is resubmitted). The
+    supplier and the operators are told once: every close shares the keys mail/closed/<case> and
+    teams/closed/<case>."""
+    world.notify("2026-11-20T08:00:00Z", 433)
+    world.publish("2026-11-20T09:05:00Z", [entry()], "20 November 2026 09:00")
+    assert world.case(433).state.value == "loaded"
+    armed = [True]
+
+    class FailingWithdrawalClose:
+        """A case store whose save of a close on the withdrawal fails while armed."""
+
+        def __init__(self, inner: Any) -> None:
+            self.inner = inner
+
+        def save(self, case: Any) -> Any:
+            if armed[0] and case.timeline[-1].cause.startswith("SECAS withdrew CPL entry"):
+                raise PermanentError("the case store refused the write")
+            return self.inner.save(case)
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self.inner, name)
+
+    def failing(parts: Parts) -> None:
+        parts.cases = FailingWithdrawalClose(parts.cases)
+
+    promoted = entry(entry_id="S1-000321", epcl_status="EPCL", secas_reference="")
+    with world.app("2026-11-26T09:05:00+00:00", adjust=failing) as app:
+        world.publish_in(app, [entry(cpl_status="Expired"), promoted], "26 November 2026 09:00")
+        [withdrawal] = app.parts.runs.find(key="S1-000316", flow="case-lifecycle", limit=1)
+        assert withdrawal.status.value == "Failed" and withdrawal.trigger["event"] == "cpl.entry_withdrawn"
+        assert withdrawal.actions["withdrawn_cases"].outputs == {"response_ids": ["433"]}
+        assert world.case(433).state.value == "closed"  # by the EPCL addition's run
+        armed[0] = False
+        again = app.bridge.resubmit(withdrawal.run_id, from_action="withdraw_each")
+    assert again.status.value == "Succeeded"
+    assert again.actions["withdraw_each[433].resolve"].outputs["outcome"] == "on_epcl"
+    told = again.actions["withdraw_each[433].tell_supplier_closed_on_epcl"]
+    assert told.status.value == "Succeeded" and told.deduplicated
+    assert len([name for name in world.mails() if name.startswith("mail_closed_433")]) == 1
+    assert len([card for card in world.cards() if "Case 433 closed" in card]) == 1
     assert not [name for name in world.mails() if "withdrawn" in name]
 
 
@@ -435,10 +486,232 @@ def test_operators_hear_when_the_epcl_entry_a_loaded_case_closed_on_is_withdrawn
     assert world.case(452).state.value == "closed"
     pulled = {**promoted, "cpl_status": "Withdrawn"}
     world.publish("2026-11-30T09:05:00Z", [entry(cpl_status="Expired"), pulled], "30 November 2026 09:00")
-    world.publish("2026-12-01T09:05:00Z", [entry(cpl_status="Expired"), pulled], "1 December 2026 09:00")
+    # SECAS reinstates the EPCL entry, then withdraws it again: a second withdrawal event, not told again.
+    world.publish("2026-12-01T09:05:00Z", [entry(cpl_status="Expired"), promoted], "1 December 2026 09:00")
+    world.publish("2026-12-02T09:05:00Z", [entry(cpl_status="Expired"), pulled], "2 December 2026 09:00")
+    with bootstrap(Settings(home=world.home)) as app:
+        withdrawals = app.parts.runs.find(key="S1-000321", flow="case-lifecycle")
+    assert [run.trigger["event"] for run in withdrawals] == ["cpl.entry_withdrawn"] * 2
+    assert all(run.actions["closed_cases"].outputs == {"response_ids": ["451"]} for run in withdrawals)
     assert (world.case(451).state.value, world.case(452).state.value) == ("closed", "closed")
     [record] = world.smi()
     assert record.status is InventoryStatus.ACTIVE
     [card] = [card for card in world.cards() if "EPCL entry S1-000321 withdrawn" in card]
     assert "closed case 451" in card and "still holds the combination" in card
     assert not [name for name in world.mails() if "withdrawn" in name]
+
+
+def test_a_reissue_is_judged_against_what_was_loaded_not_the_entry_as_changed_since(world: CplWorld) -> None:
+    """SECAS changes the loaded entry's firmware (told, not acted on), then withdraws it and re-issues
+    the changed combination under a new id. The re-issue differs from what the SMI holds for the case:
+    an operator decides; nothing nobody accepted is loaded, and the SMI keeps what was loaded."""
+    world.notify("2026-11-20T08:00:00Z", 461)
+    world.publish("2026-11-20T09:05:00Z", [entry()], "20 November 2026 09:00")
+    assert world.case(461).state.value == "loaded"
+    world.publish("2026-11-21T09:05:00Z", [entry(firmware_version="01020012")], "21 November 2026 09:00")
+    assert world.case(461).state.value == "loaded"
+    withdrawn = entry(firmware_version="01020012", cpl_status="Withdrawn")
+    reissued = entry(entry_id="S1-000500", firmware_version="01020012")
+    world.publish("2026-11-22T09:05:00Z", [withdrawn, reissued], "22 November 2026 09:00")
+    case = world.case(461)
+    assert (case.state.value, case.cpl_entry_id) == ("needs_attention", "S1-000500")
+    assert "firmware_version: loaded into the SMI '01020011', CPL has '01020012'" in case.problems
+    [record] = world.smi()
+    assert (record.firmware_version, record.status) == ("01020011", InventoryStatus.ACTIVE)
+    [card] = [card for card in world.cards() if "re-issued as S1-000500: case 461" in card]
+    assert "the case needs a decision" in card and "01020011" in card
+    # A re-check does not load it either: only an operator's acceptance of the difference does.
+    assert world.cli("2026-11-22T10:00:00Z", "cases", "decide", "461", "--recheck", "--operator", "Olu") == 0
+    assert world.case(461).state.value == "needs_attention"
+    assert [r.firmware_version for r in world.smi()] == ["01020011"]
+    assert world.cli(
+        "2026-11-22T11:00:00Z", "cases", "decide", "461", "--accept", "--reason", "SECAS: new build",
+        "--operator", "Olu",
+    ) == 0  # fmt: skip
+    case = world.case(461)
+    assert (case.state.value, case.cpl_entry_id) == ("loaded", "S1-000500")
+    assert {r.firmware_version for r in world.smi()} == {"01020011", "01020012"}
+
+
+def test_a_reissue_of_what_was_loaded_is_followed_though_the_entry_changed_before_its_withdrawal(
+    world: CplWorld,
+) -> None:
+    """SECAS changes the loaded entry's firmware, then withdraws it and re-issues the combination that
+    was loaded: the case follows the re-issue, which lists what the SMI holds."""
+    world.notify("2026-11-20T08:00:00Z", 462)
+    world.publish("2026-11-20T09:05:00Z", [entry()], "20 November 2026 09:00")
+    world.publish("2026-11-21T09:05:00Z", [entry(firmware_version="01020012")], "21 November 2026 09:00")
+    withdrawn = entry(firmware_version="01020012", cpl_status="Withdrawn")
+    world.publish("2026-11-22T09:05:00Z", [withdrawn, entry(entry_id="S1-000500")], "22 November 2026 09:00")
+    case = world.case(462)
+    assert (case.state.value, case.cpl_entry_id) == ("loaded", "S1-000500")
+    [record] = world.smi()
+    assert (record.firmware_version, record.status, record.cpl_entry_id) == (
+        "01020011", InventoryStatus.ACTIVE, "S1-000500",
+    )  # fmt: skip
+    assert not [name for name in world.mails() if "withdrawn" in name]
+
+
+def test_a_changed_combination_listed_on_the_epcl_does_not_close_the_case_that_loaded_another(
+    world: CplWorld,
+) -> None:
+    """One publication changes the loaded entry's firmware and lists the new combination on the EPCL.
+    What was loaded (01020011) is not on the EPCL: the case stays loaded, the supplier is not told it
+    closed, and the operators get one card on the change."""
+    world.notify("2026-11-20T08:00:00Z", 463)
+    world.publish("2026-11-20T09:05:00Z", [entry()], "20 November 2026 09:00")
+    changed = entry(firmware_version="01020012")
+    on_epcl = entry(entry_id="S1-000321", epcl_status="EPCL", secas_reference="", firmware_version="01020012")
+    world.publish("2026-11-26T09:05:00Z", [changed, on_epcl], "26 November 2026 09:00")
+    case = world.case(463)
+    assert (case.state.value, case.cpl_entry_id) == ("loaded", "S1-000316")
+    assert not [name for name in world.mails() if name.startswith("mail_closed_463")]
+    assert not [card for card in world.cards() if "Case 463 closed" in card]
+    [card] = [card for card in world.cards() if "CPL entry S1-000316 changed: case 463" in card]
+    assert "01020011" in card and "01020012" in card
+    [record] = world.smi()
+    assert (record.firmware_version, record.status) == ("01020011", InventoryStatus.ACTIVE)
+    # Later, the changed combination's EPCL entry is listed again beside other EPCL additions: told once.
+    more = entry(entry_id="S1-000322", epcl_status="EPCL", secas_reference="", model_id="0099")
+    world.publish("2026-11-27T09:05:00Z", [changed, on_epcl, more], "27 November 2026 09:00")
+    assert world.case(463).state.value == "loaded"
+    assert len([card for card in world.cards() if "CPL entry S1-000316 changed: case 463" in card]) == 1
+    # What was loaded reaching the EPCL closes it.
+    loaded_on_epcl = entry(entry_id="S1-000323", epcl_status="EPCL", secas_reference="")
+    world.publish("2026-11-28T09:05:00Z", [changed, on_epcl, more, loaded_on_epcl], "28 November 2026 09:00")
+    case = world.case(463)
+    assert (case.state.value, case.cpl_entry_id) == ("closed", "S1-000323")
+
+
+def test_an_entry_promoted_with_another_combination_does_not_close_the_case(world: CplWorld) -> None:
+    """One publication moves the loaded entry to the EPCL and changes its firmware: the EPCL lists a
+    combination the bridge never loaded for the case, which stays loaded; the operators are told once."""
+    world.notify("2026-11-20T08:00:00Z", 464)
+    world.publish("2026-11-20T09:05:00Z", [entry()], "20 November 2026 09:00")
+    promoted = entry(epcl_status="EPCL", firmware_version="01020012")
+    world.publish("2026-11-26T09:05:00Z", [promoted], "26 November 2026 09:00")
+    case = world.case(464)
+    assert case.state.value == "loaded"
+    assert not [name for name in world.mails() if name.startswith("mail_closed_464")]
+    assert len([card for card in world.cards() if "CPL entry S1-000316 changed: case 464" in card]) == 1
+
+
+def test_a_load_that_failed_transiently_in_any_kind_of_transient_error_is_not_put_to_an_operator(
+    world: CplWorld,
+) -> None:
+    """The token service stayed busy through every retry (``TokenServiceBusy``, a ``TransientError``
+    by another name): the run fails, to be resubmitted when the SMI is back. It is not a refusal, so the
+    case is not put before an operator as one."""
+
+    class Busy:
+        def __init__(self, inner: Any) -> None:
+            self.inner = inner
+
+        def upsert(self, record: Any, *, idempotency_key: str, attempt: int = 1) -> Any:
+            raise TokenServiceBusy(503)
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self.inner, name)
+
+    def busy(parts: Parts) -> None:
+        parts.inventory = Busy(parts.inventory)
+
+    world.publish("2026-11-20T09:05:00Z", [entry()], "20 November 2026 09:00")
+    moment = datetime.fromisoformat("2026-11-20T10:00:00+00:00")
+    settings = Settings(home=world.home)
+    with bootstrap(settings, clock=lambda: moment, adjust=busy, sleep=lambda seconds: None) as app:
+        app.process(form_response_message(response(471)))
+    case = world.case(471)
+    assert case.state.value == "received" and not case.problems
+    assert not [card for card in world.cards() if "Loading failed: case 471" in card]
+
+
+def test_a_refused_load_is_not_tried_again_on_every_publication_until_an_operator_re_checks(
+    world: CplWorld,
+) -> None:
+    """The SMI refuses the load for good; later publications start emergency-load over every open
+    case. The refused case is not loaded again, nor told about again, until an operator re-checks it
+    or its entry changes: each would fail the same way and post another card."""
+    calls: list[str] = []
+
+    class Refusing:
+        def __init__(self, inner: Any) -> None:
+            self.inner = inner
+
+        def upsert(self, record: Any, *, idempotency_key: str, attempt: int = 1) -> Any:
+            calls.append(record.cpl_entry_id)
+            raise PermanentError("SMI PUT /device-models: HTTP 422 record refused")
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self.inner, name)
+
+    def refusing(parts: Parts) -> None:
+        parts.inventory = Refusing(parts.inventory)
+
+    def failures() -> int:
+        return sum(step.cause.startswith("loading into the SMI failed") for step in world.case(481).timeline)
+
+    def cards() -> int:
+        return len([card for card in world.cards() if "Loading failed: case 481" in card])
+
+    world.publish("2026-11-20T09:05:00Z", [entry()], "20 November 2026 09:00")
+    with world.app("2026-11-20T10:00:00+00:00", adjust=refusing) as app:
+        app.process(form_response_message(response(481)))
+        assert (world.case(481).state.value, calls, failures(), cards()) == (
+            "needs_attention",
+            ["S1-000316"],
+            1,
+            1,
+        )
+        others = [
+            entry(entry_id=f"S1-0009{i}0", secas_reference=f"ECPL-2026-09{i}0", model_id=f"00{i}9")
+            for i in range(3)
+        ]
+        world.publish_in(app, [entry(), *others], "21 November 2026 09:00")
+        case = world.case(481)
+        assert (case.state.value, len(calls), failures(), cards()) == ("needs_attention", 1, 1, 1)
+        assert case.problems and "HTTP 422" in case.problems[0]
+        # An operator re-checks: tried again; the same failure of the same entry is not told twice.
+        recheck = Decision(decision_id="d-481", kind=DecisionKind.RECHECK, operator="Olu")
+        assert app.decide("481", recheck).state.value == "needs_attention"
+        assert (len(calls), failures(), cards()) == (2, 2, 1)
+        # SECAS changes the entry: tried again.
+        world.publish_in(app, [entry(model_name="Corrie GSME 2B"), *others], "22 November 2026 09:00")
+        assert (len(calls), failures()) == (3, 3)
+
+
+def test_an_ordinary_load_writes_one_record_per_step_taken_and_one_per_branch_not_taken(
+    world: CplWorld,
+) -> None:
+    """Every record is a write (a row locally, an entity on Azure) in each case's run: the branches an
+    ordinary load does not take (the case closing on the EPCL, waiting again, needing attention, a load
+    the SMI refused) are scopes, each recorded once as skipped, not once per action in them."""
+    world.publish("2026-11-20T09:05:00Z", [entry()], "20 November 2026 09:00")
+    world.notify("2026-11-20T10:00:00Z", 491)
+    assert world.case(491).state.value == "loaded"
+    with bootstrap(Settings(home=world.home)) as app:
+        [run] = list(app.parts.runs.find(key="491", flow="emergency-load"))
+    assert run.trigger["event"] == "case.opened"
+    skipped = sorted(path for path, action in run.actions.items() if action.status.value == "Skipped")
+    assert skipped == ["each_case[491].load_refused", "each_case[491].not_ready"]
+    assert len(run.actions) == 9, sorted(run.actions)
+
+
+def test_a_case_loaded_when_it_opened_is_loaded_again_when_an_operator_accepts_a_reissue(
+    world: CplWorld,
+) -> None:
+    """The case loaded in the run its notification started (business key: the response id); its entry
+    is re-issued with another image hash, and an operator accepts it: the re-check's run has the same
+    business key, and must mark the case loaded all the same."""
+    world.publish("2026-11-20T09:05:00Z", [entry()], "20 November 2026 09:00")
+    world.notify("2026-11-20T10:00:00Z", 492)
+    assert world.case(492).state.value == "loaded"
+    reissued = entry(entry_id="S1-000500", image_hash="5" * 64)
+    world.publish("2026-11-21T09:05:00Z", [entry(cpl_status="Withdrawn"), reissued], "21 November 2026 09:00")
+    assert world.case(492).state.value == "needs_attention"
+    assert world.cli(
+        "2026-11-21T10:00:00Z", "cases", "decide", "492", "--accept", "--reason", "SECAS: new build",
+        "--operator", "Olu",
+    ) == 0  # fmt: skip
+    case = world.case(492)
+    assert (case.state.value, case.cpl_entry_id) == ("loaded", "S1-000500")

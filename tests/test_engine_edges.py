@@ -369,3 +369,58 @@ def test_a_side_effect_answering_nan_is_kept_with_null_and_made_once(tmp_path: P
     again = engine.run(source, {}, run_id="r")
     assert first.actions["score"].outputs == {"score": None, "scores": [1.5, None], "label": "x"}
     assert again.status is RunStatus.SUCCEEDED and calls == [1]
+
+
+class _Busy(TransientError):
+    """A far side's own kind of transient failure (as ``TokenServiceBusy`` is)."""
+
+
+@pytest.mark.parametrize(
+    ("error", "transient"),
+    [
+        (TransientError("HTTP 503"), True),
+        (_Busy("HTTP 429"), True),
+        (PermanentError("HTTP 422"), False),
+        (BadInput("no such entry"), False),
+    ],
+)
+def test_a_later_action_reads_whether_an_earlier_one_failed_transiently(
+    tmp_path: Path, bed: Bed, error: Exception, transient: bool
+) -> None:
+    """``actions.<name>.transient``: what the engine retried on (any ``TransientError``), not a name
+    read from the error's text."""
+    handled: list[str] = []
+
+    def call(context: ActionContext) -> dict[str, Any]:
+        raise error
+
+    def handle(context: ActionContext, error: str) -> dict[str, Any]:
+        handled.append(error)
+        return {}
+
+    registry = ConnectorRegistry()
+    registry.register("test.call", call, side_effect=True)
+    registry.register("test.handle", handle, side_effect=True)
+    engine = Engine(
+        registry, SqliteRunStore(bed.database), SqliteIdempotencyStore(bed.database),
+        clock=lambda: NOW, sleep=lambda seconds: None,
+    )  # fmt: skip
+    source = flow(
+        tmp_path,
+        """
+        name: kinds
+        triggers: [{type: http}]
+        actions:
+          call: {use: test.call, retry: {type: fixed, count: 1, interval: PT1S}}
+          handle:
+            use: test.handle
+            runAfter: {call: [Failed]}
+            if: ${!(actions.call.transient)}
+            inputs: {error: "${actions.call.error}"}
+        """,
+    )
+    run = engine.run(source, {}, run_id="r")
+    assert run.actions["call"].transient is transient
+    assert run.actions["call"].attempts == (2 if transient else 1)
+    assert handled == ([] if transient else [f"{type(error).__name__}: {error}"])
+    assert SqliteRunStore(bed.database).get("r").actions["call"].transient is transient  # type: ignore[union-attr]

@@ -15,7 +15,7 @@ from markupsafe import Markup
 
 from flows.bootstrap import BridgeApp
 from flows.domain.case import Case, CaseReport, CaseState, CaseSummary
-from flows.domain.cpl import CplEntry
+from flows.domain.cpl import CplEntry, DeviceModelCombination
 from flows.domain.decisions import problems_seen
 from flows.domain.matching import Assessment, assess
 from flows.engine.runs import RunRecord
@@ -155,7 +155,7 @@ def case_view(app: BridgeApp, case: Case, *, now: datetime) -> CaseView:
         if case.cpl_entry_id:
             entry = stored.publication.by_id().get(case.cpl_entry_id)
         if case.notification is not None:
-            assessment = assess(case.notification, stored.publication)
+            assessment = assess(case.notification, stored.publication, loaded=_loaded(case))
     runs = app.bridge.engine.runs.find(key=case.response_id, limit=200)
     view = CaseView(case, now - case.waited_since(), entry, assessment, stored.fetched_at if stored else None)
     seen: set[str] = set()  # a later run that met the same idempotency key reused the message sent
@@ -233,7 +233,7 @@ def message_preview(app: BridgeApp, template: str, case: Case | None) -> Preview
         context.update(case=case.model_dump(mode="json"), problems=list(case.problems) or ["(no problems)"])
         stored = app.publications.latest()
         if stored is not None and case.notification is not None:
-            assessment = assess(case.notification, stored.publication)
+            assessment = assess(case.notification, stored.publication, loaded=_loaded(case))
             context["assessment"] = assessment.model_dump(mode="json")
             if assessment.entry is not None:
                 context["entry"] = assessment.entry.model_dump(mode="json")
@@ -251,3 +251,9 @@ def message_preview(app: BridgeApp, template: str, case: Case | None) -> Preview
         return Preview(template, "card", card=card)
     except TemplateProblem as problem:
         return Preview(template, "e-mail" if template in emails else "card", problem=str(problem))
+
+
+def _loaded(case: Case) -> DeviceModelCombination | None:
+    """What the case loaded into the SMI, as the flows assess it against (``cases.assess``)."""
+    loaded = case.loaded_as()
+    return loaded.combination if loaded else None

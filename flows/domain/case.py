@@ -13,6 +13,7 @@ from typing import Any, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from flows.domain.cpl import DeviceModelCombination
 from flows.domain.notification import EmergencyNotification
 
 
@@ -41,6 +42,15 @@ ALLOWED_TRANSITIONS: dict[CaseState, frozenset[CaseState]] = {
     S.WITHDRAWN: frozenset(),
 }
 TERMINAL_STATES = frozenset(state for state, nexts in ALLOWED_TRANSITIONS.items() if not nexts)
+
+
+class LoadedAs(NamedTuple):
+    """What a case loaded into the SMI, as its timeline recorded it when it was loaded."""
+
+    entry_id: str
+    combination: DeviceModelCombination
+    accepted: tuple[str, ...]
+    """The differences from the notification an operator had accepted for the load (none, mostly)."""
 
 
 class IllegalTransition(ValueError):
@@ -151,6 +161,30 @@ class Case(BaseModel):
             if step.to_state is CaseState.LOADED
             and isinstance(entry_id := step.evidence.get("cpl_entry_id"), str)
         }
+
+    def loaded_as(self) -> LoadedAs | None:
+        """The combination this case last loaded into the SMI (or followed to a re-issue listing it),
+        as recorded in its timeline at the load (``combination`` and ``accepted_differences``
+        evidence), whatever its entry says since. None for a case never loaded, or loaded before
+        the combination was recorded."""
+        for step in reversed(self.timeline):
+            recorded = step.evidence.get("combination")
+            entry_id = step.evidence.get("cpl_entry_id")
+            if step.to_state is not CaseState.LOADED or not isinstance(recorded, dict):
+                continue
+            try:
+                combination = DeviceModelCombination(
+                    **{k: str(recorded[k]) for k in DeviceModelCombination._fields}
+                )
+            except KeyError:
+                continue
+            accepted = step.evidence.get("accepted_differences")
+            return LoadedAs(
+                entry_id if isinstance(entry_id, str) else "",
+                combination,
+                tuple(str(line) for line in accepted) if isinstance(accepted, list) else (),
+            )
+        return None
 
     def waited_since(self) -> datetime:
         """When the case last entered its current state."""

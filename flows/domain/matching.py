@@ -12,7 +12,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict
 
-from flows.domain.cpl import CplEntry, CplPublication, DeviceModel
+from flows.domain.cpl import CplEntry, CplPublication, DeviceModel, DeviceModelCombination
 from flows.domain.identifiers import names_agree
 from flows.domain.notification import EmergencyNotification
 
@@ -22,6 +22,9 @@ class Agreement(StrEnum):
     DIFFERS = "differs"
     WARNING = "warning"  # a loosely compared name that differs: shown, never blocks
     NOT_GIVEN = "not given"  # an optional field the supplier left empty
+    # The CPL lists another value than the one the case loaded into the SMI (``notified`` holds the
+    # value loaded): a case that loaded one combination is not moved to another unseen.
+    NOT_AS_LOADED = "not as loaded"
 
 
 class FieldVerdict(BaseModel):
@@ -36,9 +39,11 @@ class FieldVerdict(BaseModel):
 
     @property
     def blocks_loading(self) -> bool:
-        return self.agreement is Agreement.DIFFERS
+        return self.agreement in (Agreement.DIFFERS, Agreement.NOT_AS_LOADED)
 
     def describe(self) -> str:
+        if self.agreement is Agreement.NOT_AS_LOADED:
+            return f"{self.field}: loaded into the SMI {self.notified!r}, CPL has {self.published!r}"
         return f"{self.field}: notified {self.notified!r}, CPL has {self.published!r}"
 
 
@@ -137,11 +142,21 @@ def compare(
     return tuple(verdicts)
 
 
-def assess(notification: EmergencyNotification, publication: CplPublication) -> Assessment:
+def assess(
+    notification: EmergencyNotification,
+    publication: CplPublication,
+    *,
+    loaded: DeviceModelCombination | None = None,
+) -> Assessment:
     """Check a notification against a publication: waiting, ready, mismatch, not loadable, or on the
     EPCL (no emergency entry that may be loaded pairs, and an active EPCL entry lists the notified
     combination exactly: the supplier may upgrade by the usual route, and the emergency case is over;
-    SECAS lists a promoted model under a new id and lets the emergency entry expire)."""
+    SECAS lists a promoted model under a new id and lets the emergency entry expire).
+
+    ``loaded`` is what the case loaded into the SMI before, if anything (a loaded case whose entry
+    was re-issued otherwise): a paired entry listing another combination is a mismatch, each field
+    that differs from what was loaded shown, until an operator accepts it.
+    """
     entry = find_pair(notification, publication)
     if entry is None or not entry.is_loadable:
         on_epcl = publication.on_epcl(notification.dmc)
@@ -149,30 +164,52 @@ def assess(notification: EmergencyNotification, publication: CplPublication) -> 
             return Assessment(outcome=Outcome.ON_EPCL, entry=on_epcl)
     if entry is None:
         return Assessment(outcome=Outcome.WAITING)
-    return assess_entry(notification, entry, publication)
+    return assess_entry(notification, entry, publication, loaded=loaded)
 
 
 def assess_reissue(
-    notification: EmergencyNotification, replaced: CplEntry, reissue: CplEntry, publication: CplPublication
+    notification: EmergencyNotification,
+    replaced: CplEntry,
+    reissue: CplEntry,
+    publication: CplPublication,
+    *,
+    loaded: DeviceModelCombination | None,
+    accepted: tuple[str, ...] = (),
 ) -> Assessment:
     """A loaded case's verdict on a re-issue of its entry (``CplPublication.reissue_of``).
 
-    Ready when the re-issue differs from the notification in exactly what the replaced entry did
-    (nothing, or what an operator accepted before the load): what was loaded is what SECAS lists
-    still. Any other difference is a mismatch, for a person to decide, as with any entry.
+    Judged against what the case loaded into the SMI (``loaded``, with the differences from the
+    notification ``accepted`` for that load), not against the replaced entry as SECAS lists it now,
+    which may have changed since the load: ready when the re-issue lists the combination loaded and
+    differs from the notification in nothing but what was accepted for the load. Anything else is a
+    mismatch for a person to decide, each field that differs from what was loaded shown.
+    A case loaded before the combination was recorded (``loaded`` None) is judged against the
+    replaced entry as listed now.
     """
-    assessment = assess_entry(notification, reissue, publication)
-    before = [v.describe() for v in assess_entry(notification, replaced, publication).differences]
-    if assessment.outcome is Outcome.MISMATCH and [v.describe() for v in assessment.differences] == before:
+    if loaded is None:
+        assessment = assess_entry(notification, reissue, publication)
+        before = [v.describe() for v in assess_entry(notification, replaced, publication).differences]
+        same = [v.describe() for v in assessment.differences] == before
+    else:
+        assessment = assess_entry(notification, reissue, publication, loaded=loaded)
+        same = {v.describe() for v in assessment.differences} <= set(accepted)
+    if assessment.outcome is Outcome.MISMATCH and same:
         return assessment.model_copy(update={"outcome": Outcome.READY})
     return assessment
 
 
 def assess_entry(
-    notification: EmergencyNotification, entry: CplEntry, publication: CplPublication
+    notification: EmergencyNotification,
+    entry: CplEntry,
+    publication: CplPublication,
+    *,
+    loaded: DeviceModelCombination | None = None,
 ) -> Assessment:
-    """The verdict on one entry paired with a notification: ready, mismatch or not loadable."""
+    """The verdict on one entry paired with a notification: ready, mismatch or not loadable; with
+    ``loaded``, each field of the entry's combination that is not what was loaded differs too."""
     verdicts = compare(notification, entry, publication)
+    if loaded is not None:
+        verdicts += not_as_loaded(entry, loaded)
     if not entry.is_loadable:
         outcome = Outcome.NOT_LOADABLE
     elif any(verdict.blocks_loading for verdict in verdicts):
@@ -180,6 +217,15 @@ def assess_entry(
     else:
         outcome = Outcome.READY
     return Assessment(outcome=outcome, entry=entry, verdicts=verdicts)
+
+
+def not_as_loaded(entry: CplEntry, loaded: DeviceModelCombination) -> tuple[FieldVerdict, ...]:
+    """Each field of the entry's combination that is not what a case loaded into the SMI."""
+    return tuple(
+        FieldVerdict(field=field, notified=was, published=now, agreement=Agreement.NOT_AS_LOADED)
+        for field, was, now in zip(DeviceModelCombination._fields, loaded, entry.dmc, strict=True)
+        if was != now
+    )
 
 
 def _predecessors_shown(firmware: set[str], entry: CplEntry, publication: CplPublication) -> str:

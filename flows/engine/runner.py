@@ -6,6 +6,7 @@ Guarantees, each one tested:
 - every side-effecting call gets an idempotency key (by default flow / business key / action path) and
   its result is remembered under that key, so a duplicate delivery or a resubmit makes no effect twice;
 - only transient errors are retried, by the action's policy, honouring the far side's Retry-After;
+  a later action reads whether a failure was transient as ``actions.<name>.transient``;
 - secure inputs and outputs never reach the history, nor does a secure value quoted in an error text or
   built into an idempotency key (replaced there by ``REDACTED``), while later actions of the same
   execution still see secure outputs;
@@ -47,6 +48,7 @@ from flows.engine.ordering import effective_run_after, topological_order
 from flows.engine.registry import ActionContext, Connector, ConnectorRegistry
 from flows.engine.retrying import call_with_retry
 from flows.engine.runs import REDACTED, ActionRecord, RunRecord, RunStatus, RunStore, SharedTransactions
+from flows.errors import TransientError
 from flows.ports import IdempotencyStore
 
 FAILURES = frozenset({ActionStatus.FAILED, ActionStatus.TIMED_OUT})
@@ -306,7 +308,8 @@ class Engine:
         return ActionRecord(
             path=path, status=outcome.status, attempts=outcome.attempts, inputs=shown_inputs,
             outputs=REDACTED if action.secure.outputs else outputs, redacted=action.secure.outputs,
-            error=outcome.error, idempotency_key=shown_key if connector.side_effect else None,
+            error=outcome.error, transient=outcome.transient,
+            idempotency_key=shown_key if connector.side_effect else None,
             started_at=started, ended_at=self._clock(),
         ), remember  # fmt: skip
 
@@ -351,11 +354,12 @@ class Engine:
             return _Outcome(ActionStatus.SUCCEEDED, value, attempts, None)
         except FutureTimeout:
             abandoned.set()
-            return _Outcome(ActionStatus.TIMED_OUT, None, attempts, f"timed out after {action.timeout}")
+            late = f"timed out after {action.timeout}"
+            return _Outcome(ActionStatus.TIMED_OUT, None, attempts, late, transient=True)
         except Exception as error:  # recorded for operators; the run fails, the engine does not
-            return _Outcome(
-                ActionStatus.FAILED, None, attempts, f"{type(error).__name__}: {redact(str(error))}"
-            )
+            text = f"{type(error).__name__}: {redact(str(error))}"
+            # The same test the retries make (``call_with_retry``): any TransientError, by any name.
+            return _Outcome(ActionStatus.FAILED, None, attempts, text, isinstance(error, TransientError))
 
     def _foreach(
         self, run: _Run, action: ForEachAction, path: str, context: dict[str, Any], started: datetime
@@ -413,7 +417,12 @@ class Engine:
         live = run.live if secure_outputs else {}
         actions.update(
             {
-                name: {"status": r.status.value, "outputs": live.get(r.path, r.outputs), "error": r.error}
+                name: {
+                    "status": r.status.value,
+                    "outputs": live.get(r.path, r.outputs),
+                    "error": r.error,
+                    "transient": r.transient,
+                }
                 for name, r in siblings.items()
             }
         )
@@ -491,6 +500,7 @@ class _Outcome:
     outputs: Any
     attempts: int
     error: str | None
+    transient: bool = False
 
 
 def _record(
@@ -520,7 +530,7 @@ def _visible(context: Mapping[str, Any], *, results: Mapping[str, ActionRecord])
     actions = dict(context.get("actions", {}))
     actions.update(
         {
-            name: {"status": r.status.value, "outputs": r.outputs, "error": r.error}
+            name: {"status": r.status.value, "outputs": r.outputs, "error": r.error, "transient": r.transient}
             for name, r in results.items()
         }
     )

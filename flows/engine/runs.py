@@ -35,6 +35,9 @@ class ActionRecord(BaseModel):
     outputs: Any = None
     redacted: bool = False  # outputs were secure: a resumed run must call the action again
     error: str | None = None
+    # The failure may pass (a ``TransientError`` of any kind, retries spent, or a time-out): what a
+    # later action reads as ``actions.<name>.transient``, rather than a class name in ``error``.
+    transient: bool = False
     idempotency_key: str | None = None
     deduplicated: bool = False  # the side effect had been made before: its earlier result was reused
     started_at: datetime

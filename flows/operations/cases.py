@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import hashlib
+import json
+from collections.abc import Callable, Mapping
 from datetime import timedelta
 from typing import Any
 
-from flows.domain.case import Case, CaseState, TimelineEntry
-from flows.domain.cpl import CplPublication
-from flows.domain.decisions import accepted_differences, find_decision
+from flows.domain.case import Case, CaseState, LoadedAs, TimelineEntry
+from flows.domain.cpl import CplEntry, CplPublication, DeviceModelCombination
+from flows.domain.decisions import DECISION_CAUSES, accepted_differences, find_decision
 from flows.domain.matching import Outcome, assess, assess_reissue
 from flows.domain.notification import EmergencyNotification
 from flows.domain.suppliers import SupplierRegister
@@ -18,6 +20,7 @@ from flows.ports import CaseStore, ConcurrencyConflict, PublicationStore
 
 ESCALATED = "escalated: waited past the limit"
 LOAD_FAILED = "loading into the SMI failed"
+LOAD_REFUSED = "load_refused"  # assess's outcome for a case whose entry the SMI refused (not loaded again)
 OPEN_STATES = (CaseState.RECEIVED, CaseState.AWAITING_CPL, CaseState.NEEDS_ATTENTION)
 
 Parser = Callable[[Any], EmergencyNotification]
@@ -127,12 +130,21 @@ class CaseOperations:
             outcome = Outcome.ON_EPCL.value if closed_here else "closed"
             return {**case_summary(case), "outcome": outcome, "changed": False}
         publication = stored.publication if stored else CplPublication(source_sha256="", entries=())
-        assessment = assess(case.notification, publication)
+        loaded = case.loaded_as()
+        assessment = assess(case.notification, publication, loaded=loaded.combination if loaded else None)
         outcome = assessment.outcome
         # An operator accepted exactly these differences: the case goes on as if it agreed.
         accepted = outcome is Outcome.MISMATCH and accepted_differences(case) == assessment.problems()
         if accepted:
             outcome = Outcome.READY
+        if outcome is Outcome.READY and _held_by_load_failure(case, assessment.entry):
+            # The SMI refused this very entry for good, and nobody re-checked since: loading it again
+            # would fail the same way (and tell the operators again), on every publication.
+            return {
+                **case_summary(case), "outcome": LOAD_REFUSED, "accepted_by_operator": accepted,
+                "changed": False, "waiting_again": False, "previous_entry": None,
+                "assessment": assessment.model_dump(mode="json"),
+            }  # fmt: skip
         evidence = {"run": context.run_id, "publication": publication.source_sha256}
         before = (case.state, list(case.problems))
         target = _target_state(outcome)
@@ -180,27 +192,49 @@ class CaseOperations:
             raise BadInput(f"case {response_id} has no decision {decision_id!r}")
         return {**case_summary(case), "decision": recorded["decision"], "decision_id": decision_id}
 
-    def mark_loaded(self, context: ActionContext, response_id: str, entry_id: str) -> dict[str, Any]:
+    def mark_loaded(
+        self,
+        context: ActionContext,
+        response_id: str,
+        entry_id: str,
+        combination: dict[str, str] | None = None,
+    ) -> dict[str, Any]:
+        """The case is loaded: its timeline records the combination the load wrote (``smi.load``'s
+        ``combination``) and the differences an operator accepted for it, what the case's later
+        re-issues and EPCL listings are judged against (``Case.loaded_as``)."""
         case = self._require(response_id)
         if case.state is not CaseState.LOADED:
+            evidence: dict[str, Any] = {"run": context.run_id, "cpl_entry_id": entry_id}
+            if combination is not None:
+                evidence["combination"] = dict(combination)
+                evidence["accepted_differences"] = accepted_differences(case) or []
             case.cpl_entry_id = entry_id
             case.move_to(
-                CaseState.LOADED, at=context.now, cause="loaded into the SMI",
-                evidence={"run": context.run_id, "cpl_entry_id": entry_id}, problems=[],
-            )  # fmt: skip
+                CaseState.LOADED, at=context.now, cause="loaded into the SMI", evidence=evidence, problems=[]
+            )
             case = self._save(case)
         return case_summary(case)
 
     def load_failed(
-        self, context: ActionContext, response_id: str, entry_id: str, error: str
+        self,
+        context: ActionContext,
+        response_id: str,
+        entry_id: str,
+        error: str,
+        entry: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
         """Loading a ready case into the SMI failed for good (a permanent error: retrying cannot help):
         the case needs attention, the failure named, so that it is neither lost nor left 'received'.
-        A re-check once the cause is mended loads it. A case loaded meanwhile is left as it is."""
+        A re-check once the cause is mended loads it; until then, or until the entry (``entry``, as
+        the run assessed it) changes, ``cases.assess`` does not have it loaded again. A case loaded
+        meanwhile is left as it is. ``failure`` names this failure (entry and error) for the card's key."""
         case = self._require(response_id)
         problem = f"loading CPL entry {entry_id} into the SMI failed: {error}"
+        failure = hashlib.sha256(json.dumps([entry_id, error]).encode()).hexdigest()[:16]
         if case.state in OPEN_STATES and case.problems != [problem]:
             evidence = {"run": context.run_id, "cpl_entry_id": entry_id, "error": error}
+            if entry is not None:
+                evidence["entry"] = _fingerprint(entry)
             cause = LOAD_FAILED
             case.cpl_entry_id = entry_id
             if case.state is CaseState.NEEDS_ATTENTION:
@@ -215,7 +249,7 @@ class CaseOperations:
                     problems=[problem],
                 )
             case = self._save(case)
-        return {**case_summary(case), "error": error}
+        return {**case_summary(case), "error": error, "failure": failure}
 
     def for_entry(self, context: ActionContext, entry_id: str, states: list[str]) -> dict[str, Any]:
         """Cases paired with a CPL entry, in the given states."""
@@ -252,7 +286,10 @@ class CaseOperations:
         if stored is None or withdrawn is None or notification is None:
             return {**case_summary(case), "reissued_as": None, "outcome": "withdraw"}
         publication = stored.publication
-        epcl = publication.on_epcl(withdrawn.dmc) if case.loaded_from() else None
+        loaded = case.loaded_as()
+        # What the case loaded, not the entry as listed now: SECAS may have changed it since.
+        combination = loaded.combination if loaded else withdrawn.dmc
+        epcl = publication.on_epcl(combination) if case.loaded_from() else None
         if epcl is not None:
             # Closed already by this step delivered again, or by the same publication's EPCL addition:
             # told all the same (the e-mail and card have one key per case, wherever it closes).
@@ -264,7 +301,8 @@ class CaseOperations:
                 case = self._close_on_epcl(case, context, publication, entry_id, epcl.entry_id, cause)
             result = {"reissued_as": None, "previous_entry_id": entry_id, "epcl_entry_id": epcl.entry_id}
             return {**case_summary(case), **result, "outcome": "on_epcl"}
-        reissue = publication.reissue_of(withdrawn)
+        as_loaded = withdrawn.model_copy(update=combination._asdict())
+        reissue = publication.reissue_of(as_loaded) or publication.reissue_of(withdrawn)
         if reissue is None:
             outcome = "withdraw" if case.loaded_from() else "recheck"
             return {
@@ -274,7 +312,10 @@ class CaseOperations:
                 "outcome": outcome,
             }
         result = {"reissued_as": reissue.entry_id, "previous_entry_id": entry_id}
-        assessment = assess_reissue(notification, withdrawn, reissue, publication)
+        assessment = assess_reissue(
+            notification, withdrawn, reissue, publication,
+            loaded=loaded.combination if loaded else None, accepted=loaded.accepted if loaded else (),
+        )  # fmt: skip
         shown = {"assessment": assessment.model_dump(mode="json")}
         done = _reissue_step(case, entry_id, reissue.entry_id)
         if done is not None:  # delivered again after the save
@@ -282,7 +323,7 @@ class CaseOperations:
         if case.state is not CaseState.LOADED:
             return {**case_summary(case), **result, **shown, "outcome": "recheck"}
         ready = assessment.outcome is Outcome.READY
-        evidence = {
+        evidence: dict[str, Any] = {
             "run": context.run_id, "publication": publication.source_sha256,
             "previous_entry": entry_id, "cpl_entry_id": reissue.entry_id,
             "outcome": "followed" if ready else "differs",
@@ -290,6 +331,9 @@ class CaseOperations:
         case.cpl_entry_id = reissue.entry_id
         if ready:
             cause = f"SECAS re-issued CPL entry {entry_id} as {reissue.entry_id}: the case follows it"
+            if loaded is not None:  # the re-issue lists what was loaded: still what the SMI holds
+                evidence["combination"] = loaded.combination._asdict()
+                evidence["accepted_differences"] = list(loaded.accepted)
             case.record(at=context.now, cause=cause, evidence=evidence)
         else:
             cause = f"SECAS re-issued CPL entry {entry_id} as {reissue.entry_id}, which differs"
@@ -301,45 +345,52 @@ class CaseOperations:
         return {**case_summary(case), **result, **shown, "outcome": evidence["outcome"]}
 
     def loaded_on_epcl(self, context: ActionContext, entry_id: str | None = None) -> dict[str, Any]:
-        """Loaded cases whose model reached the EPCL: those paired with ``entry_id`` (an entry promoted
-        under its own id), and those whose entry's combination an active EPCL entry lists (promoted
-        under a new id, the emergency entry still listed or not)."""
+        """Loaded cases whose model reached the EPCL (``response_ids``): the combination each loaded
+        into the SMI (``Case.loaded_as``) is listed by an active EPCL entry, its entry promoted under
+        its own id (``entry_id``) or a new one, the emergency entry still listed or not.
+
+        ``not_loaded``: loaded cases whose entry SECAS changed since the load and whose changed
+        combination is on the EPCL (promoted with the change, or listed under a new id). The EPCL
+        lists what the bridge never loaded for them, so they stay loaded and the operators are told:
+        each with the changes (loaded -> listed) and the publication that made them, which keys the
+        changed-entry card so that a change is told once, however many publications list it."""
         stored = self._publications.latest()
-        index = stored.publication.by_id() if stored else {}
-        ids = []
+        if stored is None:
+            return {"response_ids": [], "not_loaded": []}
+        ids, not_loaded = [], []
         for case in self._cases.list([CaseState.LOADED]):
-            entry = index.get(case.cpl_entry_id) if case.cpl_entry_id else None
-            promoted = entry_id is not None and case.cpl_entry_id == entry_id
-            if promoted or (stored and entry and stored.publication.on_epcl(entry.dmc) is not None):
+            epcl, other = _on_epcl(case, stored.publication, entry_id)
+            if epcl is not None:
                 ids.append(case.response_id)
-        return {"response_ids": ids}
+            elif other is not None:
+                not_loaded.append(other)
+        return {"response_ids": ids, "not_loaded": not_loaded}
 
     def close_on_epcl(
         self, context: ActionContext, response_id: str, promoted: str | None = None
     ) -> dict[str, Any]:
-        """Close a loaded case whose model reached the EPCL (``loaded_on_epcl``): its entry promoted
-        (``promoted``), or its combination listed by an active EPCL entry, which the case is then
-        paired with (the e-mail and card show it). A case already closed, or no longer loaded, or no
-        longer on the EPCL, is left as it is; ``state`` tells whether it is closed."""
+        """Close a loaded case whose model reached the EPCL (``loaded_on_epcl``): the combination it
+        loaded is listed by an active EPCL entry (its own entry, ``promoted``, or another), which the
+        case is then paired with (the e-mail and card show it). A case already closed, or no longer
+        loaded, or whose loaded combination is not on the EPCL, is left as it is; ``state`` tells
+        whether it is closed."""
         case = self._require(response_id)
         stored = self._publications.latest()
         if case.state is not CaseState.LOADED or stored is None:
             return case_summary(case)
         publication = stored.publication
         previous = case.cpl_entry_id or ""
-        if promoted is not None and previous == promoted:
-            case = self._close_on_epcl(
-                case, context, publication, previous, previous, "the device model moved to the EPCL"
-            )
+        epcl, _ = _on_epcl(case, publication, promoted)
+        if epcl is None:
             return case_summary(case)
-        entry = publication.by_id().get(previous)
-        epcl = publication.on_epcl(entry.dmc) if entry else None
-        if epcl is not None:
+        if epcl.entry_id == previous:
+            cause = "the device model moved to the EPCL"
+        else:
             cause = (
                 f"SECAS lists the combination of CPL entry {previous} on the EPCL as {epcl.entry_id}: "
                 "the device model moved to the EPCL"
             )
-            case = self._close_on_epcl(case, context, publication, previous, epcl.entry_id, cause)
+        case = self._close_on_epcl(case, context, publication, previous, epcl.entry_id, cause)
         return case_summary(case)
 
     def _close_on_epcl(
@@ -424,6 +475,73 @@ class CaseOperations:
         except ConcurrencyConflict as conflict:
             # Another worker saved the case first: a retry re-reads it and decides again.
             raise TransientError(str(conflict)) from conflict
+
+
+def _on_epcl(
+    case: Case, publication: CplPublication, promoted: str | None
+) -> tuple[CplEntry | None, dict[str, Any] | None]:
+    """The EPCL entry a loaded case closes on: one listing the combination it loaded (its own entry
+    when ``promoted`` names it, else the last active EPCL entry listing it). Else, when its entry as
+    listed now has another combination than the one loaded and that one is on the EPCL, what the
+    operators are told instead (``loaded_on_epcl``'s ``not_loaded``).
+
+    A case loaded before the combination was recorded is judged by its entry as listed now."""
+    entry_id = case.cpl_entry_id or ""
+    entry = publication.by_id().get(entry_id)
+    loaded: LoadedAs | None = case.loaded_as()
+    combination = loaded.combination if loaded else entry.dmc if entry else None
+    own = promoted is not None and promoted == entry_id
+    if own and entry is not None and entry.dmc == combination:
+        return entry, None
+    epcl = publication.on_epcl(combination) if combination is not None else None
+    if epcl is not None:
+        return epcl, None
+    if entry is None or combination is None or entry.dmc == combination:
+        return None, None
+    listed = entry if own else publication.on_epcl(entry.dmc)
+    if listed is None:
+        return None, None
+    changes = [
+        {"field": field, "old": was, "new": now}
+        for field, was, now in zip(DeviceModelCombination._fields, combination, entry.dmc, strict=True)
+        if was != now
+    ]
+    # The publication that changed the entry (its changed-entry card's key), or, when the case has
+    # not noted it yet (the change is in this publication, told later in the same sync), this one.
+    noted = [
+        step.evidence.get("publication")
+        for step in case.timeline
+        if step.cause.startswith(f"SECAS changed CPL entry {entry_id}:")
+    ]
+    told_in = noted[-1] if noted and isinstance(noted[-1], str) else publication.source_sha256
+    return None, {
+        "response_id": case.response_id, "entry_id": entry_id, "epcl_entry_id": listed.entry_id,
+        "publication": told_in, "changes": changes,
+    }  # fmt: skip
+
+
+def _fingerprint(entry: Mapping[str, Any]) -> str:
+    """A CPL entry as assessed (``CplEntry.model_dump(mode="json")``), in 16 hex digits."""
+    return hashlib.sha256(json.dumps(entry, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _held_by_load_failure(case: Case, entry: CplEntry | None) -> bool:
+    """The case needs attention because the SMI refused to load ``entry`` as it is listed now, and
+    nothing has happened since that could change that: no operator's decision (a re-check once the
+    cause is mended), no other move of the case."""
+    if case.state is not CaseState.NEEDS_ATTENTION or entry is None:
+        return False
+    for step in reversed(case.timeline):
+        if step.cause in DECISION_CAUSES or step.from_state != step.to_state:
+            return step.cause == LOAD_FAILED and _refused(step, entry)
+        if step.cause == LOAD_FAILED:
+            return _refused(step, entry)
+    return False
+
+
+def _refused(step: TimelineEntry, entry: CplEntry) -> bool:
+    recorded = (step.evidence.get("cpl_entry_id"), step.evidence.get("entry"))
+    return recorded == (entry.entry_id, _fingerprint(entry.model_dump(mode="json")))
 
 
 def _reissue_step(case: Case, previous: str, reissue: str) -> TimelineEntry | None:

@@ -30,7 +30,11 @@ class InventoryOperations:
         outcome = self._inventory.upsert(
             record, idempotency_key=context.idempotency_key, attempt=context.attempt
         )
-        return {"outcome": outcome.value, "dmc": entry.dmc.key, "cpl_entry_id": entry.entry_id}
+        # ``combination``: what was written, field by field, for the case to record (``cases.mark_loaded``)
+        return {
+            "outcome": outcome.value, "dmc": entry.dmc.key, "combination": entry.dmc._asdict(),
+            "cpl_entry_id": entry.entry_id,
+        }  # fmt: skip
 
     def withdraw(self, context: ActionContext, response_id: str) -> dict[str, Any]:
         """Withdraw the combination a case loaded (its CPL entry was withdrawn).

@@ -17,6 +17,7 @@ from flows.cli import main
 from flows.domain.case import Case
 from flows.domain.cpl import CplEntry
 from flows.ports import InventoryRecord
+from flows.queue_message import Message
 from flows.settings import SAMPLES, Settings
 from flows.wiring import Parts
 from tests.support.cpl_workbooks import Cell, write_cpl_workbook
@@ -66,11 +67,21 @@ class CplWorld:
 
     def publish(self, now: str, rows: list[dict[str, Cell]], published: str) -> int:
         """Sync a CPL published at ``published`` (a day like '21 November 2026 09:00')."""
+        return self.cli(now, "sync", "--cpl", str(self.workbook(rows, published)))
+
+    def publish_in(self, app: BridgeApp, rows: list[dict[str, Cell]], published: str) -> None:
+        """Sync such a CPL in ``app`` (a bridge with adjusted parts), and drain what it queues."""
+        location = str(self.workbook(rows, published))
+        app.bridge.submit(Message(type="http", flow="secas-sync", body={"location": location}))
+        app.bridge.drain()
+
+    def workbook(self, rows: list[dict[str, Cell]], published: str) -> Path:
+        """A CPL workbook: the sample's other rows and ``rows``, published at ``published``."""
         self._made += 1
         path = self.files / f"cpl-{self._made}.xlsx"
         title: list[list[Cell]] = [["Central Products List"], [f"Published {published}"], []]
         write_cpl_workbook(path, [*_OTHER_ROWS, *rows], title_rows=title)
-        return self.cli(now, "sync", "--cpl", str(path))
+        return path
 
     def notify(self, now: str, response_id: int, *, responder: str | None = None, **answers: Any) -> int:
         self._made += 1
