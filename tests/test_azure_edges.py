@@ -302,6 +302,22 @@ def test_on_azure_upkeep_replaces_a_subscription_made_with_a_rotated_client_stat
     assert "client-state" not in " ".join(str(value) for value in entity.values())
 
 
+def poison_and_work(settings: Settings) -> tuple[QueueClient, QueueClient]:
+    """Clients of the poison queue and the work queue on this Azurite (use them in a ``with``)."""
+    assert settings.storage_connection is not None
+    connection = settings.storage_connection.get_secret_value()
+    return (
+        QueueClient.from_connection_string(connection, f"{settings.work_queue}-poison"),
+        QueueClient.from_connection_string(connection, settings.work_queue),
+    )
+
+
+def poisoned_by_the_host(poison: QueueClient, message: Message) -> None:
+    """``message`` on the poison queue, as the host moves one there (base64, as host.json says)."""
+    poison.create_queue()
+    poison.send_message(base64.b64encode(message.model_dump_json().encode()).decode())
+
+
 def kept_copies(settings: Settings, message_id: str) -> list[PoisonedMessage]:
     """What the bridge on ``settings`` keeps of one poisoned message (the kept table is shared by the
     tests on this Azurite: each looks at its own messages only)."""
@@ -324,15 +340,9 @@ def test_a_poisoned_message_survives_its_alert_and_is_requeued_and_processed(
     on_azure_functions(monkeypatch, on_azure, webhook)
     response = json.loads((SAMPLES / "forms" / "responses.json").read_text())[0]
     poisoned = form_response_message(response)
-    assert on_azure.storage_connection is not None
-    connection = on_azure.storage_connection.get_secret_value()
-    with (
-        QueueClient.from_connection_string(connection, f"{on_azure.work_queue}-poison") as poison,
-        QueueClient.from_connection_string(connection, on_azure.work_queue) as work,
-        caplog.at_level(logging.INFO),
-    ):
-        poison.create_queue()
-        poison.send_message(base64.b64encode(poisoned.model_dump_json().encode()).decode())  # as the host
+    poison, work = poison_and_work(on_azure)
+    with poison, work, caplog.at_level(logging.INFO):
+        poisoned_by_the_host(poison, poisoned)
         host_delivers(user_function("poison_alert"), poison)  # told: the host deletes it
         assert len(webhook.requests) == 1 and messages_in(poison) == 0
         [kept] = kept_copies(on_azure, poisoned.message_id)
@@ -368,14 +378,9 @@ def test_a_kept_poisoned_message_is_forgotten_by_id_and_not_put_back(
     on_azure_functions(monkeypatch, on_azure, webhook)
     response = json.loads((SAMPLES / "forms" / "responses.json").read_text())[1]
     poisoned = form_response_message(response)
-    assert on_azure.storage_connection is not None
-    connection = on_azure.storage_connection.get_secret_value()
-    with (
-        QueueClient.from_connection_string(connection, f"{on_azure.work_queue}-poison") as poison,
-        QueueClient.from_connection_string(connection, on_azure.work_queue) as work,
-    ):
-        poison.create_queue()
-        poison.send_message(base64.b64encode(poisoned.model_dump_json().encode()).decode())
+    poison, work = poison_and_work(on_azure)
+    with poison, work:
+        poisoned_by_the_host(poison, poisoned)
         host_delivers(user_function("poison_alert"), poison)
         assert len(kept_copies(on_azure, poisoned.message_id)) == 1
         before = messages_in(work)
