@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -156,6 +157,30 @@ def test_a_missing_answer_is_named() -> None:
     error = rejection(changed)
     assert reasons(error) == {"model_id": "missing"}
     assert str(error) == "response 2: 1 invalid field\n- Model Identifier (hex) (model_id): missing"
+
+
+@pytest.mark.parametrize(
+    ("given", "day"),
+    [
+        ("2026-06-29T23:00:00Z", date(2026, 6, 30)),  # midnight, British Summer Time
+        ("2026-11-30T00:00:00Z", date(2026, 11, 30)),  # midnight, GMT
+        ("2026-03-29T00:00:00Z", date(2026, 3, 29)),  # the day the clocks go forward
+        ("2026-10-24T23:00:00Z", date(2026, 10, 25)),  # the day they go back
+        ("2026-11-30", date(2026, 11, 30)),
+    ],
+)
+def test_a_sharepoint_date_column_gives_the_day_of_the_site(given: str, day: date) -> None:
+    """Graph gives a date column as the UTC instant of the site's midnight: summer dates were refused."""
+    item = list_item(1)
+    item["fields"]["PlannedStart"] = given
+    assert notification_from_list_item(item, FORM).planned_start == day
+
+
+@pytest.mark.parametrize("given", ["2026-06-29T10:00:00Z", "2026-06-29T23:00:00+02:00"])
+def test_an_instant_that_is_not_a_midnight_in_the_uk_is_not_a_day(given: str) -> None:
+    item = list_item(1)
+    item["fields"]["PlannedStart"] = given
+    assert "planned_start" in {problem.field for problem in rejection(item).problems}
 
 
 def test_a_list_item_without_its_response_id_is_named_by_column() -> None:

@@ -24,9 +24,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from datetime import date
+from datetime import date, datetime, time
 from enum import StrEnum
 from typing import Annotated, Any, Final
+from zoneinfo import ZoneInfo
 
 from pydantic import (
     AfterValidator,
@@ -239,6 +240,27 @@ def _date_text(example: str) -> BeforeValidator:
     return BeforeValidator(check)
 
 
+UK = ZoneInfo("Europe/London")
+"""Where the form's site keeps its dates: a SharePoint date column is midnight of this zone."""
+
+
+def _calendar_date(value: Any) -> Any:
+    """A date also as a SharePoint date column gives one through Graph: the UTC instant of midnight in
+    the site's zone, so 30 June (British Summer Time) arrives as ``2026-06-29T23:00:00Z``, which the
+    date parser refused (it takes a zero time only). Any other instant is left to the parser, which
+    refuses it: it is not a day."""
+    if not isinstance(value, str) or "T" not in value:
+        return value
+    try:
+        moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        return value
+    if moment.tzinfo is None:
+        return value
+    local = moment.astimezone(UK)
+    return local.date() if local.time() == time(0) else value
+
+
 def _as_text(value: Any) -> Any:
     return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
 
@@ -284,7 +306,7 @@ class EmergencyNotification(BaseModel):
     s1sp: Annotated[ServiceProvider, _choice(ServiceProvider)]
     vulnerability_reference: OptionalText = ""
     affected_devices: Annotated[int, BeforeValidator(_not_boolean)] = Field(ge=0, le=MAX_AFFECTED_DEVICES)
-    planned_start: Annotated[date | None, _date_text("2026-11-30")] = None
+    planned_start: Annotated[date | None, BeforeValidator(_calendar_date), _date_text("2026-11-30")] = None
     image_hash: Annotated[str | None, BeforeValidator(_hex_text), AfterValidator(_optional_hash)] = None
     declaration: Annotated[bool, BeforeValidator(_declaration)]
 
