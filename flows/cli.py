@@ -36,7 +36,7 @@ from flows.domain.decisions import Decision, DecisionKind
 from flows.engine.runs import RunRecord
 from flows.errors import BadInput
 from flows.queue_message import Message, NotAResponse, form_response_message
-from flows.service import HoldsPoisoned
+from flows.service import HoldsPoisoned, KeepsPoison
 from flows.settings import ENV_PREFIX, SAMPLES, Settings
 from flows.workers import SharedQueue, drain_with_workers
 
@@ -363,6 +363,13 @@ def _poisoned(args: argparse.Namespace) -> int:
             if kept:
                 print_poisoned(OUT, kept)
             ERR.print(f"{len(kept)} poisoned message(s) kept", markup=False)
+            if isinstance(queue, KeepsPoison):
+                for name, count in queue.not_yet_kept().items():
+                    if count:
+                        ERR.print(
+                            f"about {count} more in {name}, not kept yet (the poison trigger keeps them)",
+                            markup=False,
+                        )
         elif args.requeue:
             moved = queue.requeue_poisoned(args.requeue)
             ids = ", ".join(dict.fromkeys(args.requeue))

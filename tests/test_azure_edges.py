@@ -395,6 +395,27 @@ def test_a_kept_poisoned_message_is_forgotten_by_id_and_not_put_back(
         assert messages_in(work) == before  # deleted, not put back
 
 
+def test_poisoned_says_how_many_wait_in_the_poison_queue_not_kept_yet(
+    webhook: RecordingWebhook,
+    on_azure: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Only kept copies can be listed by id: what the trigger has not kept yet is at least counted, so
+    the on-call engineer does not take an empty list for an empty poison queue."""
+    on_azure_functions(monkeypatch, on_azure, webhook)
+    response = json.loads((SAMPLES / "forms" / "responses.json").read_text())[2]
+    poison, work = poison_and_work(on_azure)
+    with poison, work:
+        poisoned_by_the_host(poison, form_response_message(response))
+        assert main(["poisoned"]) == 0  # the queues are this test's own: one message waits
+        said = capsys.readouterr().err
+        assert f"about 1 more in {on_azure.work_queue}-poison, not kept yet" in said
+        host_delivers(user_function("poison_alert"), poison)  # kept and told: nothing waits now
+        assert main(["poisoned"]) == 0
+        assert "not kept yet" not in capsys.readouterr().err
+
+
 def test_the_poison_trigger_run_again_keeps_one_copy(
     webhook: RecordingWebhook, on_azure: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -190,6 +190,20 @@ class StorageWorkQueue:
             self._kept.forget(row)
         return len(rows)
 
+    def not_yet_kept(self) -> dict[str, int]:
+        """The poison queues' approximate message counts (Storage gives no exact one), by name."""
+        waiting = {}
+        for queue in (self._poison, self._poison_poison):
+            if queue is None:
+                continue
+            with storage_errors(f"queue {queue.queue_name}: count"):
+                try:
+                    count = queue.get_queue_properties().approximate_message_count or 0
+                except ResourceNotFoundError:  # the host makes it when it first needs it
+                    count = 0
+            waiting[queue.queue_name] = count
+        return waiting
+
     def bring_back_poison_poison(self) -> list[str]:
         """Move every message of ``<queue>-poison-poison`` back to the poison queue, unchanged and without
         expiry; returns the queue message ids moved. A copy moved twice (a crash between the send and
