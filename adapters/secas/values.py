@@ -18,6 +18,7 @@ from flows.domain.identifiers import (
     hidden_character_at,
     is_hex,
     loose_name,
+    non_ascii_character_at,
     normalise_identifier,
 )
 
@@ -111,14 +112,13 @@ def _refuse_hidden_or_non_ascii(value: str) -> None:
             f"{value!r} contains an invisible or control character, {character_name(character)}, "
             f"at character {position}: an identifier must be only what it shows"
         )
-    if value.isascii():
-        return
-    for position, character in enumerate(value, start=1):
-        if not character.isascii() and not character.isspace():  # no-break spaces go with white space
-            raise CellError(
-                f"{value!r} contains a non-ASCII character, {character_name(character)}, at character "
-                f"{position}: identifiers are ASCII, and this one may look like an ASCII letter or digit"
-            )
+    found = non_ascii_character_at(value)  # no-break spaces go with white space
+    if found is not None:
+        position, character = found
+        raise CellError(
+            f"{value!r} contains a non-ASCII character, {character_name(character)}, at character "
+            f"{position}: identifiers are ASCII, and this one may look like an ASCII letter or digit"
+        )
 
 
 def _number(value: int | float) -> str:

@@ -42,6 +42,17 @@ def hidden_character_at(value: str) -> tuple[int, str] | None:
     return None
 
 
+def non_ascii_character_at(value: str) -> tuple[int, str] | None:
+    """The first character of ``value`` that is neither ASCII nor white space (a no-break space is white
+    space, a Cyrillic "А" or a ligature "ﬀ" is not), with its position counted from 1."""
+    if value.isascii():
+        return None
+    for position, character in enumerate(value, start=1):
+        if not character.isascii() and not character.isspace():
+            return position, character
+    return None
+
+
 def character_name(character: str) -> str:
     """``U+200B (ZERO WIDTH SPACE)``: a character named so that a person can tell it from a look-alike."""
     return f"U+{ord(character):04X} ({unicodedata.name(character, 'a control character')})"

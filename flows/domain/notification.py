@@ -46,6 +46,7 @@ from flows.domain.identifiers import (
     character_name,
     hidden_character_at,
     is_hex,
+    non_ascii_character_at,
     normalise_identifier,
 )
 
@@ -133,14 +134,13 @@ def _hex_text(value: Any) -> Any:
 def _ascii(value: str) -> str:
     """``value`` unless it holds a character other than ASCII and white space. Checked before
     upper-casing, which makes ASCII of some: the ligature "ﬀ" becomes "FF", the long "ſ" an "S"."""
-    if value.isascii():
-        return value
-    for position, character in enumerate(value, start=1):
-        if not character.isascii() and not character.isspace():
-            raise ValueError(
-                f"contains {character_name(character)} at character {position}, which only looks like "
-                "a letter or digit an identifier can hold: type the value again"
-            )
+    found = non_ascii_character_at(value)
+    if found is not None:
+        position, character = found
+        raise ValueError(
+            f"contains {character_name(character)} at character {position}, which only looks like "
+            "a letter or digit an identifier can hold: type the value again"
+        )
     return value
 
 
