@@ -663,6 +663,35 @@ def test_a_failed_write_inside_a_transaction_is_undone_alone(database: BridgeDat
     assert keys.get("undone") is None
 
 
+def test_one_statement_written_alone_commits_and_inside_a_transaction_joins_it(
+    database: BridgeDatabase, db_path: Path
+) -> None:
+    """``write_one`` takes no savepoint and no ``BEGIN``: a statement is atomic by itself."""
+    statements: list[str] = []
+    database._connection.set_trace_callback(statements.append)
+    database.write_one("CREATE TABLE kept (n INTEGER UNIQUE)")
+    database.write_one("INSERT INTO kept VALUES (1)")
+    with sqlite3.connect(db_path) as other:  # committed: another connection sees it
+        assert other.execute("SELECT n FROM kept").fetchall() == [(1,)]
+    other.close()
+    assert statements == ["CREATE TABLE kept (n INTEGER UNIQUE)", "INSERT INTO kept VALUES (1)"]
+
+    def fails_before_the_commit() -> None:
+        with database.transaction():
+            database.write_one("INSERT INTO kept VALUES (2)")
+            raise RuntimeError("the worker failed before the commit")
+
+    with pytest.raises(RuntimeError):
+        fails_before_the_commit()
+    with database.transaction():
+        database.write_one("INSERT INTO kept VALUES (3)")
+        with pytest.raises(sqlite3.IntegrityError):  # fails alone, as with a savepoint
+            database.write_one("INSERT INTO kept VALUES (4), (3)")
+    with database.read() as connection:
+        assert connection.execute("SELECT n FROM kept ORDER BY n").fetchall() == [(1,), (3,)]
+    assert not any("SAVEPOINT" in statement for statement in statements)
+
+
 def test_cached_cases_are_copies_and_never_stale(db_path: Path) -> None:
     with SqliteCaseStore(db_path) as store, SqliteCaseStore(db_path) as other:
         store.add(a_case("R-1"))

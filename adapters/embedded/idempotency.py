@@ -45,9 +45,8 @@ class SqliteIdempotencyStore(SqliteStore):
 
     def put(self, key: str, result: dict[str, Any]) -> bool:
         document = json.dumps(result, allow_nan=False, ensure_ascii=False)
-        with self._db.write() as connection:
-            cursor = connection.execute(
-                "INSERT OR IGNORE INTO idempotency (key, result, stored_at) VALUES (?, ?, ?)",
-                (key, document, utc_text(self._clock())),
-            )
-            return cursor.rowcount == 1
+        cursor = self._db.write_one(
+            "INSERT OR IGNORE INTO idempotency (key, result, stored_at) VALUES (?, ?, ?)",
+            (key, document, utc_text(self._clock())),
+        )
+        return cursor.rowcount == 1

@@ -80,13 +80,11 @@ class SqliteRunStore(SqliteStore):
         return run.model_copy(update={"actions": {record.path: record for record in records}})
 
     def record_action(self, run_id: str, record: ActionRecord) -> None:
-        document = record.model_dump_json()
-        with self._db.write() as connection:
-            connection.execute(
-                "INSERT INTO run_actions (run_id, path, record) VALUES (?, ?, ?) "
-                "ON CONFLICT (run_id, path) DO UPDATE SET record = excluded.record",
-                (run_id, record.path, document),
-            )
+        self._db.write_one(
+            "INSERT INTO run_actions (run_id, path, record) VALUES (?, ?, ?) "
+            "ON CONFLICT (run_id, path) DO UPDATE SET record = excluded.record",
+            (run_id, record.path, record.model_dump_json()),
+        )
 
     def finish(
         self, run_id: str, status: RunStatus, *, ended_at: datetime, error: str | None, keys: list[str]

@@ -113,43 +113,46 @@ class BridgeDatabase:
         connection.execute("PRAGMA foreign_keys=ON")
         connection.execute("PRAGMA wal_autocheckpoint=0")  # ``write`` checkpoints instead
 
-    @contextmanager
-    def read(self) -> Iterator[sqlite3.Connection]:
+    def read(self) -> AbstractContextManager[sqlite3.Connection]:
         """The connection, for queries; held exclusively by this thread meanwhile."""
-        with self._lock:
-            yield self._connection
+        return _Reading(self)
 
-    @contextmanager
-    def write(self) -> Iterator[sqlite3.Connection]:
+    def write(self) -> AbstractContextManager[sqlite3.Connection]:
         """The connection inside a ``BEGIN IMMEDIATE`` transaction: committed, or rolled back on error.
 
         Inside ``transaction()`` the write is a savepoint of that transaction instead: undone alone if
         it fails, made durable when the whole transaction commits.
         """
+        return _Writing(self, opens_transaction=False)
+
+    def transaction(self) -> AbstractContextManager[sqlite3.Connection]:
+        """One ``BEGIN IMMEDIATE`` transaction around several writes, by one store or several: they
+        commit together (one commit instead of one each) or not at all. Other threads wait meanwhile,
+        as they do for any write."""
+        return _Writing(self, opens_transaction=True)
+
+    def write_one(self, statement: str, parameters: Sequence[object] = ()) -> sqlite3.Cursor:
+        """Run one writing statement: committed before this returns, or, inside ``transaction()``,
+        part of that transaction. A statement is atomic in SQLite (one that fails changes nothing),
+        so unlike ``write()`` it needs no savepoint inside a transaction, nor ``BEGIN IMMEDIATE``
+        outside one: a statement that writes takes SQLite's write lock before it reads, waiting on
+        the busy timeout, so it cannot fail half-way with ``SQLITE_BUSY`` either. The stores' most
+        frequent writes (an action's record, an idempotency key) are one statement each, and the
+        savepoint's two statements or the transaction's two cost as much as the statement itself."""
         with self._lock:
             connection = self._connection
             if self._depth:
-                with self._savepoint(connection):
-                    yield connection
-                return
+                return connection.execute(statement, parameters)
             with self._writers.held():
-                connection.execute("BEGIN IMMEDIATE")
-                try:
-                    yield connection
-                except BaseException:
-                    connection.rollback()
-                    raise
-                try:
-                    connection.commit()
-                except BaseException:
-                    # A commit can fail and leave the transaction open (a deferred constraint): it
-                    # would keep SQLite's write lock, and this connection could never write again.
-                    if connection.in_transaction:
-                        connection.rollback()
-                    raise
-            self._commits += 1
-            if self._commits % CHECKPOINT_EVERY == 0:
-                self._checkpoint()
+                cursor = connection.execute(statement, parameters)  # its own transaction (autocommit)
+            self._committed()
+            return cursor
+
+    def _committed(self) -> None:
+        """Count a commit, and checkpoint every ``CHECKPOINT_EVERY`` of them (outside the writers' lock)."""
+        self._commits += 1
+        if self._commits % CHECKPOINT_EVERY == 0:
+            self._checkpoint()
 
     def _checkpoint(self) -> None:
         """Copy the WAL back into the file, after a commit: a failure here undoes no write, so it is
@@ -159,30 +162,6 @@ class BridgeDatabase:
             self._connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
         except sqlite3.Error as error:
             _log.warning("%s: checkpoint failed after a commit (the commit stands): %s", self.path, error)
-
-    @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        """One ``BEGIN IMMEDIATE`` transaction around several writes, by one store or several: they
-        commit together (one commit instead of one each) or not at all. Other threads wait meanwhile,
-        as they do for any write."""
-        with self._lock, self.write() as connection:
-            self._depth += 1
-            try:
-                yield connection
-            finally:
-                self._depth -= 1
-
-    @staticmethod
-    @contextmanager
-    def _savepoint(connection: sqlite3.Connection) -> Iterator[None]:
-        connection.execute("SAVEPOINT write")
-        try:
-            yield
-        except BaseException:
-            connection.execute("ROLLBACK TO write")
-            connection.execute("RELEASE write")
-            raise
-        connection.execute("RELEASE write")
 
     def pragma(self, name: str) -> object:
         """The value of a read-only pragma such as ``journal_mode`` (for checks and tests)."""
@@ -263,6 +242,106 @@ class BridgeDatabase:
         self.close()
 
 
+class _Reading:
+    """``BridgeDatabase.read()``: the connection, with the database's lock held."""
+
+    __slots__ = ("_database",)
+
+    def __init__(self, database: BridgeDatabase) -> None:
+        self._database = database
+
+    def __enter__(self) -> sqlite3.Connection:
+        self._database._lock.acquire()
+        return self._database._connection
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        self._database._lock.release()
+
+
+class _Writing:
+    """``BridgeDatabase.write()`` and ``transaction()``: a ``BEGIN IMMEDIATE`` transaction taken
+    after the writers' lock, or a savepoint inside a transaction already open.
+
+    A class rather than ``@contextmanager`` generators: every action of a flow writes, and the three
+    nested generators (lock, transaction, savepoint) cost more than the statement they wrapped.
+    """
+
+    __slots__ = ("_database", "_held", "_nested", "_opens")
+
+    def __init__(self, database: BridgeDatabase, *, opens_transaction: bool) -> None:
+        self._database = database
+        # transaction(): the writes made inside it (``_depth``) join it as savepoints.
+        self._opens = opens_transaction
+        self._nested = False
+        self._held: AbstractContextManager[None] | None = None
+
+    def __enter__(self) -> sqlite3.Connection:
+        database = self._database
+        database._lock.acquire()
+        try:
+            connection = database._connection
+            self._nested = database._depth > 0
+            if self._nested:
+                connection.execute("SAVEPOINT write")
+            else:
+                held = database._writers.held()
+                held.__enter__()
+                try:
+                    connection.execute("BEGIN IMMEDIATE")
+                except BaseException:
+                    held.__exit__(None, None, None)
+                    raise
+                self._held = held
+            if self._opens:
+                database._depth += 1
+        except BaseException:
+            database._lock.release()
+            raise
+        return connection
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        database = self._database
+        try:
+            if self._opens:
+                database._depth -= 1
+            if self._nested:
+                self._end_savepoint(database._connection, failed=kind is not None)
+            else:
+                self._end_transaction(database, failed=kind is not None)
+        finally:
+            database._lock.release()
+
+    @staticmethod
+    def _end_savepoint(connection: sqlite3.Connection, *, failed: bool) -> None:
+        if failed:
+            connection.execute("ROLLBACK TO write")
+        connection.execute("RELEASE write")
+
+    def _end_transaction(self, database: BridgeDatabase, *, failed: bool) -> None:
+        connection, held = database._connection, self._held
+        assert held is not None
+        self._held = None
+        try:
+            if failed:
+                connection.rollback()
+                return
+            try:
+                connection.commit()
+            except BaseException:
+                # A commit can fail and leave the transaction open (a deferred constraint): it
+                # would keep SQLite's write lock, and this connection could never write again.
+                if connection.in_transaction:
+                    connection.rollback()
+                raise
+        finally:
+            held.__exit__(None, None, None)
+        database._committed()  # after the writers' lock is released: a checkpoint keeps no one waiting
+
+
 class _LockFile:
     """A file beside the database that processes ``flock``; a no-op without ``flock`` (Windows)."""
 
@@ -289,17 +368,19 @@ class _WriterLock(_LockFile):
         return cls(cls._open(database, "writer"))
 
     def held(self) -> AbstractContextManager[None]:
-        return nullcontext() if self._descriptor is None else self._holding(self._descriptor)
+        return nullcontext() if self._descriptor is None else self
 
-    @staticmethod
-    @contextmanager
-    def _holding(descriptor: int) -> Iterator[None]:
-        assert fcntl is not None
-        fcntl.flock(descriptor, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(descriptor, fcntl.LOCK_UN)
+    # The lock itself is the context manager: ``held()`` runs for every write, and a generator-based
+    # one cost a tenth of a small write.
+    def __enter__(self) -> None:
+        assert fcntl is not None and self._descriptor is not None
+        fcntl.flock(self._descriptor, fcntl.LOCK_EX)
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        assert fcntl is not None and self._descriptor is not None
+        fcntl.flock(self._descriptor, fcntl.LOCK_UN)
 
 
 class _Users(_LockFile):
