@@ -19,7 +19,6 @@ import hashlib
 import json
 import math
 import re
-import threading
 import time
 import uuid
 from collections import Counter
@@ -41,6 +40,7 @@ from flows.engine.definition import (
     FlowDefinition,
     ForEachAction,
     RetryPolicy,
+    RunAfter,
 )
 from flows.engine.expressions import Evaluator, ExpressionError
 from flows.engine.loader import FlowSource
@@ -76,18 +76,42 @@ class _Run:
     # Each secure text's written forms, case-folded, worked out once per execution: ``redact`` runs
     # for every side effect's key, and a secure trigger holds tens of texts.
     _forms: dict[str, tuple[tuple[str, str], ...]] = field(default_factory=dict)
+    # The forms of the secure trigger's and the secure outputs' texts, with how many secure outputs
+    # they cover: worked out again only when an action adds one (``live`` only grows).
+    _standing: tuple[int, tuple[tuple[str, str], ...]] = (-1, ())
+
+    @property
+    def common(self) -> dict[str, Any]:
+        """What every expression of the run sees besides ``actions`` (and ``item`` in a for-each)."""
+        run = {"id": self.record.run_id, "key": self.key, "flow": self.flow.name}
+        return {"trigger": self.trigger, "settings": self.settings, "run": run}
 
     def redact(self, text: str, secure_inputs: Any = None) -> str:
         """``text`` with every secure value in it replaced, as written, JSON- or URL-escaped, in any
         case: a far side's error quotes what it was sent, and keys are often built from an address.
         The rest stays for operators. The business key is left: the run's ``keys`` show it anyway."""
-        secrets = (self.secure_trigger_texts | _texts(self.live) | _texts(secure_inputs)) - {self.key}
+        forms = self._standing_forms()
+        if secure_inputs is not None:
+            forms += self._forms_of(_texts(secure_inputs))
+        if not forms:
+            return text
         folded = text.casefold()
-        present = {form for secret in secrets for form, low in self._folded_forms(secret) if low in folded}
+        present = {form for form, low in forms if low in folded}
         if not present:
             return text
         longest_first = sorted(present, key=len, reverse=True)
         return re.sub("|".join(map(re.escape, longest_first)), REDACTED, text, flags=re.IGNORECASE)
+
+    def _standing_forms(self) -> tuple[tuple[str, str], ...]:
+        outputs = len(self.live)  # counted before they are read: a for-each thread may add one
+        counted, forms = self._standing
+        if counted != outputs:
+            forms = self._forms_of(self.secure_trigger_texts | _texts(self.live))
+            self._standing = (outputs, forms)
+        return forms
+
+    def _forms_of(self, secrets: frozenset[str]) -> tuple[tuple[str, str], ...]:
+        return tuple(form for secret in secrets - {self.key} for form in self._folded_forms(secret))
 
     def _folded_forms(self, secret: str) -> tuple[tuple[str, str], ...]:
         forms = self._forms.get(secret)
@@ -115,6 +139,8 @@ class Engine:
         self._settings = dict(settings or {})
         self._evaluator = Evaluator(clock)
         self._together = _joint_transaction(runs, idempotency)
+        # Per block of actions of the flows run: their order and run-after, worked out once.
+        self._blocks: dict[int, _Block] = {}
 
     # --- public -----------------------------------------------------------------------------------
 
@@ -181,8 +207,9 @@ class Engine:
         run = _Run(existing, flow, key, trigger, dict(existing.actions), existing.dry_run, self._settings)
         if flow.secure_trigger:
             run.secure_trigger_texts = _texts(trigger)
-        failed, results = self._run_block(run, flow.actions, "", {})
-        context = self._context(run, results, {}, secure_outputs=False)  # the keys are kept in history
+        failed, results = self._run_block(run, flow.actions, "", run.common)
+        # The keys are kept in history: they see the outputs as the history keeps them, redacted.
+        context = {**run.common, "actions": {name: _view(r, {}) for name, r in results.items()}}
         keys = [*existing.keys, *self._extra_keys(flow, context)]
         # ``run.recorded`` holds every record of the run, the earlier deliveries' and this one's, in
         # the order they were first written (as the store keeps them).
@@ -203,15 +230,21 @@ class Engine:
     def _run_block(
         self, run: _Run, actions: Mapping[str, Action], prefix: str, outer: dict[str, Any]
     ) -> tuple[bool, dict[str, ActionRecord]]:
-        """Run sibling actions; True when a failure among them was left unhandled."""
-        run_after = effective_run_after(actions)
+        """Run sibling actions; True when a failure among them was left unhandled. ``outer`` is what
+        the block's container could see (``run.common`` at the top)."""
+        block = self._block(actions)
+        run_after = block.run_after
+        # What each action sees: ``outer`` with the siblings that ended so far in ``actions``. Each
+        # sibling's view is added once, as it ends; rebuilding all of them for every action cost
+        # the square of the block's length.
+        visible = dict(outer.get("actions", {}))
         results: dict[str, ActionRecord] = {}
-        for name in topological_order(run_after):
+        for name in block.order:
             path = f"{prefix}{name}"
             record = run.recorded.get(path)
             if record is None or record.redacted:
                 record, remember = self._run_action(
-                    run, name, actions[name], path, run_after[name], results, outer
+                    run, actions[name], path, run_after[name], results, {**outer, "actions": visible}
                 )
                 if remember is None:
                     self._runs.record_action(run.record.run_id, record)
@@ -221,23 +254,35 @@ class Engine:
                         self._runs.record_action(run.record.run_id, record)
                 run.recorded[path] = record
             results[name] = record
+            visible = {**visible, name: _view(record, run.live)}  # a new dict: contexts given out keep theirs
         return _unhandled_failure(run_after, results), results
+
+    def _block(self, actions: Mapping[str, Action]) -> _Block:
+        """The order a block's actions run in, worked out once per block of a loaded flow: a flow's
+        definition is frozen, and the cache keeps the block itself, so its id is not reused."""
+        block = self._blocks.get(id(actions))
+        if block is None or block.actions is not actions:
+            if len(self._blocks) >= CACHED_BLOCKS:  # flows loaded again and again (tests): start over
+                self._blocks.clear()
+            run_after = effective_run_after(actions)
+            block = self._blocks[id(actions)] = _Block(
+                actions, run_after, tuple(topological_order(run_after))
+            )
+        return block
 
     def _run_action(
         self,
         run: _Run,
-        name: str,
         action: Action,
         path: str,
         run_after: Mapping[str, list[ActionStatus]],
         siblings: dict[str, ActionRecord],
-        outer: dict[str, Any],
+        context: dict[str, Any],
     ) -> tuple[ActionRecord, Remember | None]:
         started = self._clock()
         for dependency, wanted in run_after.items():
             if siblings[dependency].status not in wanted:
                 return _record(path, ActionStatus.SKIPPED, started, self._clock(), error=None), None
-        context = self._context(run, siblings, outer)
         try:
             if action.condition is not None and not self._evaluator.evaluate(action.condition, context):
                 return _record(path, ActionStatus.SKIPPED, started, self._clock(), error=None), None
@@ -245,7 +290,7 @@ class Engine:
                 return self._call(run, action, path, context, started)
             if isinstance(action, ForEachAction):
                 return self._foreach(run, action, path, context, started), None
-            failed, results = self._run_block(run, action.actions, f"{path}.", _visible(context, results={}))
+            failed, results = self._run_block(run, action.actions, f"{path}.", context)
             outputs = {child: result.outputs for child, result in results.items()}
             status = ActionStatus.FAILED if failed else ActionStatus.SUCCEEDED
             return _record(path, status, started, self._clock(), outputs=outputs, error=None), None
@@ -324,18 +369,21 @@ class Engine:
         redact: Callable[[str], str],
     ) -> _Outcome:
         attempts = 0
-        abandoned = threading.Event()  # set on time-out: the thread left behind makes no more attempts
+        # Set on time-out: the thread left behind makes no more attempts. A plain flag (one thread
+        # sets it, the other reads it) rather than a ``threading.Event`` made for every call.
+        abandoned = False
 
         def attempt() -> Any:
             nonlocal attempts
-            if abandoned.is_set():
+            if abandoned:
                 raise _Abandoned
             attempts += 1
-            return connector.call(replace(context, attempt=attempts), inputs)
+            # ``context`` says attempt 1: only a retry needs a copy (``replace`` costs microseconds).
+            return connector.call(context if attempts == 1 else replace(context, attempt=attempts), inputs)
 
         def sleep(seconds: float) -> None:
             self._sleep(seconds)
-            if abandoned.is_set():
+            if abandoned:
                 raise _Abandoned
 
         def with_retry() -> Any:
@@ -353,7 +401,7 @@ class Engine:
                 pool.shutdown(wait=False)
             return _Outcome(ActionStatus.SUCCEEDED, value, attempts, None)
         except FutureTimeout:
-            abandoned.set()
+            abandoned = True
             late = f"timed out after {action.timeout}"
             return _Outcome(ActionStatus.TIMED_OUT, None, attempts, late, transient=True)
         except Exception as error:  # recorded for operators; the run fails, the engine does not
@@ -382,7 +430,7 @@ class Engine:
             return _record(path, ActionStatus.FAILED, started, self._clock(), error=error)
 
         def iteration(index: int) -> tuple[bool, dict[str, Any]]:
-            outer = _visible(item_contexts[index], results={})
+            outer = item_contexts[index]
             failed, results = self._run_block(run, action.actions, f"{path}[{keys[index]}].", outer)
             return failed, {name: result.outputs for name, result in results.items()}
 
@@ -404,36 +452,6 @@ class Engine:
         )
 
     # --- helpers ----------------------------------------------------------------------------------
-
-    def _context(
-        self,
-        run: _Run,
-        siblings: Mapping[str, ActionRecord],
-        outer: Mapping[str, Any],
-        *,
-        secure_outputs: bool = True,
-    ) -> dict[str, Any]:
-        actions = dict(outer.get("actions", {}))
-        live = run.live if secure_outputs else {}
-        actions.update(
-            {
-                name: {
-                    "status": r.status.value,
-                    "outputs": live.get(r.path, r.outputs),
-                    "error": r.error,
-                    "transient": r.transient,
-                }
-                for name, r in siblings.items()
-            }
-        )
-        context = {k: v for k, v in outer.items() if k != "actions"}
-        context.update(
-            trigger=run.trigger,
-            actions=actions,
-            settings=run.settings,
-            run={"id": run.record.run_id, "key": run.key, "flow": run.flow.name},
-        )
-        return context
 
     def _business_key(self, flow: FlowDefinition, context: Mapping[str, Any]) -> str:
         if flow.key is None:
@@ -524,18 +542,28 @@ def _record(
     )
 
 
-def _visible(context: Mapping[str, Any], *, results: Mapping[str, ActionRecord]) -> dict[str, Any]:
-    """The context a nested block starts from: everything its container could see."""
-    outer = dict(context)
-    actions = dict(context.get("actions", {}))
-    actions.update(
-        {
-            name: {"status": r.status.value, "outputs": r.outputs, "error": r.error, "transient": r.transient}
-            for name, r in results.items()
-        }
-    )
-    outer["actions"] = actions
-    return outer
+def _view(record: ActionRecord, live: Mapping[str, Any]) -> dict[str, Any]:
+    """What expressions read of an action that ended, as ``actions.<name>``: its secure outputs as
+    they came back when ``live`` has them (this execution), else as the history keeps them."""
+    outputs = live.get(record.path, record.outputs)
+    return {
+        "status": record.status.value,
+        "outputs": outputs,
+        "error": record.error,
+        "transient": record.transient,
+    }
+
+
+@dataclass(frozen=True)
+class _Block:
+    """Sibling actions with their ``runAfter`` made explicit and the order they run in."""
+
+    actions: Mapping[str, Action]
+    run_after: dict[str, RunAfter]
+    order: tuple[str, ...]
+
+
+CACHED_BLOCKS = 256
 
 
 def _unhandled_failure(
