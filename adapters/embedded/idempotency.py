@@ -9,6 +9,9 @@ from typing import Any
 
 from adapters.embedded.sqlite import BridgeDatabase, SqliteStore, StrPath, utc_text
 
+# ``json.dumps`` with these options builds an encoder for every call: one serves every ``put``.
+_ENCODER = json.JSONEncoder(allow_nan=False, ensure_ascii=False)
+
 
 class SqliteIdempotencyStore(SqliteStore):
     """The embedded ``IdempotencyStore``: the first ``put`` for a key wins, later ones change nothing.
@@ -44,7 +47,7 @@ class SqliteIdempotencyStore(SqliteStore):
         return result
 
     def put(self, key: str, result: dict[str, Any]) -> bool:
-        document = json.dumps(result, allow_nan=False, ensure_ascii=False)
+        document = _ENCODER.encode(result)
         cursor = self._db.write_one(
             "INSERT OR IGNORE INTO idempotency (key, result, stored_at) VALUES (?, ?, ?)",
             (key, document, utc_text(self._clock())),

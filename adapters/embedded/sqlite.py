@@ -468,6 +468,6 @@ class SqliteStore:
 
 def utc_text(moment: datetime) -> str:
     """A fixed-width UTC text that sorts as time does; a naive ``moment`` is taken to be UTC."""
-    if moment.tzinfo is not None:
+    if moment.tzinfo is not None and moment.tzinfo is not UTC:  # the stores' clocks give UTC: no conversion
         moment = moment.astimezone(UTC)
     return moment.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"

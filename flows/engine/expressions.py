@@ -155,7 +155,8 @@ class Evaluator:
     def evaluate(self, template: Any, context: Mapping[str, Any]) -> Any:
         if isinstance(template, str):
             return self._evaluate_text(template, context)
-        if isinstance(template, Mapping):
+        # dict first: a flow's templates are plain dicts, and the ``Mapping`` test is an ABC's (slower)
+        if isinstance(template, dict | Mapping):
             return {key: self.evaluate(value, context) for key, value in template.items()}
         if isinstance(template, list):
             return [self.evaluate(value, context) for value in template]

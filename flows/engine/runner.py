@@ -28,6 +28,7 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 from urllib.parse import quote
 
@@ -484,32 +485,52 @@ def _texts(value: Any) -> frozenset[str]:
     stack = [value]
     while stack:
         item = stack.pop()
-        if isinstance(item, dict):
+        if isinstance(item, str):  # the most frequent, tested first
+            text = item
+        elif isinstance(item, dict):
             stack += item.values()
+            continue
         elif isinstance(item, list | tuple):
             stack += item
-        elif isinstance(item, str | int | float) and not isinstance(item, bool):
+            continue
+        elif isinstance(item, int | float) and not isinstance(item, bool):
             text = str(item)
-            if len(text) >= SHORTEST_SECRET:
-                found.add(text)
+        else:
+            continue
+        if len(text) >= SHORTEST_SECRET:
+            found.add(text)
     return frozenset(found)
+
+
+# Characters that JSON, ``repr`` and URL encoding all leave as they are.
+_WRITTEN_ALIKE = re.compile(r"[A-Za-z0-9_.~-]*")
 
 
 def _written_forms(secret: str) -> set[str]:
     """How a value may appear in a text: as it is, JSON- or repr-escaped, URL-encoded."""
+    if _WRITTEN_ALIKE.fullmatch(secret):  # an id, a number, a hash: one form (three encodings spared)
+        return {secret} if secret else set()
     return {secret, json.dumps(secret)[1:-1], repr(secret)[1:-1], quote(secret, safe="")} - {""}
 
 
 def _json_safe(value: Any) -> Any:
     """``value`` with every NaN or infinity as ``None``, as JSON has no such numbers: the result of a
-    side effect already made must be kept, not refused (a far side's JSON may hold ``NaN``)."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {key: _json_safe(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_json_safe(item) for item in value]
+    side effect already made must be kept, not refused (a far side's JSON may hold ``NaN``).
+
+    ``value`` comes from ``to_jsonable_python``, which gives plain ``dict``, ``list`` and ``float``
+    (never subclasses): the exact types are tested, and only they are visited (a call per string
+    or integer in every action's outputs was most of the cost)."""
+    kind = type(value)
+    if kind is float:
+        return value if math.isfinite(value) else None
+    if kind is dict:
+        return {key: _json_safe(item) if type(item) in _MAY_HOLD_NAN else item for key, item in value.items()}
+    if kind is list:
+        return [_json_safe(item) if type(item) in _MAY_HOLD_NAN else item for item in value]
     return value
+
+
+_MAY_HOLD_NAN = frozenset({dict, list, float})
 
 
 @dataclass(frozen=True)
@@ -629,5 +650,10 @@ def _trigger_key(run_id: str) -> str:
 
 def flow_version(source: FlowSource) -> str:
     """The flow's version as kept in each run: a hash of its file, so history says what ran."""
-    text = source.text or source.definition.model_dump_json()
+    return _digest(source.text or source.definition.model_dump_json())
+
+
+@lru_cache(maxsize=64)
+def _digest(text: str) -> str:
+    """Hashed once per flow file loaded, not once per run (the same text object comes each time)."""
     return hashlib.sha256(text.encode()).hexdigest()[:12]
