@@ -12,12 +12,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import jmespath
 import pytest
 
 from adapters.embedded.idempotency import SqliteIdempotencyStore
 from adapters.embedded.runs import SqliteRunStore
 from adapters.embedded.sqlite import BridgeDatabase
 from flows.engine.definition import ActionStatus
+from flows.engine.expressions import Evaluator
 from flows.engine.loader import FlowFileError
 from flows.engine.registry import ActionContext, ConnectorRegistry
 from flows.engine.runner import Engine
@@ -361,13 +363,15 @@ def test_a_side_effect_answering_nan_is_kept_with_null_and_made_once(tmp_path: P
 
     def score(context: ActionContext) -> dict[str, Any]:
         calls.append(1)
-        return {"score": float("nan"), "scores": [1.5, float("inf")], "label": "x"}
+        deep = [{"n": -float("inf")}]
+        return {"score": float("nan"), "scores": [1.5, float("inf")], "label": "x", "deep": deep}
 
     engine = engine_with(bed.database, "test.score", score)
     source = flow(tmp_path, "name: nan\ntriggers: [{type: http}]\nactions: {score: {use: test.score}}\n")
     first = engine.run(source, {}, run_id="r")
     again = engine.run(source, {}, run_id="r")
-    assert first.actions["score"].outputs == {"score": None, "scores": [1.5, None], "label": "x"}
+    kept = {"score": None, "scores": [1.5, None], "label": "x", "deep": [{"n": None}]}
+    assert first.actions["score"].outputs == kept
     assert again.status is RunStatus.SUCCEEDED and calls == [1]
 
 
@@ -424,3 +428,18 @@ def test_a_later_action_reads_whether_an_earlier_one_failed_transiently(
     assert run.actions["call"].attempts == (2 if transient else 1)
     assert handled == ([] if transient else [f"{type(error).__name__}: {error}"])
     assert SqliteRunStore(bed.database).get("r").actions["call"].transient is transient  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    "source",
+    ["trigger", "trigger.a", "trigger.a.b.c", "trigger.text.length", "trigger.items.first", '"odd-name".x'],
+)
+def test_a_path_of_fields_reads_as_the_jmespath_interpreter_reads_it(source: str) -> None:
+    """Paths of fields are followed without the interpreter (the most frequent expressions): the
+    same values, nulls included, past a string, a list, a number or a missing name."""
+    context = {
+        "trigger": {"a": {"b": {"c": 0.5}}, "text": "abc", "items": [1, 2], "n": 3},
+        "odd-name": {"x": [None]},
+    }
+    interpreted = jmespath.compile(source).search(context, options=jmespath.Options())
+    assert Evaluator(lambda: NOW).evaluate(f"${{{source}}}", context) == interpreted

@@ -172,6 +172,9 @@ class Evaluator:
 
     def _search(self, source: str, context: Mapping[str, Any]) -> Any:
         try:
+            fields = _fields_only(source)
+            if fields is not None:
+                return _follow(fields, context)
             return self._interpreter.visit(compile_expression(source).parsed, context)
         except JMESPathError as error:
             raise ExpressionError(f"cannot evaluate ${{{source}}}: {error}") from error
@@ -179,6 +182,30 @@ class Evaluator:
             # From an added function given a value it cannot use (a date that is not ISO 8601, an
             # hour count too big for a date): the action fails, not the engine.
             raise ExpressionError(f"cannot evaluate ${{{source}}}: {error}") from error
+
+
+@lru_cache(maxsize=4096)
+def _fields_only(source: str) -> tuple[str, ...] | None:
+    """The names of an expression that is only fields (``actions.load.outputs.state``), or ``None``.
+    Most expressions in flow files are such paths: followed directly, they skip the interpreter's
+    dispatch at every step."""
+    node = compile_expression(source).parsed
+    if node["type"] == "field":
+        return (node["value"],)
+    if node["type"] == "subexpression" and all(child["type"] == "field" for child in node["children"]):
+        return tuple(child["value"] for child in node["children"])
+    return None
+
+
+def _follow(fields: tuple[str, ...], value: Any) -> Any:
+    """What JMESPath's interpreter gives for a path of fields (``TreeInterpreter.visit_field``): each
+    name looked up with ``get``, and null past anything that has no ``get``."""
+    for name in fields:
+        try:
+            value = value.get(name)
+        except AttributeError:
+            return None
+    return value
 
 
 def _as_text(value: Any) -> str:
