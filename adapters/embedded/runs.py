@@ -136,6 +136,8 @@ class SqliteRunStore(SqliteStore):
 
     @staticmethod
     def _add_keys(connection: sqlite3.Connection, run_id: str, keys: list[str]) -> None:
+        if not keys:  # a flow without a business key: no statement at all
+            return
         connection.executemany(
             "INSERT OR IGNORE INTO run_keys (run_id, key) VALUES (?, ?)", [(run_id, key) for key in keys]
         )

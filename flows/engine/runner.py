@@ -209,9 +209,7 @@ class Engine:
         if flow.secure_trigger:
             run.secure_trigger_texts = _texts(trigger)
         failed, results = self._run_block(run, flow.actions, "", run.common)
-        # The keys are kept in history: they see the outputs as the history keeps them, redacted.
-        context = {**run.common, "actions": {name: _view(r, {}) for name, r in results.items()}}
-        keys = [*existing.keys, *self._extra_keys(flow, context)]
+        keys = [*existing.keys, *self._extra_keys(run, results)]
         # ``run.recorded`` holds every record of the run, the earlier deliveries' and this one's, in
         # the order they were first written (as the store keeps them).
         failures = [r for r in run.recorded.values() if r.status in FAILURES]
@@ -460,9 +458,13 @@ class Engine:
         value = self._evaluator.evaluate(flow.key, context)
         return "" if value is None else str(value)
 
-    def _extra_keys(self, flow: FlowDefinition, context: Mapping[str, Any]) -> list[str]:
+    def _extra_keys(self, run: _Run, results: Mapping[str, ActionRecord]) -> list[str]:
+        if not run.flow.keys:
+            return []
+        # The keys are kept in history: they see the outputs as the history keeps them, redacted.
+        context = {**run.common, "actions": {name: _view(r, {}) for name, r in results.items()}}
         keys: list[str] = []
-        for template in flow.keys:
+        for template in run.flow.keys:
             try:
                 value = self._evaluator.evaluate(template, context)
             except ExpressionError:
