@@ -10,6 +10,8 @@ lets them read while one writes, and the busy timeout makes a writer wait for th
 
 Writes run in ``BEGIN IMMEDIATE`` transactions, so a read-then-write never fails half-way with
 ``SQLITE_BUSY``: the write lock is taken (waiting up to the busy timeout) before anything is read.
+A write that is one statement (``write_one``) runs on its own instead: SQLite takes the write lock
+at the start of such a statement the same way, and the statement is atomic by itself.
 
 Processes writing to one file (``flows.workers``) queue for it on an advisory lock beside it
 (``<file>.writer``, ``flock``) before ``BEGIN IMMEDIATE``. SQLite's own busy handler polls, sleeping a
