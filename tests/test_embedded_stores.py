@@ -692,6 +692,28 @@ def test_one_statement_written_alone_commits_and_inside_a_transaction_joins_it(
     assert not any("SAVEPOINT" in statement for statement in statements)
 
 
+def test_one_statement_waits_for_another_program_s_write_and_reads_what_it_wrote(
+    database: BridgeDatabase, db_path: Path
+) -> None:
+    """Written without ``BEGIN IMMEDIATE``, the statement still takes the write lock before it reads:
+    it waits on the busy timeout (no ``SQLITE_BUSY``) and then counts the other program's row."""
+    database.write_one("CREATE TABLE counted (n INTEGER)")
+    with database.read() as connection:  # a snapshot read before the other program writes
+        assert connection.execute("SELECT count(*) FROM counted").fetchone() == (0,)
+    other = sqlite3.connect(db_path, isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")
+    other.execute("INSERT INTO counted VALUES (1)")
+    committing = threading.Timer(0.2, other.commit)
+    committing.start()
+    try:
+        database.write_one("INSERT INTO counted SELECT count(*) + 1 FROM counted")
+    finally:
+        committing.join()
+        other.close()
+    with database.read() as connection:
+        assert connection.execute("SELECT n FROM counted ORDER BY n").fetchall() == [(1,), (2,)]
+
+
 def test_cached_cases_are_copies_and_never_stale(db_path: Path) -> None:
     with SqliteCaseStore(db_path) as store, SqliteCaseStore(db_path) as other:
         store.add(a_case("R-1"))
