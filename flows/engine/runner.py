@@ -488,7 +488,7 @@ def _texts(value: Any) -> frozenset[str]:
     while stack:
         item = stack.pop()
         if isinstance(item, str):  # the most frequent, tested first
-            text = item
+            text = str(item)  # a subclass (an enum's member) as written
         elif isinstance(item, dict):
             stack += item.values()
             continue
