@@ -733,6 +733,27 @@ def test_cached_cases_are_copies_and_never_stale(db_path: Path) -> None:
         assert fresh is not None and fresh.state is CaseState.AWAITING_CPL and fresh.version == 1
 
 
+def test_a_cached_case_s_nested_evidence_is_each_reader_s_own(db_path: Path) -> None:
+    """Evidence is copied deep (lists and objects inside it too), whoever changes it afterwards: the
+    writer of the case, a reader, or the caller of a save."""
+    nested = {"combination": {"model_id": "F4000001"}, "accepted_differences": ["s1sp"]}
+    with SqliteCaseStore(db_path) as store:
+        case = a_case("R-1")
+        case.record(at=T0, cause="noted", evidence=json.loads(json.dumps(nested)))
+        store.add(case)
+        case.timeline[-1].evidence["combination"]["model_id"] = "changed after the add"
+        read = store.get("R-1")
+        assert read is not None and read.timeline[-1].evidence == nested
+        read.timeline[-1].evidence["accepted_differences"].append("changed by a reader")
+        again = store.get("R-1")
+        assert again is not None and again.timeline[-1].evidence == nested
+        saved = store.save(again)
+        saved.timeline[-1].evidence["combination"]["model_id"] = "changed after the save"
+        again.timeline[-1].evidence["accepted_differences"].clear()
+        last = store.get("R-1")
+        assert last is not None and last.version == 1 and last.timeline[-1].evidence == nested
+
+
 def test_a_case_written_is_read_back_without_a_parse_and_equal_to_one(
     db_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -410,6 +410,24 @@ def test_a_notification_with_its_exact_entry_is_ready(scenario: Scenario, data: 
     assert result.differences == ()
 
 
+@given(scenarios(noise=st.integers(0, 12)), st.data())
+def test_the_emergency_candidates_are_those_a_scan_of_the_file_finds_in_its_order(
+    scenario: Scenario, data: st.DataObject
+) -> None:
+    """The indexes give what reading every entry would (the look-up must not read every entry: the
+    emergencies grow with the cases)."""
+    published = shuffled(data, [scenario.predecessor, scenario.entry, *scenario.noise])
+    reference, model = scenario.notification.secas_reference, scenario.notification.device_model
+    scanned = [
+        entry
+        for entry in published.entries
+        if entry.is_emergency
+        and ((reference and entry.secas_reference == reference) or entry.device_model == model)
+    ]
+    assert published.emergency_candidates(reference, model) == scanned
+    assert published.emergency_candidates("", model) == [e for e in scanned if e.device_model == model]
+
+
 @pytest.mark.parametrize("field", COMPARED)
 @settings(max_examples=examples(0.5))
 @given(data=st.data())

@@ -190,6 +190,8 @@ def test_a_message_delivered_too_often_or_unreadable_goes_to_poison(database: Br
     assert set(reasons) == {first.message_id, "bad"}
     assert "delivered 3 times" in reasons[first.message_id]
     assert "unreadable" in reasons["bad"]
+    # Kept with the deliveries they had, not counting the one that found them bad.
+    assert [kept.dequeue_count for kept in queue.poisoned_messages()] == [3, 0]
     assert queue.pending() == 1  # the good one, leased: poisoned messages are not pending work
 
 

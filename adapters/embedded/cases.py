@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import ClassVar
 
-from adapters.embedded.case_cache import ParsedCases
+from adapters.embedded.case_cache import ParsedCases, copy_case
 from adapters.embedded.sqlite import BridgeDatabase, SqliteStore, StrPath, utc_text
 from flows.domain.case import Case, CaseReport, CaseState, CaseSummary
 from flows.ports import ConcurrencyConflict
@@ -107,7 +107,7 @@ class SqliteCaseStore(SqliteStore):
     # Rows are built (and saved documents parsed) outside ``write()``: other worker processes wait
     # while a write is open, and a case's JSON takes longer than its SQL.
     def add(self, case: Case) -> bool:
-        row = self._row(case, case.version)
+        row = self._row(case)
         with self._db.write() as connection:
             added = connection.execute(_INSERT, row).rowcount == 1
         if added:
@@ -115,8 +115,8 @@ class SqliteCaseStore(SqliteStore):
         return added
 
     def save(self, case: Case) -> Case:
-        new_version = case.version + 1
-        row = self._row(case, new_version)
+        written = case.model_copy(update={"version": case.version + 1})  # as a read would return it
+        row = self._row(written)
         with self._db.write() as connection:
             cursor = connection.execute(_UPDATE, (*row[1:5], *row[6:], case.response_id, case.version))
             saved = cursor.rowcount == 1
@@ -128,8 +128,9 @@ class SqliteCaseStore(SqliteStore):
                 ).fetchone()
             )
         if saved:
-            # As a read would return it (its JSON round trip is exact), and kept for the next read.
-            return self._parsed.keep(row[-1], case.model_copy(update={"version": new_version}))
+            # Kept for the next read, as if parsed from what was written (its JSON round trip is exact).
+            self._parsed.keep(row[-1], written)
+            return copy_case(written)  # the caller's own: neither the lists given nor the kept ones
         if stored is None:
             raise ConcurrencyConflict(f"case {case.response_id}: not stored (add it before saving it)")
         raise ConcurrencyConflict(
@@ -178,18 +179,16 @@ class SqliteCaseStore(SqliteStore):
             for response_id, state, supplier, cpl_entry_id, problems, opened_at, state_since, notified in rows
         ]
 
-    def _row(
-        self, case: Case, version: int
-    ) -> tuple[str, str, str, str | None, str, int, str, str, str, int, str]:
-        """The row in ``_INSERT``'s column order for ``case`` stored at ``version``."""
-        document = case.model_copy(update={"version": version}).model_dump_json()
+    def _row(self, case: Case) -> tuple[str, str, str, str | None, str, int, str, str, str, int, str]:
+        """The row in ``_INSERT``'s column order for ``case``, at its version."""
+        document = case.model_dump_json()
         return (
             case.response_id,
             case.state.value,
             case.supplier,
             case.cpl_entry_id,
             utc_text(case.opened_at),
-            version,
+            case.version,
             utc_text(self._clock()),
             json.dumps(case.problems),
             utc_text(case.waited_since()),

@@ -39,6 +39,7 @@ _INSERT = """
     INSERT INTO inventory (device_type, manufacturer_id, model_id, hardware_version, firmware_version,
                            cpl_entry_id, s1sp, response_id, status, updated_at)
     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+    ON CONFLICT DO NOTHING
 """
 _UPDATE = """
     UPDATE inventory SET cpl_entry_id = ?, s1sp = ?, response_id = ?, status = ?, updated_at = ?
@@ -107,11 +108,11 @@ class SqliteInventory(SqliteStore):
             seen = self._seen(connection, idempotency_key)
             if seen is not None:  # a repeat: this effect's own outcome only on a later attempt
                 return UpsertOutcome(seen) if attempt > 1 else UpsertOutcome.UNCHANGED
-            existing = self._select(connection, record.dmc)
-            if existing is None:
+            # Inserted unless the combination is there (then read to compare): a new one, the usual
+            # case, costs no read.
+            if connection.execute(_INSERT, (*values, now)).rowcount == 1:
                 outcome = UpsertOutcome.CREATED
-                connection.execute(_INSERT, (*values, now))
-            elif existing == record:
+            elif self._select(connection, record.dmc) == record:
                 outcome = UpsertOutcome.UNCHANGED
             else:
                 outcome = UpsertOutcome.UPDATED

@@ -42,6 +42,17 @@ DEFAULT_MAX_DEQUEUE_COUNT = 5  # the Functions host's maxDequeueCount default
 
 _log = logging.getLogger(__name__)
 
+# The oldest visible message, leased: it shows its delivery count as it was before this delivery
+# (RETURNING gives the row as updated). SQLite 3.35 or later (RETURNING).
+_LEASE_OLDEST = """
+    UPDATE work_queue
+    SET visible_at = ?, dequeue_count = dequeue_count + 1, lease = ?, owner_pid = NULL, owner = ?
+    WHERE position = (
+        SELECT position FROM work_queue WHERE visible_at <= ? ORDER BY visible_at, position LIMIT 1
+    )
+    RETURNING position, message, dequeue_count - 1
+"""
+
 
 class SqliteWorkQueue(SqliteStore):
     """The embedded ``WorkQueue`` (see the module's docstring)."""
@@ -135,23 +146,16 @@ class SqliteWorkQueue(SqliteStore):
                         "DELETE FROM work_queue WHERE position = ? AND lease = ?", acknowledged
                     )
                     acknowledged = []
-                row = connection.execute(
-                    "SELECT position, message, dequeue_count FROM work_queue WHERE visible_at <= ? "
-                    "ORDER BY visible_at, position LIMIT 1",
-                    (now,),
-                ).fetchone()
-                if row is None:
+                # Found and leased in one statement (a message to poison is moved, lease and all,
+                # below: its delivery count as found goes with it).
+                until = now + self._visibility_timeout
+                leased = connection.execute(_LEASE_OLDEST, (until, lease, self._owner, now)).fetchall()
+                if not leased:  # (read to its end: the statement is over before the commit)
                     return None
-                position, text, dequeue_count = row
+                ((position, text, dequeue_count),) = leased
                 message, reason = _read(text, dequeue_count, self._max_dequeue_count)
                 if message is None:
-                    _to_poison(connection, position, reason, now)
-                else:
-                    connection.execute(
-                        "UPDATE work_queue SET visible_at = ?, dequeue_count = dequeue_count + 1, "
-                        "lease = ?, owner_pid = NULL, owner = ? WHERE position = ?",
-                        (now + self._visibility_timeout, lease, self._owner, position),
-                    )
+                    _to_poison(connection, position, dequeue_count, reason, now)
             if message is None:
                 if self.on_poison is not None:  # after the commit: the message is safe in the table
                     self._tell(_described(text, position), reason)
@@ -311,10 +315,12 @@ def _described(text: str, position: int) -> dict[str, Any]:
     }
 
 
-def _to_poison(connection: sqlite3.Connection, position: int, reason: str, now: float) -> None:
+def _to_poison(
+    connection: sqlite3.Connection, position: int, dequeue_count: int, reason: str, now: float
+) -> None:
     connection.execute(
         "INSERT INTO work_queue_poison (position, message_id, message, dequeue_count, reason, poisoned_at) "
-        "SELECT position, message_id, message, dequeue_count, ?, ? FROM work_queue WHERE position = ?",
-        (reason, now, position),
+        "SELECT position, message_id, message, ?, ?, ? FROM work_queue WHERE position = ?",
+        (dequeue_count, reason, now, position),
     )
     connection.execute("DELETE FROM work_queue WHERE position = ?", (position,))

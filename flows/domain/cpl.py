@@ -137,10 +137,12 @@ class CplPublication(BaseModel):
 
     def emergency_candidates(self, secas_reference: str, device_model: DeviceModel) -> list[CplEntry]:
         """Non-EPCL entries with this SECAS reference or this device model, in file order."""
-        by_reference = self._emergency_by_reference.get(secas_reference, []) if secas_reference else []
-        by_model = self._emergency_by_model.get(device_model, [])
-        chosen = {id(entry) for entry in by_reference} | {id(entry) for entry in by_model}
-        return [entry for entry in self._emergency if id(entry) in chosen]
+        # Positions in ``_emergency``, not a pass over it: a case's look-up costs its few candidates,
+        # not every emergency entry of the publication (which grows with the cases).
+        by_reference = self._emergency_by_reference.get(secas_reference, ()) if secas_reference else ()
+        chosen = set(by_reference).union(self._emergency_by_model.get(device_model, ()))
+        emergency = self._emergency
+        return [emergency[position] for position in sorted(chosen)]
 
     def on_epcl(self, dmc: DeviceModelCombination) -> CplEntry | None:
         """The active EPCL entry listing exactly this combination (the last in the file), or None:
@@ -151,9 +153,12 @@ class CplPublication(BaseModel):
     def reissue_of(self, entry: CplEntry) -> CplEntry | None:
         """The entry that re-issues ``entry``: the same device model combination under another id,
         Non-EPCL and loadable (the last in the file if several), or None."""
+        same_model = (
+            self._emergency[position] for position in self._emergency_by_model.get(entry.device_model, ())
+        )
         reissues = [
             other
-            for other in self._emergency_by_model.get(entry.device_model, [])
+            for other in same_model
             if other.entry_id != entry.entry_id and other.dmc == entry.dmc and other.is_loadable
         ]
         return reissues[-1] if reissues else None
@@ -179,18 +184,20 @@ class CplPublication(BaseModel):
         return tuple(entry for entry in self.entries if entry.is_emergency)
 
     @cached_property
-    def _emergency_by_reference(self) -> dict[str, list[CplEntry]]:
-        index: dict[str, list[CplEntry]] = {}
-        for entry in self._emergency:
+    def _emergency_by_reference(self) -> dict[str, list[int]]:
+        """Positions in ``_emergency`` of the entries of each SECAS reference, in file order."""
+        index: dict[str, list[int]] = {}
+        for position, entry in enumerate(self._emergency):
             if entry.secas_reference:
-                index.setdefault(entry.secas_reference, []).append(entry)
+                index.setdefault(entry.secas_reference, []).append(position)
         return index
 
     @cached_property
-    def _emergency_by_model(self) -> dict[DeviceModel, list[CplEntry]]:
-        index: dict[DeviceModel, list[CplEntry]] = {}
-        for entry in self._emergency:
-            index.setdefault(entry.device_model, []).append(entry)
+    def _emergency_by_model(self) -> dict[DeviceModel, list[int]]:
+        """Positions in ``_emergency`` of the entries of each device model, in file order."""
+        index: dict[DeviceModel, list[int]] = {}
+        for position, entry in enumerate(self._emergency):
+            index.setdefault(entry.device_model, []).append(position)
         return index
 
     @cached_property
@@ -219,7 +226,8 @@ class CplPublication(BaseModel):
 
 _ENTRY_ID = attrgetter("entry_id")
 _CACHED_INDEXES = (
-    "_index_by_id", "_emergency", "_emergency_by_reference", "_emergency_by_model", "_active_epcl_by_dmc",
+    "_index_by_id", "_emergency", "_emergency_by_reference", "_emergency_by_model",
+    "_active_epcl_by_dmc",
 )  # fmt: skip
 
 

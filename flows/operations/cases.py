@@ -84,8 +84,8 @@ class CaseOperations:
                     CaseState.REJECTED, at=context.now, cause="responder not authorised for the supplier",
                     problems=refused, evidence=evidence,
                 )  # fmt: skip
-        self._cases.add(case)  # a concurrent delivery may have added it first: the stored one wins
-        stored = self._cases.get(response_id)
+        # A concurrent delivery may have added it first: the stored one wins (read back only then).
+        stored = case if self._cases.add(case) else self._cases.get(response_id)
         assert stored is not None
         return self._summary(stored, context)
 
