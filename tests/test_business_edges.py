@@ -715,3 +715,32 @@ def test_a_case_loaded_when_it_opened_is_loaded_again_when_an_operator_accepts_a
     ) == 0  # fmt: skip
     case = world.case(492)
     assert (case.state.value, case.cpl_entry_id) == ("loaded", "S1-000500")
+
+
+def test_a_case_never_loaded_whose_only_entry_is_withdrawn_is_escalated_past_the_limit(
+    world: CplWorld,
+) -> None:
+    """Its entry withdrawn, the case waits for SECAS to publish one it may load, in needs attention,
+    where no decision can load it: the waiting limit reaches it, counted from the withdrawal. A case
+    whose entry only differs waits for an operator, not for SECAS, and is not escalated."""
+    world.notify("2026-11-23T09:40:00Z", 443)
+    world.notify(
+        "2026-11-23T09:45:00Z", 444, supplier="Bramble Power", supplier_party_id="90-B3-D5-1F-30-01-00-02",
+        responder="tom.okafor@bramblepower.example", secas_reference="ECPL-2026-0050",
+    )  # fmt: skip
+    wrong = entry(firmware_version="01020021")
+    other = entry(entry_id="S1-000400", secas_reference="ECPL-2026-0050", image_hash="5" * 64)
+    world.publish("2026-11-24T09:05:00Z", [wrong, other], "24 November 2026 09:00")
+    assert (world.case(443).state.value, world.case(444).state.value) == ("needs_attention",) * 2
+    withdrawn = {**wrong, "cpl_status": "Withdrawn"}
+    world.publish("2026-11-25T09:05:00Z", [withdrawn, other], "25 November 2026 09:00")
+    assert world.case(443).state.value == "needs_attention"
+    assert world.cli("2026-11-28T09:00:00Z", "tick", "--flow", "case-lifecycle") == 0  # 71.9 hours: not yet
+    assert not [card for card in world.cards() if "Waiting too long" in card]
+    assert world.cli("2026-11-28T10:00:00Z", "tick", "--flow", "case-lifecycle") == 0  # 72.9 hours
+    assert world.cli("2026-11-28T11:00:00Z", "tick", "--flow", "case-lifecycle") == 0  # once per wait
+    [card] = [card for card in world.cards() if "Waiting too long" in card]
+    assert "case 443" in card and "waiting for SECAS to publish a CPL entry it may load" in card
+    assert "CPL entry S1-000316 is Withdrawn" in card
+    escalations = [step for step in world.case(443).timeline if step.cause.startswith("escalated")]
+    assert [step.evidence["hours_waiting"] for step in escalations] == [72.9]

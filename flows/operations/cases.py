@@ -5,13 +5,13 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Mapping
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from flows.domain.case import Case, CaseState, LoadedAs, TimelineEntry
 from flows.domain.cpl import CplEntry, CplPublication, DeviceModelCombination
 from flows.domain.decisions import DECISION_CAUSES, accepted_differences, find_decision
-from flows.domain.matching import Outcome, assess, assess_reissue
+from flows.domain.matching import Outcome, assess, assess_reissue, entry_not_loadable
 from flows.domain.notification import EmergencyNotification
 from flows.domain.suppliers import SupplierRegister
 from flows.engine.registry import ActionContext
@@ -154,6 +154,12 @@ class CaseOperations:
             if assessment.entry is not None:
                 evidence["cpl_entry_id"] = assessment.entry.entry_id
             case.move_to(target, at=context.now, cause=_cause(outcome), evidence=evidence)
+        elif outcome is Outcome.NOT_LOADABLE and not entry_not_loadable(case.problems):
+            # It needed attention for a difference; now its entry is withdrawn (cancelled, expired), it
+            # waits for SECAS instead, and the waiting limit counts from here (``_waiting_for_cpl_since``).
+            if assessment.entry is not None:
+                evidence["cpl_entry_id"] = assessment.entry.entry_id
+            case.record(at=context.now, cause=_cause(outcome), evidence=evidence)
         case.problems = assessment.problems()
         case.cpl_entry_id = assessment.entry.entry_id if assessment.entry else None
         changed = (case.state, case.problems) != before
@@ -443,10 +449,15 @@ class CaseOperations:
 
         A case still ``received`` past the limit was never checked against the CPL (its load ran out
         of retries while the SMI was down, or its event was given up on): it is escalated too, as
-        nothing else puts it in front of anyone."""
+        nothing else puts it in front of anyone. So is a case needing attention because its only entry
+        may never be loaded (withdrawn, cancelled, expired): no decision can load it, and it waits for
+        SECAS to publish one it may load."""
         escalated = []
-        for case in self._cases.list([CaseState.RECEIVED, CaseState.AWAITING_CPL]):
-            since = case.waited_since()
+        waiting = [CaseState.RECEIVED, CaseState.AWAITING_CPL, CaseState.NEEDS_ATTENTION]
+        for case in self._cases.list(waiting):
+            since = _waiting_for_cpl_since(case)
+            if since is None:
+                continue  # it waits for an operator's decision, not for SECAS
             waited = context.now - since
             already = any(entry.cause == ESCALATED and entry.at >= since for entry in case.timeline)
             if waited > timedelta(hours=limit_hours) and not already:
@@ -518,6 +529,22 @@ def _on_epcl(
         "response_id": case.response_id, "entry_id": entry_id, "epcl_entry_id": listed.entry_id,
         "publication": told_in, "changes": changes,
     }  # fmt: skip
+
+
+def _waiting_for_cpl_since(case: Case) -> datetime | None:
+    """Since when the case has waited for SECAS to publish an entry it may load, or None when it waits
+    for an operator instead (an entry that differs, a load the SMI refused). A case needing attention
+    waits for SECAS from the step that found its entry withdrawn (cancelled, expired), or from its move
+    to needs attention when that found it so."""
+    if case.state is not CaseState.NEEDS_ATTENTION:
+        return case.waited_since()
+    if not entry_not_loadable(case.problems):
+        return None
+    not_loadable = _cause(Outcome.NOT_LOADABLE)
+    for step in reversed(case.timeline):
+        if step.from_state != step.to_state or step.cause == not_loadable:
+            return step.at
+    return case.opened_at
 
 
 def _fingerprint(entry: Mapping[str, Any]) -> str:
