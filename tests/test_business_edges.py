@@ -744,3 +744,44 @@ def test_a_case_never_loaded_whose_only_entry_is_withdrawn_is_escalated_past_the
     assert "CPL entry S1-000316 is Withdrawn" in card
     escalations = [step for step in world.case(443).timeline if step.cause.startswith("escalated")]
     assert [step.evidence["hours_waiting"] for step in escalations] == [72.9]
+
+
+def test_a_case_put_to_an_operator_by_a_reissue_closes_when_what_it_loaded_reaches_the_epcl(
+    world: CplWorld,
+) -> None:
+    """The loaded entry's re-issue lists another image hash: the case needs a decision, the SMI keeping
+    the combination loaded. That combination then appears on the EPCL: the process is over (DESIGN ends
+    it on the EPCL), the decision moot. The case closes, told once, and nothing is withdrawn."""
+    world.notify("2026-11-20T08:00:00Z", 465)
+    world.publish("2026-11-20T09:05:00Z", [entry()], "20 November 2026 09:00")
+    reissued = entry(entry_id="S1-000500", image_hash="5" * 64)
+    withdrawn = entry(cpl_status="Withdrawn")
+    world.publish("2026-11-21T09:05:00Z", [withdrawn, reissued], "21 November 2026 09:00")
+    assert world.case(465).state.value == "needs_attention"
+    on_epcl = entry(entry_id="S1-000321", epcl_status="EPCL", secas_reference="")
+    world.publish("2026-11-26T09:05:00Z", [withdrawn, reissued, on_epcl], "26 November 2026 09:00")
+    case = world.case(465)
+    assert (case.state.value, case.cpl_entry_id, case.problems) == ("closed", "S1-000321", [])
+    assert "loaded from CPL entry S1-000316" in case.timeline[-1].cause
+    assert len([name for name in world.mails() if name.startswith("mail_closed_465")]) == 1
+    assert len([card for card in world.cards() if "Case 465 closed" in card]) == 1
+    [record] = world.smi()
+    assert (record.firmware_version, record.status) == ("01020011", InventoryStatus.ACTIVE)
+    assert not [name for name in world.mails() if "withdrawn" in name]
+
+
+def test_a_case_put_to_an_operator_by_a_reissue_closes_when_that_reissue_is_promoted(world: CplWorld) -> None:
+    """The re-issue differs only in its image hash, so it lists the combination loaded; SECAS moves it
+    to the EPCL: what the SMI holds for the case is on the EPCL, and the case closes on it."""
+    world.notify("2026-11-20T08:00:00Z", 466)
+    world.publish("2026-11-20T09:05:00Z", [entry()], "20 November 2026 09:00")
+    reissued = entry(entry_id="S1-000500", image_hash="5" * 64)
+    withdrawn = entry(cpl_status="Withdrawn")
+    world.publish("2026-11-21T09:05:00Z", [withdrawn, reissued], "21 November 2026 09:00")
+    assert world.case(466).state.value == "needs_attention"
+    world.publish(
+        "2026-11-26T09:05:00Z", [withdrawn, {**reissued, "epcl_status": "EPCL"}], "26 November 2026 09:00"
+    )
+    case = world.case(466)
+    assert (case.state.value, case.cpl_entry_id) == ("closed", "S1-000500")
+    assert len([name for name in world.mails() if name.startswith("mail_closed_466")]) == 1

@@ -353,7 +353,9 @@ class CaseOperations:
     def loaded_on_epcl(self, context: ActionContext, entry_id: str | None = None) -> dict[str, Any]:
         """Loaded cases whose model reached the EPCL (``response_ids``): the combination each loaded
         into the SMI (``Case.loaded_as``) is listed by an active EPCL entry, its entry promoted under
-        its own id (``entry_id``) or a new one, the emergency entry still listed or not.
+        its own id (``entry_id``) or a new one, the emergency entry still listed or not. A case that
+        needs attention after loading (a re-issue of its entry that differs) is one of them too: the
+        SMI holds the combination it loaded, and that combination on the EPCL ends the process.
 
         ``not_loaded``: loaded cases whose entry SECAS changed since the load and whose changed
         combination is on the EPCL (promoted with the change, or listed under a new id). The EPCL
@@ -364,11 +366,14 @@ class CaseOperations:
         if stored is None:
             return {"response_ids": [], "not_loaded": []}
         ids, not_loaded = [], []
-        for case in self._cases.list([CaseState.LOADED]):
+        for case in self._cases.list([CaseState.LOADED, CaseState.NEEDS_ATTENTION]):
+            if not _holds_a_load(case):
+                continue
             epcl, other = _on_epcl(case, stored.publication, entry_id)
             if epcl is not None:
                 ids.append(case.response_id)
-            elif other is not None:
+            elif other is not None and case.state is CaseState.LOADED:
+                # A case needing attention is before an operator with its entry's differences already.
                 not_loaded.append(other)
         return {"response_ids": ids, "not_loaded": not_loaded}
 
@@ -378,18 +383,25 @@ class CaseOperations:
         """Close a loaded case whose model reached the EPCL (``loaded_on_epcl``): the combination it
         loaded is listed by an active EPCL entry (its own entry, ``promoted``, or another), which the
         case is then paired with (the e-mail and card show it). A case already closed, or no longer
-        loaded, or whose loaded combination is not on the EPCL, is left as it is; ``state`` tells
-        whether it is closed."""
+        holding a load (``_holds_a_load``), or whose loaded combination is not on the EPCL, is left as
+        it is; ``state`` tells whether it is closed."""
         case = self._require(response_id)
         stored = self._publications.latest()
-        if case.state is not CaseState.LOADED or stored is None:
+        if not _holds_a_load(case) or stored is None:
             return case_summary(case)
         publication = stored.publication
         previous = case.cpl_entry_id or ""
         epcl, _ = _on_epcl(case, publication, promoted)
+        loaded = case.loaded_as()
         if epcl is None:
             return case_summary(case)
-        if epcl.entry_id == previous:
+        if case.state is CaseState.NEEDS_ATTENTION and loaded is not None:
+            cause = (
+                f"SECAS lists the combination loaded from CPL entry {loaded.entry_id} on the EPCL as "
+                f"{epcl.entry_id}: the device model moved to the EPCL, and CPL entry {previous} needs no "
+                "decision any more"
+            )
+        elif epcl.entry_id == previous:
             cause = "the device model moved to the EPCL"
         else:
             cause = (
@@ -486,6 +498,16 @@ class CaseOperations:
         except ConcurrencyConflict as conflict:
             # Another worker saved the case first: a retry re-reads it and decides again.
             raise TransientError(str(conflict)) from conflict
+
+
+def _holds_a_load(case: Case) -> bool:
+    """The SMI holds what the case loaded, for the case's life to end on the EPCL: it is loaded, or it
+    needs attention after loading (a re-issue that differs, or its load refused after an acceptance),
+    the combination it loaded recorded (``Case.loaded_as``; the entry of one loaded before that was
+    recorded is the re-issue, and says nothing of what was loaded)."""
+    if case.state is CaseState.LOADED:
+        return True
+    return case.state is CaseState.NEEDS_ATTENTION and case.loaded_as() is not None
 
 
 def _on_epcl(
