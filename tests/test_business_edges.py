@@ -520,6 +520,9 @@ def test_a_reissue_is_judged_against_what_was_loaded_not_the_entry_as_changed_si
     assert (record.firmware_version, record.status) == ("01020011", InventoryStatus.ACTIVE)
     [card] = [card for card in world.cards() if "re-issued as S1-000500: case 461" in card]
     assert "the case needs a decision" in card and "01020011" in card
+    # The re-issue lists what the withdrawn entry lists now, which is not what was loaded: said so.
+    assert "the device model combination S1-000316 lists now, which is not the one loaded" in card
+    assert "same device model combination" not in card
     # A re-check does not load it either: only an operator's acceptance of the difference does.
     assert world.cli("2026-11-22T10:00:00Z", "cases", "decide", "461", "--recheck", "--operator", "Olu") == 0
     assert world.case(461).state.value == "needs_attention"
@@ -550,6 +553,10 @@ def test_a_reissue_of_what_was_loaded_is_followed_though_the_entry_changed_befor
         "01020011", InventoryStatus.ACTIVE, "S1-000500",
     )  # fmt: skip
     assert not [name for name in world.mails() if "withdrawn" in name]
+    # The withdrawn entry lists other firmware now: the card says the re-issue lists what was loaded.
+    [card] = [card for card in world.cards() if "re-issued as S1-000500: case 462" in card]
+    assert "(Active, Non-EPCL) the device model combination loaded into the SMI for this case." in card
+    assert "same device model combination" not in card
 
 
 def test_a_changed_combination_listed_on_the_epcl_does_not_close_the_case_that_loaded_another(
