@@ -792,3 +792,18 @@ def test_a_case_put_to_an_operator_by_a_reissue_closes_when_that_reissue_is_prom
     case = world.case(466)
     assert (case.state.value, case.cpl_entry_id) == ("closed", "S1-000500")
     assert len([name for name in world.mails() if name.startswith("mail_closed_466")]) == 1
+
+
+def test_a_date_added_that_is_no_date_does_not_hold_back_an_emergency_entry(world: CplWorld) -> None:
+    """SECAS typed 31 February in the emergency entry's Date Added, which no rule reads: the entry is
+    loaded and the supplier told, and the sync's run names the cell it left out."""
+    world.notify("2026-11-20T08:00:00Z", 471)
+    typo = entry(date_added="31/02/2026")
+    assert world.publish("2026-11-20T09:05:00Z", [typo], "20 November 2026 09:00") == 0
+    case = world.case(471)
+    assert (case.state.value, case.cpl_entry_id) == ("loaded", "S1-000316")
+    assert [name for name in world.mails() if name.startswith("mail_loaded_471")]
+    with bootstrap(Settings(home=world.home)) as app:
+        [sync] = app.parts.runs.find(flow="secas-sync")
+    [unread] = sync.actions["fetch"].outputs["unread_cells"]
+    assert "column 'Date Added': '31/02/2026' is not a date" in unread and unread.endswith("read as no date")
