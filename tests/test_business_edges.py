@@ -520,6 +520,9 @@ def test_a_reissue_is_judged_against_what_was_loaded_not_the_entry_as_changed_si
     assert (record.firmware_version, record.status) == ("01020011", InventoryStatus.ACTIVE)
     [card] = [card for card in world.cards() if "re-issued as S1-000500: case 461" in card]
     assert "the case needs a decision" in card and "01020011" in card
+    # The re-issue lists what the withdrawn entry lists now, which is not what was loaded: said so.
+    assert "the device model combination S1-000316 lists now, which is not the one loaded" in card
+    assert "same device model combination" not in card
     # A re-check does not load it either: only an operator's acceptance of the difference does.
     assert world.cli("2026-11-22T10:00:00Z", "cases", "decide", "461", "--recheck", "--operator", "Olu") == 0
     assert world.case(461).state.value == "needs_attention"
@@ -550,6 +553,10 @@ def test_a_reissue_of_what_was_loaded_is_followed_though_the_entry_changed_befor
         "01020011", InventoryStatus.ACTIVE, "S1-000500",
     )  # fmt: skip
     assert not [name for name in world.mails() if "withdrawn" in name]
+    # The withdrawn entry lists other firmware now: the card says the re-issue lists what was loaded.
+    [card] = [card for card in world.cards() if "re-issued as S1-000500: case 462" in card]
+    assert "(Active, Non-EPCL) the device model combination loaded into the SMI for this case." in card
+    assert "same device model combination" not in card
 
 
 def test_a_changed_combination_listed_on_the_epcl_does_not_close_the_case_that_loaded_another(
@@ -715,3 +722,117 @@ def test_a_case_loaded_when_it_opened_is_loaded_again_when_an_operator_accepts_a
     ) == 0  # fmt: skip
     case = world.case(492)
     assert (case.state.value, case.cpl_entry_id) == ("loaded", "S1-000500")
+
+
+def test_a_case_never_loaded_whose_only_entry_is_withdrawn_is_escalated_past_the_limit(
+    world: CplWorld,
+) -> None:
+    """Its entry withdrawn, the case waits for SECAS to publish one it may load, in needs attention,
+    where no decision can load it: the waiting limit reaches it, counted from the withdrawal. A case
+    whose entry only differs waits for an operator, not for SECAS, and is not escalated."""
+    world.notify("2026-11-23T09:40:00Z", 443)
+    world.notify(
+        "2026-11-23T09:45:00Z", 444, supplier="Bramble Power", supplier_party_id="90-B3-D5-1F-30-01-00-02",
+        responder="tom.okafor@bramblepower.example", secas_reference="ECPL-2026-0050",
+    )  # fmt: skip
+    wrong = entry(firmware_version="01020021")
+    other = entry(entry_id="S1-000400", secas_reference="ECPL-2026-0050", image_hash="5" * 64)
+    world.publish("2026-11-24T09:05:00Z", [wrong, other], "24 November 2026 09:00")
+    assert (world.case(443).state.value, world.case(444).state.value) == ("needs_attention",) * 2
+    withdrawn = {**wrong, "cpl_status": "Withdrawn"}
+    world.publish("2026-11-25T09:05:00Z", [withdrawn, other], "25 November 2026 09:00")
+    assert world.case(443).state.value == "needs_attention"
+    assert world.cli("2026-11-28T09:00:00Z", "tick", "--flow", "case-lifecycle") == 0  # 71.9 hours: not yet
+    assert not [card for card in world.cards() if "Waiting too long" in card]
+    assert world.cli("2026-11-28T10:00:00Z", "tick", "--flow", "case-lifecycle") == 0  # 72.9 hours
+    assert world.cli("2026-11-28T11:00:00Z", "tick", "--flow", "case-lifecycle") == 0  # once per wait
+    [card] = [card for card in world.cards() if "Waiting too long" in card]
+    assert "case 443" in card and "waiting for SECAS to publish a CPL entry it may load" in card
+    assert "CPL entry S1-000316 is Withdrawn" in card
+    escalations = [step for step in world.case(443).timeline if step.cause.startswith("escalated")]
+    assert [step.evidence["hours_waiting"] for step in escalations] == [72.9]
+
+
+def test_a_case_put_to_an_operator_by_a_reissue_closes_when_what_it_loaded_reaches_the_epcl(
+    world: CplWorld,
+) -> None:
+    """The loaded entry's re-issue lists another image hash: the case needs a decision, the SMI keeping
+    the combination loaded. That combination then appears on the EPCL: the process is over (DESIGN ends
+    it on the EPCL), the decision moot. The case closes, told once, and nothing is withdrawn."""
+    world.notify("2026-11-20T08:00:00Z", 465)
+    world.publish("2026-11-20T09:05:00Z", [entry()], "20 November 2026 09:00")
+    reissued = entry(entry_id="S1-000500", image_hash="5" * 64)
+    withdrawn = entry(cpl_status="Withdrawn")
+    world.publish("2026-11-21T09:05:00Z", [withdrawn, reissued], "21 November 2026 09:00")
+    assert world.case(465).state.value == "needs_attention"
+    on_epcl = entry(entry_id="S1-000321", epcl_status="EPCL", secas_reference="")
+    world.publish("2026-11-26T09:05:00Z", [withdrawn, reissued, on_epcl], "26 November 2026 09:00")
+    case = world.case(465)
+    assert (case.state.value, case.cpl_entry_id, case.problems) == ("closed", "S1-000321", [])
+    assert "loaded from CPL entry S1-000316" in case.timeline[-1].cause
+    assert len([name for name in world.mails() if name.startswith("mail_closed_465")]) == 1
+    assert len([card for card in world.cards() if "Case 465 closed" in card]) == 1
+    [record] = world.smi()
+    assert (record.firmware_version, record.status) == ("01020011", InventoryStatus.ACTIVE)
+    assert not [name for name in world.mails() if "withdrawn" in name]
+
+
+def test_a_case_put_to_an_operator_by_a_reissue_closes_when_that_reissue_is_promoted(world: CplWorld) -> None:
+    """The re-issue differs only in its image hash, so it lists the combination loaded; SECAS moves it
+    to the EPCL: what the SMI holds for the case is on the EPCL, and the case closes on it."""
+    world.notify("2026-11-20T08:00:00Z", 466)
+    world.publish("2026-11-20T09:05:00Z", [entry()], "20 November 2026 09:00")
+    reissued = entry(entry_id="S1-000500", image_hash="5" * 64)
+    withdrawn = entry(cpl_status="Withdrawn")
+    world.publish("2026-11-21T09:05:00Z", [withdrawn, reissued], "21 November 2026 09:00")
+    assert world.case(466).state.value == "needs_attention"
+    world.publish(
+        "2026-11-26T09:05:00Z", [withdrawn, {**reissued, "epcl_status": "EPCL"}], "26 November 2026 09:00"
+    )
+    case = world.case(466)
+    assert (case.state.value, case.cpl_entry_id) == ("closed", "S1-000500")
+    assert len([name for name in world.mails() if name.startswith("mail_closed_466")]) == 1
+
+
+def test_a_date_added_that_is_no_date_does_not_hold_back_an_emergency_entry(world: CplWorld) -> None:
+    """SECAS typed 31 February in the emergency entry's Date Added, which no rule reads: the entry is
+    loaded and the supplier told, and the sync's run names the cell it left out."""
+    world.notify("2026-11-20T08:00:00Z", 471)
+    typo = entry(date_added="31/02/2026")
+    assert world.publish("2026-11-20T09:05:00Z", [typo], "20 November 2026 09:00") == 0
+    case = world.case(471)
+    assert (case.state.value, case.cpl_entry_id) == ("loaded", "S1-000316")
+    assert [name for name in world.mails() if name.startswith("mail_loaded_471")]
+    with bootstrap(Settings(home=world.home)) as app:
+        [sync] = app.parts.runs.find(flow="secas-sync")
+    [unread] = sync.actions["fetch"].outputs["unread_cells"]
+    assert "column 'Date Added': '31/02/2026' is not a date" in unread and unread.endswith("read as no date")
+
+
+def test_a_case_loaded_before_its_combination_was_kept_is_judged_by_what_its_load_wrote(
+    world: CplWorld,
+) -> None:
+    """A case loaded by an earlier version of the bridge has no combination in its timeline. SECAS then
+    changes its entry's firmware, withdraws it and re-issues the changed combination: judged by the
+    entry as listed now, the re-issue would be followed and firmware nobody notified loaded. The run
+    that loaded the case recorded what its load wrote, which the case is judged by instead."""
+    world.notify("2026-11-20T08:00:00Z", 467)
+    world.publish("2026-11-20T09:05:00Z", [entry()], "20 November 2026 09:00")
+    with bootstrap(Settings(home=world.home)) as app:  # as the earlier version kept it
+        case = app.cases.get("467")
+        assert case is not None and case.loaded_as() is not None
+        case.timeline = [
+            step.model_copy(update={"evidence": {"run": step.evidence["run"], "cpl_entry_id": "S1-000316"}})
+            if step.to_state.value == "loaded" else step
+            for step in case.timeline
+        ]  # fmt: skip
+        app.cases.save(case)
+    assert world.case(467).loaded_as() is None
+    world.publish("2026-11-21T09:05:00Z", [entry(firmware_version="01020012")], "21 November 2026 09:00")
+    withdrawn = entry(firmware_version="01020012", cpl_status="Withdrawn")
+    reissued = entry(entry_id="S1-000500", firmware_version="01020012")
+    world.publish("2026-11-22T09:05:00Z", [withdrawn, reissued], "22 November 2026 09:00")
+    case = world.case(467)
+    assert (case.state.value, case.cpl_entry_id) == ("needs_attention", "S1-000500")
+    assert "firmware_version: loaded into the SMI '01020011', CPL has '01020012'" in case.problems
+    assert [(r.firmware_version, r.status) for r in world.smi()] == [("01020011", InventoryStatus.ACTIVE)]

@@ -538,11 +538,33 @@ def test_an_invalid_status_names_sheet_row_and_column(tmp_path: Path) -> None:
 def test_the_first_bad_row_is_reported(tmp_path: Path) -> None:
     rows = synthetic_rows(6)
     rows[4]["cpl_status"] = "Gone"
-    rows[2]["date_added"] = "31/02/2026"
+    rows[2]["epcl_status"] = "Pending"
     rows[5]["entry_id"] = " "
 
-    with pytest.raises(CplFormatError, match=r"row 7, column 'Date Added': '31/02/2026' is not a date"):
+    with pytest.raises(CplFormatError, match=r"row 7, column 'EPCL Status': unknown EPCL status 'Pending'"):
         read(write_cpl_workbook(tmp_path / "cpl.xlsx", rows))
+
+
+def test_an_unreadable_date_added_is_left_out_and_reported_not_the_cpl_refused(tmp_path: Path) -> None:
+    """No rule reads Date Added: one typed wrong must not hold back every entry of the publication (an
+    emergency one among them) until SECAS mends its file, nor drop its row, which would read as a
+    removed entry. The row is kept without a date, and the cell is reported with the publication."""
+    rows = synthetic_rows(6)
+    rows[2]["date_added"] = "31/02/2026"
+    rows[4]["date_added"] = "31/02/2026"
+    rows[3]["date_added"] = "TBC"
+
+    publication = read(write_cpl_workbook(tmp_path / "cpl.xlsx", rows))
+    assert [entry.entry_id for entry in publication.entries] == [row["entry_id"] for row in rows]
+    assert [entry.date_added is None for entry in publication.entries] == [
+        False, False, True, True, True, False
+    ]  # fmt: skip
+    assert publication.unread == (
+        "sheet 'SMETS1', row 7, column 'Date Added': '31/02/2026' is not a date "
+        "(expected e.g. 2026-11-18 or 18/11/2026), read as no date (also in 1 more row)",
+        "sheet 'SMETS1', row 8, column 'Date Added': 'TBC' is not a date "
+        "(expected e.g. 2026-11-18 or 18/11/2026), read as no date",
+    )
 
 
 def test_a_blank_required_value_is_an_error(tmp_path: Path) -> None:

@@ -1,5 +1,6 @@
 """The rows under the header row as ``CplEntry`` objects: all of them valid, or an error naming the
-first bad cell (sheet, Excel row, header, reason).
+first bad cell (sheet, Excel row, header, reason). A cell of a column no rule reads (Date Added) that
+cannot be read is left out instead, and reported: it must not hold back the whole publication.
 
 Work goes column by column and converts each distinct cell value once: a CPL repeats the same device
 types, manufacturers, versions, statuses and dates thousands of times, so a 100,000-row list has far
@@ -15,6 +16,7 @@ from __future__ import annotations
 import operator
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import replace
 from itertools import repeat
 from typing import Any, cast
 
@@ -28,20 +30,47 @@ Column = Sequence[object]
 _BLANK_REQUIRED = "blank, but every row must have it (a formula saved without its value reads as blank)"
 
 
+LEFT_OUT_WHEN_UNREADABLE = {"date_added": "read as no date"}
+"""Fields no rule reads (shown to people only), with what a value that cannot be read becomes: the
+field's default, as for a blank cell, reported, not a reason to refuse the publication. A refused
+publication holds back every entry in it, an emergency one among them, until SECAS mends the file."""
+
+
 def build_entries(
     columns: Sequence[Column], header: HeaderRow, sheet: str, where: str
-) -> dict[str, CplEntry]:
+) -> tuple[dict[str, CplEntry], list[str]]:
     """Entries by id, in sheet order, from the body columns of a sheet (``columns[i]`` is sheet column
-    ``i`` below the header)."""
+    ``i`` below the header), and the cells left out (``LEFT_OUT_WHEN_UNREADABLE``), each said where
+    and why."""
     fields = [field for field in CANONICAL_FIELDS if field in header.columns]
     chosen = [columns[header.columns[field]] for field in fields]
     tables = [convert_column(field, column) for field, column in zip(fields, chosen, strict=True)]
+    unreadable = [
+        (position, table.problems)
+        for position, (field, table) in enumerate(zip(fields, tables, strict=True))
+        if field in LEFT_OUT_WHEN_UNREADABLE and table.problems
+    ]
+    for position, problems in unreadable:
+        table = tables[position]
+        tables[position] = replace(table, blanks=table.blanks | problems.keys(), problems={})
     kept = _non_blank_rows(chosen, tables)
     if kept is not None:
         chosen = [tuple(column[index] for index in kept) for column in chosen]
 
     def excel_row(index: int) -> int:
         return header.index + 2 + (index if kept is None else kept[index])
+
+    unread = [
+        f"sheet {sheet!r}, row {excel_row(index)}, column {header.header_of(fields[position])!r}: "
+        f"{reason}, {LEFT_OUT_WHEN_UNREADABLE[fields[position]]}"
+        + (f" (also in {more} more row{'s' if more > 1 else ''})" if (more := count - 1) else "")
+        for index, position, count, reason in sorted(
+            (chosen[position].index(value), position, chosen[position].count(value), reason)
+            for position, problems in unreadable
+            for value, reason in problems.items()
+            if value in chosen[position]  # not only on rows dropped as blank
+        )
+    ]
 
     failures: list[tuple[int, int, str]] = []
     for position, (field, column, table) in enumerate(zip(fields, chosen, tables, strict=True)):
@@ -62,7 +91,7 @@ def build_entries(
     by_id = dict(zip(cast(Sequence[str], entry_ids), entries, strict=True))
     if len(by_id) != count:
         _duplicate_id(entry_ids, excel_row, where, sheet, header.header_of("entry_id"))
-    return by_id
+    return by_id, unread
 
 
 _NEW_ENTRY = CplEntry.__new__

@@ -1,7 +1,8 @@
 """Reads a SECAS CPL publication (xlsx or CSV) into a ``CplPublication`` of its SMETS1 entries.
 
 The SMETS1 sheet is found by its columns (a sheet whose name contains "SMETS1" is preferred), the
-header row by its cells, each column by its header; every row must be valid or nothing is returned
+header row by its cells, each column by its header; every row must be valid or nothing is returned,
+but for a Date Added that is not a date, read as none and reported (``CplPublication.unread``)
 (``adapters.secas.entries`` reads the rows themselves).
 
 Formulas are never evaluated: a formula cell reads as the value the file saved with it (Excel always
@@ -61,11 +62,13 @@ def _read(data: bytes, name: str, where: str, settings: ReaderSettings) -> CplPu
     sheets = open_sheets(data, where=where, csv_name="CSV", score=score, settings=settings)
     sheet, header = _smets1_sheet(sheets, matcher, scan, where)
     published, columns = _title_and_columns(sheet.rows(), header)
+    by_id, unread = build_entries(columns, header, sheet.name, where)
     return CplPublication.indexed(
-        build_entries(columns, header, sheet.name, where),
+        by_id,
         source_sha256=hashlib.sha256(data).hexdigest(),
         source_name=name,
         published_at=published,
+        unread=tuple(unread),
     )
 
 

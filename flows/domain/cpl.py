@@ -107,6 +107,9 @@ class CplPublication(BaseModel):
     source_name: str = ""
     published_at: datetime | None = None
     entries: tuple[CplEntry, ...]
+    unread: tuple[str, ...] = Field(default=(), exclude=True)
+    """Cells the reader could not read and left out, each with where it is and why (a Date Added that
+    is not a date: no rule reads it). Reported by the sync that read the file; not kept with it."""
 
     @classmethod
     def indexed(
@@ -116,6 +119,7 @@ class CplPublication(BaseModel):
         source_sha256: str,
         source_name: str = "",
         published_at: datetime | None = None,
+        unread: tuple[str, ...] = (),
     ) -> CplPublication:
         """A publication of the entries of ``by_id`` (in its order), each under its own ``entry_id``,
         keeping ``by_id`` as the index ``by_id()`` returns: a reader that built one to find repeated
@@ -125,6 +129,7 @@ class CplPublication(BaseModel):
             source_name=source_name,
             published_at=published_at,
             entries=tuple(by_id.values()),
+            unread=unread,
         )
         publication.__dict__["_index_by_id"] = by_id  # where the cached_property keeps its value
         return publication

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -19,16 +18,13 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from flows.domain.case import Case, CaseState
-from flows.domain.cpl import NEVER_LOADABLE
+from flows.domain.matching import entry_not_loadable
 
 MAX_REASON = 1000
 ACCEPTED = "an operator accepted the differences"
 RECHECK_ASKED = "an operator asked for a re-check"
 REJECTED_BY_OPERATOR = "an operator rejected the notification"
 DECISION_CAUSES = frozenset({ACCEPTED, RECHECK_ASKED, REJECTED_BY_OPERATOR})
-_NOT_LOADABLE_LINE = re.compile(
-    r"^CPL entry \S+ is (" + "|".join(re.escape(status.value) for status in NEVER_LOADABLE) + r")$"
-)
 
 
 class DecisionKind(StrEnum):
@@ -84,7 +80,7 @@ def decision_problems(case: Case, decision: Decision) -> list[str]:
         and decision.seen != problems_seen(case.problems)
     ):
         problems.append("the differences changed since the page was shown: look at them again")
-    if decision.kind is DecisionKind.ACCEPT and any(_NOT_LOADABLE_LINE.match(p) for p in case.problems):
+    if decision.kind is DecisionKind.ACCEPT and entry_not_loadable(case.problems):
         problems.append(
             "the paired CPL entry may never be loaded (withdrawn, cancelled or expired): "
             "reject or re-check instead"

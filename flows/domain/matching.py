@@ -8,11 +8,13 @@ operator sees at a glance what differs.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
 from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict
 
-from flows.domain.cpl import CplEntry, CplPublication, DeviceModel, DeviceModelCombination
+from flows.domain.cpl import NEVER_LOADABLE, CplEntry, CplPublication, DeviceModel, DeviceModelCombination
 from flows.domain.identifiers import names_agree
 from flows.domain.notification import EmergencyNotification
 
@@ -79,6 +81,17 @@ class Assessment(BaseModel):
         if self.outcome is Outcome.NOT_LOADABLE and self.entry is not None:
             lines.insert(0, f"CPL entry {self.entry.entry_id} is {self.entry.cpl_status.value}")
         return lines
+
+
+_NOT_LOADABLE_LINE = re.compile(
+    r"^CPL entry \S+ is (" + "|".join(re.escape(status.value) for status in NEVER_LOADABLE) + r")$"
+)
+
+
+def entry_not_loadable(problems: Iterable[str]) -> bool:
+    """Whether a case's problems (``Assessment.problems``) say its paired entry may never be loaded
+    (withdrawn, cancelled or expired): no decision can load it, only an entry SECAS publishes."""
+    return any(_NOT_LOADABLE_LINE.match(problem) for problem in problems)
 
 
 def find_pair(notification: EmergencyNotification, publication: CplPublication) -> CplEntry | None:

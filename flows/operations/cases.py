@@ -5,16 +5,17 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Mapping
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from flows.domain.case import Case, CaseState, LoadedAs, TimelineEntry
 from flows.domain.cpl import CplEntry, CplPublication, DeviceModelCombination
 from flows.domain.decisions import DECISION_CAUSES, accepted_differences, find_decision
-from flows.domain.matching import Outcome, assess, assess_reissue
+from flows.domain.matching import Outcome, assess, assess_reissue, entry_not_loadable
 from flows.domain.notification import EmergencyNotification
 from flows.domain.suppliers import SupplierRegister
 from flows.engine.registry import ActionContext
+from flows.engine.runs import RunStore
 from flows.errors import BadInput, TransientError
 from flows.ports import CaseStore, ConcurrencyConflict, PublicationStore
 
@@ -45,12 +46,14 @@ class CaseOperations:
         register: SupplierRegister,
         parse: Parser,
         describe_rejection: Callable[[Exception], tuple[list[str], str, str]],
+        runs: RunStore,
     ) -> None:
         self._cases = cases
         self._publications = publications
         self._register = register
         self._parse = parse
         self._describe_rejection = describe_rejection
+        self._runs = runs  # what a case loaded before its timeline kept it (``_loaded_as``)
 
     def open(self, context: ActionContext, response_id: str, payload: Any) -> dict[str, Any]:
         """Open the case for a form response: received, then rejected if invalid or unauthorised.
@@ -130,7 +133,7 @@ class CaseOperations:
             outcome = Outcome.ON_EPCL.value if closed_here else "closed"
             return {**case_summary(case), "outcome": outcome, "changed": False}
         publication = stored.publication if stored else CplPublication(source_sha256="", entries=())
-        loaded = case.loaded_as()
+        loaded = self._loaded_as(case)
         assessment = assess(case.notification, publication, loaded=loaded.combination if loaded else None)
         outcome = assessment.outcome
         # An operator accepted exactly these differences: the case goes on as if it agreed.
@@ -154,6 +157,12 @@ class CaseOperations:
             if assessment.entry is not None:
                 evidence["cpl_entry_id"] = assessment.entry.entry_id
             case.move_to(target, at=context.now, cause=_cause(outcome), evidence=evidence)
+        elif outcome is Outcome.NOT_LOADABLE and not entry_not_loadable(case.problems):
+            # It needed attention for a difference; now its entry is withdrawn (cancelled, expired), it
+            # waits for SECAS instead, and the waiting limit counts from here (``_waiting_for_cpl_since``).
+            if assessment.entry is not None:
+                evidence["cpl_entry_id"] = assessment.entry.entry_id
+            case.record(at=context.now, cause=_cause(outcome), evidence=evidence)
         case.problems = assessment.problems()
         case.cpl_entry_id = assessment.entry.entry_id if assessment.entry else None
         changed = (case.state, case.problems) != before
@@ -286,7 +295,7 @@ class CaseOperations:
         if stored is None or withdrawn is None or notification is None:
             return {**case_summary(case), "reissued_as": None, "outcome": "withdraw"}
         publication = stored.publication
-        loaded = case.loaded_as()
+        loaded = self._loaded_as(case)
         # What the case loaded, not the entry as listed now: SECAS may have changed it since.
         combination = loaded.combination if loaded else withdrawn.dmc
         epcl = publication.on_epcl(combination) if case.loaded_from() else None
@@ -347,7 +356,9 @@ class CaseOperations:
     def loaded_on_epcl(self, context: ActionContext, entry_id: str | None = None) -> dict[str, Any]:
         """Loaded cases whose model reached the EPCL (``response_ids``): the combination each loaded
         into the SMI (``Case.loaded_as``) is listed by an active EPCL entry, its entry promoted under
-        its own id (``entry_id``) or a new one, the emergency entry still listed or not.
+        its own id (``entry_id``) or a new one, the emergency entry still listed or not. A case that
+        needs attention after loading (a re-issue of its entry that differs) is one of them too: the
+        SMI holds the combination it loaded, and that combination on the EPCL ends the process.
 
         ``not_loaded``: loaded cases whose entry SECAS changed since the load and whose changed
         combination is on the EPCL (promoted with the change, or listed under a new id). The EPCL
@@ -358,11 +369,15 @@ class CaseOperations:
         if stored is None:
             return {"response_ids": [], "not_loaded": []}
         ids, not_loaded = [], []
-        for case in self._cases.list([CaseState.LOADED]):
-            epcl, other = _on_epcl(case, stored.publication, entry_id)
+        for case in self._cases.list([CaseState.LOADED, CaseState.NEEDS_ATTENTION]):
+            loaded = self._loaded_as(case)
+            if not _holds_a_load(case, loaded):
+                continue
+            epcl, other = _on_epcl(case, loaded, stored.publication, entry_id)
             if epcl is not None:
                 ids.append(case.response_id)
-            elif other is not None:
+            elif other is not None and case.state is CaseState.LOADED:
+                # A case needing attention is before an operator with its entry's differences already.
                 not_loaded.append(other)
         return {"response_ids": ids, "not_loaded": not_loaded}
 
@@ -372,18 +387,25 @@ class CaseOperations:
         """Close a loaded case whose model reached the EPCL (``loaded_on_epcl``): the combination it
         loaded is listed by an active EPCL entry (its own entry, ``promoted``, or another), which the
         case is then paired with (the e-mail and card show it). A case already closed, or no longer
-        loaded, or whose loaded combination is not on the EPCL, is left as it is; ``state`` tells
-        whether it is closed."""
+        holding a load (``_holds_a_load``), or whose loaded combination is not on the EPCL, is left as
+        it is; ``state`` tells whether it is closed."""
         case = self._require(response_id)
         stored = self._publications.latest()
-        if case.state is not CaseState.LOADED or stored is None:
+        loaded = self._loaded_as(case)
+        if not _holds_a_load(case, loaded) or stored is None:
             return case_summary(case)
         publication = stored.publication
         previous = case.cpl_entry_id or ""
-        epcl, _ = _on_epcl(case, publication, promoted)
+        epcl, _ = _on_epcl(case, loaded, publication, promoted)
         if epcl is None:
             return case_summary(case)
-        if epcl.entry_id == previous:
+        if case.state is CaseState.NEEDS_ATTENTION and loaded is not None:
+            cause = (
+                f"SECAS lists the combination loaded from CPL entry {loaded.entry_id} on the EPCL as "
+                f"{epcl.entry_id}: the device model moved to the EPCL, and CPL entry {previous} needs no "
+                "decision any more"
+            )
+        elif epcl.entry_id == previous:
             cause = "the device model moved to the EPCL"
         else:
             cause = (
@@ -443,10 +465,15 @@ class CaseOperations:
 
         A case still ``received`` past the limit was never checked against the CPL (its load ran out
         of retries while the SMI was down, or its event was given up on): it is escalated too, as
-        nothing else puts it in front of anyone."""
+        nothing else puts it in front of anyone. So is a case needing attention because its only entry
+        may never be loaded (withdrawn, cancelled, expired): no decision can load it, and it waits for
+        SECAS to publish one it may load."""
         escalated = []
-        for case in self._cases.list([CaseState.RECEIVED, CaseState.AWAITING_CPL]):
-            since = case.waited_since()
+        waiting = [CaseState.RECEIVED, CaseState.AWAITING_CPL, CaseState.NEEDS_ATTENTION]
+        for case in self._cases.list(waiting):
+            since = _waiting_for_cpl_since(case)
+            if since is None:
+                continue  # it waits for an operator's decision, not for SECAS
             waited = context.now - since
             already = any(entry.cause == ESCALATED and entry.at >= since for entry in case.timeline)
             if waited > timedelta(hours=limit_hours) and not already:
@@ -463,6 +490,41 @@ class CaseOperations:
                 )
         return {"escalated": escalated, "limit_hours": limit_hours}
 
+    def _loaded_as(self, case: Case) -> LoadedAs | None:
+        """What the case last loaded into the SMI (``Case.loaded_as``). A case loaded before its
+        timeline kept that has it in the run history instead: the run that made its last load step
+        recorded what ``smi.load`` wrote for it (``dmc``). Read, not written back: the operations that
+        ask may not write (``loaded_on_epcl`` has no side effect), and such cases are few."""
+        loaded = case.loaded_as()
+        if loaded is not None:
+            return loaded
+        steps = [
+            (index, step)
+            for index, step in enumerate(case.timeline)
+            if step.to_state is CaseState.LOADED and isinstance(step.evidence.get("cpl_entry_id"), str)
+        ]
+        run_id = steps[-1][1].evidence.get("run") if steps else None
+        run = self._runs.get(run_id) if isinstance(run_id, str) else None
+        if run is None:
+            return None
+        entry_id = str(steps[-1][1].evidence["cpl_entry_id"])
+        written = {
+            action.outputs["dmc"]
+            for action in run.actions.values()
+            if f"[{case.response_id}]" in action.path  # the run's iteration for this case
+            and isinstance(action.outputs, dict)
+            and action.outputs.get("cpl_entry_id") == entry_id
+            and isinstance(action.outputs.get("dmc"), str)
+        }
+        fields = written.pop().split("/") if len(written) == 1 else []
+        if len(fields) != len(DeviceModelCombination._fields):
+            return None  # not found, or not one combination: judged by its entry as listed now
+        # The differences accepted for the load the step stands on (a re-issue followed keeps them):
+        # as the last move into loaded found them.
+        moved = max((index for index, step in steps if step.from_state is not CaseState.LOADED), default=0)
+        accepted = accepted_differences(case.model_copy(update={"timeline": case.timeline[:moved]}))
+        return LoadedAs(entry_id, DeviceModelCombination(*fields), tuple(accepted or ()))
+
     def _require(self, response_id: str) -> Case:
         case = self._cases.get(response_id)
         if case is None:
@@ -477,18 +539,27 @@ class CaseOperations:
             raise TransientError(str(conflict)) from conflict
 
 
+def _holds_a_load(case: Case, loaded: LoadedAs | None) -> bool:
+    """The SMI holds what the case loaded, for the case's life to end on the EPCL: it is loaded, or it
+    needs attention after loading (a re-issue that differs, or its load refused after an acceptance),
+    the combination it loaded known (``loaded``; the entry of one whose load is not known is the
+    re-issue, and says nothing of what was loaded)."""
+    if case.state is CaseState.LOADED:
+        return True
+    return case.state is CaseState.NEEDS_ATTENTION and loaded is not None
+
+
 def _on_epcl(
-    case: Case, publication: CplPublication, promoted: str | None
+    case: Case, loaded: LoadedAs | None, publication: CplPublication, promoted: str | None
 ) -> tuple[CplEntry | None, dict[str, Any] | None]:
     """The EPCL entry a loaded case closes on: one listing the combination it loaded (its own entry
     when ``promoted`` names it, else the last active EPCL entry listing it). Else, when its entry as
     listed now has another combination than the one loaded and that one is on the EPCL, what the
     operators are told instead (``loaded_on_epcl``'s ``not_loaded``).
 
-    A case loaded before the combination was recorded is judged by its entry as listed now."""
+    A case whose loaded combination is not known (``loaded``) is judged by its entry as listed now."""
     entry_id = case.cpl_entry_id or ""
     entry = publication.by_id().get(entry_id)
-    loaded: LoadedAs | None = case.loaded_as()
     combination = loaded.combination if loaded else entry.dmc if entry else None
     own = promoted is not None and promoted == entry_id
     if own and entry is not None and entry.dmc == combination:
@@ -518,6 +589,22 @@ def _on_epcl(
         "response_id": case.response_id, "entry_id": entry_id, "epcl_entry_id": listed.entry_id,
         "publication": told_in, "changes": changes,
     }  # fmt: skip
+
+
+def _waiting_for_cpl_since(case: Case) -> datetime | None:
+    """Since when the case has waited for SECAS to publish an entry it may load, or None when it waits
+    for an operator instead (an entry that differs, a load the SMI refused). A case needing attention
+    waits for SECAS from the step that found its entry withdrawn (cancelled, expired), or from its move
+    to needs attention when that found it so."""
+    if case.state is not CaseState.NEEDS_ATTENTION:
+        return case.waited_since()
+    if not entry_not_loadable(case.problems):
+        return None
+    not_loadable = _cause(Outcome.NOT_LOADABLE)
+    for step in reversed(case.timeline):
+        if step.from_state != step.to_state or step.cause == not_loadable:
+            return step.at
+    return case.opened_at
 
 
 def _fingerprint(entry: Mapping[str, Any]) -> str:

@@ -74,7 +74,11 @@ class SecasOperations:
             _mark(publication.source_sha256), {"by": context.idempotency_key, "previous": previous_sha}
         )
         self._publications.add(publication, fetched_at=context.now, source=location)
-        return _changes(previous.publication if previous else None, publication)
+        changes = _changes(previous.publication if previous else None, publication)
+        if publication.unread:
+            # Cells the reader left out (a Date Added that is not a date): the run history says which.
+            changes["unread_cells"] = list(publication.unread)
+        return changes
 
     def _redelivered(self, context: ActionContext) -> dict[str, Any] | None:
         latest = self._publications.latest()
