@@ -254,7 +254,7 @@ def bootstrap(
         engine = Engine(registry, parts.runs, parts.idempotency, **engine_kwargs)
         bridge = Bridge(flows, engine, parts.queue, clock=now, on_progress=on_progress)
 
-        case_ops = CaseOperations(cases, publications, register, parse, describe_rejection, parts.runs)
+        case_ops = CaseOperations(cases, publications, register, parse, describe_rejection)
         registry.register("cases.open", case_ops.open, side_effect=True)
         registry.register("cases.candidates", case_ops.candidates, side_effect=False)
         registry.register("cases.assess", case_ops.assess, side_effect=True)

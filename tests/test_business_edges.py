@@ -807,32 +807,3 @@ def test_a_date_added_that_is_no_date_does_not_hold_back_an_emergency_entry(worl
         [sync] = app.parts.runs.find(flow="secas-sync")
     [unread] = sync.actions["fetch"].outputs["unread_cells"]
     assert "column 'Date Added': '31/02/2026' is not a date" in unread and unread.endswith("read as no date")
-
-
-def test_a_case_loaded_before_its_combination_was_kept_is_judged_by_what_its_load_wrote(
-    world: CplWorld,
-) -> None:
-    """A case loaded by an earlier version of the bridge has no combination in its timeline. SECAS then
-    changes its entry's firmware, withdraws it and re-issues the changed combination: judged by the
-    entry as listed now, the re-issue would be followed and firmware nobody notified loaded. The run
-    that loaded the case recorded what its load wrote, which the case is judged by instead."""
-    world.notify("2026-11-20T08:00:00Z", 467)
-    world.publish("2026-11-20T09:05:00Z", [entry()], "20 November 2026 09:00")
-    with bootstrap(Settings(home=world.home)) as app:  # as the earlier version kept it
-        case = app.cases.get("467")
-        assert case is not None and case.loaded_as() is not None
-        case.timeline = [
-            step.model_copy(update={"evidence": {"run": step.evidence["run"], "cpl_entry_id": "S1-000316"}})
-            if step.to_state.value == "loaded" else step
-            for step in case.timeline
-        ]  # fmt: skip
-        app.cases.save(case)
-    assert world.case(467).loaded_as() is None
-    world.publish("2026-11-21T09:05:00Z", [entry(firmware_version="01020012")], "21 November 2026 09:00")
-    withdrawn = entry(firmware_version="01020012", cpl_status="Withdrawn")
-    reissued = entry(entry_id="S1-000500", firmware_version="01020012")
-    world.publish("2026-11-22T09:05:00Z", [withdrawn, reissued], "22 November 2026 09:00")
-    case = world.case(467)
-    assert (case.state.value, case.cpl_entry_id) == ("needs_attention", "S1-000500")
-    assert "firmware_version: loaded into the SMI '01020011', CPL has '01020012'" in case.problems
-    assert [(r.firmware_version, r.status) for r in world.smi()] == [("01020011", InventoryStatus.ACTIVE)]

@@ -15,7 +15,6 @@ from flows.domain.matching import Outcome, assess, assess_reissue, entry_not_loa
 from flows.domain.notification import EmergencyNotification
 from flows.domain.suppliers import SupplierRegister
 from flows.engine.registry import ActionContext
-from flows.engine.runs import RunStore
 from flows.errors import BadInput, TransientError
 from flows.ports import CaseStore, ConcurrencyConflict, PublicationStore
 
@@ -46,14 +45,12 @@ class CaseOperations:
         register: SupplierRegister,
         parse: Parser,
         describe_rejection: Callable[[Exception], tuple[list[str], str, str]],
-        runs: RunStore,
     ) -> None:
         self._cases = cases
         self._publications = publications
         self._register = register
         self._parse = parse
         self._describe_rejection = describe_rejection
-        self._runs = runs  # what a case loaded before its timeline kept it (``_loaded_as``)
 
     def open(self, context: ActionContext, response_id: str, payload: Any) -> dict[str, Any]:
         """Open the case for a form response: received, then rejected if invalid or unauthorised.
@@ -133,7 +130,7 @@ class CaseOperations:
             outcome = Outcome.ON_EPCL.value if closed_here else "closed"
             return {**case_summary(case), "outcome": outcome, "changed": False}
         publication = stored.publication if stored else CplPublication(source_sha256="", entries=())
-        loaded = self._loaded_as(case)
+        loaded = case.loaded_as()
         assessment = assess(case.notification, publication, loaded=loaded.combination if loaded else None)
         outcome = assessment.outcome
         # An operator accepted exactly these differences: the case goes on as if it agreed.
@@ -295,7 +292,7 @@ class CaseOperations:
         if stored is None or withdrawn is None or notification is None:
             return {**case_summary(case), "reissued_as": None, "outcome": "withdraw"}
         publication = stored.publication
-        loaded = self._loaded_as(case)
+        loaded = case.loaded_as()
         # What the case loaded, not the entry as listed now: SECAS may have changed it since.
         combination = loaded.combination if loaded else withdrawn.dmc
         epcl = publication.on_epcl(combination) if case.loaded_from() else None
@@ -370,10 +367,9 @@ class CaseOperations:
             return {"response_ids": [], "not_loaded": []}
         ids, not_loaded = [], []
         for case in self._cases.list([CaseState.LOADED, CaseState.NEEDS_ATTENTION]):
-            loaded = self._loaded_as(case)
-            if not _holds_a_load(case, loaded):
+            if not _holds_a_load(case):
                 continue
-            epcl, other = _on_epcl(case, loaded, stored.publication, entry_id)
+            epcl, other = _on_epcl(case, stored.publication, entry_id)
             if epcl is not None:
                 ids.append(case.response_id)
             elif other is not None and case.state is CaseState.LOADED:
@@ -391,12 +387,12 @@ class CaseOperations:
         it is; ``state`` tells whether it is closed."""
         case = self._require(response_id)
         stored = self._publications.latest()
-        loaded = self._loaded_as(case)
-        if not _holds_a_load(case, loaded) or stored is None:
+        if not _holds_a_load(case) or stored is None:
             return case_summary(case)
         publication = stored.publication
         previous = case.cpl_entry_id or ""
-        epcl, _ = _on_epcl(case, loaded, publication, promoted)
+        epcl, _ = _on_epcl(case, publication, promoted)
+        loaded = case.loaded_as()
         if epcl is None:
             return case_summary(case)
         if case.state is CaseState.NEEDS_ATTENTION and loaded is not None:
@@ -490,41 +486,6 @@ class CaseOperations:
                 )
         return {"escalated": escalated, "limit_hours": limit_hours}
 
-    def _loaded_as(self, case: Case) -> LoadedAs | None:
-        """What the case last loaded into the SMI (``Case.loaded_as``). A case loaded before its
-        timeline kept that has it in the run history instead: the run that made its last load step
-        recorded what ``smi.load`` wrote for it (``dmc``). Read, not written back: the operations that
-        ask may not write (``loaded_on_epcl`` has no side effect), and such cases are few."""
-        loaded = case.loaded_as()
-        if loaded is not None:
-            return loaded
-        steps = [
-            (index, step)
-            for index, step in enumerate(case.timeline)
-            if step.to_state is CaseState.LOADED and isinstance(step.evidence.get("cpl_entry_id"), str)
-        ]
-        run_id = steps[-1][1].evidence.get("run") if steps else None
-        run = self._runs.get(run_id) if isinstance(run_id, str) else None
-        if run is None:
-            return None
-        entry_id = str(steps[-1][1].evidence["cpl_entry_id"])
-        written = {
-            action.outputs["dmc"]
-            for action in run.actions.values()
-            if f"[{case.response_id}]" in action.path  # the run's iteration for this case
-            and isinstance(action.outputs, dict)
-            and action.outputs.get("cpl_entry_id") == entry_id
-            and isinstance(action.outputs.get("dmc"), str)
-        }
-        fields = written.pop().split("/") if len(written) == 1 else []
-        if len(fields) != len(DeviceModelCombination._fields):
-            return None  # not found, or not one combination: judged by its entry as listed now
-        # The differences accepted for the load the step stands on (a re-issue followed keeps them):
-        # as the last move into loaded found them.
-        moved = max((index for index, step in steps if step.from_state is not CaseState.LOADED), default=0)
-        accepted = accepted_differences(case.model_copy(update={"timeline": case.timeline[:moved]}))
-        return LoadedAs(entry_id, DeviceModelCombination(*fields), tuple(accepted or ()))
-
     def _require(self, response_id: str) -> Case:
         case = self._cases.get(response_id)
         if case is None:
@@ -539,27 +500,28 @@ class CaseOperations:
             raise TransientError(str(conflict)) from conflict
 
 
-def _holds_a_load(case: Case, loaded: LoadedAs | None) -> bool:
+def _holds_a_load(case: Case) -> bool:
     """The SMI holds what the case loaded, for the case's life to end on the EPCL: it is loaded, or it
     needs attention after loading (a re-issue that differs, or its load refused after an acceptance),
-    the combination it loaded known (``loaded``; the entry of one whose load is not known is the
-    re-issue, and says nothing of what was loaded)."""
+    the combination it loaded recorded (``Case.loaded_as``; the entry of one loaded before that was
+    recorded is the re-issue, and says nothing of what was loaded)."""
     if case.state is CaseState.LOADED:
         return True
-    return case.state is CaseState.NEEDS_ATTENTION and loaded is not None
+    return case.state is CaseState.NEEDS_ATTENTION and case.loaded_as() is not None
 
 
 def _on_epcl(
-    case: Case, loaded: LoadedAs | None, publication: CplPublication, promoted: str | None
+    case: Case, publication: CplPublication, promoted: str | None
 ) -> tuple[CplEntry | None, dict[str, Any] | None]:
     """The EPCL entry a loaded case closes on: one listing the combination it loaded (its own entry
     when ``promoted`` names it, else the last active EPCL entry listing it). Else, when its entry as
     listed now has another combination than the one loaded and that one is on the EPCL, what the
     operators are told instead (``loaded_on_epcl``'s ``not_loaded``).
 
-    A case whose loaded combination is not known (``loaded``) is judged by its entry as listed now."""
+    A case loaded before the combination was recorded is judged by its entry as listed now."""
     entry_id = case.cpl_entry_id or ""
     entry = publication.by_id().get(entry_id)
+    loaded: LoadedAs | None = case.loaded_as()
     combination = loaded.combination if loaded else entry.dmc if entry else None
     own = promoted is not None and promoted == entry_id
     if own and entry is not None and entry.dmc == combination:
