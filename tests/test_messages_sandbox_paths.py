@@ -87,11 +87,19 @@ def test_format_stays_the_sandboxs_safe_formatter() -> None:
         "{% import '_macros.j2' as m %}{{ m._body_stream is defined }}",
         "{% for x in 'abc' %}{{ loop.index }}{{ x.upper() }}{% if not loop.last %},{% endif %}{% endfor %}",
         "{{ ' a '.strip() }}{{ 'a-b'.split('-') | join('+') }}",
+        "{% set ns = namespace(n=0) %}{% for i in range(3) %}{% set ns.n = ns.n + i %}{% endfor %}{{ ns.n }}",
+        "{% import '_macros.j2' as m %}{{ m.shout(dict(a=1) | list | first) }}{{ cycler('x').next() }}",
     ],
 )
 def test_templates_render_the_same_in_both_sandboxes(source: str) -> None:
     ours, theirs = environments(t=source)
     assert ours.get_template("t").render() == theirs.get_template("t").render()
+
+
+def test_a_templates_own_globals_stay_its_own() -> None:
+    ours, _ = environments(a="{{ g }}{{ range(2) | list }}", b="{{ g is defined }}")
+    assert ours.get_template("a", globals={"g": "mine"}).render() == "mine[0, 1]"
+    assert ours.get_template("b").render() == "False"
 
 
 @pytest.mark.parametrize(
