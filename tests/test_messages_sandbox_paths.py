@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,7 +14,8 @@ from jinja2.runtime import LoopContext
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jinja2.utils import htmlsafe_json_dumps
 
-from flows.messages import rendering
+from flows.messages import MessageTemplates, rendering
+from tests.test_messages import CARDS, HOSTILE, full_context, make_case, make_entry
 
 PARTIALS = {
     "_macros.j2": "{% macro shout(x) %}{{ x | upper }}!{% endmacro %}{% set plain = 'kept' %}",
@@ -127,3 +129,57 @@ def test_a_card_value_is_the_json_htmlsafe_json_dumps_writes(value: Any) -> None
     expected = htmlsafe_json_dumps(rendering._without_links(value))
     assert rendering._card_json(value) == expected
     assert json.loads(rendering._card_json(value)) == rendering._without_links(value)
+
+
+# --- a card's facts: one filter writes what the loop wrote -----------------------------------------
+
+LOOPED_FACTS = (
+    '    , {"type": "FactSet", "facts": [\n'
+    '{% for title, value in facts if value is not none and value != "" %}\n'
+    '      {"title": {{ title | tojson }}, "value": {{ value | string | tojson }}}'
+    "{% if not loop.last %},{% endif %}\n"
+    "\n"
+    "{% endfor %}\n"
+    "    ]}\n"
+)
+
+
+@pytest.mark.parametrize("name", CARDS)
+@pytest.mark.parametrize("hostile", [False, True], ids=["plain", "hostile"])
+def test_every_card_shows_the_facts_the_looping_partial_showed(
+    tmp_path: Path, name: str, hostile: bool
+) -> None:
+    """The packaged ``_facts.json.j2`` against the loop it replaced, given as an operator's override."""
+    (tmp_path / "_facts.json.j2").write_text(LOOPED_FACTS, encoding="utf-8")
+    text = HOSTILE if hostile else "Corrie [GSME](https://x.example) 2"
+    case = make_case(supplier=text, model_name=text, vulnerability_reference=text)
+    context = full_context(case, make_entry(model_name=text, s1sp=""), case_url="https://console.example/c/1")
+
+    ours = MessageTemplates().card(name, context, idempotency_key="k").card
+    looped = MessageTemplates(tmp_path).card(name, context, idempotency_key="k").card
+
+    assert ours == looped
+    assert json.dumps(ours) == json.dumps(looped)  # the same order of keys too
+
+
+def test_fact_values_are_text_and_empty_ones_are_left_out() -> None:
+    facts = [
+        ("a", None),
+        ("b", ""),
+        ("c", 0),
+        ("d", False),
+        ("e", 1.5),
+        ("f", "[x](y)"),
+        ("g", " "),
+        (7, "h"),
+    ]
+    ours, _ = environments(t="{{ facts | fact_list | tojson }}")
+    ours.filters["fact_list"] = rendering._fact_list
+    assert json.loads(ours.get_template("t").render(facts=facts)) == [
+        {"title": "c", "value": "0"},
+        {"title": "d", "value": "False"},
+        {"title": "e", "value": "1.5"},
+        {"title": "f", "value": "[x](y)"},
+        {"title": "g", "value": " "},
+        {"title": 7, "value": "h"},
+    ]

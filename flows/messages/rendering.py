@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping, MutableMapping, Sequence
+from collections.abc import Iterable, Mapping, MutableMapping, Sequence
 from datetime import UTC, date, datetime
 from json.encoder import encode_basestring_ascii
 from pathlib import Path
@@ -40,7 +40,7 @@ from jinja2.exceptions import SecurityError
 from jinja2.runtime import LoopContext, Macro
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jinja2.utils import htmlsafe_json_dumps
-from markupsafe import Markup
+from markupsafe import Markup, soft_str
 from pydantic import BaseModel
 
 from flows.errors import BadInput
@@ -217,7 +217,7 @@ def _environment(loader: BaseLoader, **options: Any) -> ImmutableSandboxedEnviro
         cache_size=-1,
         **options,
     )
-    environment.filters.update(when=_when, day=_day, label=_label, hours=_hours)
+    environment.filters.update(when=_when, day=_day, label=_label, hours=_hours, fact_list=_fact_list)
     return environment
 
 
@@ -309,6 +309,15 @@ def _day(value: object) -> str:
 
 def _label(field: str) -> str:
     return FIELD_LABELS.get(field, field.replace("_", " ").capitalize())
+
+
+def _fact_list(facts: Iterable[tuple[Any, Any]]) -> list[dict[str, Any]]:
+    """(title, value) pairs as Adaptive Card facts, each value as text; a value null or empty is left out."""
+    return [
+        {"title": title, "value": soft_str(value)}
+        for title, value in facts
+        if value is not None and value != ""
+    ]
 
 
 def _hours(value: float) -> str:
