@@ -256,7 +256,7 @@ def _card_json(value: Any) -> Markup:
 def _without_links(value: Any) -> Any:
     if isinstance(value, str):
         return value.replace(_LINK_JOIN, "]\u200b(")
-    if isinstance(value, Mapping):
+    if type(value) is dict or isinstance(value, Mapping):  # a dict spares the abstract class's check
         return {key: _without_links(item) for key, item in value.items()}
     if isinstance(value, list | tuple):
         return [_without_links(item) for item in value]
