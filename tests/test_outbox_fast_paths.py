@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import os
 import re
 import shutil
@@ -16,7 +17,7 @@ from hypothesis import strategies as st
 import tests.hypothesis_profiles  # noqa: F401 - loads the chosen Hypothesis profile
 from adapters.embedded.sqlite import BridgeDatabase
 from adapters.outbox import folder as outbox_folder
-from adapters.outbox import mail
+from adapters.outbox import mail, mime
 from adapters.outbox.journal import OutboxJournal
 from flows.errors import BadInput
 from tests.test_outbox import files_in
@@ -111,3 +112,9 @@ def test_the_first_message_replaces_a_leftover_under_its_name(tmp_path: Path, jo
         assert wrote is True
         assert path.read_bytes() == b"newer"
     assert not [path for path in folder.root.iterdir() if path.name.startswith(".")]
+
+
+@given(st.one_of(st.text(max_size=2000), st.integers(0, 120).map(lambda lines: "x" * (57 * lines))))
+def test_a_base64_part_is_cut_into_the_lines_encodebytes_writes(body: str) -> None:
+    expected = base64.encodebytes(body.encode("utf-8")).replace(b"\n", b"\r\n")
+    assert mime._base64_part("plain", body).split(b"\r\n\r\n", 1)[1] == expected
