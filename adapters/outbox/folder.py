@@ -77,15 +77,22 @@ class OutboxFolder:
         if self._journal is None:
             if target.exists():
                 return target, False
-            self.root.mkdir(parents=True, exist_ok=True)
-            return target, self._write_new(target, content, sync=True)
+            return target, self._write_new_in_folder(target, content, sync=True)
         kept, first = self._journal.keep(self.root.name, target.name, content)
+        if first:
+            # The key's first message, nearly always: link it in, and look only if the name is taken.
+            # A file there is a leftover, there before these bytes were kept (a power cut lost its row,
+            # not its name), or a racer's, linked after the keep with these same bytes: either way the
+            # kept bytes replace it.
+            if not self._write_new_in_folder(target, kept, sync=False):
+                self._replace(target, kept)
+            return target, first
         found = _size(target)
-        if found == len(kept) and not first:
+        if found == len(kept):
             return target, first  # the kept message, written by an earlier call
         self.root.mkdir(parents=True, exist_ok=True)
-        # A file found now is a leftover: there before this call's bytes were kept, or cut short. One
-        # linked by a racer after the keep holds these same bytes, and is left alone if whole.
+        # A file found now is cut short. One linked by a racer since holds these same bytes, and is
+        # left alone if whole.
         lost_race = found is None and not self._write_new(target, kept, sync=False)
         if found is not None or (lost_race and _size(target) != len(kept)):
             self._replace(target, kept)
@@ -120,6 +127,15 @@ class OutboxFolder:
             os.replace(temporary, target)
         finally:
             temporary.unlink(missing_ok=True)
+
+    def _write_new_in_folder(self, target: Path, content: bytes, *, sync: bool) -> bool:
+        """``_write_new``, making the folder first when it is missing (the first write, or an operator
+        removed it): asked only then, not before every message."""
+        try:
+            return self._write_new(target, content, sync=sync)
+        except FileNotFoundError:
+            self.root.mkdir(parents=True, exist_ok=True)
+            return self._write_new(target, content, sync=sync)
 
     def _write_new(self, target: Path, content: bytes, *, sync: bool) -> bool:
         """Write ``target`` unless it exists; whether this call wrote it. ``sync``: fsync it first."""
@@ -156,24 +172,23 @@ class OutboxFolder:
                 return None
             raise
         try:
-            with os.fdopen(handle, "wb", closefd=False) as stream:
-                stream.write(content)
-                stream.flush()
+            unwritten = memoryview(content)
+            while unwritten:  # os.write may write less than asked
+                unwritten = unwritten[os.write(handle, unwritten) :]
             if sync:
                 os.fsync(handle)
-            folder = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY)
             try:
-                # A directory fd makes ``os.link`` call linkat(2) with AT_SYMLINK_FOLLOW, which links
-                # the inode behind /proc/self/fd/N; plain link(2) would not follow that name.
-                os.link(f"/proc/self/fd/{handle}", target.name, dst_dir_fd=folder, follow_symlinks=True)
+                # A ``src_dir_fd`` makes ``os.link`` call linkat(2) with AT_SYMLINK_FOLLOW, which links
+                # the inode behind /proc/self/fd/N; plain link(2) would not follow that name. linkat
+                # ignores the descriptor for an absolute source path, so the file's own will do, and
+                # no descriptor of the folder is opened for it.
+                os.link(f"/proc/self/fd/{handle}", target, src_dir_fd=handle, follow_symlinks=True)
             except FileExistsError:
                 return False
             except OSError as error:
                 if error.errno in _NO_ANONYMOUS_FILES:  # no /proc: the named temporary file then
                     return None
                 raise
-            finally:
-                os.close(folder)
             return True
         finally:
             os.close(handle)

@@ -58,7 +58,10 @@ def _write(value: Any, parts: list[str], newline: str) -> None:
             parts.append(separator)
             parts.append(encode_basestring(key))
             parts.append(": ")
-            _write(item, parts, inner)
+            if type(item) is str:  # most values: written here, without a call
+                parts.append(encode_basestring(item))
+            else:
+                _write(item, parts, inner)
             separator = "," + inner
         parts.append(newline + "}")
     elif kind is list or kind is tuple:
@@ -69,7 +72,10 @@ def _write(value: Any, parts: list[str], newline: str) -> None:
         separator = "[" + inner
         for item in value:
             parts.append(separator)
-            _write(item, parts, inner)
+            if type(item) is str:
+                parts.append(encode_basestring(item))
+            else:
+                _write(item, parts, inner)
             separator = "," + inner
         parts.append(newline + "]")
     else:

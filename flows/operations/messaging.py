@@ -76,8 +76,9 @@ class MessagingOperations:
             "problems": list(case.problems),
             "case_url": self._case_url(response_id),
         }
-        stored = self._publications.latest()
-        if case.cpl_entry_id and stored is not None:
+        # Only a case with an entry asks for the publication: one that has none yet (every
+        # acknowledgement) spares a query.
+        if case.cpl_entry_id and (stored := self._publications.latest()) is not None:
             entry = stored.publication.by_id().get(case.cpl_entry_id)
             values["entry"] = entry.model_dump(mode="json") if entry else None
         values.update(extra or {})
