@@ -4,10 +4,12 @@ importable module. Each acts once, in one process, chosen by an ``O_EXCL`` marke
 from __future__ import annotations
 
 import os
+import time
 from typing import Any
 
 MARKER = "CPL_BRIDGE_TEST_MARKER"  # the marker file's path, set by the test
 PARENT = "CPL_BRIDGE_TEST_PARENT"  # the draining parent's pid
+WAIT_FOR_A_DEATH = 60.0  # seconds; far below the test's guard against hanging
 
 
 def _first_time() -> bool:
@@ -19,9 +21,18 @@ def _first_time() -> bool:
 
 
 def a_worker_dies_once(message: Any, run: Any) -> None:
-    """A worker process (not the parent) dies after a run, before acknowledging its message."""
-    if os.getpid() != int(os.environ[PARENT]) and _first_time():
-        os._exit(3)
+    """A worker process (not the parent) dies after a run, before acknowledging its message.
+
+    The parent waits after its first run until a worker has died: it could otherwise drain every
+    message before any worker process has started (they take a second to import), and none would die.
+    """
+    if os.getpid() != int(os.environ[PARENT]):
+        if _first_time():
+            os._exit(3)
+        return
+    deadline = time.monotonic() + WAIT_FOR_A_DEATH
+    while not os.path.exists(os.environ[MARKER]) and time.monotonic() < deadline:
+        time.sleep(0.05)
 
 
 def the_parent_fails_once(message: Any, run: Any) -> None:
