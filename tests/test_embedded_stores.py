@@ -692,6 +692,26 @@ def test_one_statement_written_alone_commits_and_inside_a_transaction_joins_it(
     assert not any("SAVEPOINT" in statement for statement in statements)
 
 
+def test_one_statement_is_refused_in_a_transaction_sqlite_already_rolled_back(
+    database: BridgeDatabase,
+) -> None:
+    """SQLite ends a transaction itself on a full disk or an I/O error. A caller that caught the error
+    and went on must not have its later statements committed one by one, outside any transaction.
+    (A full disk cannot be made here on demand; the rollback SQLite would do is done by hand.)"""
+    database.write_one("CREATE TABLE kept (n INTEGER)")
+
+    def goes_on_after_the_rollback() -> None:
+        with database.transaction() as connection:
+            database.write_one("INSERT INTO kept VALUES (1)")
+            connection.execute("ROLLBACK")  # what SQLite does on SQLITE_FULL
+            database.write_one("INSERT INTO kept VALUES (2)")
+
+    with pytest.raises(sqlite3.OperationalError, match="rolled back by SQLite"):
+        goes_on_after_the_rollback()
+    with database.read() as connection:
+        assert connection.execute("SELECT n FROM kept").fetchall() == []
+
+
 def test_one_statement_waits_for_another_program_s_write_and_reads_what_it_wrote(
     database: BridgeDatabase, db_path: Path
 ) -> None:

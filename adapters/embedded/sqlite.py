@@ -144,6 +144,13 @@ class BridgeDatabase:
         with self._lock:
             connection = self._connection
             if self._depth:
+                if not connection.in_transaction:
+                    # SQLite ends a transaction itself on some errors (disk full, I/O, out of memory);
+                    # a caller that caught one and went on would otherwise commit each statement alone.
+                    raise sqlite3.OperationalError(
+                        f"{self.path}: the transaction this write belongs to was rolled back by SQLite "
+                        "after an earlier error; nothing more is written in it"
+                    )
                 return connection.execute(statement, parameters)
             with self._writers.held():
                 cursor = connection.execute(statement, parameters)  # its own transaction (autocommit)
