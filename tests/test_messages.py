@@ -9,16 +9,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from jinja2 import StrictUndefined, Undefined
 from jinja2.exceptions import SecurityError
-from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from flows.domain.case import Case, CaseState
 from flows.domain.cpl import CplEntry, CplPublication
 from flows.domain.matching import Assessment, Outcome, assess
 from flows.domain.notification import EmergencyNotification
 from flows.errors import BadInput
-from flows.messages import MessageTemplates, TemplateProblem, rendering
+from flows.messages import MessageTemplates, TemplateProblem
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples" / "forms"
 EMAILS = ["acknowledged", "rejected", "loaded", "withdrawn", "closed"]
@@ -540,22 +538,3 @@ def test_a_card_must_be_an_adaptive_card_with_values_outside_string_literals(tmp
         templates.card("bare", {}, idempotency_key="k")
     with pytest.raises(TemplateProblem, match=r"broken\.card\.json\.j2, line 1"):
         templates.card("broken", {}, idempotency_key="k")
-
-
-@pytest.mark.parametrize(
-    "name", ["state", "missing", "items", "keys", "get", "update", "__class__", "__dict__", "_x"]
-)
-def test_the_shorter_dict_lookup_answers_as_the_sandbox_does(name: str) -> None:
-    """``_Sandbox.getattr`` skips ``getattr`` for plain dicts; what a template gets must not change."""
-    data = {"state": "loaded", "items": "a key named like a dict method", "_x": 1, "__dict__": 2}
-    ours = rendering._Sandbox(undefined=StrictUndefined).getattr(data, name)
-    theirs = ImmutableSandboxedEnvironment(undefined=StrictUndefined).getattr(data, name)
-    if isinstance(theirs, Undefined):
-        assert type(ours) is type(theirs)
-        assert (ours._undefined_name, ours._undefined_obj, ours._undefined_exception) == (
-            theirs._undefined_name,
-            theirs._undefined_obj,
-            theirs._undefined_exception,
-        )
-    else:
-        assert ours == theirs

@@ -42,6 +42,17 @@ def same_answer(ours: Any, theirs: Any) -> None:
 
 
 @pytest.mark.parametrize(
+    "name", ["state", "missing", "items", "keys", "get", "update", "__class__", "__dict__", "_x"]
+)
+def test_the_shorter_dict_lookup_answers_as_the_sandbox_does(name: str) -> None:
+    """``_Sandbox.getattr`` skips ``getattr`` for plain dicts; what a template gets must not change."""
+    data = {"state": "loaded", "items": "a key named like a dict method", "_x": 1, "__dict__": 2}
+    ours = rendering._Sandbox(undefined=StrictUndefined).getattr(data, name)
+    theirs = ImmutableSandboxedEnvironment(undefined=StrictUndefined).getattr(data, name)
+    same_answer(ours, theirs)
+
+
+@pytest.mark.parametrize(
     "name",
     [
         *("last", "first", "index", "index0", "revindex", "revindex0", "length", "depth", "depth0"),
