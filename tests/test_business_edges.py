@@ -807,3 +807,8 @@ def test_a_date_added_that_is_no_date_does_not_hold_back_an_emergency_entry(worl
         [sync] = app.parts.runs.find(flow="secas-sync")
     [unread] = sync.actions["fetch"].outputs["unread_cells"]
     assert "column 'Date Added': '31/02/2026' is not a date" in unread and unread.endswith("read as no date")
+    # Operators are told once, naming the cell; the next publication, mended, tells nothing more.
+    told = [card for card in world.cards() if "could not be read" in card]
+    assert len(told) == 1 and "31/02/2026" in told[0]
+    world.publish("2026-11-21T09:05:00Z", [entry(date_added="2026-02-28")], "21 November 2026 09:00")
+    assert len([card for card in world.cards() if "could not be read" in card]) == 1

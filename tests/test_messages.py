@@ -37,6 +37,7 @@ CARDS = [
     "case_entry_changed",
     "sync_failed",
     "run_failed",
+    "cpl_cells_unread",
 ]
 HOSTILE = (
     'He said "stop" \\ now\n"}], "actions": [{"type": "Action.OpenUrl"}]</script><script>alert(1)</script>'
@@ -114,6 +115,8 @@ def full_context(case: Case, entry: CplEntry, **extra: Any) -> dict[str, Any]:
         "entry_id": entry.entry_id,
         "previous_entry_id": "S1-000300",
         "changes": [{"field": "firmware_version", "old": "01020011", "new": "01020012"}],
+        "cells": ["sheet 'SMETS1', row 7, column 'Date Added': 'TBC' is not a date, read as no date"],
+        "published_at": "2026-11-20T09:00:00",
         **extra,
     }
 
@@ -291,6 +294,7 @@ def test_each_card_stays_valid_json_whatever_the_free_text(templates: MessageTem
         flow=HOSTILE,
         run_id=HOSTILE,
         action=HOSTILE,
+        cells=[HOSTILE],
     )
 
     card = templates.card(name, context, idempotency_key=f"card-{name}").card
@@ -462,6 +466,25 @@ def test_sync_failed_and_run_failed_cards(templates: MessageTemplates) -> None:
     assert sync["body"][0]["text"] == "SECAS CPL sync has never succeeded"
     assert {"title": "Failed action", "value": "ack"} in run["body"][2]["facts"]
     assert actions(run)[0]["title"] == "Open run"
+
+
+def test_the_unread_cells_card_counts_them_and_lists_the_first_ten(templates: MessageTemplates) -> None:
+    cells = [f"sheet 'SMETS1', row {row}, column 'Date Added': 'TBC' is not a date" for row in range(7, 19)]
+    many = templates.card(
+        "cpl_cells_unread",
+        {"cells": cells, "source": "https://secas.example/cpl.xlsx", "published_at": "2026-11-20T09:00:00"},
+        idempotency_key="k",
+    ).card
+    one = templates.card(
+        "cpl_cells_unread", {"cells": cells[:1], "source": "s", "published_at": None}, idempotency_key="k"
+    ).card
+
+    assert many["body"][0]["text"] == "SECAS CPL: 12 cells could not be read"
+    assert {"title": "Published", "value": "20 November 2026, 09:00"} in many["body"][2]["facts"]
+    listed = many["body"][3]["text"].split("\n")
+    assert listed[:10] == [f"- {cell}" for cell in cells[:10]] and listed[10:] == ["- and 2 more"]
+    assert one["body"][0]["text"] == "SECAS CPL: 1 cell could not be read"
+    assert {"title": "Published", "value": "not stated"} in one["body"][2]["facts"]
 
 
 def test_a_missing_value_fails_naming_the_template_and_the_value(templates: MessageTemplates) -> None:

@@ -57,3 +57,22 @@ def test_a_redelivered_sync_reports_the_changes_it_kept(tmp_path: Path) -> None:
         another = sync.sync(context("sync/3/fetch"), "cpl.xlsx")  # a later, different sync: nothing new
         assert another == {"changed": False, "reason": "same file as the last publication"}
         assert sync.sync(context("sync/4/fetch"), "cpl.xlsx") == {"changed": False, "reason": "not modified"}
+
+
+def test_a_redelivered_sync_reports_the_cells_its_first_delivery_left_out(tmp_path: Path) -> None:
+    """The stored publication does not keep the cells the reader left out: the mark does, so that
+    operators are told of them whichever delivery's result the run records."""
+    cell = "sheet 'SMETS1', row 7, column 'Date Added': 'TBC' is not a date, read as no date"
+
+    def read_with_a_bad_cell(data: bytes, name: str) -> CplPublication:
+        return read(data, name).model_copy(update={"unread": (cell,)})
+
+    data = (SAMPLES / "cpl" / "cpl-2026-11-20.xlsx").read_bytes()
+    with BridgeDatabase(tmp_path / "bridge.sqlite3") as database:
+        publications = SqlitePublicationStore(database)
+        sync = SecasOperations(
+            ScriptedSource(data), publications, read_with_a_bad_cell, SqliteIdempotencyStore(database)
+        )
+        first = sync.sync(context("sync/1/fetch"), "cpl.xlsx")  # kept; say the worker died here
+        again = sync.sync(context("sync/1/fetch"), "cpl.xlsx")  # redelivered: the source answers no more
+        assert first["unread_cells"] == again["unread_cells"] == [cell]

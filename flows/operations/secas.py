@@ -70,15 +70,15 @@ class SecasOperations:
         # The raw file first: the evidence behind every load made from this publication.
         self._publications.add_raw(publication.source_sha256, data)
         previous_sha = previous.publication.source_sha256 if previous else None
+        # The cells the reader left out (a Date Added that is not a date) are kept with the mark: the
+        # stored publication does not hold them, and a redelivery must tell operators the same.
+        unread = list(publication.unread)
         self._markers.put(
-            _mark(publication.source_sha256), {"by": context.idempotency_key, "previous": previous_sha}
+            _mark(publication.source_sha256),
+            {"by": context.idempotency_key, "previous": previous_sha, "unread": unread},
         )
         self._publications.add(publication, fetched_at=context.now, source=location)
-        changes = _changes(previous.publication if previous else None, publication)
-        if publication.unread:
-            # Cells the reader left out (a Date Added that is not a date): the run history says which.
-            changes["unread_cells"] = list(publication.unread)
-        return changes
+        return _changes(previous.publication if previous else None, publication, unread)
 
     def _redelivered(self, context: ActionContext) -> dict[str, Any] | None:
         latest = self._publications.latest()
@@ -88,7 +88,7 @@ class SecasOperations:
         if mark is None or mark.get("by") != context.idempotency_key:
             return None
         before = self._publications.get(mark["previous"]) if mark.get("previous") else None
-        return _changes(before.publication if before else None, latest.publication)
+        return _changes(before.publication if before else None, latest.publication, mark.get("unread", []))
 
 
 def _utc(moment: datetime) -> datetime:
@@ -100,12 +100,17 @@ def _mark(sha256: str) -> str:
     return f"publication-kept/{sha256}"
 
 
-def _changes(previous: CplPublication | None, publication: CplPublication) -> dict[str, Any]:
+def _changes(
+    previous: CplPublication | None, publication: CplPublication, unread: list[str]
+) -> dict[str, Any]:
+    """What a kept publication changed, for the flow's announcements; ``unread``: the cells the reader
+    left out (``CplPublication.unread``), which operators are told of."""
     diff = diff_publications(previous, publication)
     emergency_changed = [c.entry_id for c in diff.changed if c.after.is_emergency or c.before.is_emergency]
     return {
         "changed": True,
         "publication": publication.source_sha256,
+        "unread_cells": unread,
         "published_at": publication.published_at.isoformat() if publication.published_at else None,
         "entries": len(publication.entries),
         "summary": {kind: len(ids) for kind, ids in diff.summary().items()},
