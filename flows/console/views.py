@@ -46,6 +46,10 @@ PREVIEW_EXTRAS: dict[str, Any] = {
     "entry_id": "S1-000316",
     "previous_entry_id": "S1-000300",
     "changes": [{"field": "firmware_version", "old": "01020011", "new": "01020012"}],
+    "cells": [
+        "sheet 'SMETS1', row 7, column 'Date Added': 'TBC' is not a date, read as no date (an example)"
+    ],
+    "published_at": "2026-11-24T09:00:00",
 }
 """Values only the alert templates take: shown as examples in a preview."""
 
