@@ -1,0 +1,19 @@
+"""bench/engine_counts.py counts what a bench case does: checked on a few cases, where it is known."""
+
+from __future__ import annotations
+
+from bench.engine_counts import counts
+
+
+def test_each_case_more_opens_one_file_per_message_and_commits_each_record() -> None:
+    few, more = counts(3), counts(6)
+
+    def each_more(name: str) -> float:
+        """What each of the three cases more added: the home's set-up (templates read, tables made)
+        is paid once and drops out."""
+        return (more[name] * 6 - few[name] * 3) / 3
+
+    # Each case sends two e-mails and posts two cards; the outbox opens one file for each message.
+    assert round(each_more("file_opens"), 6) == 4.0
+    # Every action's record is committed before the next starts: at least one commit per record.
+    assert each_more("commits") >= 9.0 and each_more("sql") >= each_more("commits")
