@@ -3,7 +3,7 @@ of the SMI. Each scenario goes through the command line, on publications made fr
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -234,6 +234,18 @@ def test_a_load_the_smi_refuses_for_good_puts_the_case_before_an_operator(world:
     assert [name for name in world.mails() if "loaded" in name]
 
 
+def escalated_once(world: CplWorld, marker: str, before_limit: str, past_limit: str) -> str:
+    """The lifecycle's hourly tick just before the waiting limit posts no card with ``marker``; just
+    past it one; an hour later no second one. Returns the card."""
+    assert world.cli(before_limit, "tick", "--flow", "case-lifecycle") == 0
+    assert not [card for card in world.cards() if marker in card]
+    an_hour_later = (datetime.fromisoformat(past_limit) + timedelta(hours=1)).isoformat()
+    for moment in (past_limit, an_hour_later):
+        assert world.cli(moment, "tick", "--flow", "case-lifecycle") == 0
+    [card] = [card for card in world.cards() if marker in card]
+    return card
+
+
 def test_a_case_left_received_by_an_smi_that_stayed_down_is_escalated_past_the_limit(
     world: CplWorld,
 ) -> None:
@@ -251,11 +263,8 @@ def test_a_case_left_received_by_an_smi_that_stayed_down_is_escalated_past_the_l
         with bootstrap(settings, clock=lambda: moment, adjust=smi_down, sleep=lambda seconds: None) as app:
             app.process(form_response_message(response(402)))
     assert world.case(402).state.value == "received"
-    assert world.cli("2026-11-23T09:00:00Z", "tick", "--flow", "case-lifecycle") == 0  # 71 hours: not yet
-    assert not [card for card in world.cards() if "Waiting too long: case 402" in card]
-    assert world.cli("2026-11-23T11:00:00Z", "tick", "--flow", "case-lifecycle") == 0  # 73 hours
-    assert world.cli("2026-11-23T12:00:00Z", "tick", "--flow", "case-lifecycle") == 0  # once per wait
-    [card] = [card for card in world.cards() if "Waiting too long: case 402" in card]
+    # 71 hours: not yet; 73 hours: escalated; an hour later: once per wait
+    card = escalated_once(world, "Waiting too long: case 402", "2026-11-23T09:00:00Z", "2026-11-23T11:00:00Z")
     assert "waiting to be checked" in card
 
 
@@ -742,11 +751,8 @@ def test_a_case_never_loaded_whose_only_entry_is_withdrawn_is_escalated_past_the
     withdrawn = {**wrong, "cpl_status": "Withdrawn"}
     world.publish("2026-11-25T09:05:00Z", [withdrawn, other], "25 November 2026 09:00")
     assert world.case(443).state.value == "needs_attention"
-    assert world.cli("2026-11-28T09:00:00Z", "tick", "--flow", "case-lifecycle") == 0  # 71.9 hours: not yet
-    assert not [card for card in world.cards() if "Waiting too long" in card]
-    assert world.cli("2026-11-28T10:00:00Z", "tick", "--flow", "case-lifecycle") == 0  # 72.9 hours
-    assert world.cli("2026-11-28T11:00:00Z", "tick", "--flow", "case-lifecycle") == 0  # once per wait
-    [card] = [card for card in world.cards() if "Waiting too long" in card]
+    # 71.9 hours: not yet; 72.9 hours: escalated; an hour later: once per wait
+    card = escalated_once(world, "Waiting too long", "2026-11-28T09:00:00Z", "2026-11-28T10:00:00Z")
     assert "case 443" in card and "waiting for SECAS to publish a CPL entry it may load" in card
     assert "CPL entry S1-000316 is Withdrawn" in card
     escalations = [step for step in world.case(443).timeline if step.cause.startswith("escalated")]
