@@ -5,10 +5,10 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Mapping
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
-from flows.domain.case import Case, CaseState, LoadedAs, TimelineEntry
+from flows.domain.case import NOT_LOADABLE, Case, CaseState, LoadedAs, TimelineEntry
 from flows.domain.cpl import CplEntry, CplPublication, DeviceModelCombination
 from flows.domain.decisions import DECISION_CAUSES, accepted_differences, find_decision
 from flows.domain.matching import Outcome, assess, assess_reissue, entry_not_loadable
@@ -155,8 +155,8 @@ class CaseOperations:
                 evidence["cpl_entry_id"] = assessment.entry.entry_id
             case.move_to(target, at=context.now, cause=_cause(outcome), evidence=evidence)
         elif outcome is Outcome.NOT_LOADABLE and not entry_not_loadable(case.problems):
-            # It needed attention for a difference; now its entry is withdrawn (cancelled, expired), it
-            # waits for SECAS instead, and the waiting limit counts from here (``_waiting_for_cpl_since``).
+            # It needed attention for a difference; now its entry is withdrawn (cancelled, expired), it waits
+            # for SECAS instead, and the waiting limit counts from here (``Case.waiting_for_cpl_since``).
             if assessment.entry is not None:
                 evidence["cpl_entry_id"] = assessment.entry.entry_id
             case.record(at=context.now, cause=_cause(outcome), evidence=evidence)
@@ -467,7 +467,7 @@ class CaseOperations:
         escalated = []
         waiting = [CaseState.RECEIVED, CaseState.AWAITING_CPL, CaseState.NEEDS_ATTENTION]
         for case in self._cases.list(waiting):
-            since = _waiting_for_cpl_since(case)
+            since = case.waiting_for_cpl_since()
             if since is None:
                 continue  # it waits for an operator's decision, not for SECAS
             waited = context.now - since
@@ -553,22 +553,6 @@ def _on_epcl(
     }  # fmt: skip
 
 
-def _waiting_for_cpl_since(case: Case) -> datetime | None:
-    """Since when the case has waited for SECAS to publish an entry it may load, or None when it waits
-    for an operator instead (an entry that differs, a load the SMI refused). A case needing attention
-    waits for SECAS from the step that found its entry withdrawn (cancelled, expired), or from its move
-    to needs attention when that found it so."""
-    if case.state is not CaseState.NEEDS_ATTENTION:
-        return case.waited_since()
-    if not entry_not_loadable(case.problems):
-        return None
-    not_loadable = _cause(Outcome.NOT_LOADABLE)
-    for step in reversed(case.timeline):
-        if step.from_state != step.to_state or step.cause == not_loadable:
-            return step.at
-    return case.opened_at
-
-
 def _fingerprint(entry: Mapping[str, Any]) -> str:
     """A CPL entry as assessed (``CplEntry.model_dump(mode="json")``), in 16 hex digits."""
     return hashlib.sha256(json.dumps(entry, sort_keys=True).encode()).hexdigest()[:16]
@@ -615,7 +599,7 @@ def _cause(outcome: Outcome) -> str:
     return {
         Outcome.WAITING: "no emergency CPL entry pairs with it yet",
         Outcome.MISMATCH: "the CPL entry differs from the notification",
-        Outcome.NOT_LOADABLE: "the paired CPL entry may not be loaded",
+        Outcome.NOT_LOADABLE: NOT_LOADABLE,
         Outcome.READY: "the CPL entry agrees",
         Outcome.ON_EPCL: "the device model combination is on the EPCL: no emergency entry is needed",
     }[outcome]
