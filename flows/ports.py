@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -41,6 +41,16 @@ class CaseStore(Protocol):
         ...
 
     def list(self, states: Iterable[CaseState] | None = None) -> list[Case]: ...
+
+    def paired_with(self, entry_id: str, states: Iterable[CaseState]) -> Sequence[Case]:
+        """As ``list``, only the cases paired with CPL entry ``entry_id`` (``Case.cpl_entry_id``): an
+        event about one entry must not read every case the bridge ever had."""
+        ...
+
+    def entered_before(self, states: Iterable[CaseState], moment: datetime) -> Sequence[Case]:
+        """As ``list``, only the cases that entered their current state (``Case.waited_since``)
+        before ``moment``: what may have waited too long."""
+        ...
 
     def summaries(self, states: Iterable[CaseState] | None = None) -> Sequence[CaseSummary]:
         """As ``list``, summarised: for lists of thousands of cases (the console)."""
@@ -149,6 +159,17 @@ class Inventory(Protocol):
     def get(self, dmc: DeviceModelCombination) -> InventoryRecord | None: ...
 
     def all(self) -> list[InventoryRecord]: ...
+
+
+@runtime_checkable
+class FindsByEntry(Protocol):
+    """An ``Inventory`` that finds the records loaded from some CPL entries by itself (the embedded
+    one, by an index). The SMI's contract has no such query: its records are read page by page
+    (``all``) and sorted out by the caller."""
+
+    def active_from(self, entry_ids: Iterable[str]) -> list[InventoryRecord]:
+        """The active records loaded from any of ``entry_ids``, sorted by combination (as ``all``)."""
+        ...
 
 
 # --- messages out -------------------------------------------------------------------------------

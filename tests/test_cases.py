@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from flows.domain.case import ALLOWED_TRANSITIONS, Case, CaseState, IllegalTransition
+from flows.domain.case import ALLOWED_TRANSITIONS, NOT_LOADABLE, Case, CaseState, IllegalTransition
 
 T0 = datetime(2026, 11, 23, 14, 0, tzinfo=UTC)
 
@@ -58,3 +58,17 @@ def test_an_event_without_a_state_change_keeps_the_waiting_time() -> None:
     case.record(at=T0 + timedelta(hours=80), cause="escalated")
     assert case.state is CaseState.AWAITING_CPL
     assert case.waited_since() == T0 + timedelta(hours=1)
+
+
+def test_waiting_for_the_cpl_counts_from_the_step_that_found_the_entry_not_loadable() -> None:
+    case = Case.open("7", at=T0)
+    assert case.waiting_for_cpl_since() == T0  # received: waits for SECAS from its opening
+    case.move_to(
+        CaseState.NEEDS_ATTENTION, at=T0 + timedelta(hours=1), cause="differs", problems=["firmware differs"]
+    )
+    assert case.waiting_for_cpl_since() is None  # waits for an operator's decision, not for SECAS
+    case.record(at=T0 + timedelta(hours=5), cause=NOT_LOADABLE)
+    case.problems = ["CPL entry S1-000301 is Withdrawn"]
+    case.record(at=T0 + timedelta(hours=6), cause="escalated: waited past the limit")
+    assert case.waiting_for_cpl_since() == T0 + timedelta(hours=5)
+    assert case.waited_since() == T0 + timedelta(hours=1)  # never later than the wait for the CPL

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from azure.core import MatchConditions
@@ -39,6 +39,7 @@ from flows.domain.case import Case, CaseReport, CaseState, CaseSummary, SummaryD
 from flows.ports import ConcurrencyConflict
 
 PARTITIONS = ("case|", "case}")  # "}" follows "|": every case's partition lies between these
+_CLOCKS_MARGIN = timedelta(days=1)  # see ``TableCaseStore.entered_before``
 
 
 def _partition(row: str) -> str:
@@ -126,6 +127,28 @@ class TableCaseStore:
         """Cases in the given states (all when ``None``), oldest opened first (ties: first added)."""
         return [Case.model_validate_json(unpack(entity)) for entity in self._entities(states, "list")]
 
+    def paired_with(self, entry_id: str, states: Iterable[CaseState]) -> Sequence[Case]:
+        """As ``list``, only the cases paired with CPL entry ``entry_id``: the service sends only those
+        (``cpl_entry_id`` is a property of its own)."""
+        entities = self._entities(
+            states, "paired with an entry", ("cpl_entry_id eq @entry", {"entry": entry_id})
+        )
+        return [Case.model_validate_json(unpack(entity)) for entity in entities]
+
+    def entered_before(self, states: Iterable[CaseState], moment: datetime) -> Sequence[Case]:
+        """As ``list``, only the cases that entered their current state before ``moment``. The entity
+        has no property for when (entities written before would lack it), but a case enters a state
+        after it is opened: the service sends the cases opened before ``moment`` (and a day more, for
+        the clocks of workers that disagree), and only those that entered their state before it are
+        read whole."""
+        bound = utc_text(moment + _CLOCKS_MARGIN)
+        entities = self._entities(states, "waiting", ("opened_at lt @opened", {"opened": bound}))
+        return [
+            Case.model_validate_json(document)
+            for document in map(unpack, entities)
+            if SummaryDocument.model_validate_json(document).summary().state_since < moment
+        ]
+
     def summaries(self, states: Iterable[CaseState] | None = None) -> Sequence[CaseSummary]:
         """As ``list``, each read as a summary (the notification is not validated again)."""
         entities = self._entities(states, "summaries")
@@ -137,11 +160,20 @@ class TableCaseStore:
             CaseReport.model_validate_json(unpack(entity)) for entity in self._entities(states, "reports")
         ]
 
-    def _entities(self, states: Iterable[CaseState] | None, what: str) -> Sequence[TableEntity]:
-        """The state filter runs in the service; the order is made here (the service returns the
-        partitions in turn, each in RowKey order, which is the response id's)."""
+    def _entities(
+        self,
+        states: Iterable[CaseState] | None,
+        what: str,
+        where: tuple[str, dict[str, Any]] | None = None,
+    ) -> Sequence[TableEntity]:
+        """The state filter (and ``where``: a condition and its parameters) runs in the service; the
+        order is made here (the service returns the partitions in turn, each in RowKey order, which is
+        the response id's)."""
         parameters: dict[str, Any] = {"low": PARTITIONS[0], "high": PARTITIONS[1]}
         query = "PartitionKey ge @low and PartitionKey lt @high"
+        if where is not None:
+            query += f" and {where[0]}"
+            parameters |= where[1]
         if states is not None:
             wanted = sorted({CaseState(state).value for state in states})
             if not wanted:

@@ -14,6 +14,7 @@ from typing import Any, NamedTuple
 from pydantic import BaseModel, ConfigDict, Field
 
 from flows.domain.cpl import DeviceModelCombination
+from flows.domain.matching import entry_not_loadable
 from flows.domain.notification import EmergencyNotification
 
 
@@ -42,6 +43,9 @@ ALLOWED_TRANSITIONS: dict[CaseState, frozenset[CaseState]] = {
     S.WITHDRAWN: frozenset(),
 }
 TERMINAL_STATES = frozenset(state for state, nexts in ALLOWED_TRANSITIONS.items() if not nexts)
+NOT_LOADABLE = "the paired CPL entry may not be loaded"
+"""The cause an assessment records when it finds a case's paired entry withdrawn (cancelled, expired):
+from then on the case waits for SECAS, not for an operator (``Case.waiting_for_cpl_since``)."""
 
 
 class LoadedAs(NamedTuple):
@@ -189,6 +193,20 @@ class Case(BaseModel):
     def waited_since(self) -> datetime:
         """When the case last entered its current state."""
         return _entered_state(self.timeline, self.opened_at)
+
+    def waiting_for_cpl_since(self) -> datetime | None:
+        """Since when the case has waited for SECAS to publish an entry it may load, or None when it
+        waits for an operator instead (an entry that differs, a load the SMI refused). A case needing
+        attention waits for SECAS from the step that found its entry withdrawn (cancelled, expired,
+        ``NOT_LOADABLE``), or from its move to needs attention when that found it so."""
+        if self.state is not CaseState.NEEDS_ATTENTION:
+            return self.waited_since()
+        if not entry_not_loadable(self.problems):
+            return None
+        for step in reversed(self.timeline):
+            if step.from_state != step.to_state or step.cause == NOT_LOADABLE:
+                return step.at
+        return self.opened_at
 
 
 class CaseSummary(NamedTuple):

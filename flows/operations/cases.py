@@ -5,10 +5,10 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Mapping
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
-from flows.domain.case import Case, CaseState, LoadedAs, TimelineEntry
+from flows.domain.case import NOT_LOADABLE, Case, CaseState, LoadedAs, TimelineEntry
 from flows.domain.cpl import CplEntry, CplPublication, DeviceModelCombination
 from flows.domain.decisions import DECISION_CAUSES, accepted_differences, find_decision
 from flows.domain.matching import Outcome, assess, assess_reissue, entry_not_loadable
@@ -155,8 +155,8 @@ class CaseOperations:
                 evidence["cpl_entry_id"] = assessment.entry.entry_id
             case.move_to(target, at=context.now, cause=_cause(outcome), evidence=evidence)
         elif outcome is Outcome.NOT_LOADABLE and not entry_not_loadable(case.problems):
-            # It needed attention for a difference; now its entry is withdrawn (cancelled, expired), it
-            # waits for SECAS instead, and the waiting limit counts from here (``_waiting_for_cpl_since``).
+            # It needed attention for a difference; now its entry is withdrawn (cancelled, expired), it waits
+            # for SECAS instead, and the waiting limit counts from here (``Case.waiting_for_cpl_since``).
             if assessment.entry is not None:
                 evidence["cpl_entry_id"] = assessment.entry.entry_id
             case.record(at=context.now, cause=_cause(outcome), evidence=evidence)
@@ -260,15 +260,13 @@ class CaseOperations:
     def for_entry(self, context: ActionContext, entry_id: str, states: list[str]) -> dict[str, Any]:
         """Cases paired with a CPL entry, in the given states."""
         wanted = [CaseState(state) for state in states]
-        ids = [case.response_id for case in self._cases.list(wanted) if case.cpl_entry_id == entry_id]
-        return {"response_ids": ids}
+        return {"response_ids": [case.response_id for case in self._cases.paired_with(entry_id, wanted)]}
 
     def closed_loaded_for_entry(self, context: ActionContext, entry_id: str) -> dict[str, Any]:
         """Closed cases paired with a CPL entry (the EPCL entry they closed on) whose combination the
-        bridge loaded into the SMI. Read from summaries: closed cases only ever add up."""
-        summaries = self._cases.summaries([CaseState.CLOSED])
-        paired = (self._cases.get(s.response_id) for s in summaries if s.cpl_entry_id == entry_id)
-        return {"response_ids": [case.response_id for case in paired if case and case.loaded_from()]}
+        bridge loaded into the SMI. Closed cases only ever add up: the store finds those of the entry."""
+        paired = self._cases.paired_with(entry_id, [CaseState.CLOSED])
+        return {"response_ids": [case.response_id for case in paired if case.loaded_from()]}
 
     def after_withdrawal(self, context: ActionContext, response_id: str, entry_id: str) -> dict[str, Any]:
         """What follows SECAS withdrawing (cancelling, expiring) the entry a case is paired with, as the
@@ -432,9 +430,7 @@ class CaseOperations:
         fields = ", ".join(f"{change['field']} {change['old']!r} -> {change['new']!r}" for change in changes)
         cause = f"SECAS changed CPL entry {entry_id}: {fields}"
         ids = []
-        for case in self._cases.list([CaseState.LOADED]):
-            if case.cpl_entry_id != entry_id:
-                continue
+        for case in self._cases.paired_with(entry_id, [CaseState.LOADED]):
             noted = any(
                 step.cause == cause and step.evidence.get("publication") == publication
                 for step in case.timeline
@@ -464,15 +460,22 @@ class CaseOperations:
         nothing else puts it in front of anyone. So is a case needing attention because its only entry
         may never be loaded (withdrawn, cancelled, expired): no decision can load it, and it waits for
         SECAS to publish one it may load."""
-        escalated = []
+        escalated: list[dict[str, Any]] = []
+        limit = timedelta(hours=limit_hours)
+        try:
+            cutoff = context.now - limit
+        except OverflowError:  # a limit reaching before year 1: nothing has waited that long
+            return {"escalated": escalated, "limit_hours": limit_hours}
         waiting = [CaseState.RECEIVED, CaseState.AWAITING_CPL, CaseState.NEEDS_ATTENTION]
-        for case in self._cases.list(waiting):
-            since = _waiting_for_cpl_since(case)
+        # A case waits for the CPL at the earliest since it entered its state (``waiting_for_cpl_since``
+        # is never before ``waited_since``): the store finds those that entered it before the cutoff.
+        for case in self._cases.entered_before(waiting, cutoff):
+            since = case.waiting_for_cpl_since()
             if since is None:
                 continue  # it waits for an operator's decision, not for SECAS
             waited = context.now - since
             already = any(entry.cause == ESCALATED and entry.at >= since for entry in case.timeline)
-            if waited > timedelta(hours=limit_hours) and not already:
+            if waited > limit and not already:
                 hours = round(waited.total_seconds() / 3600, 1)
                 case.record(
                     at=context.now, cause=ESCALATED, evidence={"run": context.run_id, "hours_waiting": hours}
@@ -553,22 +556,6 @@ def _on_epcl(
     }  # fmt: skip
 
 
-def _waiting_for_cpl_since(case: Case) -> datetime | None:
-    """Since when the case has waited for SECAS to publish an entry it may load, or None when it waits
-    for an operator instead (an entry that differs, a load the SMI refused). A case needing attention
-    waits for SECAS from the step that found its entry withdrawn (cancelled, expired), or from its move
-    to needs attention when that found it so."""
-    if case.state is not CaseState.NEEDS_ATTENTION:
-        return case.waited_since()
-    if not entry_not_loadable(case.problems):
-        return None
-    not_loadable = _cause(Outcome.NOT_LOADABLE)
-    for step in reversed(case.timeline):
-        if step.from_state != step.to_state or step.cause == not_loadable:
-            return step.at
-    return case.opened_at
-
-
 def _fingerprint(entry: Mapping[str, Any]) -> str:
     """A CPL entry as assessed (``CplEntry.model_dump(mode="json")``), in 16 hex digits."""
     return hashlib.sha256(json.dumps(entry, sort_keys=True).encode()).hexdigest()[:16]
@@ -615,7 +602,7 @@ def _cause(outcome: Outcome) -> str:
     return {
         Outcome.WAITING: "no emergency CPL entry pairs with it yet",
         Outcome.MISMATCH: "the CPL entry differs from the notification",
-        Outcome.NOT_LOADABLE: "the paired CPL entry may not be loaded",
+        Outcome.NOT_LOADABLE: NOT_LOADABLE,
         Outcome.READY: "the CPL entry agrees",
         Outcome.ON_EPCL: "the device model combination is on the EPCL: no emergency entry is needed",
     }[outcome]

@@ -7,7 +7,7 @@ from typing import Any
 from flows.domain.case import CaseState
 from flows.engine.registry import ActionContext
 from flows.errors import BadInput
-from flows.ports import CaseStore, Inventory, InventoryRecord, InventoryStatus, PublicationStore
+from flows.ports import CaseStore, FindsByEntry, Inventory, InventoryRecord, InventoryStatus, PublicationStore
 
 
 class InventoryOperations:
@@ -52,11 +52,7 @@ class InventoryOperations:
         entries = case.loaded_from()
         if not entries or case.state not in (CaseState.LOADED, CaseState.NEEDS_ATTENTION):
             return {"withdrawn": False, "reason": f"the case is {case.state.value}: nothing of it was loaded"}
-        loaded = [
-            record.dmc
-            for record in self._inventory.all()
-            if record.cpl_entry_id in entries and record.status is InventoryStatus.ACTIVE
-        ]
+        loaded = [record.dmc for record in self._loaded_from(entries)]
         for dmc in loaded:
             key = f"{context.idempotency_key}/{dmc.key}"
             self._inventory.withdraw(dmc, idempotency_key=key, attempt=context.attempt)
@@ -65,3 +61,14 @@ class InventoryOperations:
             "dmcs": [dmc.key for dmc in loaded],
             "cpl_entry_id": case.cpl_entry_id,
         }
+
+    def _loaded_from(self, entries: set[str]) -> list[InventoryRecord]:
+        """The active records loaded from ``entries``: asked for where the inventory can find them
+        (the embedded one, by an index), else sorted out of every record (the SMI has no such query)."""
+        if isinstance(self._inventory, FindsByEntry):
+            return self._inventory.active_from(entries)
+        return [
+            record
+            for record in self._inventory.all()
+            if record.cpl_entry_id in entries and record.status is InventoryStatus.ACTIVE
+        ]

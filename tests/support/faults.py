@@ -202,6 +202,12 @@ class FaultyCases(_Wrapper):
     def list(self, states: Iterable[CaseState] | None = None) -> list[Case]:
         return self._call("list", lambda: self.inner.list(states))
 
+    def paired_with(self, entry_id: str, states: Iterable[CaseState]) -> Sequence[Case]:
+        return self._call("paired_with", lambda: self.inner.paired_with(entry_id, states))
+
+    def entered_before(self, states: Iterable[CaseState], moment: datetime) -> Sequence[Case]:
+        return self._call("entered_before", lambda: self.inner.entered_before(states, moment))
+
     def summaries(self, states: Iterable[CaseState] | None = None) -> Sequence[CaseSummary]:
         return self._call("summaries", lambda: self.inner.summaries(states))
 
