@@ -39,6 +39,7 @@ $(CHROMIUM):
 bench: $(STAMP)
 	$(PY) bench/cpl_parse.py
 	$(PY) bench/console_render.py
+	$(PY) bench/event_reads.py
 
 clean:
 	rm -rf $(VENV) .bridge .mypy_cache .ruff_cache .pytest_cache
