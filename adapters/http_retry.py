@@ -1,5 +1,8 @@
 """Calling an HTTP service that may be briefly unavailable: one attempt's failures sorted into the bridge's
 error tree, and a bounded tenacity retry of the transient ones that honours the far side's Retry-After.
+An answer's body is read whole only when the adapter needs it (``read_whole``); any other is read to
+``BODY_LIMIT`` bytes and the connection closed, so a far side answering an error with megabytes is not
+held in memory.
 
 Shared by the HTTP adapters (Teams Workflows webhook, SMI); each decides itself what a final, non-transient
 response means for its own port.
@@ -8,7 +11,7 @@ response means for its own port.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Container
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -24,6 +27,11 @@ log = logging.getLogger(__name__)
 EXCERPT_CHARS = 200
 EXCERPT_BYTES = 8192
 """An excerpt comes from the body's first 8 KiB: an answer may be megabytes, a message shows 200."""
+BODY_LIMIT = 65_536
+"""Bytes of a body read unless the adapter needs it whole: more than an excerpt's window, and more than a
+problem+json error takes, so an error reads as it did when bodies were read whole."""
+BODY_CUT = "cpl_bridge.body_cut"
+"""The ``extensions`` key marking a response whose body was cut at ``BODY_LIMIT`` (``body_cut``)."""
 _WINDOW_GUARD = 1024
 """Characters dropped from the end of a window cut short: longer than any secret a scrubber replaces."""
 
@@ -88,16 +96,23 @@ def call_with_retry(call: Callable[[], T], policy: HttpRetry, *, sleep: Callable
 
 
 def attempt(
-    send: Callable[[], httpx.Response], what: str, *, scrub: Callable[[str], str] = str
+    send: Callable[[], httpx.Response],
+    what: str,
+    *,
+    scrub: Callable[[str], str] = str,
+    read_whole: Container[int] = (),
 ) -> httpx.Response:
     """Make one request; a transport failure or a 408/429/5xx raises ``TransientError``.
 
-    ``what`` names the call in messages (never put a secret in it); ``scrub`` cleans each message of
-    what the far side or the transport might echo. Any other response is returned for the adapter to
-    judge (httpx has read it in full, so the connection is back in the pool).
+    ``send`` makes the request with ``stream=True`` (``client.send(request, stream=True)``) and returns
+    before the body is read: the body of an answer whose status is in ``read_whole`` is then read in
+    full, any other's up to ``BODY_LIMIT`` bytes (see ``read_bounded``). ``what`` names the call in
+    messages (never put a secret in it); ``scrub`` cleans each message of what the far side or the
+    transport might echo. Any answer that is not transient is returned for the adapter to judge, read
+    and closed.
     """
     try:
-        response = send()
+        response = read_bounded(send(), whole=lambda status: status in read_whole)
     except (httpx.UnsupportedProtocol, httpx.LocalProtocolError) as error:
         raise PermanentError(scrub(f"{what}: {type(error).__name__}: {error}")) from error
     except httpx.TransportError as error:
@@ -106,6 +121,48 @@ def attempt(
         message = scrub(f"{what}: HTTP {response.status_code}{excerpt(response, scrub=scrub)}")
         raise TransientError(message, retry_after=retry_after(response))
     return response
+
+
+def read_bounded(
+    response: httpx.Response, *, whole: Callable[[int], bool], limit: int = BODY_LIMIT
+) -> httpx.Response:
+    """``response`` (a streamed one, body not read yet) with its body read, and closed.
+
+    When ``whole(status)`` the body is read in full and ``response`` itself is returned. Otherwise reading
+    stops once more than ``limit`` bytes (decoded) have come, the connection is closed (httpx does not
+    reuse one whose answer was not read to its end), and a copy of the response is returned holding those
+    bytes, cut to ``limit`` and marked (``body_cut``) when the body went on.
+    """
+    try:
+        if whole(response.status_code):
+            response.read()
+            return response
+        kept = bytearray()
+        for chunk in response.iter_bytes():
+            kept += chunk
+            if len(kept) > limit:
+                break
+    finally:
+        response.close()
+    cut = len(kept) > limit
+    # The bytes kept are decoded already, and their length is not the answer's.
+    headers = [
+        (name, value)
+        for name, value in response.headers.multi_items()
+        if name not in ("content-encoding", "content-length", "transfer-encoding")
+    ]
+    return httpx.Response(
+        response.status_code,
+        headers=headers,
+        content=bytes(kept[:limit]),
+        request=response.request,
+        extensions={**response.extensions, BODY_CUT: cut},
+    )
+
+
+def body_cut(response: httpx.Response) -> bool:
+    """Whether only the start of the response's body was read (``read_bounded``)."""
+    return bool(response.extensions.get(BODY_CUT, False))
 
 
 def retry_after(response: httpx.Response) -> float | None:
@@ -120,12 +177,13 @@ def excerpt(
     """``": <the body's start>"`` with white space collapsed, for error messages; empty for an empty body.
 
     Only the first ``EXCERPT_BYTES`` are decoded. ``scrub`` cleans them before they are cut: cut first, a
-    secret straddling the cut would keep its start. When the body goes on past them, their last 1,024
-    characters are dropped after cleaning: a secret the window cuts short is not matched whole.
+    secret straddling the cut would keep its start. When the body goes on past them (or was cut when
+    read, ``body_cut``), their last 1,024 characters are dropped after cleaning: a secret the window
+    cuts short is not matched whole.
     """
     window = response.content[:EXCERPT_BYTES]
     text = scrub(window.decode(response.encoding or "utf-8", errors="replace"))
-    if len(response.content) > len(window):
+    if len(response.content) > len(window) or body_cut(response):
         text = text[:-_WINDOW_GUARD]
     text = " ".join(text.split())
     if not text:

@@ -49,7 +49,8 @@ class WorkflowsWebhookChannel:
 
     Success is 200 or 202. 408, 429, 5xx and transport failures are retried (honouring Retry-After),
     then raised as ``TransientError``; any other answer is a ``PermanentError`` naming the status and the
-    start of the body. A card whose message is over ``max_bytes`` is refused with ``BadInput`` unsent.
+    start of the body (only ``http_retry.BODY_LIMIT`` bytes of any answer are read). A card whose message
+    is over ``max_bytes`` is refused with ``BadInput`` unsent.
     """
 
     def __init__(
@@ -93,9 +94,14 @@ class WorkflowsWebhookChannel:
         what = f"Teams webhook at {self._host}, card {card.idempotency_key}"
 
         def send() -> httpx.Response:
-            return self._client.post(
-                self._url.get_secret_value(), content=body, headers={"Content-Type": "application/json"}
+            request = self._client.build_request(
+                "POST",
+                self._url.get_secret_value(),
+                content=body,
+                headers={"Content-Type": "application/json"},
             )
+            # Streamed: no answer's body is needed whole, so at most http_retry's limit of it is read.
+            return self._client.send(request, stream=True)
 
         response = call_with_retry(
             lambda: attempt(send, what, scrub=self._scrub), self._retry, sleep=self._sleep

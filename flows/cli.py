@@ -36,7 +36,7 @@ from flows.domain.decisions import Decision, DecisionKind
 from flows.engine.runs import RunRecord
 from flows.errors import BadInput
 from flows.queue_message import Message, NotAResponse, form_response_message
-from flows.service import HoldsPoisoned, KeepsPoison
+from flows.service import HoldsPoisoned, PoisonedMessage
 from flows.settings import ENV_PREFIX, SAMPLES, Settings
 from flows.workers import SharedQueue, drain_with_workers
 
@@ -48,6 +48,14 @@ class LocalQueue(SharedQueue, Protocol):
     def poisoned(self) -> list[tuple[str, str]]: ...
 
     def requeue_poisoned(self) -> int: ...
+
+
+@runtime_checkable
+class PeeksPoison(Protocol):
+    """The Storage queue (``StorageWorkQueue.waiting_poisoned``): what waits in its poison queues, not kept
+    yet, by queue: the messages a peek lists, and about how many more it cannot."""
+
+    def waiting_poisoned(self) -> Sequence[tuple[str, list[PoisonedMessage], int]]: ...
 
 
 ERR = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -363,13 +371,9 @@ def _poisoned(args: argparse.Namespace) -> int:
             if kept:
                 print_poisoned(OUT, kept)
             ERR.print(f"{len(kept)} poisoned message(s) kept", markup=False)
-            if isinstance(queue, KeepsPoison):
-                for name, count in queue.not_yet_kept().items():
-                    if count:
-                        ERR.print(
-                            f"about {count} more in {name}, not kept yet (the poison trigger keeps them)",
-                            markup=False,
-                        )
+            if isinstance(queue, PeeksPoison):
+                for name, listed, more in queue.waiting_poisoned():
+                    _print_waiting(name, listed, more)
         elif args.requeue:
             moved = queue.requeue_poisoned(args.requeue)
             ids = ", ".join(dict.fromkeys(args.requeue))
@@ -377,6 +381,25 @@ def _poisoned(args: argparse.Namespace) -> int:
         else:
             ERR.print(f"{queue.requeue_poisoned()} poisoned message(s) put back; {then}", markup=False)
     return 0
+
+
+def _print_waiting(name: str, listed: list[PoisonedMessage], more: int) -> None:
+    """What waits in one poison queue, not kept yet: the messages listed (not yet what ``--requeue``
+    takes), and those a peek could not list, counted, so that a short list is not taken for all."""
+    if listed:
+        print_poisoned(OUT, listed, title=f"Not kept yet, in {name} ({len(listed)})")
+        ERR.print(
+            f"{len(listed)} more in {name}, not kept yet (listed above; the poison trigger keeps them, "
+            "then --requeue takes them)",
+            markup=False,
+        )
+    if more:
+        ERR.print(
+            f"{'and about' if listed else 'about'} {more} more in {name}, not kept yet and not listed (a"
+            " peek shows the first 32 visible messages only; one hidden until its alert is tried again is"
+            " not visible)",
+            markup=False,
+        )
 
 
 def _tick(args: argparse.Namespace) -> int:

@@ -115,9 +115,9 @@ def print_runs(console: Console, runs: Sequence[RunRecord]) -> None:
     console.print(table)
 
 
-def print_poisoned(console: Console, kept: Sequence[PoisonedMessage]) -> None:
-    """What each kept poisoned message was, never its body (it may hold a supplier's contact)."""
-    table = Table(title=f"Poisoned messages ({len(kept)})")
+def print_poisoned(console: Console, kept: Sequence[PoisonedMessage], *, title: str | None = None) -> None:
+    """What each kept (or waiting) poisoned message was, never its body (it may hold a supplier's contact)."""
+    table = Table(title=title or f"Poisoned messages ({len(kept)})")
     table.add_column("message", overflow="fold")  # folded, never cut: it is what --requeue takes
     for column in ("type", "flow", "deliveries", "poisoned at"):
         table.add_column(column, no_wrap=True)

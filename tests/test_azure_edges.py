@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import copy
+import hashlib
 import json
 import logging
 import time
@@ -315,7 +316,11 @@ def poison_and_work(settings: Settings) -> tuple[QueueClient, QueueClient]:
 def poisoned_by_the_host(poison: QueueClient, message: Message) -> None:
     """``message`` on the poison queue, as the host moves one there (base64, as host.json says)."""
     poison.create_queue()
-    poison.send_message(base64.b64encode(message.model_dump_json().encode()).decode())
+    poison.send_message(as_the_host_queues(message))
+
+
+def as_the_host_queues(message: Message) -> str:
+    return base64.b64encode(message.model_dump_json().encode()).decode()
 
 
 def kept_copies(settings: Settings, message_id: str) -> list[PoisonedMessage]:
@@ -395,25 +400,77 @@ def test_a_kept_poisoned_message_is_forgotten_by_id_and_not_put_back(
         assert messages_in(work) == before  # deleted, not put back
 
 
-def test_poisoned_says_how_many_wait_in_the_poison_queue_not_kept_yet(
+def cells_of(table: str, message_id: str) -> list[str]:
+    """The cells of the one row of a printed table that names ``message_id`` (its first line)."""
+    [line] = [line for line in table.splitlines() if message_id in line]
+    return [cell.strip() for cell in line.split("\u2502")[1:-1]]
+
+
+def test_poisoned_lists_what_waits_in_the_poison_queue_not_kept_yet(
     webhook: RecordingWebhook,
     on_azure: Settings,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    """Only kept copies can be listed by id: what the trigger has not kept yet is at least counted, so
-    the on-call engineer does not take an empty list for an empty poison queue."""
+    """What the trigger has not kept yet is listed from a peek, by the id it will be kept under and its
+    deliveries, so the on-call engineer does not take an empty list for an empty poison queue; the peek
+    takes nothing and counts no delivery."""
     on_azure_functions(monkeypatch, on_azure, webhook)
     response = json.loads((SAMPLES / "forms" / "responses.json").read_text())[2]
+    message = form_response_message(response)
     poison, work = poison_and_work(on_azure)
+    name = f"{on_azure.work_queue}-poison"
     with poison, work:
-        poisoned_by_the_host(poison, form_response_message(response))
-        assert main(["poisoned"]) == 0  # the queues are this test's own: one message waits
-        said = capsys.readouterr().err
-        assert f"about 1 more in {on_azure.work_queue}-poison, not kept yet" in said
-        host_delivers(user_function("poison_alert"), poison)  # kept and told: nothing waits now
+        poisoned_by_the_host(poison, message)
+        poison.send_message(base64.b64encode(b"not a message").decode())
+        delivered = poison.receive_message(visibility_timeout=60)  # the trigger's first delivery failed
+        assert delivered is not None
+        poison.update_message(delivered, pop_receipt=delivered.pop_receipt, visibility_timeout=0)
+        assert main(["poisoned"]) == 0  # the queues are this test's own: two messages wait
+        said = capsys.readouterr()
+        unreadable = "unreadable-" + hashlib.sha256(b"not a message").hexdigest()[:16]
+        assert cells_of(said.out, message.message_id)[:4] == [message.message_id, "form_response", "-", "1"]
+        assert cells_of(said.out, unreadable)[:4] == [unreadable, "unreadable", "-", "0"]
+        assert f"Not kept yet, in {name} (2)" in said.out and "not kept yet: waiting in" in said.out
+        assert f"2 more in {name}, not kept yet (listed above" in said.err
+        assert "not listed" not in said.err
+        assert response["responder"] not in said.out + said.err  # a contact: never shown
+        assert sorted(peeked.dequeue_count or 0 for peeked in poison.peek_messages(max_messages=32)) == [0, 1]
+
+        host_delivers(user_function("poison_alert"), poison)  # kept and told
+        host_delivers(user_function("poison_alert"), poison)
         assert main(["poisoned"]) == 0
-        assert "not kept yet" not in capsys.readouterr().err
+        said = capsys.readouterr()
+        assert "not kept yet" not in said.out + said.err
+        assert message.message_id in said.out and unreadable in said.out  # kept under the ids listed
+
+
+def test_poisoned_says_how_many_more_wait_than_a_peek_lists(
+    webhook: RecordingWebhook,
+    on_azure: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A peek shows the first 32 visible messages and no more (the service has no paging for it), and
+    none hidden until its alert is tried again: those are counted, never passed over in silence."""
+    on_azure_functions(monkeypatch, on_azure, webhook)
+    response = json.loads((SAMPLES / "forms" / "responses.json").read_text())[0]
+    messages = [form_response_message({**response, "responseId": 9000 + number}) for number in range(35)]
+    poison, work = poison_and_work(on_azure)
+    name = f"{on_azure.work_queue}-poison"
+    with poison, work:
+        poison.create_queue()
+        for message in messages:
+            poison.send_message(as_the_host_queues(message))
+        hidden = form_response_message({**response, "responseId": 8999})  # its alert failed: tried later
+        poison.send_message(as_the_host_queues(hidden), visibility_timeout=600)
+        assert main(["poisoned"]) == 0
+        said = capsys.readouterr()
+
+    assert [message.message_id in said.out for message in messages] == [True] * 32 + [False] * 3
+    assert hidden.message_id not in said.out
+    assert f"32 more in {name}, not kept yet (listed above" in said.err
+    assert f"and about 4 more in {name}, not kept yet and not listed" in said.err
 
 
 def test_the_poison_trigger_run_again_keeps_one_copy(

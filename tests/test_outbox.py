@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from email import policy
 from email.message import EmailMessage
-from email.parser import BytesParser
+from email.parser import BytesParser, Parser
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
@@ -26,6 +26,7 @@ from adapters.outbox.json_text import indented
 from adapters.outbox.mime import alternative, make_boundary
 from flows.errors import BadInput
 from flows.ports import OperatorCard, OutgoingEmail
+from tests.support.cpl_world import CplWorld
 
 SENDER = "DCC CPL bridge <cpl-bridge@dcc.example>"
 NOW = datetime(2026, 11, 24, 10, 15, tzinfo=UTC)
@@ -137,10 +138,72 @@ def test_a_non_ascii_domain_is_written_as_idna(mailer: OutboxMailer, tmp_path: P
     ]
 
 
+def parse_utf8(path: Path) -> EmailMessage:
+    """The message as the ``email`` package reads RFC 6532 headers: from its text (UTF-8), since its
+    bytes parser keeps 8-bit header bytes as surrogates."""
+    message = Parser(policy=policy.default).parsestr(path.read_bytes().decode("utf-8"))
+    assert isinstance(message, EmailMessage)
+    return message
+
+
+def test_a_non_ascii_local_part_is_written_in_utf8(mailer: OutboxMailer, tmp_path: Path) -> None:
+    """As RFC 6532 allows: Graph's sendMail, which the outbox stands in for, takes such an address."""
+    to = ("zo\u00eb.m\u00fcller@ex\u00e4mple.com", "\u8a66\u3057@c.example", "ops@c.example")
+    mailer.send(an_email().model_copy(update={"to": to}))
+
+    [path] = files_in(tmp_path / "outbox")
+    assert to_header(path) == (
+        "To: zo\u00eb.m\u00fcller@xn--exmple-cua.com, \u8a66\u3057@c.example, ops@c.example".encode()
+    )
+    message = parse_utf8(path)
+    assert [address.addr_spec for address in message["To"].addresses] == [
+        "zo\u00eb.m\u00fcller@xn--exmple-cua.com",
+        "\u8a66\u3057@c.example",
+        "ops@c.example",
+    ]
+    assert message["Subject"] == "S1-000123 loaded: you may upgrade"  # the rest is as before: 7-bit
+    assert path.read_bytes().split(b"\r\n\r\n", 1)[1].isascii()
+
+
+@pytest.mark.parametrize(
+    "to",
+    [
+        ("zo\u00eb@c.example",),
+        ("zo\u00eb" * 30 + "@c.example", "ops@c.example"),  # folded, its first line empty
+        tuple(f"zo\u00eb.m\u00fcller{n}@c.example" for n in range(5)),
+    ],
+)
+@pytest.mark.parametrize(("text_body", "html_body"), [("Text", HTML), ("", HTML)])
+def test_a_utf8_to_header_is_written_alike_on_either_path(
+    to: tuple[str, ...], text_body: str, html_body: str
+) -> None:
+    """The fast path and the email package write the same bytes (an empty body takes the package's)."""
+    mailer = OutboxMailer(Path("unused"), sender=SENDER, clock=lambda: NOW)
+    email = OutgoingEmail(
+        to=to, subject="S", text_body=text_body, html_body=html_body, idempotency_key="mail/acknowledge/1"
+    )
+    headers = mailer._headers(email)
+    boundary = make_boundary()
+    written = alternative(headers, text_body, html_body, boundary=boundary)
+    expected = OutboxMailer._mime(email, headers, boundary)
+    assert written is None or written == expected
+    read = Parser(policy=policy.default).parsestr(expected.decode("utf-8"))
+    assert tuple(address.addr_spec for address in read["To"].addresses) == to
+
+
 @pytest.mark.parametrize(
     ("to", "problem"),
     [
-        ("zo\u00eb@ex\u00e4mple.com", "recipient 1 of 1: the part before the @ is not ASCII"),
+        (
+            "zo\u00eb\u200b@c.example",
+            "recipient 1 of 1: the part before the @ has a control, format or space",
+        ),
+        (
+            "zo\u00eb\u00a0x@c.example",
+            "recipient 1 of 1: the part before the @ has a control, format or space",
+        ),
+        ("zo\u00eb..x@c.example", "recipient 1 of 1 is not one e-mail address"),
+        ("Zo\u00eb <zoe@c.example>", "recipient 1 of 1 is not one e-mail address"),
         ("a,b@c.example", "recipient 1 of 1 is not one e-mail address"),
         ("Zoe <zoe@c.example>", "recipient 1 of 1 is not one e-mail address"),
         ("zoe@", "recipient 1 of 1 is not one e-mail address"),
@@ -353,3 +416,18 @@ def test_indented_json_is_what_json_dumps_writes(value: Any) -> None:
             indented(value)
         return
     assert indented(value) == expected
+
+
+def test_a_response_from_a_non_ascii_address_is_acknowledged_to_it(tmp_path: Path) -> None:
+    """From the form to the outbox: the intake takes the address (Graph mail would), and so does the
+    outbox, which once refused it and failed the acknowledgement."""
+    world = CplWorld(tmp_path)
+    responder = "zo\u00eb.m\u00fcller@amberline-energy.example"
+    assert world.notify("2026-11-20T08:00:00Z", 361, responder=responder) == 0
+
+    notification = world.case(361).notification
+    assert notification is not None and notification.responder == responder
+    [acknowledgement] = (world.home / "outbox" / "mail").glob("*acknowledge*.eml")
+    message = parse_utf8(acknowledgement)
+    assert [address.addr_spec for address in message["To"].addresses] == [responder]
+    assert message[IDEMPOTENCY_HEADER] == "mail/acknowledge/361"

@@ -116,6 +116,11 @@ class TablePoisonedMessages:
             yield from self._table.query_entities(f"PartitionKey eq '{PARTITION}'", select=_LISTED)
 
 
+def identify(body: bytes) -> tuple[str, str, str | None]:
+    """The message id, type and flow a body would be kept under (an unreadable one: by its digest)."""
+    return _what(body, hashlib.sha256(body).hexdigest())
+
+
 def _what(body: bytes, digest: str) -> tuple[str, str, str | None]:
     """The message id, type and flow of a body; an unreadable one is named by its digest."""
     try:

@@ -20,6 +20,9 @@ on. Both sides must agree on the text of a message:
   is tried again then. What the host still moves on to ``<queue>-poison-poison`` (the trigger failed
   every delivery: the bridge could not be built, or Storage refused the put-back) no trigger watches;
   ``bring_back_poison_poison``, run by the upkeep timer's message, returns it to the poison queue.
+  What waits in either, not kept yet, is listed by a peek (``waiting_poisoned``): the first 32 visible
+  messages of each, the most one peek returns (Storage queues have no paging for peeks), and about how
+  many others there are.
 
 ``get`` hides the message for ``visibility_timeout`` seconds; ``done`` deletes it with the pop receipt
 kept from ``get`` (the port hands back the ``Message``, not the queue's receipt). A message not acknowledged
@@ -33,20 +36,31 @@ import binascii
 import logging
 import threading
 from collections.abc import Collection
-from typing import Literal
+from datetime import UTC, datetime
+from typing import Literal, NamedTuple
 
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 from azure.storage.queue import QueueClient, QueueMessage
 from pydantic import ValidationError
 
 from adapters.azure_storage._errors import storage_errors
-from adapters.azure_storage.poisoned import TablePoisonedMessages
+from adapters.azure_storage.poisoned import TablePoisonedMessages, identify
 from flows.errors import BadInput
 from flows.queue_message import Message
 from flows.service import PoisonedMessage, UnknownPoisoned
 
 MAX_MESSAGE_BYTES = 64 * 1024  # the service's limit on a message's text
+PEEK_LIMIT = 32  # the most messages one peek returns; a peek always starts at the queue's front
 log = logging.getLogger(__name__)
+
+
+class WaitingPoisoned(NamedTuple):
+    """What waits in one poison queue, not kept yet: the messages a peek shows, and about how many more
+    it does not (beyond the first ``PEEK_LIMIT``, or hidden until their alert is tried again)."""
+
+    queue: str
+    listed: list[PoisonedMessage]
+    more: int
 
 
 class StorageWorkQueue:
@@ -204,6 +218,38 @@ class StorageWorkQueue:
             waiting[queue.queue_name] = count
         return waiting
 
+    def waiting_poisoned(self) -> list[WaitingPoisoned]:
+        """What waits in the poison queue and the one after it, not kept yet, by queue: the first
+        ``PEEK_LIMIT`` visible messages as a peek shows them (nothing is taken, hidden or counted as a
+        delivery), each under the id it would be kept under, and about how many others the queue holds
+        (its approximate count, less those listed). A message hidden until its alert is tried again is
+        not visible to a peek: it is among the others. Never a body (it may hold a supplier's contact)."""
+        waiting = []
+        for queue in (self._poison, self._poison_poison):
+            if queue is None:
+                continue
+            name = queue.queue_name
+            with storage_errors(f"queue {name}: peek"):
+                try:
+                    count = queue.get_queue_properties().approximate_message_count or 0
+                    peeked = queue.peek_messages(max_messages=PEEK_LIMIT) if count else []
+                except ResourceNotFoundError:  # the host makes it when it first needs it
+                    count, peeked = 0, []
+            listed = [self._waiting(received, name) for received in peeked]
+            waiting.append(WaitingPoisoned(name, listed, max(0, count - len(listed))))
+        return waiting
+
+    def _waiting(self, received: QueueMessage, name: str) -> PoisonedMessage:
+        message_id, kind, flow = identify(self._body(received.content))
+        return PoisonedMessage(
+            message_id=message_id,
+            type=kind,
+            flow=flow,
+            reason=f"not kept yet: waiting in {name} (deliveries: its trigger's)",
+            poisoned_at=received.inserted_on or datetime.now(UTC),  # Storage always sends it; typed optional
+            dequeue_count=received.dequeue_count,
+        )
+
     def bring_back_poison_poison(self) -> list[str]:
         """Move every message of ``<queue>-poison-poison`` back to the poison queue, unchanged and without
         expiry; returns the queue message ids moved. A copy moved twice (a crash between the send and
@@ -254,6 +300,17 @@ class StorageWorkQueue:
 
     def _encode(self, text: str) -> str:
         return base64.b64encode(text.encode()).decode("ascii") if self._encoding == "base64" else text
+
+    def _body(self, content: object) -> bytes:
+        """A message's body as a trigger gets it, from its text on a queue; text that is not base64
+        where base64 is expected stays as it is (unreadable, it is named by its digest)."""
+        text = str(content)
+        if self._encoding == "base64":
+            try:
+                return base64.b64decode(text, validate=True)
+            except binascii.Error:
+                pass
+        return text.encode(errors="surrogatepass")
 
     def _decode(self, content: object) -> Message | None:
         try:

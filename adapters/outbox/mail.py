@@ -21,7 +21,14 @@ from typing import TYPE_CHECKING
 import idna
 
 from adapters.outbox.folder import OutboxFolder
-from adapters.outbox.mime import SMTP_COMPAT, alternative, make_boundary
+from adapters.outbox.mime import (
+    SMTP_COMPAT,
+    SMTP_COMPAT_8BIT,
+    UTF8_HEADERS,
+    alternative,
+    header_for_compat32,
+    make_boundary,
+)
 from flows.errors import BadInput
 from flows.ports import OutgoingEmail
 
@@ -35,6 +42,7 @@ _FALLBACK_DOMAIN = "cpl-bridge.invalid"
 # one; its parser (some 30 microseconds an address) is for the rest.
 _ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
 _PLAIN_ADDRESS = re.compile(rf"{_ATEXT}(?:\.{_ATEXT})*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*")
+_NON_ASCII = re.compile(r"[^\x00-\x7f]")
 
 
 class OutboxMailer:
@@ -101,19 +109,21 @@ class OutboxMailer:
         # message as ``EmailMessage`` at a third of the cost (its header parser dominates a send).
         message = MIMEMultipart("alternative", boundary=boundary, policy=SMTP_COMPAT)
         for name, value in headers:
-            message[name] = value
+            message[name] = header_for_compat32(name, value)
         message.attach(MIMEText(email.text_body, "plain", "utf-8", policy=SMTP_COMPAT))
         message.attach(MIMEText(email.html_body, "html", "utf-8", policy=SMTP_COMPAT))
-        return message.as_bytes()
+        utf8 = any(not value.isascii() for name, value in headers if name in UTF8_HEADERS)
+        return message.as_bytes(policy=SMTP_COMPAT_8BIT if utf8 else SMTP_COMPAT)
 
 
 def recipients(addresses: Sequence[str]) -> str:
-    """A To header's value: each address as an ASCII addr-spec, a non-ASCII domain as IDNA 2008.
+    """A To header's value: each address as an addr-spec, a non-ASCII domain as IDNA 2008.
 
-    An address that is not one plain address (a list, a display name, no domain...) is ``BadInput``, and
-    so is one whose local part is not ASCII: that needs SMTPUTF8 (RFC 6531/6532), which these 7-bit
-    messages do not use. The errors name the recipient's position, never the address (run history
-    keeps no contact details).
+    A non-ASCII local part is kept as it is (a dot-atom of printable characters): the header is then
+    written in UTF-8, as RFC 6532 allows, since Graph's ``sendMail``, which this outbox stands in for,
+    takes such an address. An address that is not one plain address (a list, a display name, no
+    domain...) is ``BadInput``. The errors name the recipient's position, never the address (run
+    history keeps no contact details).
     """
     written: list[str] = []
     for number, given in enumerate(addresses, start=1):
@@ -125,23 +135,28 @@ def recipients(addresses: Sequence[str]) -> str:
 def _addr_spec(given: str, where: str) -> str:
     """One recipient as the email package reads and writes it; ``BadInput`` naming ``where`` if it cannot."""
     local, at, domain = given.rpartition("@")
-    if at and not local.isascii():
-        raise BadInput(
-            f"{where}: the part before the @ is not ASCII; such an address needs SMTPUTF8, which the"
-            " outbox's messages do not use"
-        )
     if at and not domain.isascii():
         try:
             domain = idna.encode(domain, uts46=True).decode("ascii")
         except idna.IDNAError as error:
             raise BadInput(f"{where}: the domain is not a valid international domain name") from error
+    utf8 = bool(at) and not local.isascii()
+    if utf8 and not all(character.isprintable() for character in local):
+        raise BadInput(f"{where}: the part before the @ has a control, format or space character")
+    # RFC 6532 lets any UTF-8 character stand where ASCII's atext does; the email package's parser, which
+    # refuses them (NonASCIILocalPartDefect), checks the rest of the address with a letter in their place.
+    stand_in = _NON_ASCII.sub("x", local) if utf8 else local
     try:
-        address = Address(addr_spec=f"{local}{at}{domain}")
+        address = Address(addr_spec=f"{stand_in}{at}{domain}")
     except (ValueError, IndexError, HeaderParseError) as error:  # what the email package's parser raises
         raise BadInput(f"{where} is not one e-mail address (name@domain, without a display name)") from error
     if not address.username or not address.domain:
         raise BadInput(f"{where} is not one e-mail address (name@domain, without a display name)")
-    return address.addr_spec
+    if not utf8:
+        return address.addr_spec
+    if address.addr_spec != f"{stand_in}@{domain}":  # the package would write it otherwise (quoted)
+        raise BadInput(f"{where} is not one e-mail address (name@domain, without a display name)")
+    return f"{local}@{domain}"
 
 
 def _stored_message_id(path: Path) -> str:

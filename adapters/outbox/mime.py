@@ -1,4 +1,5 @@
 """The outbox's e-mail bytes: multipart/alternative, a UTF-8 text part and an HTML part, CRLF line ends.
+Headers are 7-bit but a To with a non-ASCII address, which is written in UTF-8 as RFC 6532 allows.
 
 ``email``'s generator spends about a millisecond per message, mostly folding headers that need no
 folding. ``alternative`` writes the bytes ``MIMEMultipart`` and ``MIMEText`` would (the test suite
@@ -16,6 +17,12 @@ from collections.abc import Sequence
 from email import policy
 
 SMTP_COMPAT = policy.compat32.clone(linesep="\r\n")  # CRLF line ends, as on the wire
+SMTP_COMPAT_8BIT = SMTP_COMPAT.clone(cte_type="8bit")
+"""The generator's policy for a message with a UTF-8 header: it writes such a header's bytes as they are."""
+UTF8_HEADERS = frozenset({"To"})
+"""Address headers whose non-ASCII value is written in UTF-8 (RFC 6532), folded by ``UTF8_FOLDING``. An
+RFC 2047 encoded word, compat32's way with other non-ASCII text, turns an address into a name."""
+UTF8_FOLDING = policy.SMTPUTF8
 CRLF = "\r\n"
 _CRLF = CRLF.encode("ascii")
 _MAX_LINE = 78  # compat32 folds longer header lines
@@ -66,7 +73,19 @@ def _header(name: str, value: str) -> bytes:
     line = f"{name}: {value}"
     if len(line) <= _MAX_LINE and _UNFOLDED.fullmatch(value):
         return f"{line}{CRLF}".encode("ascii")
+    if name in UTF8_HEADERS and not value.isascii():
+        return SMTP_COMPAT_8BIT.fold_binary(name, header_for_compat32(name, value))
     return SMTP_COMPAT.fold_binary(name, value)
+
+
+def header_for_compat32(name: str, value: str) -> str:
+    """``value`` as the ``email`` package's compat32 messages hold a header written in UTF-8: its bytes
+    as folded here, decoded with ``surrogateescape`` (as its parser keeps 8-bit headers), for a generator
+    with ``SMTP_COMPAT_8BIT`` to write back as they are. Any other value is returned unchanged."""
+    if name not in UTF8_HEADERS or value.isascii():
+        return value
+    folded = UTF8_FOLDING.fold_binary(name, value)  # b"To: ...\r\n", or b"To:\r\n ...\r\n" when long
+    return folded[len(name) + 1 : -len(_CRLF)].removeprefix(b" ").decode("ascii", "surrogateescape")
 
 
 def _base64_part(subtype: str, body: str) -> bytes:

@@ -34,6 +34,8 @@ REPLAYED_HEADER = "Idempotent-Replayed"
 NOT_FOUND = "urn:smi:problem:device-model-not-found"
 MAX_PAGES = 10_000
 MAX_PAGE_SIZE = 500  # the contract's limit on ``limit``
+SUCCESS = frozenset({200, 201})
+"""The statuses whose JSON body the client reads; any other answer's body is read only in part."""
 CLAIMS = re.compile(r'claims="([^"]*)"')
 
 
@@ -59,6 +61,8 @@ class HttpInventory:
     ``token`` gives a bearer token for each attempt (``CredentialToken`` caches one from azure-identity).
     A 401 to a token that can be renewed (``RenewableToken``) is answered by renewing it and sending the
     request once more, within the same call; a second 401 is final (``PermanentError``).
+    Only a success's body is read whole: an error's is read to ``http_retry.BODY_LIMIT`` bytes, and one
+    cut there is quoted in part, never parsed as a problem.
     """
 
     def __init__(
@@ -172,10 +176,11 @@ class HttpInventory:
             headers = {"Authorization": f"Bearer {bearer}", "Accept": "application/json"}
             if key is not None:
                 headers[IDEMPOTENCY_HEADER] = key_header(key)
-            url = self._base + path
-            return attempt(
-                lambda: self._client.request(method, url, headers=headers, json=body, params=params), what
+            request = self._client.build_request(
+                method, self._base + path, headers=headers, json=body, params=params
             )
+            # Only a success's JSON is read whole; an error's body is read to http_retry's limit.
+            return attempt(lambda: self._client.send(request, stream=True), what, read_whole=SUCCESS)
 
         def once() -> httpx.Response:
             nonlocal attempts, renewed

@@ -10,7 +10,7 @@ from urllib.parse import quote
 import httpx
 from pydantic import ValidationError
 
-from adapters.http_retry import excerpt
+from adapters.http_retry import body_cut, excerpt
 from flows.domain.cpl import DeviceModelCombination
 from flows.errors import BadInput, PermanentError
 from flows.ports import InventoryRecord
@@ -116,12 +116,22 @@ def json_body(response: httpx.Response, what: str) -> dict[str, Any]:
 
 def problem_type(response: httpx.Response) -> str:
     """The problem+json ``type`` of an error response, or "" when it has none."""
+    data = _problem(response)
+    kind = data.get("type") if data is not None else None
+    return kind if isinstance(kind, str) else ""
+
+
+def _problem(response: httpx.Response) -> dict[str, Any] | None:
+    """An error response's JSON object; None for anything else, and for a body read only in part
+    (``http_retry.read_bounded``), whose start might parse (a problem padded with white space) but is
+    not what the SMI said."""
+    if body_cut(response):
+        return None
     try:
         data = response.json()
     except ValueError:
-        return ""
-    kind = data.get("type") if isinstance(data, dict) else None
-    return kind if isinstance(kind, str) else ""
+        return None
+    return data if isinstance(data, dict) else None
 
 
 def refusal(response: httpx.Response, what: str) -> Exception:
@@ -130,11 +140,8 @@ def refusal(response: httpx.Response, what: str) -> Exception:
     400 and 422 say the request itself is wrong (``BadInput``: a reused idempotency key is one); any
     other status, 401 and 403 included, is a ``PermanentError``. Both name the status and the problem.
     """
-    try:
-        data = response.json()
-    except ValueError:
-        data = None
-    if isinstance(data, dict) and "title" in data:
+    data = _problem(response)
+    if data is not None and "title" in data:
         said = f": {data.get('title')}" + (f" ({data['detail']})" if data.get("detail") else "")
     else:
         said = excerpt(response)
