@@ -708,11 +708,14 @@ def _drain_in_background(app: Any, workers: int, on_progress: Any) -> tuple[thre
 @pytest.mark.usefixtures("hooks")
 def test_a_worker_dying_with_a_message_does_not_stall_the_others(tmp_path: Path) -> None:
     """Its message is given back as soon as it is gone, not after the 300 s visibility timeout."""
-    with bootstrap(Settings(home=tmp_path / "home"), clock=lambda: NOW) as app:
+    dies = worker_hooks.a_worker_dies_once
+    # The parent's own bridge gets the hook too: there it waits for a worker's death, without which it
+    # could drain all 40 messages before any worker process had started (one in six runs here).
+    with bootstrap(Settings(home=tmp_path / "home"), clock=lambda: NOW, on_progress=dies) as app:
         app.publications.add(_publication(40), fetched_at=NOW, source="test")
         for response in _responses(40):
             app.bridge.submit(form_response_message(response))
-        thread, outcome = _drain_in_background(app, 3, worker_hooks.a_worker_dies_once)
+        thread, outcome = _drain_in_background(app, 3, dies)
         thread.join(timeout=120)  # a guard against hanging, far below the visibility timeout
         assert not thread.is_alive(), "the drain waited for the dead worker's lease"
         assert isinstance(outcome["error"], WorkerFailed)
