@@ -191,6 +191,32 @@ def test_a_utf8_to_header_is_written_alike_on_either_path(
     assert tuple(address.addr_spec for address in read["To"].addresses) == to
 
 
+@pytest.mark.parametrize(("text_body", "html_body"), [("Text", HTML), ("", HTML)])
+def test_a_sender_named_in_non_ascii_keeps_its_address_on_either_path(text_body: str, html_body: str) -> None:
+    """The name is encoded on its own: encoded with the address, a reader found a name and no address."""
+    sender = "DCC \u2013 Opérations CPL <cpl-bridge@dcc.example>"
+    mailer = OutboxMailer(Path("unused"), sender=sender, clock=lambda: NOW)
+    email = OutgoingEmail(
+        to=("a@b.example",), subject="S", text_body=text_body, html_body=html_body, idempotency_key="k"
+    )
+    headers = mailer._headers(email)
+    boundary = make_boundary()
+    written = alternative(headers, text_body, html_body, boundary=boundary)
+    expected = OutboxMailer._mime(email, headers, boundary)
+    assert written is None or written == expected
+    assert expected.isascii()  # an encoded word: no UTF-8 header needed for a name
+    (address,) = BytesParser(policy=policy.default).parsebytes(expected)["From"].addresses
+    assert (address.display_name, address.addr_spec) == (
+        "DCC \u2013 Opérations CPL",
+        "cpl-bridge@dcc.example",
+    )
+
+
+def test_a_sender_address_in_non_ascii_is_refused_naming_the_setting() -> None:
+    with pytest.raises(ValueError, match="BRIDGE_MAIL_SENDER"):
+        OutboxMailer(Path("unused"), sender="Bridge <zoë@dcc.example>")
+
+
 @pytest.mark.parametrize(
     ("to", "problem"),
     [

@@ -14,7 +14,7 @@ from email.headerregistry import Address
 from email.mime.multipart import MIMEMultipart
 from email.mime.text import MIMEText
 from email.parser import BytesParser
-from email.utils import format_datetime, parseaddr
+from email.utils import format_datetime, formataddr, parseaddr
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -64,7 +64,7 @@ class OutboxMailer:
         """``sender``: the From header, e.g. ``"DCC CPL bridge <cpl-bridge@dcc.example>"``.
         ``journal``: commit each message there before its file (see ``adapters.outbox.journal``)."""
         self._folder = OutboxFolder(Path(outbox) / "mail", suffix=".eml", journal=journal)
-        self._sender = sender
+        self._sender = _from_header(sender)
         self._clock = clock or (lambda: datetime.now(UTC))
         address = parseaddr(sender)[1]
         self._domain = address.rpartition("@")[2] or _FALLBACK_DOMAIN
@@ -114,6 +114,23 @@ class OutboxMailer:
         message.attach(MIMEText(email.html_body, "html", "utf-8", policy=SMTP_COMPAT))
         utf8 = any(not value.isascii() for name, value in headers if name in UTF8_HEADERS)
         return message.as_bytes(policy=SMTP_COMPAT_8BIT if utf8 else SMTP_COMPAT)
+
+
+def _from_header(sender: str) -> str:
+    """The From header for ``sender`` (a setting, e.g. ``"DCC – CPL bridge <cpl-bridge@dcc.example>"``).
+
+    A non-ASCII display name is written as an RFC 2047 encoded word on its own, before the address:
+    given whole to the header folding, the name and the address became one encoded word, which a
+    reader takes for a name without an address.
+    """
+    if sender.isascii():
+        return sender
+    name, address = parseaddr(sender)
+    if not address.isascii():  # a From in UTF-8 is not written (``UTF8_HEADERS``): refuse it plainly
+        raise ValueError(
+            "the mail sender's address must be ASCII (BRIDGE_MAIL_SENDER); only its name may not be"
+        )
+    return formataddr((name, address), charset="utf-8")
 
 
 def recipients(addresses: Sequence[str]) -> str:
