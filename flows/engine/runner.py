@@ -19,6 +19,7 @@ import hashlib
 import json
 import math
 import re
+import threading
 import time
 import uuid
 from collections import Counter
@@ -48,7 +49,15 @@ from flows.engine.loader import FlowSource
 from flows.engine.ordering import effective_run_after, topological_order
 from flows.engine.registry import ActionContext, Connector, ConnectorRegistry
 from flows.engine.retrying import call_with_retry
-from flows.engine.runs import REDACTED, ActionRecord, RunRecord, RunStatus, RunStore, SharedTransactions
+from flows.engine.runs import (
+    REDACTED,
+    ActionRecord,
+    RunRecord,
+    RunStatus,
+    RunStore,
+    SharedTransactions,
+    shares_transactions,
+)
 from flows.errors import TransientError
 from flows.ports import IdempotencyStore
 
@@ -80,6 +89,10 @@ class _Run:
     # The forms of the secure trigger's and the secure outputs' texts, with how many secure outputs
     # they cover: worked out again only when an action adds one (``live`` only grows).
     _standing: tuple[int, tuple[tuple[str, str], ...]] = (-1, ())
+    # The run's start while it is not written yet (``Engine._keep`` writes it with the first record),
+    # and the lock for-each threads take to write it once.
+    unstarted: _Start | None = None
+    starting: threading.Lock = field(default_factory=threading.Lock)
 
     @property
     def common(self) -> dict[str, Any]:
@@ -171,14 +184,37 @@ class Engine:
         replay_from: str | None = None,
     ) -> RunRecord:
         """Run a flow on a trigger, or resume the run with this id; returns the stored record."""
+        ending = self.run_to_end(
+            source, trigger, run_id=run_id, dry_run=dry_run, replay_of=replay_of, replay_from=replay_from
+        )
+        ending.write()
+        return ending.record
+
+    def run_to_end(
+        self,
+        source: FlowSource,
+        trigger: Mapping[str, Any],
+        *,
+        run_id: str | None = None,
+        dry_run: bool = False,
+        replay_of: RunRecord | None = None,
+        replay_from: str | None = None,
+    ) -> RunEnding:
+        """``run``, but the write of the run's end is left to the caller (``RunEnding.write``), who
+        makes it before anything says the run ended: the bridge writes it with the queue's
+        acknowledgement of the message that carried the run, in one transaction where it can.
+
+        Every action's record is written before the next action starts, as ``run`` does; a crash before
+        the end is written leaves a run that a delivery again resumes and ends, running nothing twice."""
         flow = source.definition
         run_id = run_id or uuid.uuid4().hex
         trigger = to_jsonable_python(trigger)
         existing = self._runs.get(run_id)
         if existing is not None and existing.status is not RunStatus.RUNNING:
-            return existing  # delivered again after it finished: nothing to do
+            return RunEnding(existing, _NOTHING)  # delivered again after it finished: nothing to do
         base = {"trigger": trigger, "settings": self._settings}
         business = self._business_key(flow, base)
+        unstarted: _Start | None = None
         if existing is None:
             seeded = _seed_from(replay_of, replay_from)
             record = RunRecord(
@@ -193,19 +229,18 @@ class Engine:
                 replay_from=replay_from,
                 dry_run=dry_run,
             )
-            with self._together() if flow.secure_trigger or seeded else nullcontext():
-                if flow.secure_trigger:
-                    self._idempotency.put(_trigger_key(run_id), {"trigger": trigger})
-                started = self._runs.start(record)
-                for action_record in seeded.values() if started else ():
-                    self._runs.record_action(run_id, action_record)
-            # A run this call started holds what was just written: reading it back would parse the
-            # same record again. One started meanwhile by another delivery is read.
-            existing = record if started and not seeded else self._runs.get(run_id) or record
+            # Not written yet: the run's start goes in the transaction of its first action's record
+            # (``_keep``), a commit less a run. Until that commit the run has recorded nothing, so a
+            # crash leaves nothing of it, and the delivery again starts it afresh under the same id:
+            # an effect its first action made meanwhile is found by its key, which is the same (made
+            # from the business key, else from this run id), as for a crash before any record today.
+            unstarted = _Start(record, {"trigger": trigger} if flow.secure_trigger else None, seeded)
+            existing = record.model_copy(update={"actions": seeded}) if seeded else record
         # Side effects are keyed by the business key; without one, by the run, and a replay by the
         # run it replays (else a resubmit would make every effect of a flow without a key again).
         key = business or existing.replay_root or run_id
         run = _Run(existing, flow, key, trigger, dict(existing.actions), existing.dry_run, self._settings)
+        run.unstarted = unstarted
         if flow.secure_trigger:
             run.secure_trigger_texts = _texts(trigger)
         failed, results = self._run_block(run, flow.actions, "", run.common)
@@ -217,12 +252,18 @@ class Engine:
         status = RunStatus.FAILED if failed else RunStatus.SUCCEEDED
         ended_at, error = self._clock(), "; ".join(errors) if failed else None
         unique_keys = list(dict.fromkeys(keys))
-        self._runs.finish(run_id, status, ended_at=ended_at, error=error, keys=unique_keys)
-        # The record as just written, from memory: reading it back cost a query per run (on Azure
+
+        def write() -> None:
+            with self._together() if run.unstarted is not None else nullcontext():
+                self._start(run)  # a run that recorded no action (none can: a flow has one at least)
+                self._runs.finish(run_id, status, ended_at=ended_at, error=error, keys=unique_keys)
+            run.unstarted = None
+
+        # The record as it ends, from memory: reading it back cost a query per run (on Azure
         # Tables a scan of the run's actions, which grows with the history). Only a second delivery
         # running this run at the same moment could have written more; the store has that.
         update = {"status": status, "ended_at": ended_at, "error": error, "keys": unique_keys}
-        return existing.model_copy(update={**update, "actions": dict(run.recorded)})
+        return RunEnding(existing.model_copy(update={**update, "actions": dict(run.recorded)}), write)
 
     # --- blocks and actions -----------------------------------------------------------------------
 
@@ -245,16 +286,48 @@ class Engine:
                 record, remember = self._run_action(
                     run, actions[name], path, run_after[name], results, {**outer, "actions": visible}
                 )
-                if remember is None:
-                    self._runs.record_action(run.record.run_id, record)
-                else:
-                    with self._together():  # the side effect's key and the action's record: both or neither
-                        self._idempotency.put(*remember)
-                        self._runs.record_action(run.record.run_id, record)
+                self._keep(run, record, remember)
                 run.recorded[path] = record
             results[name] = record
             visible = {**visible, name: _view(record, run.live)}  # a new dict: contexts given out keep theirs
         return _unhandled_failure(run_after, results), results
+
+    def _keep(self, run: _Run, record: ActionRecord, remember: Remember | None) -> None:
+        """Write an action's record, with its side effect's key when it made one (both or neither),
+        and with the run's start when it is the run's first: durable when this returns."""
+        if run.unstarted is not None:
+            with run.starting:  # for-each threads: one of them writes the start, the others wait for it
+                if run.unstarted is not None:
+                    with self._together():
+                        self._start(run)
+                        self._record(run, record, remember)
+                    run.unstarted = None  # only now: until it is written, the others wait above
+                    return
+        if remember is None:
+            self._runs.record_action(run.record.run_id, record)
+        else:
+            with self._together():  # the side effect's key and the action's record: both or neither
+                self._record(run, record, remember)
+
+    def _record(self, run: _Run, record: ActionRecord, remember: Remember | None) -> None:
+        if remember is not None:
+            self._idempotency.put(*remember)
+        self._runs.record_action(run.record.run_id, record)
+
+    def _start(self, run: _Run) -> None:
+        """Write the run's start (its header, a secure trigger kept for resubmit, a resubmit's kept
+        records) if it is not written yet: in the caller's transaction, before anything of the run."""
+        start = run.unstarted
+        if start is None:
+            return
+        run_id = start.record.run_id
+        if start.secure_trigger is not None:
+            self._idempotency.put(_trigger_key(run_id), start.secure_trigger)
+        # False: another delivery of the same message started it meanwhile. Its records and ours are
+        # of the same actions, their effects keyed alike; each delivery writes its own over the other's.
+        if self._runs.start(start.record):
+            for action_record in start.seeded.values():
+                self._runs.record_action(run_id, action_record)
 
     def _block(self, actions: Mapping[str, Action]) -> _Block:
         """The order a block's actions run in, worked out once per block of a loaded flow: a flow's
@@ -474,6 +547,32 @@ class Engine:
         return keys
 
 
+@dataclass(frozen=True)
+class _Start:
+    """What starting a run writes: its header, its secure trigger (kept for resubmit) and the
+    records a resubmit from an action keeps from the run it replays."""
+
+    record: RunRecord
+    secure_trigger: dict[str, Any] | None
+    seeded: dict[str, ActionRecord]
+
+
+@dataclass(frozen=True)
+class RunEnding:
+    """A run that ended (``record``, as it ended) and the write that says so in the history, which the
+    caller of ``Engine.run_to_end`` makes (a no-op for a run that had ended before)."""
+
+    record: RunRecord
+    write: Callable[[], None]
+
+
+def _nothing() -> None:
+    """The write of a run that ended before: it is written already."""
+
+
+_NOTHING = _nothing
+
+
 class _Abandoned(Exception):
     """Raised in a timed-out action's thread instead of its next attempt."""
 
@@ -637,11 +736,8 @@ def _joint_transaction(
     runs: RunStore, idempotency: IdempotencyStore
 ) -> Callable[[], AbstractContextManager[object]]:
     """A transaction both stores' writes can share, or a no-op when they cannot share one."""
-    if (
-        isinstance(runs, SharedTransactions)
-        and isinstance(idempotency, SharedTransactions)
-        and runs.transaction_scope is idempotency.transaction_scope
-    ):
+    if shares_transactions(runs, idempotency):
+        assert isinstance(runs, SharedTransactions)
         return runs.transaction
     return nullcontext
 
