@@ -23,13 +23,20 @@ from typing import Any
 
 import pytest
 
+from adapters.embedded.idempotency import SqliteIdempotencyStore
 from adapters.embedded.processes import current_owner
 from adapters.embedded.queue import SqliteWorkQueue
+from adapters.embedded.runs import SqliteRunStore
 from adapters.embedded.sqlite import BridgeDatabase
 from flows.bootstrap import bootstrap
 from flows.cli import main
 from flows.domain.case import CaseState
+from flows.engine.loader import load_flow
+from flows.engine.registry import ActionContext, ConnectorRegistry
+from flows.engine.runner import Engine
+from flows.engine.runs import RunRecord, RunStatus
 from flows.queue_message import Message, form_response_message
+from flows.service import Bridge
 from flows.settings import PROJECT_ROOT, SAMPLES, Settings
 from flows.workers import WorkerFailed, drain_with_workers
 from tests.support import worker_hooks
@@ -708,11 +715,12 @@ def _drain_in_background(app: Any, workers: int, on_progress: Any) -> tuple[thre
 @pytest.mark.usefixtures("hooks")
 def test_a_worker_dying_with_a_message_does_not_stall_the_others(tmp_path: Path) -> None:
     """Its message is given back as soon as it is gone, not after the 300 s visibility timeout."""
-    with bootstrap(Settings(home=tmp_path / "home"), clock=lambda: NOW) as app:
+    dies = worker_hooks.a_worker_dies_once  # the parent's own drain calls it too: it waits there
+    with bootstrap(Settings(home=tmp_path / "home"), clock=lambda: NOW, on_progress=dies) as app:
         app.publications.add(_publication(40), fetched_at=NOW, source="test")
         for response in _responses(40):
             app.bridge.submit(form_response_message(response))
-        thread, outcome = _drain_in_background(app, 3, worker_hooks.a_worker_dies_once)
+        thread, outcome = _drain_in_background(app, 3, dies)
         thread.join(timeout=120)  # a guard against hanging, far below the visibility timeout
         assert not thread.is_alive(), "the drain waited for the dead worker's lease"
         assert isinstance(outcome["error"], WorkerFailed)
@@ -733,3 +741,114 @@ def test_a_failing_parent_stops_its_workers_at_once_and_says_why(tmp_path: Path)
         assert not thread.is_alive()
         assert str(outcome["error"]) == "the parent's drain failed"
         assert time.monotonic() - started < 50  # the workers were not waited on for a minute
+
+
+class EndCrash(BaseException):
+    """The process dying while a run's end is written: nothing in the engine or the bridge catches it."""
+
+
+class RunsDyingAtAnEnd(SqliteRunStore):
+    """Dies once, in ``finish`` of run ``dies_at``, after its rows are written and before anything
+    commits them."""
+
+    dies_at = "m1-second"
+
+    def finish(self, run_id: str, status: RunStatus, **given: Any) -> None:
+        super().finish(run_id, status, **given)
+        if run_id == self.dies_at:
+            self.dies_at = ""
+            raise EndCrash
+
+
+TWO_FLOWS_ON_ONE_EVENT = {
+    "first": "name: first\ntriggers: [{type: event, event: ping}]\nactions: {a: {use: t.note}}\n",
+    "second": "name: second\ntriggers: [{type: event, event: ping}]\nactions: {b: {use: t.note}}\n",
+}
+
+
+def _bridge_on(
+    tmp_path: Path, database: BridgeDatabase, runs: SqliteRunStore, queue: SqliteWorkQueue, **given: Any
+) -> tuple[Bridge, list[str]]:
+    """A bridge over the stores on ``database``, running the two flows above; the list holds the
+    actions' calls."""
+    calls: list[str] = []
+    registry = ConnectorRegistry()
+
+    def note(context: ActionContext) -> dict[str, Any]:
+        calls.append(context.run_id)
+        return {}
+
+    registry.register("t.note", note, side_effect=False)
+    flows = {}
+    for name, text in TWO_FLOWS_ON_ONE_EVENT.items():
+        (tmp_path / f"{name}.yaml").write_text(text)
+        flows[name] = load_flow(tmp_path / f"{name}.yaml")
+    engine = Engine(registry, runs, SqliteIdempotencyStore(database), clock=lambda: NOW)
+    return Bridge(flows, engine, queue, clock=lambda: NOW, **given), calls
+
+
+def _status(bridge: Bridge, run_id: str) -> RunStatus | None:
+    run = bridge.engine.runs.get(run_id)
+    return None if run is None else run.status
+
+
+def test_a_message_is_acknowledged_in_the_transaction_that_writes_its_last_run_s_end(
+    tmp_path: Path, database: BridgeDatabase
+) -> None:
+    """Both or neither: the process dying while the end is written leaves the message to deliver
+    again (the run still running), and that delivery ends the run without running anything again."""
+    clock = Clock()
+    queue = SqliteWorkQueue(database, visibility_timeout=30, clock=clock)
+    bridge, calls = _bridge_on(tmp_path, database, RunsDyingAtAnEnd(database), queue)
+    queue.put(Message(message_id="m1", type="event", event="ping", body={}))
+    statements: list[str] = []
+    database._connection.set_trace_callback(statements.append)
+    with pytest.raises(EndCrash):
+        bridge.drain()
+    database._connection.set_trace_callback(None)
+    # The first run's end was written (and committed) before the second run started; the second
+    # run's end was to go with the acknowledgement, and went nowhere.
+    assert [_status(bridge, run_id) for run_id in ["m1-first", "m1-second"]] == [
+        RunStatus.SUCCEEDED,
+        RunStatus.RUNNING,
+    ]
+    assert queue.pending() == 1
+    ends = [i for i, s in enumerate(statements) if s.startswith("UPDATE runs")]
+    assert len(ends) == 2 and statements[ends[1] - 2 : ends[1]] == ["BEGIN IMMEDIATE", "SAVEPOINT write"]
+    assert not any(s.startswith("DELETE FROM work_queue") for s in statements[ends[1] :])  # rolled back
+
+    clock.now += 31  # the lease runs out: delivered again
+    assert bridge.drain() and queue.pending() == 0
+    assert [_status(bridge, run_id) for run_id in ["m1-first", "m1-second"]] == [
+        RunStatus.SUCCEEDED,
+        RunStatus.SUCCEEDED,
+    ]
+    assert calls == ["m1-first", "m1-second"]  # each action once
+
+
+def test_progress_is_told_of_a_run_once_its_end_is_written_and_its_message_acknowledged(
+    tmp_path: Path, database: BridgeDatabase
+) -> None:
+    queue = SqliteWorkQueue(database)
+    seen: list[tuple[str, RunStatus | None, int]] = []
+
+    def progress(message: Message, run: RunRecord) -> None:
+        stored = runs.get(run.run_id)
+        seen.append((run.run_id, stored.status if stored else None, queue.pending()))
+
+    runs = SqliteRunStore(database)
+    bridge, _ = _bridge_on(tmp_path, database, runs, queue, on_progress=progress)
+    queue.put(Message(message_id="m1", type="event", event="ping", body={}))
+    queue.put(Message(message_id="m2", type="event", event="ping", body={}))
+    bridge.drain()
+    # Each run heard of ended in the history; the second of a message once the message is gone.
+    assert seen == [
+        ("m1-first", RunStatus.SUCCEEDED, 2),
+        ("m1-second", RunStatus.SUCCEEDED, 1),
+        ("m2-first", RunStatus.SUCCEEDED, 1),
+        ("m2-second", RunStatus.SUCCEEDED, 0),
+    ]
+    assert bridge.handle(Message(message_id="m3", type="event", event="ping", body={}))[-1].status is (
+        RunStatus.SUCCEEDED
+    )
+    assert [run_id for run_id, *_ in seen[4:]] == ["m3-first", "m3-second"]

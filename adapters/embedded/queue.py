@@ -126,21 +126,31 @@ class SqliteWorkQueue(SqliteStore):
         with self._db.write() as connection:
             connection.executemany("DELETE FROM work_queue WHERE position = ? AND lease = ?", leases)
 
-    def done_then_get(self, message: Message) -> Message | None:
+    def done_then_get(self, message: Message, *, first: Callable[[], object] | None = None) -> Message | None:
         """``done(message)`` then ``get()``, in one transaction: a draining worker commits (and queues
-        for the writers' lock) once per message instead of twice."""
-        return self._take(acknowledged=self._leases_of(message))
+        for the writers' lock) once per message instead of twice. ``first`` makes writes of its own to
+        this file in that transaction, before the acknowledgement (the bridge: the end of the message's
+        last run), so the message is never acknowledged without them."""
+        return self._take(acknowledged=self._leases_of(message), first=first)
 
     def _leases_of(self, message: Message) -> list[tuple[int, str]]:
         with self._lock:
             return self._leases.pop(message.message_id, [])
 
-    def _take(self, *, acknowledged: list[tuple[int, str]]) -> Message | None:
-        """Delete the ``acknowledged`` leases, then lease the oldest visible message, in one transaction."""
+    def _take(
+        self, *, acknowledged: list[tuple[int, str]], first: Callable[[], object] | None = None
+    ) -> Message | None:
+        """Make ``first``'s writes, delete the ``acknowledged`` leases, then lease the oldest visible
+        message, in one transaction."""
         while True:
             lease = uuid.uuid4().hex
             now = self._clock()
-            with self._db.write() as connection:  # select and lease in one transaction: one taker
+            # One transaction (the other stores' writes ``first`` makes join it): select and lease in
+            # one, so one taker; and what is acknowledged goes with what ``first`` wrote.
+            with self._db.transaction() as connection:
+                if first is not None:
+                    first()
+                    first = None  # a message poisoned below is told outside it, then the next taken
                 if acknowledged:
                     connection.executemany(
                         "DELETE FROM work_queue WHERE position = ? AND lease = ?", acknowledged
