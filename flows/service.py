@@ -12,11 +12,12 @@ import uuid
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from typing import Any, Protocol, runtime_checkable
 
 from flows.engine.definition import Trigger
 from flows.engine.loader import FlowSource
-from flows.engine.runner import Engine
+from flows.engine.runner import Engine, with_the_record
 from flows.engine.runs import RunRecord, shares_transactions
 from flows.queue_message import Message, TriggerType
 
@@ -166,9 +167,10 @@ class Bridge:
         self.queue = queue
         self._clock = clock
         self._on_progress = on_progress
-        # A run's end goes in the transaction that acknowledges its message when both are in one
-        # SQLite file: a commit less a message, and still never one without the other.
-        self._ends_with_acknowledgement = shares_transactions(engine.runs, queue)
+        # The queue and the run history in one SQLite file: a run's end goes in the transaction that
+        # acknowledges its message, an emitted event in its action's record's (a commit less each),
+        # and still neither without the other.
+        self._shares_with_runs = shares_transactions(engine.runs, queue)
 
     def now(self) -> datetime:
         """The bridge's clock (the ``--now`` of a replay, real time otherwise)."""
@@ -186,9 +188,15 @@ class Bridge:
         same id, so the flows it triggers find their runs (ids derived from it) already done.
         """
         if once_per is None:
-            return self.submit(Message(type="event", event=event, body=dict(body)))
-        message_id = uuid.uuid5(_EVENT_IDS, once_per).hex
-        return self.submit(Message(message_id=message_id, type="event", event=event, body=dict(body)))
+            message = Message(type="event", event=event, body=dict(body))
+        else:
+            message_id = uuid.uuid5(_EVENT_IDS, once_per).hex
+            message = Message(message_id=message_id, type="event", event=event, body=dict(body))
+        # From an action, on one SQLite file: the event is written with the action's record and key,
+        # in one commit, so it is never queued without them (nor queued again on redelivery).
+        if self._shares_with_runs and with_the_record(partial(self.queue.put, message)):
+            return message
+        return self.submit(message)
 
     def handle(self, message: Message) -> list[RunRecord]:
         """Run every flow the message triggers; safe to call again with the same message."""
@@ -251,7 +259,7 @@ class Bridge:
         transaction where the run history and the queue share one (the embedded stores' file), else
         one after the other, the end first. Nothing is acknowledged before the end is written."""
         if isinstance(self.queue, AcknowledgesAndTakes):
-            if self._ends_with_acknowledgement:
+            if self._shares_with_runs:
                 return self.queue.done_then_get(message, first=end)
             end()
             return self.queue.done_then_get(message)

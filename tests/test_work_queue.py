@@ -657,10 +657,10 @@ def test_the_engine_bench_measures_file_creation_in_its_own_folder(tmp_path: Pat
     assert len(list((tmp_path / "file-create-probe").iterdir())) == 20
 
 
-def test_an_event_queued_again_after_a_crash_runs_its_flows_once(tmp_path: Path) -> None:
-    """The process dies after ``events.emit`` queued its event and before the engine recorded the
-    action: the redelivery queues the event again, under the same message id, so the flow it
-    triggers runs once (its run id comes from the message id)."""
+def test_an_event_emitted_before_a_crash_runs_its_flows_once(tmp_path: Path) -> None:
+    """The process dies after ``events.emit`` left its event and while the engine records the
+    action: the event goes with the record, not written (on one SQLite file they are one
+    transaction); the redelivery emits it again, and the flow it triggers runs once."""
     home = tmp_path / "home"
     dies_before_the_record = (
         "import os, sys\n"
@@ -672,7 +672,7 @@ def test_an_event_queued_again_after_a_crash_runs_its_flows_once(tmp_path: Path)
         "real_put = SqliteIdempotencyStore.put\n"
         "def put(self, key, result):\n"
         "    if key.endswith('check_cpl'):\n"
-        "        os._exit(9)  # the event is queued, the action's record is not written\n"
+        "        os._exit(9)  # in the transaction of the event, the key and the record\n"
         "    return real_put(self, key, result)\n"
         "SqliteIdempotencyStore.put = put\n"
         "with bootstrap(Settings(home=__import__('pathlib').Path(sys.argv[1])), clock=lambda: NOW) as app:\n"
@@ -684,7 +684,7 @@ def test_an_event_queued_again_after_a_crash_runs_its_flows_once(tmp_path: Path)
     assert died.returncode == 9
     with bootstrap(Settings(home=home), clock=lambda: NOW) as app:
         queue = app.parts.queue
-        assert isinstance(queue, SqliteWorkQueue) and queue.pending() == 2  # the response, and its event
+        assert isinstance(queue, SqliteWorkQueue) and queue.pending() == 1  # the response alone
         app.bridge.drain()
         loads = app.bridge.engine.runs.find(flow="emergency-load")
         assert len(loads) == 1 and loads[0].status.value == "Succeeded"
@@ -763,6 +763,13 @@ class RunsDyingAtAnEnd(SqliteRunStore):
 TWO_FLOWS_ON_ONE_EVENT = {
     "first": "name: first\ntriggers: [{type: event, event: ping}]\nactions: {a: {use: t.note}}\n",
     "second": "name: second\ntriggers: [{type: event, event: ping}]\nactions: {b: {use: t.note}}\n",
+    # An event emitted by an action, by one with a time-out, and the flow it triggers.
+    "emits": "name: emits\ntriggers: [{type: event, event: go}]\nactions: {e: {use: t.emit}}\n",
+    "emits-timed": (
+        "name: emits-timed\ntriggers: [{type: event, event: go-timed}]\n"
+        "actions: {e: {use: t.emit, timeout: PT30S}}\n"
+    ),
+    "hears": "name: hears\ntriggers: [{type: event, event: pong}]\nactions: {h: {use: t.note}}\n",
 }
 
 
@@ -779,12 +786,19 @@ def _bridge_on(
         return {}
 
     registry.register("t.note", note, side_effect=False)
+    made: list[Bridge] = []
+
+    def emit(context: ActionContext) -> dict[str, Any]:
+        return {"id": made[0].emit("pong", {}, once_per=context.idempotency_key).message_id}
+
+    registry.register("t.emit", emit, side_effect=True)
     flows = {}
     for name, text in TWO_FLOWS_ON_ONE_EVENT.items():
         (tmp_path / f"{name}.yaml").write_text(text)
         flows[name] = load_flow(tmp_path / f"{name}.yaml")
     engine = Engine(registry, runs, SqliteIdempotencyStore(database), clock=lambda: NOW)
-    return Bridge(flows, engine, queue, clock=lambda: NOW, **given), calls
+    made.append(Bridge(flows, engine, queue, clock=lambda: NOW, **given))
+    return made[0], calls
 
 
 def _status(bridge: Bridge, run_id: str) -> RunStatus | None:
@@ -863,3 +877,72 @@ def test_progress_is_told_of_a_run_once_its_end_is_written_and_its_message_ackno
         RunStatus.SUCCEEDED
     )
     assert [run_id for run_id, *_ in seen[4:]] == ["m3-first", "m3-second"]
+
+
+def _transactions(statements: list[str]) -> list[list[str]]:
+    """The traced statements as transactions (a statement outside one is one alone), each statement
+    cut to its first words."""
+    found: list[list[str]] = []
+    current: list[str] | None = None
+    for statement in statements:
+        words = " ".join(statement.split()[:3])
+        if statement == "BEGIN IMMEDIATE":
+            current = []
+        elif statement == "COMMIT":
+            assert current is not None
+            found.append(current)
+            current = None
+        elif current is not None:
+            current.append(words)
+        else:
+            found.append([words])
+    return found
+
+
+@pytest.mark.parametrize(("event", "together"), [("go", True), ("go-timed", False)])
+def test_an_event_an_action_emits_is_queued_with_its_record_and_key(
+    tmp_path: Path, database: BridgeDatabase, event: str, together: bool
+) -> None:
+    """One transaction: the event, the action's idempotency key and its record (and the run's start,
+    the first record). An action with a time-out queues it at once: its call, abandoned, could go on
+    after the record."""
+    queue = SqliteWorkQueue(database)
+    bridge, calls = _bridge_on(tmp_path, database, SqliteRunStore(database), queue)
+    queue.put(Message(message_id="m1", type="event", event=event, body={}))
+    taken = queue.get()
+    assert taken is not None
+    statements: list[str] = []
+    database._connection.set_trace_callback(statements.append)
+    bridge.handle(taken)
+    database._connection.set_trace_callback(None)
+    record = next(t for t in _transactions(statements) if "INSERT INTO run_actions" in t)
+    if together:
+        assert record == [
+            "SAVEPOINT write",  # the run's start
+            "INSERT OR IGNORE",
+            "RELEASE write",
+            "INSERT INTO work_queue",  # the event
+            "INSERT OR IGNORE",  # the key
+            "INSERT INTO run_actions",
+        ]
+    else:
+        assert "INSERT INTO work_queue" not in record
+        assert ["INSERT INTO work_queue"] in _transactions(statements)  # committed alone, before
+    queue.done(taken)
+    bridge.drain()
+    assert [run_id.split("-")[-1] for run_id in calls] == ["hears"]  # the event was heard, once
+    assert queue.pending() == 0
+
+
+def test_an_event_emitted_twice_under_one_key_runs_its_flows_once(
+    tmp_path: Path, database: BridgeDatabase
+) -> None:
+    """Emitted again after a crash (or from outside a flow, a form posted twice), an event has the
+    same message id: the flows it triggers find their runs (ids made from it) done."""
+    queue = SqliteWorkQueue(database)
+    bridge, calls = _bridge_on(tmp_path, database, SqliteRunStore(database), queue)
+    first = bridge.emit("pong", {}, once_per="decision/1")
+    again = bridge.emit("pong", {}, once_per="decision/1")
+    assert first.message_id == again.message_id and queue.pending() == 2
+    assert len(bridge.drain()) == 2 and queue.pending() == 0
+    assert calls == [f"{first.message_id}-hears"]

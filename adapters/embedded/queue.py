@@ -107,11 +107,11 @@ class SqliteWorkQueue(SqliteStore):
         self.release_orphaned_leases()
 
     def put(self, message: Message) -> None:
-        with self._db.write() as connection:
-            connection.execute(
-                "INSERT INTO work_queue (message_id, message, visible_at) VALUES (?, ?, ?)",
-                (message.message_id, message.model_dump_json(), self._clock()),
-            )
+        # One statement: committed alone, or part of the transaction open (an action's record's).
+        self._db.write_one(
+            "INSERT INTO work_queue (message_id, message, visible_at) VALUES (?, ?, ?)",
+            (message.message_id, message.model_dump_json(), self._clock()),
+        )
 
     def get(self) -> Message | None:
         """The oldest visible message, leased to this queue object; None when none is visible."""

@@ -27,6 +27,7 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from contextlib import AbstractContextManager, nullcontext
+from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from functools import lru_cache
@@ -63,8 +64,39 @@ from flows.ports import IdempotencyStore
 
 FAILURES = frozenset({ActionStatus.FAILED, ActionStatus.TIMED_OUT})
 
-Remember = tuple[str, dict[str, Any]]
-"""An idempotency key and the result to keep under it, written together with the action's record."""
+
+@dataclass(frozen=True)
+class _WithRecord:
+    """What is written in the transaction of an action's record besides the record: the idempotency
+    key of its side effect and the result to keep under it (None when there is none to keep), and
+    the writes its call left for that transaction (``with_the_record``)."""
+
+    key: str | None = None
+    result: dict[str, Any] | None = None
+    writes: tuple[Callable[[], object], ...] = ()
+
+
+# The writes the action whose call runs in this context leaves for its record's transaction; None
+# outside a call (and in the thread a call with a time-out runs in: contexts do not follow it there).
+_LEFT_FOR_THE_RECORD: ContextVar[list[Callable[[], object]] | None] = ContextVar(
+    "left_for_the_record", default=None
+)
+
+
+def with_the_record(write: Callable[[], object]) -> bool:
+    """Leave ``write`` to be made in the transaction of the record of the action whose call is running
+    here, once the call has returned, rather than now; False (nothing left) outside an action's call,
+    and where the call has a time-out (abandoned, it could go on after its record was written): the
+    caller writes now.
+
+    For an effect that is itself a write to the run history's database (an event on the embedded work
+    queue): the effect, the action's key and its record are then written together or not at all, in
+    one commit. It is made whatever the call's outcome, as it would have been made during the call."""
+    left = _LEFT_FOR_THE_RECORD.get()
+    if left is None:
+        return False
+    left.append(write)
+    return True
 
 
 @dataclass
@@ -283,16 +315,16 @@ class Engine:
             path = f"{prefix}{name}"
             record = run.recorded.get(path)
             if record is None or record.redacted:
-                record, remember = self._run_action(
+                record, with_record = self._run_action(
                     run, actions[name], path, run_after[name], results, {**outer, "actions": visible}
                 )
-                self._keep(run, record, remember)
+                self._keep(run, record, with_record)
                 run.recorded[path] = record
             results[name] = record
             visible = {**visible, name: _view(record, run.live)}  # a new dict: contexts given out keep theirs
         return _unhandled_failure(run_after, results), results
 
-    def _keep(self, run: _Run, record: ActionRecord, remember: Remember | None) -> None:
+    def _keep(self, run: _Run, record: ActionRecord, with_record: _WithRecord | None) -> None:
         """Write an action's record, with its side effect's key when it made one (both or neither),
         and with the run's start when it is the run's first: durable when this returns."""
         if run.unstarted is not None:
@@ -300,18 +332,21 @@ class Engine:
                 if run.unstarted is not None:
                     with self._together():
                         self._start(run)
-                        self._record(run, record, remember)
+                        self._record(run, record, with_record)
                     run.unstarted = None  # only now: until it is written, the others wait above
                     return
-        if remember is None:
+        if with_record is None:
             self._runs.record_action(run.record.run_id, record)
         else:
             with self._together():  # the side effect's key and the action's record: both or neither
-                self._record(run, record, remember)
+                self._record(run, record, with_record)
 
-    def _record(self, run: _Run, record: ActionRecord, remember: Remember | None) -> None:
-        if remember is not None:
-            self._idempotency.put(*remember)
+    def _record(self, run: _Run, record: ActionRecord, with_record: _WithRecord | None) -> None:
+        if with_record is not None:
+            for write in with_record.writes:  # first: the effect, then what says it was made
+                write()
+            if with_record.key is not None and with_record.result is not None:
+                self._idempotency.put(with_record.key, with_record.result)
         self._runs.record_action(run.record.run_id, record)
 
     def _start(self, run: _Run) -> None:
@@ -350,7 +385,7 @@ class Engine:
         run_after: Mapping[str, list[ActionStatus]],
         siblings: dict[str, ActionRecord],
         context: dict[str, Any],
-    ) -> tuple[ActionRecord, Remember | None]:
+    ) -> tuple[ActionRecord, _WithRecord | None]:
         started = self._clock()
         for dependency, wanted in run_after.items():
             if siblings[dependency].status not in wanted:
@@ -373,7 +408,7 @@ class Engine:
 
     def _call(
         self, run: _Run, action: CallAction, path: str, context: dict[str, Any], started: datetime
-    ) -> tuple[ActionRecord, Remember | None]:
+    ) -> tuple[ActionRecord, _WithRecord | None]:
         """Call an operation; a side effect's result comes back to be remembered under its key, which
         ``_run_block`` writes with the action's record."""
         connector = self._registry.get(action.use)
@@ -415,20 +450,28 @@ class Engine:
         # An action with secure inputs keeps only its error's type: what it sent could come back in
         # any form. Others keep their error with the secure values taken out.
         redact: Callable[[str], str] = (lambda text: REDACTED) if action.secure.inputs else run.redact
-        outcome = self._invoke(connector, action, policy, context_for_call, inputs, redact=redact)
+        left: list[Callable[[], object]] = []
+        leaving = _LEFT_FOR_THE_RECORD.set(left)
+        try:
+            outcome = self._invoke(connector, action, policy, context_for_call, inputs, redact=redact)
+        finally:
+            _LEFT_FOR_THE_RECORD.reset(leaving)
         outputs = _json_safe(to_jsonable_python(outcome.outputs))
         if action.secure.outputs and outcome.status is ActionStatus.SUCCEEDED:
             run.live[path] = outputs
-        remember: Remember | None = None
+        with_record: _WithRecord | None = None
         if outcome.status is ActionStatus.SUCCEEDED and connector.side_effect:
-            remember = (key, {"redacted": True} if action.secure.outputs else {"outputs": outputs})
+            kept = {"redacted": True} if action.secure.outputs else {"outputs": outputs}
+            with_record = _WithRecord(key, kept, tuple(left))
+        elif left:
+            with_record = _WithRecord(writes=tuple(left))
         return ActionRecord(
             path=path, status=outcome.status, attempts=outcome.attempts, inputs=shown_inputs,
             outputs=REDACTED if action.secure.outputs else outputs, redacted=action.secure.outputs,
             error=outcome.error, transient=outcome.transient,
             idempotency_key=shown_key if connector.side_effect else None,
             started_at=started, ended_at=self._clock(),
-        ), remember  # fmt: skip
+        ), with_record  # fmt: skip
 
     def _invoke(
         self,
