@@ -600,6 +600,31 @@ def test_a_run_s_start_is_committed_with_its_first_record_and_a_for_each_s_threa
     assert "INSERT INTO run_actions" not in writes[:start]
 
 
+def test_the_last_record_is_written_with_the_run_s_end_and_none_before_it_waits_for_it(
+    tmp_path: Path, database: BridgeDatabase, world: World, engine: Engine
+) -> None:
+    """``run_to_end`` leaves the end's write to its caller, with the last action's record (nothing
+    runs after it): until then the earlier records are durable, the last one is not. A crash there
+    is a crash before that record: delivered again, the last action runs again and its effect is
+    found by its key."""
+    source = flow(tmp_path, CRASH_FLOW)
+    ending = engine.run_to_end(source, {"case": "7"}, run_id="delivery-1")
+    assert ending.record.status is RunStatus.SUCCEEDED and list(ending.record.actions) == ["load", "mail"]
+    half = engine.runs.get("delivery-1")
+    assert half is not None and half.status is RunStatus.RUNNING and list(half.actions) == ["load"]
+    keys = SqliteIdempotencyStore(database)
+    assert keys.get("joint/7/load") is not None and keys.get("joint/7/mail") is None
+
+    run = engine.run(source, {"case": "7"}, run_id="delivery-1")  # delivered again; ``ending`` dropped
+    assert run.status is RunStatus.SUCCEEDED and run == engine.runs.get("delivery-1")
+    assert world.effects == [("load", "load"), ("mail", "mail")]  # each once
+    assert keys.get("joint/7/mail") == {"outputs": {"done": "mail"}}
+
+    again = engine.run_to_end(source, {"case": "8"}, run_id="delivery-2")
+    again.write()
+    assert engine.runs.get("delivery-2") == again.record
+
+
 def test_on_two_databases_the_key_is_kept_before_the_record(tmp_path: Path, world: World) -> None:
     with BridgeDatabase(tmp_path / "runs.sqlite3") as one, BridgeDatabase(tmp_path / "keys.sqlite3") as two:
         runs, keys = CrashingRunStore(one, "load"), SqliteIdempotencyStore(two)

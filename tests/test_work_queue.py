@@ -762,7 +762,10 @@ class RunsDyingAtAnEnd(SqliteRunStore):
 
 TWO_FLOWS_ON_ONE_EVENT = {
     "first": "name: first\ntriggers: [{type: event, event: ping}]\nactions: {a: {use: t.note}}\n",
-    "second": "name: second\ntriggers: [{type: event, event: ping}]\nactions: {b: {use: t.note}}\n",
+    "second": (
+        "name: second\ntriggers: [{type: event, event: ping}]\n"
+        "actions: {b1: {use: t.note}, b2: {use: t.note}}\n"
+    ),
     # An event emitted by an action, by one with a time-out, and the flow it triggers.
     "emits": "name: emits\ntriggers: [{type: event, event: go}]\nactions: {e: {use: t.emit}}\n",
     "emits-timed": (
@@ -782,7 +785,7 @@ def _bridge_on(
     registry = ConnectorRegistry()
 
     def note(context: ActionContext) -> dict[str, Any]:
-        calls.append(context.run_id)
+        calls.append(f"{context.run_id}.{context.action}")
         return {}
 
     registry.register("t.note", note, side_effect=False)
@@ -810,7 +813,9 @@ def test_a_message_is_acknowledged_in_the_transaction_that_writes_its_last_run_s
     tmp_path: Path, database: BridgeDatabase
 ) -> None:
     """Both or neither: the process dying while the end is written leaves the message to deliver
-    again (the run still running), and that delivery ends the run without running anything again."""
+    again (the run still running), and that delivery ends the run. The run's last record goes with
+    its end: that action runs again (as after a crash before any record; a side effect would be
+    found by its key), the others do not."""
     clock = Clock()
     queue = SqliteWorkQueue(database, visibility_timeout=30, clock=clock)
     bridge, calls = _bridge_on(tmp_path, database, RunsDyingAtAnEnd(database), queue)
@@ -839,16 +844,21 @@ def test_a_message_is_acknowledged_in_the_transaction_that_writes_its_last_run_s
     database._connection.set_trace_callback(statements.append)
     assert bridge.drain() and queue.pending() == 0
     database._connection.set_trace_callback(None)
-    # The end and the acknowledgement: one transaction, the end first.
+    # The last record, the end and the acknowledgement: one transaction, in that order.
     (end,) = [i for i, s in enumerate(statements) if s.startswith("UPDATE runs")]
     begun = max(i for i, s in enumerate(statements[:end]) if s == "BEGIN IMMEDIATE")
     committed = statements.index("COMMIT", end)
-    assert [s.split(" ")[0] for s in statements[begun:committed]][:3] == ["BEGIN", "UPDATE", "DELETE"]
+    written = [s for s in statements[begun + 1 : committed] if not s.startswith(("SAVEPOINT", "RELEASE"))]
+    assert [" ".join(s.split()[:3]) for s in written][:3] == [
+        "INSERT INTO run_actions",
+        "UPDATE runs SET",
+        "DELETE FROM work_queue",
+    ]
     assert [_status(bridge, run_id) for run_id in ["m1-first", "m1-second"]] == [
         RunStatus.SUCCEEDED,
         RunStatus.SUCCEEDED,
     ]
-    assert calls == ["m1-first", "m1-second"]  # each action once
+    assert calls == ["m1-first.a", "m1-second.b1", "m1-second.b2", "m1-second.b2"]
 
 
 def test_progress_is_told_of_a_run_once_its_end_is_written_and_its_message_acknowledged(
@@ -903,35 +913,34 @@ def _transactions(statements: list[str]) -> list[list[str]]:
 def test_an_event_an_action_emits_is_queued_with_its_record_and_key(
     tmp_path: Path, database: BridgeDatabase, event: str, together: bool
 ) -> None:
-    """One transaction: the event, the action's idempotency key and its record (and the run's start,
-    the first record). An action with a time-out queues it at once: its call, abandoned, could go on
-    after the record."""
+    """One transaction: the event, the action's idempotency key and its record (with the run's start
+    and end, and the acknowledgement: the action is the run's first and last), and the event is taken
+    in that transaction and heard in the same drain. An action with a time-out queues it at once: its
+    call, abandoned, could go on after the record."""
     queue = SqliteWorkQueue(database)
     bridge, calls = _bridge_on(tmp_path, database, SqliteRunStore(database), queue)
     queue.put(Message(message_id="m1", type="event", event=event, body={}))
-    taken = queue.get()
-    assert taken is not None
     statements: list[str] = []
     database._connection.set_trace_callback(statements.append)
-    bridge.handle(taken)
+    bridge.drain()
     database._connection.set_trace_callback(None)
+    assert [call.split("-")[-1] for call in calls] == ["hears.h"]  # the event was heard, once
+    assert queue.pending() == 0
     record = next(t for t in _transactions(statements) if "INSERT INTO run_actions" in t)
+    written = [statement for statement in record if not statement.startswith(("SAVEPOINT", "RELEASE"))]
     if together:
-        assert record == [
-            "SAVEPOINT write",  # the run's start
-            "INSERT OR IGNORE",
-            "RELEASE write",
+        assert written == [
+            "INSERT OR IGNORE",  # the run's start
             "INSERT INTO work_queue",  # the event
             "INSERT OR IGNORE",  # the key
-            "INSERT INTO run_actions",
+            "INSERT INTO run_actions",  # the record
+            "UPDATE runs SET",  # the run's end
+            "DELETE FROM work_queue",  # the acknowledgement
+            "UPDATE work_queue SET",  # the next lease: the event
         ]
     else:
-        assert "INSERT INTO work_queue" not in record
+        assert "INSERT INTO work_queue" not in written
         assert ["INSERT INTO work_queue"] in _transactions(statements)  # committed alone, before
-    queue.done(taken)
-    bridge.drain()
-    assert [run_id.split("-")[-1] for run_id in calls] == ["hears"]  # the event was heard, once
-    assert queue.pending() == 0
 
 
 def test_an_event_emitted_twice_under_one_key_runs_its_flows_once(
@@ -945,4 +954,4 @@ def test_an_event_emitted_twice_under_one_key_runs_its_flows_once(
     again = bridge.emit("pong", {}, once_per="decision/1")
     assert first.message_id == again.message_id and queue.pending() == 2
     assert len(bridge.drain()) == 2 and queue.pending() == 0
-    assert calls == [f"{first.message_id}-hears"]
+    assert calls == [f"{first.message_id}-hears.h"]

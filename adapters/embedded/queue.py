@@ -144,13 +144,15 @@ class SqliteWorkQueue(SqliteStore):
         message, in one transaction."""
         while True:
             lease = uuid.uuid4().hex
-            now = self._clock()
             # One transaction (the other stores' writes ``first`` makes join it): select and lease in
             # one, so one taker; and what is acknowledged goes with what ``first`` wrote.
             with self._db.transaction() as connection:
                 if first is not None:
                     first()
                     first = None  # a message poisoned below is told outside it, then the next taken
+                # Read after ``first``: a message it queued (an event, with the record of the action
+                # that emitted it) is visible from the moment it was put, and is leased here.
+                now = self._clock()
                 if acknowledged:
                     connection.executemany(
                         "DELETE FROM work_queue WHERE position = ? AND lease = ?", acknowledged

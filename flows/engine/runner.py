@@ -125,6 +125,8 @@ class _Run:
     # and the lock for-each threads take to write it once.
     unstarted: _Start | None = None
     starting: threading.Lock = field(default_factory=threading.Lock)
+    # The record of the run's last action (and what goes with it), left for the run's end to write.
+    last: tuple[ActionRecord, _WithRecord | None] | None = None
 
     @property
     def common(self) -> dict[str, Any]:
@@ -275,7 +277,7 @@ class Engine:
         run.unstarted = unstarted
         if flow.secure_trigger:
             run.secure_trigger_texts = _texts(trigger)
-        failed, results = self._run_block(run, flow.actions, "", run.common)
+        failed, results = self._run_block(run, flow.actions, "", run.common, last_with_end=True)
         keys = [*existing.keys, *self._extra_keys(run, results)]
         # ``run.recorded`` holds every record of the run, the earlier deliveries' and this one's, in
         # the order they were first written (as the store keeps them).
@@ -286,10 +288,13 @@ class Engine:
         unique_keys = list(dict.fromkeys(keys))
 
         def write() -> None:
-            with self._together() if run.unstarted is not None else nullcontext():
-                self._start(run)  # a run that recorded no action (none can: a flow has one at least)
+            last = run.last
+            with self._together() if run.unstarted is not None or last is not None else nullcontext():
+                self._start(run)  # the last action was the first this delivery recorded
+                if last is not None:
+                    self._record(run, *last)
                 self._runs.finish(run_id, status, ended_at=ended_at, error=error, keys=unique_keys)
-            run.unstarted = None
+            run.unstarted = run.last = None
 
         # The record as it ends, from memory: reading it back cost a query per run (on Azure
         # Tables a scan of the run's actions, which grows with the history). Only a second delivery
@@ -300,10 +305,17 @@ class Engine:
     # --- blocks and actions -----------------------------------------------------------------------
 
     def _run_block(
-        self, run: _Run, actions: Mapping[str, Action], prefix: str, outer: dict[str, Any]
+        self,
+        run: _Run,
+        actions: Mapping[str, Action],
+        prefix: str,
+        outer: dict[str, Any],
+        *,
+        last_with_end: bool = False,
     ) -> tuple[bool, dict[str, ActionRecord]]:
         """Run sibling actions; True when a failure among them was left unhandled. ``outer`` is what
-        the block's container could see (``run.common`` at the top)."""
+        the block's container could see (``run.common`` at the top). ``last_with_end`` (the run's
+        own actions): the last one's record is left in ``run.last``, for the run's end to write."""
         block = self._block(actions)
         run_after = block.run_after
         # What each action sees: ``outer`` with the siblings that ended so far in ``actions``. Each
@@ -318,7 +330,12 @@ class Engine:
                 record, with_record = self._run_action(
                     run, actions[name], path, run_after[name], results, {**outer, "actions": visible}
                 )
-                self._keep(run, record, with_record)
+                if last_with_end and name == block.order[-1]:
+                    # No action follows: its record is written with the run's end (one commit less a
+                    # run), before anything else starts (the queue acknowledges with that end).
+                    run.last = (record, with_record)
+                else:
+                    self._keep(run, record, with_record)
                 run.recorded[path] = record
             results[name] = record
             visible = {**visible, name: _view(record, run.live)}  # a new dict: contexts given out keep theirs
