@@ -238,8 +238,10 @@ class Engine:
         makes it before anything says the run ended: the bridge writes it with the queue's
         acknowledgement of the message that carried the run, in one transaction where it can.
 
-        Every action's record is written before the next action starts, as ``run`` does; a crash before
-        the end is written leaves a run that a delivery again resumes and ends, running nothing twice."""
+        Every action's record is written before the next action starts, as ``run`` does; the last
+        one's goes with the end, as nothing follows it. A crash before the end is written leaves a run
+        that a delivery again resumes and ends, running only that last action again (an effect it
+        made is found by its key)."""
         flow = source.definition
         run_id = run_id or uuid.uuid4().hex
         trigger = to_jsonable_python(trigger)
@@ -267,7 +269,7 @@ class Engine:
             # (``_keep``), a commit less a run. Until that commit the run has recorded nothing, so a
             # crash leaves nothing of it, and the delivery again starts it afresh under the same id:
             # an effect its first action made meanwhile is found by its key, which is the same (made
-            # from the business key, else from this run id), as for a crash before any record today.
+            # from the business key, else from this run id), as after a crash before any record.
             unstarted = _Start(record, {"trigger": trigger} if flow.secure_trigger else None, seeded)
             existing = record.model_copy(update={"actions": seeded}) if seeded else record
         # Side effects are keyed by the business key; without one, by the run, and a replay by the
