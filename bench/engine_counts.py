@@ -5,7 +5,10 @@ from one run to the next. These counts do not move with the load, so they show w
 less work even when the clock cannot. One process, on the embedded store, under ``cProfile``; the
 first drain (in its own home) warms imports and caches, the second is counted.
 Prints, last, one JSON line: {"bench": "engine_counts", "cases": 200, "calls": ..., "sql": ...,
-"commits": ..., "file_opens": ...}, each a case.
+"commits": ..., "transactions": ..., "file_opens": ...}, each a case. ``commits`` counts calls of
+``Connection.commit`` (transactions opened with ``BEGIN IMMEDIATE``); ``transactions`` adds the
+statements committed alone (``BridgeDatabase.write_one`` outside a transaction): every one takes the
+writers' lock, and empties the page cache of every other process on the file.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ SQL = {
     "<method 'executemany' of 'sqlite3.Connection' objects>",
 }
 COMMIT = "<method 'commit' of 'sqlite3.Connection' objects>"
+COMMITTED = "_committed"  # BridgeDatabase: once per transaction committed, either kind
 OPEN = "<built-in method posix.open>"
 
 
@@ -69,6 +73,14 @@ def counts(count: int) -> dict[str, float]:
         "calls": float(sum(row[1] for row in stats.values())) / count,
         "sql": calls(SQL),
         "commits": calls({COMMIT}),
+        "transactions": float(
+            sum(
+                row[1]
+                for (file, _, name), row in stats.items()
+                if name == COMMITTED and file.endswith("sqlite.py")
+            )
+        )
+        / count,
         "file_opens": calls({OPEN}),
     }
 
@@ -82,7 +94,8 @@ def main(argv: list[str] | None = None) -> int:
     found = counts(args.cases)
     print(
         f"a case: {found['calls']:,.0f} function calls, {found['sql']:.1f} SQL statements, "
-        f"{found['commits']:.1f} commits, {found['file_opens']:.1f} file opens"
+        f"{found['commits']:.1f} commits ({found['transactions']:.1f} transactions), "
+        f"{found['file_opens']:.1f} file opens"
     )
     print(
         json.dumps(

@@ -12,12 +12,13 @@ import uuid
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from typing import Any, Protocol, runtime_checkable
 
 from flows.engine.definition import Trigger
 from flows.engine.loader import FlowSource
-from flows.engine.runner import Engine
-from flows.engine.runs import RunRecord
+from flows.engine.runner import Engine, with_the_record
+from flows.engine.runs import RunRecord, shares_transactions
 from flows.queue_message import Message, TriggerType
 
 __all__ = [
@@ -56,7 +57,11 @@ class AcknowledgesAndTakes(Protocol):
     """A queue that can acknowledge one message and lease the next in one step (the embedded one:
     one SQLite transaction instead of two, which every other worker would wait for)."""
 
-    def done_then_get(self, message: Message) -> Message | None: ...
+    def done_then_get(self, message: Message, *, first: Callable[[], object] | None = None) -> Message | None:
+        """``first``: writes made in the acknowledgement's transaction, before it (the end of the
+        message's last run): all or none. Given only by one whose writes share that transaction
+        (``shares_transactions``); others write first, then acknowledge."""
+        ...
 
 
 @runtime_checkable
@@ -162,6 +167,10 @@ class Bridge:
         self.queue = queue
         self._clock = clock
         self._on_progress = on_progress
+        # The queue and the run history in one SQLite file: a run's end goes in the transaction that
+        # acknowledges its message, an emitted event in its action's record's (a commit less each),
+        # and still neither without the other.
+        self._shares_with_runs = shares_transactions(engine.runs, queue)
 
     def now(self) -> datetime:
         """The bridge's clock (the ``--now`` of a replay, real time otherwise)."""
@@ -179,21 +188,43 @@ class Bridge:
         same id, so the flows it triggers find their runs (ids derived from it) already done.
         """
         if once_per is None:
-            return self.submit(Message(type="event", event=event, body=dict(body)))
-        message_id = uuid.uuid5(_EVENT_IDS, once_per).hex
-        return self.submit(Message(message_id=message_id, type="event", event=event, body=dict(body)))
+            message = Message(type="event", event=event, body=dict(body))
+        else:
+            message_id = uuid.uuid5(_EVENT_IDS, once_per).hex
+            message = Message(message_id=message_id, type="event", event=event, body=dict(body))
+        # From an action, on one SQLite file: the event is written with the action's record and key,
+        # in one commit, so it is never queued without them (nor queued again on redelivery).
+        if self._shares_with_runs and with_the_record(partial(self.queue.put, message)):
+            return message
+        return self.submit(message)
 
     def handle(self, message: Message) -> list[RunRecord]:
         """Run every flow the message triggers; safe to call again with the same message."""
-        runs = []
+        runs, end = self._handle(message)
+        end()
+        self._progress(message, runs[-1:])
+        return runs
+
+    def _handle(self, message: Message) -> tuple[list[RunRecord], Callable[[], None]]:
+        """``handle`` but for the write of the last run's end, returned to be made with the message's
+        acknowledgement (a run's end is written before the next run starts). ``on_progress`` hears
+        of each run once its end is written: the last one's is the caller's to tell."""
+        runs: list[RunRecord] = []
+        end = _written
         for source in self.flows_for(message):
+            end()
+            self._progress(message, runs[-1:])
             trigger = {"type": message.type, "event": message.event, **message.body, "body": message.body}
             run_id = f"{message.message_id}-{source.definition.name}"
-            run = self.engine.run(source, trigger, run_id=run_id)
-            runs.append(run)
-            if self._on_progress is not None:
+            ending = self.engine.run_to_end(source, trigger, run_id=run_id)
+            runs.append(ending.record)
+            end = ending.write
+        return runs, end
+
+    def _progress(self, message: Message, runs: list[RunRecord]) -> None:
+        if self._on_progress is not None:
+            for run in runs:
                 self._on_progress(message, run)
-        return runs
 
     def drain(self, *, limit: int = 100_000) -> list[RunRecord]:
         """Process queued messages until none is left.
@@ -210,18 +241,29 @@ class Bridge:
         for handled in range(1, limit + 1):
             if message is None:
                 return runs
-            runs += self.handle(message)
+            handled_runs, end = self._handle(message)
+            runs += handled_runs
             if handled == limit:  # acknowledged without taking the next: it stays for the next drain
+                end()
                 self.queue.done(message)
+                self._progress(message, handled_runs[-1:])
                 if isinstance(self.queue, LooksAhead) and not self.queue.waiting():
                     return runs
                 break
-            message = self._done_then_get(message)
+            done, message = message, self._done_then_get(message, end)
+            self._progress(done, handled_runs[-1:])
         raise RuntimeError(f"the work queue was not empty after {limit} messages: a flow may loop")
 
-    def _done_then_get(self, message: Message) -> Message | None:
+    def _done_then_get(self, message: Message, end: Callable[[], None]) -> Message | None:
+        """Write the end of the message's last run, acknowledge the message and take the next: in one
+        transaction where the run history and the queue share one (the embedded stores' file), else
+        one after the other, the end first. Nothing is acknowledged before the end is written."""
         if isinstance(self.queue, AcknowledgesAndTakes):
+            if self._shares_with_runs:
+                return self.queue.done_then_get(message, first=end)
+            end()
             return self.queue.done_then_get(message)
+        end()
         self.queue.done(message)
         return self.queue.get()
 
@@ -242,6 +284,10 @@ class Bridge:
             raise KeyError(f"run {run_id} is of flow {previous.flow!r}, which is not loaded")
         trigger = self.engine.trigger_of(previous)
         return self.engine.run(source, trigger, replay_of=previous, replay_from=from_action)
+
+
+def _written() -> None:
+    """The end of no run: nothing to write."""
 
 
 def _matches(trigger: Trigger, message: Message) -> bool:

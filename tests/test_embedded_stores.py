@@ -513,6 +513,32 @@ def test_a_run_finished_by_its_starter_or_by_another_store_keeps_its_header(db_p
     assert found == ["run-2", "run-1"]
 
 
+def test_a_run_s_end_adds_only_the_keys_its_start_did_not_write(database: BridgeDatabase) -> None:
+    """Keys the header has are in run_keys already: an end with no new key is the one UPDATE (which
+    joins a transaction open without a savepoint); new keys are added, and found, with it."""
+    store = SqliteRunStore(database)
+    for run_id in ("run-1", "run-2"):
+        store.start(
+            RunRecord(run_id=run_id, flow="f", flow_version="v1", trigger={}, keys=["K"], started_at=T0)
+        )
+    statements: list[str] = []
+    with database.read() as connection:
+        connection.set_trace_callback(statements.append)
+    with database.transaction():
+        store.finish("run-1", RunStatus.SUCCEEDED, ended_at=T0, error=None, keys=["K"])
+    store.finish("run-2", RunStatus.SUCCEEDED, ended_at=T0, error=None, keys=["K", "R-2"])
+    with database.read() as connection:
+        connection.set_trace_callback(None)
+    first_end = [statement.split(" ")[0] for statement in statements[: statements.index("COMMIT") + 1]]
+    assert first_end == ["BEGIN", "UPDATE", "COMMIT"]
+    assert [statement.split(" (")[0] for statement in statements if "run_keys" in statement] == [
+        "INSERT OR IGNORE INTO run_keys"
+    ]
+    assert [run.run_id for run in store.find(key="K")] == ["run-2", "run-1"]
+    assert [(run.run_id, run.keys) for run in store.find(key="R-2")] == [("run-2", ["K", "R-2"])]
+    assert [run.status for run in store.find()] == [RunStatus.SUCCEEDED, RunStatus.SUCCEEDED]
+
+
 # --- idempotency ---------------------------------------------------------------------------------
 
 

@@ -524,21 +524,105 @@ CRASH_FLOW = """
 def test_on_one_database_the_key_and_the_record_are_written_together(
     tmp_path: Path, database: BridgeDatabase, world: World
 ) -> None:
-    """A crash while the record is written takes the idempotency key with it, and nothing repeats."""
+    """A crash while the record is written takes the idempotency key with it, and nothing repeats.
+    The first record carries the run's start too: that goes as well."""
     runs, keys = CrashingRunStore(database, "load"), SqliteIdempotencyStore(database)
     engine = Engine(world.registry(), runs, keys, clock=lambda: NOW)
     source = flow(tmp_path, CRASH_FLOW)
 
     with pytest.raises(WorkerCrash):
         engine.run(source, {"case": "7"}, run_id="delivery-1")
-    half = runs.get("delivery-1")
-    assert half is not None and list(half.actions) == []  # the record was rolled back ...
-    assert keys.get("joint/7/load") is None  # ... and the key with it: neither without the other
+    assert runs.get("delivery-1") is None  # the record was rolled back, the run's start with it ...
+    assert keys.get("joint/7/load") is None  # ... and the key: none without the others
 
     run = engine.run(source, {"case": "7"}, run_id="delivery-1")
     assert run.status is RunStatus.SUCCEEDED
     assert world.effects == [("load", "load"), ("mail", "mail")]  # the adapter's own key held
     assert keys.get("joint/7/load") == {"outputs": {"done": "load"}}
+
+
+def test_a_crash_after_the_first_effect_leaves_no_run_and_the_delivery_again_makes_it_once(
+    tmp_path: Path, database: BridgeDatabase, world: World, engine: Engine
+) -> None:
+    """The run's start is written with its first action's record: between the first side effect and
+    that commit, a crash leaves nothing of the run. Delivered again, the run starts afresh under the
+    same id, and the effect is found by its key (the adapter's, as for a crash before any record)."""
+    source = flow(tmp_path, CRASH_FLOW)
+    world.crash_after_effect_once = True
+    with pytest.raises(WorkerCrash):
+        engine.run(source, {"case": "7"}, run_id="delivery-1")
+    assert world.effects == [("load", "load")]
+    assert engine.runs.get("delivery-1") is None
+    with database.read() as connection:
+        assert connection.execute("SELECT count(*) FROM run_keys").fetchone() == (0,)
+
+    run = engine.run(source, {"case": "7"}, run_id="delivery-1")
+    assert run.status is RunStatus.SUCCEEDED and list(run.actions) == ["load", "mail"]
+    assert run == engine.runs.get("delivery-1")
+    assert world.effects == [("load", "load"), ("mail", "mail")]  # the load made once
+
+
+def test_a_run_s_start_is_committed_with_its_first_record_and_a_for_each_s_threads_wait_for_it(
+    tmp_path: Path, database: BridgeDatabase, engine: Engine
+) -> None:
+    """Concurrent iterations first in a run: each record is written after the run's start (the
+    records' rows name their run), and the start's transaction holds the first of them."""
+    source = flow(
+        tmp_path,
+        """
+        name: first
+        triggers: [{type: http}]
+        key: ${trigger.case}
+        actions:
+          each:
+            foreach: ${trigger.items}
+            concurrency: 4
+            actions:
+              one: {use: test.effect, inputs: {value: "${item}"}}
+        """,
+    )
+    statements: list[str] = []
+    with database.read() as connection:
+        connection.set_trace_callback(statements.append)
+    try:
+        run = engine.run(source, {"case": "3", "items": list(range(8))}, run_id="r-first")
+    finally:
+        with database.read() as connection:
+            connection.set_trace_callback(None)
+    assert run.status is RunStatus.SUCCEEDED and len(run.actions) == 9
+    assert run == engine.runs.get("r-first")
+    writes = [s.split(" (")[0] for s in statements if s.startswith(("INSERT", "BEGIN", "COMMIT", "UPDATE"))]
+    start = writes.index("INSERT OR IGNORE INTO runs")
+    # The start, the first record and its key in one transaction: no commit between the start and them.
+    assert writes[start - 1] == "BEGIN IMMEDIATE"
+    first_commit = writes.index("COMMIT", start)
+    assert "INSERT INTO run_actions" in writes[start:first_commit]
+    assert "INSERT INTO run_actions" not in writes[:start]
+
+
+def test_the_last_record_is_written_with_the_run_s_end_and_none_before_it_waits_for_it(
+    tmp_path: Path, database: BridgeDatabase, world: World, engine: Engine
+) -> None:
+    """``run_to_end`` leaves the end's write to its caller, with the last action's record (nothing
+    runs after it): until then the earlier records are durable, the last one is not. A crash there
+    is a crash before that record: delivered again, the last action runs again and its effect is
+    found by its key."""
+    source = flow(tmp_path, CRASH_FLOW)
+    ending = engine.run_to_end(source, {"case": "7"}, run_id="delivery-1")
+    assert ending.record.status is RunStatus.SUCCEEDED and list(ending.record.actions) == ["load", "mail"]
+    half = engine.runs.get("delivery-1")
+    assert half is not None and half.status is RunStatus.RUNNING and list(half.actions) == ["load"]
+    keys = SqliteIdempotencyStore(database)
+    assert keys.get("joint/7/load") is not None and keys.get("joint/7/mail") is None
+
+    run = engine.run(source, {"case": "7"}, run_id="delivery-1")  # delivered again; ``ending`` dropped
+    assert run.status is RunStatus.SUCCEEDED and run == engine.runs.get("delivery-1")
+    assert world.effects == [("load", "load"), ("mail", "mail")]  # each once
+    assert keys.get("joint/7/mail") == {"outputs": {"done": "mail"}}
+
+    again = engine.run_to_end(source, {"case": "8"}, run_id="delivery-2")
+    again.write()
+    assert engine.runs.get("delivery-2") == again.record
 
 
 def test_on_two_databases_the_key_is_kept_before_the_record(tmp_path: Path, world: World) -> None:

@@ -23,13 +23,20 @@ from typing import Any
 
 import pytest
 
+from adapters.embedded.idempotency import SqliteIdempotencyStore
 from adapters.embedded.processes import current_owner
 from adapters.embedded.queue import SqliteWorkQueue
+from adapters.embedded.runs import SqliteRunStore
 from adapters.embedded.sqlite import BridgeDatabase
 from flows.bootstrap import bootstrap
 from flows.cli import main
 from flows.domain.case import CaseState
+from flows.engine.loader import load_flow
+from flows.engine.registry import ActionContext, ConnectorRegistry
+from flows.engine.runner import Engine
+from flows.engine.runs import RunRecord, RunStatus
 from flows.queue_message import Message, form_response_message
+from flows.service import Bridge
 from flows.settings import PROJECT_ROOT, SAMPLES, Settings
 from flows.workers import WorkerFailed, drain_with_workers
 from tests.support import worker_hooks
@@ -650,10 +657,10 @@ def test_the_engine_bench_measures_file_creation_in_its_own_folder(tmp_path: Pat
     assert len(list((tmp_path / "file-create-probe").iterdir())) == 20
 
 
-def test_an_event_queued_again_after_a_crash_runs_its_flows_once(tmp_path: Path) -> None:
-    """The process dies after ``events.emit`` queued its event and before the engine recorded the
-    action: the redelivery queues the event again, under the same message id, so the flow it
-    triggers runs once (its run id comes from the message id)."""
+def test_an_event_emitted_before_a_crash_runs_its_flows_once(tmp_path: Path) -> None:
+    """The process dies after ``events.emit`` left its event and while the engine records the
+    action: the event goes with the record, not written (on one SQLite file they are one
+    transaction); the redelivery emits it again, and the flow it triggers runs once."""
     home = tmp_path / "home"
     dies_before_the_record = (
         "import os, sys\n"
@@ -665,7 +672,7 @@ def test_an_event_queued_again_after_a_crash_runs_its_flows_once(tmp_path: Path)
         "real_put = SqliteIdempotencyStore.put\n"
         "def put(self, key, result):\n"
         "    if key.endswith('check_cpl'):\n"
-        "        os._exit(9)  # the event is queued, the action's record is not written\n"
+        "        os._exit(9)  # in the transaction of the event, the key and the record\n"
         "    return real_put(self, key, result)\n"
         "SqliteIdempotencyStore.put = put\n"
         "with bootstrap(Settings(home=__import__('pathlib').Path(sys.argv[1])), clock=lambda: NOW) as app:\n"
@@ -677,7 +684,7 @@ def test_an_event_queued_again_after_a_crash_runs_its_flows_once(tmp_path: Path)
     assert died.returncode == 9
     with bootstrap(Settings(home=home), clock=lambda: NOW) as app:
         queue = app.parts.queue
-        assert isinstance(queue, SqliteWorkQueue) and queue.pending() == 2  # the response, and its event
+        assert isinstance(queue, SqliteWorkQueue) and queue.pending() == 1  # the response alone
         app.bridge.drain()
         loads = app.bridge.engine.runs.find(flow="emergency-load")
         assert len(loads) == 1 and loads[0].status.value == "Succeeded"
@@ -736,3 +743,217 @@ def test_a_failing_parent_stops_its_workers_at_once_and_says_why(tmp_path: Path)
         assert not thread.is_alive()
         assert str(outcome["error"]) == "the parent's drain failed"
         assert time.monotonic() - started < 50  # the workers were not waited on for a minute
+
+
+class EndCrash(BaseException):
+    """The process dying while a run's end is written: nothing in the engine or the bridge catches it."""
+
+
+class RunsDyingAtAnEnd(SqliteRunStore):
+    """Dies once, in ``finish`` of run ``dies_at``, after its rows are written and before anything
+    commits them."""
+
+    dies_at = "m1-second"
+
+    def finish(self, run_id: str, status: RunStatus, **given: Any) -> None:
+        super().finish(run_id, status, **given)
+        if run_id == self.dies_at:
+            self.dies_at = ""
+            raise EndCrash
+
+
+TWO_FLOWS_ON_ONE_EVENT = {
+    "first": "name: first\ntriggers: [{type: event, event: ping}]\nactions: {a: {use: t.note}}\n",
+    "second": (
+        "name: second\ntriggers: [{type: event, event: ping}]\n"
+        "actions: {b1: {use: t.note}, b2: {use: t.note}}\n"
+    ),
+    # An event emitted by an action, by one with a time-out, and the flow it triggers.
+    "emits": "name: emits\ntriggers: [{type: event, event: go}]\nactions: {e: {use: t.emit}}\n",
+    "emits-timed": (
+        "name: emits-timed\ntriggers: [{type: event, event: go-timed}]\n"
+        "actions: {e: {use: t.emit, timeout: PT30S}}\n"
+    ),
+    "hears": "name: hears\ntriggers: [{type: event, event: pong}]\nactions: {h: {use: t.note}}\n",
+}
+
+
+def _bridge_on(
+    tmp_path: Path, database: BridgeDatabase, runs: SqliteRunStore, queue: SqliteWorkQueue, **given: Any
+) -> tuple[Bridge, list[str]]:
+    """A bridge over the stores on ``database``, running the two flows above; the list holds the
+    actions' calls."""
+    calls: list[str] = []
+    registry = ConnectorRegistry()
+
+    def note(context: ActionContext) -> dict[str, Any]:
+        calls.append(f"{context.run_id}.{context.action}")
+        return {}
+
+    registry.register("t.note", note, side_effect=False)
+    made: list[Bridge] = []
+
+    def emit(context: ActionContext) -> dict[str, Any]:
+        return {"id": made[0].emit("pong", {}, once_per=context.idempotency_key).message_id}
+
+    registry.register("t.emit", emit, side_effect=True)
+    flows = {}
+    for name, text in TWO_FLOWS_ON_ONE_EVENT.items():
+        (tmp_path / f"{name}.yaml").write_text(text)
+        flows[name] = load_flow(tmp_path / f"{name}.yaml")
+    engine = Engine(registry, runs, SqliteIdempotencyStore(database), clock=lambda: NOW)
+    made.append(Bridge(flows, engine, queue, clock=lambda: NOW, **given))
+    return made[0], calls
+
+
+def _status(bridge: Bridge, run_id: str) -> RunStatus | None:
+    run = bridge.engine.runs.get(run_id)
+    return None if run is None else run.status
+
+
+def test_a_message_is_acknowledged_in_the_transaction_that_writes_its_last_run_s_end(
+    tmp_path: Path, database: BridgeDatabase
+) -> None:
+    """Both or neither: the process dying while the end is written leaves the message to deliver
+    again (the run still running), and that delivery ends the run. The run's last record goes with
+    its end: that action runs again (as after a crash before any record; a side effect would be
+    found by its key), the others do not."""
+    clock = Clock()
+    queue = SqliteWorkQueue(database, visibility_timeout=30, clock=clock)
+    bridge, calls = _bridge_on(tmp_path, database, RunsDyingAtAnEnd(database), queue)
+    queue.put(Message(message_id="m1", type="event", event="ping", body={}))
+    statements: list[str] = []
+    database._connection.set_trace_callback(statements.append)
+    with pytest.raises(EndCrash):
+        bridge.drain()
+    database._connection.set_trace_callback(None)
+    # The first run's end was written (and committed) before the second run started; the second
+    # run's end was to go with the acknowledgement, and went nowhere.
+    assert [_status(bridge, run_id) for run_id in ["m1-first", "m1-second"]] == [
+        RunStatus.SUCCEEDED,
+        RunStatus.RUNNING,
+    ]
+    assert queue.pending() == 1
+    ends = [i for i, s in enumerate(statements) if s.startswith("UPDATE runs")]
+    assert len(ends) == 2
+    # The second end was written in a transaction that never committed (nor acknowledged anything).
+    begun = max(i for i, s in enumerate(statements[: ends[1]]) if s == "BEGIN IMMEDIATE")
+    assert "COMMIT" not in statements[begun:]
+    assert not any(s.startswith("DELETE FROM work_queue") for s in statements[begun:])
+
+    clock.now += 31  # the lease runs out: delivered again
+    statements.clear()
+    database._connection.set_trace_callback(statements.append)
+    assert bridge.drain() and queue.pending() == 0
+    database._connection.set_trace_callback(None)
+    # The last record, the end and the acknowledgement: one transaction, in that order.
+    (end,) = [i for i, s in enumerate(statements) if s.startswith("UPDATE runs")]
+    begun = max(i for i, s in enumerate(statements[:end]) if s == "BEGIN IMMEDIATE")
+    committed = statements.index("COMMIT", end)
+    written = [s for s in statements[begun + 1 : committed] if not s.startswith(("SAVEPOINT", "RELEASE"))]
+    assert [" ".join(s.split()[:3]) for s in written][:3] == [
+        "INSERT INTO run_actions",
+        "UPDATE runs SET",
+        "DELETE FROM work_queue",
+    ]
+    assert [_status(bridge, run_id) for run_id in ["m1-first", "m1-second"]] == [
+        RunStatus.SUCCEEDED,
+        RunStatus.SUCCEEDED,
+    ]
+    assert calls == ["m1-first.a", "m1-second.b1", "m1-second.b2", "m1-second.b2"]
+
+
+def test_progress_is_told_of_a_run_once_its_end_is_written_and_its_message_acknowledged(
+    tmp_path: Path, database: BridgeDatabase
+) -> None:
+    queue = SqliteWorkQueue(database)
+    seen: list[tuple[str, RunStatus | None, int]] = []
+
+    def progress(message: Message, run: RunRecord) -> None:
+        stored = runs.get(run.run_id)
+        seen.append((run.run_id, stored.status if stored else None, queue.pending()))
+
+    runs = SqliteRunStore(database)
+    bridge, _ = _bridge_on(tmp_path, database, runs, queue, on_progress=progress)
+    queue.put(Message(message_id="m1", type="event", event="ping", body={}))
+    queue.put(Message(message_id="m2", type="event", event="ping", body={}))
+    bridge.drain()
+    # Each run heard of ended in the history; the second of a message once the message is gone.
+    assert seen == [
+        ("m1-first", RunStatus.SUCCEEDED, 2),
+        ("m1-second", RunStatus.SUCCEEDED, 1),
+        ("m2-first", RunStatus.SUCCEEDED, 1),
+        ("m2-second", RunStatus.SUCCEEDED, 0),
+    ]
+    assert bridge.handle(Message(message_id="m3", type="event", event="ping", body={}))[-1].status is (
+        RunStatus.SUCCEEDED
+    )
+    assert [run_id for run_id, *_ in seen[4:]] == ["m3-first", "m3-second"]
+
+
+def _transactions(statements: list[str]) -> list[list[str]]:
+    """The traced statements as transactions (a statement outside one is one alone), each statement
+    cut to its first words."""
+    found: list[list[str]] = []
+    current: list[str] | None = None
+    for statement in statements:
+        words = " ".join(statement.split()[:3])
+        if statement == "BEGIN IMMEDIATE":
+            current = []
+        elif statement == "COMMIT":
+            assert current is not None
+            found.append(current)
+            current = None
+        elif current is not None:
+            current.append(words)
+        else:
+            found.append([words])
+    return found
+
+
+@pytest.mark.parametrize(("event", "together"), [("go", True), ("go-timed", False)])
+def test_an_event_an_action_emits_is_queued_with_its_record_and_key(
+    tmp_path: Path, database: BridgeDatabase, event: str, together: bool
+) -> None:
+    """One transaction: the event, the action's idempotency key and its record (with the run's start
+    and end, and the acknowledgement: the action is the run's first and last), and the event is taken
+    in that transaction and heard in the same drain. An action with a time-out queues it at once: its
+    call, abandoned, could go on after the record."""
+    queue = SqliteWorkQueue(database)
+    bridge, calls = _bridge_on(tmp_path, database, SqliteRunStore(database), queue)
+    queue.put(Message(message_id="m1", type="event", event=event, body={}))
+    statements: list[str] = []
+    database._connection.set_trace_callback(statements.append)
+    bridge.drain()
+    database._connection.set_trace_callback(None)
+    assert [call.split("-")[-1] for call in calls] == ["hears.h"]  # the event was heard, once
+    assert queue.pending() == 0
+    record = next(t for t in _transactions(statements) if "INSERT INTO run_actions" in t)
+    written = [statement for statement in record if not statement.startswith(("SAVEPOINT", "RELEASE"))]
+    if together:
+        assert written == [
+            "INSERT OR IGNORE",  # the run's start
+            "INSERT INTO work_queue",  # the event
+            "INSERT OR IGNORE",  # the key
+            "INSERT INTO run_actions",  # the record
+            "UPDATE runs SET",  # the run's end
+            "DELETE FROM work_queue",  # the acknowledgement
+            "UPDATE work_queue SET",  # the next lease: the event
+        ]
+    else:
+        assert "INSERT INTO work_queue" not in written
+        assert ["INSERT INTO work_queue"] in _transactions(statements)  # committed alone, before
+
+
+def test_an_event_emitted_twice_under_one_key_runs_its_flows_once(
+    tmp_path: Path, database: BridgeDatabase
+) -> None:
+    """Emitted again after a crash (or from outside a flow, a form posted twice), an event has the
+    same message id: the flows it triggers find their runs (ids made from it) done."""
+    queue = SqliteWorkQueue(database)
+    bridge, calls = _bridge_on(tmp_path, database, SqliteRunStore(database), queue)
+    first = bridge.emit("pong", {}, once_per="decision/1")
+    again = bridge.emit("pong", {}, once_per="decision/1")
+    assert first.message_id == again.message_id and queue.pending() == 2
+    assert len(bridge.drain()) == 2 and queue.pending() == 0
+    assert calls == [f"{first.message_id}-hears.h"]

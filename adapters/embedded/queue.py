@@ -107,11 +107,11 @@ class SqliteWorkQueue(SqliteStore):
         self.release_orphaned_leases()
 
     def put(self, message: Message) -> None:
-        with self._db.write() as connection:
-            connection.execute(
-                "INSERT INTO work_queue (message_id, message, visible_at) VALUES (?, ?, ?)",
-                (message.message_id, message.model_dump_json(), self._clock()),
-            )
+        # One statement: committed alone, or part of the transaction open (an action's record's).
+        self._db.write_one(
+            "INSERT INTO work_queue (message_id, message, visible_at) VALUES (?, ?, ?)",
+            (message.message_id, message.model_dump_json(), self._clock()),
+        )
 
     def get(self) -> Message | None:
         """The oldest visible message, leased to this queue object; None when none is visible."""
@@ -126,21 +126,33 @@ class SqliteWorkQueue(SqliteStore):
         with self._db.write() as connection:
             connection.executemany("DELETE FROM work_queue WHERE position = ? AND lease = ?", leases)
 
-    def done_then_get(self, message: Message) -> Message | None:
+    def done_then_get(self, message: Message, *, first: Callable[[], object] | None = None) -> Message | None:
         """``done(message)`` then ``get()``, in one transaction: a draining worker commits (and queues
-        for the writers' lock) once per message instead of twice."""
-        return self._take(acknowledged=self._leases_of(message))
+        for the writers' lock) once per message instead of twice. ``first`` makes writes of its own to
+        this file in that transaction, before the acknowledgement (the bridge: the end of the message's
+        last run), so the message is never acknowledged without them."""
+        return self._take(acknowledged=self._leases_of(message), first=first)
 
     def _leases_of(self, message: Message) -> list[tuple[int, str]]:
         with self._lock:
             return self._leases.pop(message.message_id, [])
 
-    def _take(self, *, acknowledged: list[tuple[int, str]]) -> Message | None:
-        """Delete the ``acknowledged`` leases, then lease the oldest visible message, in one transaction."""
+    def _take(
+        self, *, acknowledged: list[tuple[int, str]], first: Callable[[], object] | None = None
+    ) -> Message | None:
+        """Make ``first``'s writes, delete the ``acknowledged`` leases, then lease the oldest visible
+        message, in one transaction."""
         while True:
             lease = uuid.uuid4().hex
-            now = self._clock()
-            with self._db.write() as connection:  # select and lease in one transaction: one taker
+            # One transaction (the other stores' writes ``first`` makes join it): select and lease in
+            # one, so one taker; and what is acknowledged goes with what ``first`` wrote.
+            with self._db.transaction() as connection:
+                if first is not None:
+                    first()
+                    first = None  # a message poisoned below is told outside it, then the next taken
+                # Read after ``first``: a message it queued (an event, with the record of the action
+                # that emitted it) is visible from the moment it was put, and is leased here.
+                now = self._clock()
                 if acknowledged:
                     connection.executemany(
                         "DELETE FROM work_queue WHERE position = ? AND lease = ?", acknowledged

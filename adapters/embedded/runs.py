@@ -100,14 +100,21 @@ class SqliteRunStore(SqliteStore):
             header = RunRecord.model_validate_json(row[0])
         update = {"status": status, "ended_at": ended_at, "error": error, "keys": keys}
         finished = header.model_copy(update=update)
-        with self._db.write() as connection:
-            cursor = connection.execute(
-                "UPDATE runs SET status = ?, record = ? WHERE run_id = ?",
-                (status.value, finished.model_dump_json(), run_id),
-            )
-            if cursor.rowcount != 1:
-                raise KeyError(f"no run {run_id!r} to finish")
-            self._add_keys(connection, run_id, keys)
+        ended = (status.value, finished.model_dump_json(), run_id)
+        # The keys the header has are in run_keys already (written with it): only new ones are added.
+        # Often there are none (a run's keys are mostly its business key), and the end is then one
+        # statement, which joins a transaction open (the queue's acknowledgement) without a savepoint.
+        known = set(header.keys)
+        new_keys = [key for key in keys if key not in known]
+        if new_keys:
+            with self._db.write() as connection:
+                cursor = connection.execute("UPDATE runs SET status = ?, record = ? WHERE run_id = ?", ended)
+                if cursor.rowcount == 1:
+                    self._add_keys(connection, run_id, new_keys)
+        else:
+            cursor = self._db.write_one("UPDATE runs SET status = ?, record = ? WHERE run_id = ?", ended)
+        if cursor.rowcount != 1:
+            raise KeyError(f"no run {run_id!r} to finish")
         self._started.put(run_id, finished)
 
     def find(

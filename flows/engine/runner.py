@@ -19,6 +19,7 @@ import hashlib
 import json
 import math
 import re
+import threading
 import time
 import uuid
 from collections import Counter
@@ -26,6 +27,7 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from contextlib import AbstractContextManager, nullcontext
+from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from functools import lru_cache
@@ -48,14 +50,53 @@ from flows.engine.loader import FlowSource
 from flows.engine.ordering import effective_run_after, topological_order
 from flows.engine.registry import ActionContext, Connector, ConnectorRegistry
 from flows.engine.retrying import call_with_retry
-from flows.engine.runs import REDACTED, ActionRecord, RunRecord, RunStatus, RunStore, SharedTransactions
+from flows.engine.runs import (
+    REDACTED,
+    ActionRecord,
+    RunRecord,
+    RunStatus,
+    RunStore,
+    SharedTransactions,
+    shares_transactions,
+)
 from flows.errors import TransientError
 from flows.ports import IdempotencyStore
 
 FAILURES = frozenset({ActionStatus.FAILED, ActionStatus.TIMED_OUT})
 
-Remember = tuple[str, dict[str, Any]]
-"""An idempotency key and the result to keep under it, written together with the action's record."""
+
+@dataclass(frozen=True)
+class _WithRecord:
+    """What is written in the transaction of an action's record besides the record: the idempotency
+    key of its side effect and the result to keep under it (None when there is none to keep), and
+    the writes its call left for that transaction (``with_the_record``)."""
+
+    key: str | None = None
+    result: dict[str, Any] | None = None
+    writes: tuple[Callable[[], object], ...] = ()
+
+
+# The writes the action whose call runs in this context leaves for its record's transaction; None
+# outside a call (and in the thread a call with a time-out runs in: contexts do not follow it there).
+_LEFT_FOR_THE_RECORD: ContextVar[list[Callable[[], object]] | None] = ContextVar(
+    "left_for_the_record", default=None
+)
+
+
+def with_the_record(write: Callable[[], object]) -> bool:
+    """Leave ``write`` to be made in the transaction of the record of the action whose call is running
+    here, once the call has returned, rather than now; False (nothing left) outside an action's call,
+    and where the call has a time-out (abandoned, it could go on after its record was written): the
+    caller writes now.
+
+    For an effect that is itself a write to the run history's database (an event on the embedded work
+    queue): the effect, the action's key and its record are then written together or not at all, in
+    one commit. It is made whatever the call's outcome, as it would have been made during the call."""
+    left = _LEFT_FOR_THE_RECORD.get()
+    if left is None:
+        return False
+    left.append(write)
+    return True
 
 
 @dataclass
@@ -80,6 +121,12 @@ class _Run:
     # The forms of the secure trigger's and the secure outputs' texts, with how many secure outputs
     # they cover: worked out again only when an action adds one (``live`` only grows).
     _standing: tuple[int, tuple[tuple[str, str], ...]] = (-1, ())
+    # The run's start while it is not written yet (``Engine._keep`` writes it with the first record),
+    # and the lock for-each threads take to write it once.
+    unstarted: _Start | None = None
+    starting: threading.Lock = field(default_factory=threading.Lock)
+    # The record of the run's last action (and what goes with it), left for the run's end to write.
+    last: tuple[ActionRecord, _WithRecord | None] | None = None
 
     @property
     def common(self) -> dict[str, Any]:
@@ -171,14 +218,39 @@ class Engine:
         replay_from: str | None = None,
     ) -> RunRecord:
         """Run a flow on a trigger, or resume the run with this id; returns the stored record."""
+        ending = self.run_to_end(
+            source, trigger, run_id=run_id, dry_run=dry_run, replay_of=replay_of, replay_from=replay_from
+        )
+        ending.write()
+        return ending.record
+
+    def run_to_end(
+        self,
+        source: FlowSource,
+        trigger: Mapping[str, Any],
+        *,
+        run_id: str | None = None,
+        dry_run: bool = False,
+        replay_of: RunRecord | None = None,
+        replay_from: str | None = None,
+    ) -> RunEnding:
+        """``run``, but the write of the run's end is left to the caller (``RunEnding.write``), who
+        makes it before anything says the run ended: the bridge writes it with the queue's
+        acknowledgement of the message that carried the run, in one transaction where it can.
+
+        Every action's record is written before the next action starts, as ``run`` does; the last
+        one's goes with the end, as nothing follows it. A crash before the end is written leaves a run
+        that a delivery again resumes and ends, running only that last action again (an effect it
+        made is found by its key)."""
         flow = source.definition
         run_id = run_id or uuid.uuid4().hex
         trigger = to_jsonable_python(trigger)
         existing = self._runs.get(run_id)
         if existing is not None and existing.status is not RunStatus.RUNNING:
-            return existing  # delivered again after it finished: nothing to do
+            return RunEnding(existing, _NOTHING)  # delivered again after it finished: nothing to do
         base = {"trigger": trigger, "settings": self._settings}
         business = self._business_key(flow, base)
+        unstarted: _Start | None = None
         if existing is None:
             seeded = _seed_from(replay_of, replay_from)
             record = RunRecord(
@@ -193,22 +265,21 @@ class Engine:
                 replay_from=replay_from,
                 dry_run=dry_run,
             )
-            with self._together() if flow.secure_trigger or seeded else nullcontext():
-                if flow.secure_trigger:
-                    self._idempotency.put(_trigger_key(run_id), {"trigger": trigger})
-                started = self._runs.start(record)
-                for action_record in seeded.values() if started else ():
-                    self._runs.record_action(run_id, action_record)
-            # A run this call started holds what was just written: reading it back would parse the
-            # same record again. One started meanwhile by another delivery is read.
-            existing = record if started and not seeded else self._runs.get(run_id) or record
+            # Not written yet: the run's start goes in the transaction of its first action's record
+            # (``_keep``), a commit less a run. Until that commit the run has recorded nothing, so a
+            # crash leaves nothing of it, and the delivery again starts it afresh under the same id:
+            # an effect its first action made meanwhile is found by its key, which is the same (made
+            # from the business key, else from this run id), as after a crash before any record.
+            unstarted = _Start(record, {"trigger": trigger} if flow.secure_trigger else None, seeded)
+            existing = record.model_copy(update={"actions": seeded}) if seeded else record
         # Side effects are keyed by the business key; without one, by the run, and a replay by the
         # run it replays (else a resubmit would make every effect of a flow without a key again).
         key = business or existing.replay_root or run_id
         run = _Run(existing, flow, key, trigger, dict(existing.actions), existing.dry_run, self._settings)
+        run.unstarted = unstarted
         if flow.secure_trigger:
             run.secure_trigger_texts = _texts(trigger)
-        failed, results = self._run_block(run, flow.actions, "", run.common)
+        failed, results = self._run_block(run, flow.actions, "", run.common, last_with_end=True)
         keys = [*existing.keys, *self._extra_keys(run, results)]
         # ``run.recorded`` holds every record of the run, the earlier deliveries' and this one's, in
         # the order they were first written (as the store keeps them).
@@ -217,20 +288,36 @@ class Engine:
         status = RunStatus.FAILED if failed else RunStatus.SUCCEEDED
         ended_at, error = self._clock(), "; ".join(errors) if failed else None
         unique_keys = list(dict.fromkeys(keys))
-        self._runs.finish(run_id, status, ended_at=ended_at, error=error, keys=unique_keys)
-        # The record as just written, from memory: reading it back cost a query per run (on Azure
+
+        def write() -> None:
+            last = run.last
+            with self._together() if run.unstarted is not None or last is not None else nullcontext():
+                self._start(run)  # the last action was the first this delivery recorded
+                if last is not None:
+                    self._record(run, *last)
+                self._runs.finish(run_id, status, ended_at=ended_at, error=error, keys=unique_keys)
+            run.unstarted = run.last = None
+
+        # The record as it ends, from memory: reading it back cost a query per run (on Azure
         # Tables a scan of the run's actions, which grows with the history). Only a second delivery
         # running this run at the same moment could have written more; the store has that.
         update = {"status": status, "ended_at": ended_at, "error": error, "keys": unique_keys}
-        return existing.model_copy(update={**update, "actions": dict(run.recorded)})
+        return RunEnding(existing.model_copy(update={**update, "actions": dict(run.recorded)}), write)
 
     # --- blocks and actions -----------------------------------------------------------------------
 
     def _run_block(
-        self, run: _Run, actions: Mapping[str, Action], prefix: str, outer: dict[str, Any]
+        self,
+        run: _Run,
+        actions: Mapping[str, Action],
+        prefix: str,
+        outer: dict[str, Any],
+        *,
+        last_with_end: bool = False,
     ) -> tuple[bool, dict[str, ActionRecord]]:
         """Run sibling actions; True when a failure among them was left unhandled. ``outer`` is what
-        the block's container could see (``run.common`` at the top)."""
+        the block's container could see (``run.common`` at the top). ``last_with_end`` (the run's
+        own actions): the last one's record is left in ``run.last``, for the run's end to write."""
         block = self._block(actions)
         run_after = block.run_after
         # What each action sees: ``outer`` with the siblings that ended so far in ``actions``. Each
@@ -242,19 +329,59 @@ class Engine:
             path = f"{prefix}{name}"
             record = run.recorded.get(path)
             if record is None or record.redacted:
-                record, remember = self._run_action(
+                record, with_record = self._run_action(
                     run, actions[name], path, run_after[name], results, {**outer, "actions": visible}
                 )
-                if remember is None:
-                    self._runs.record_action(run.record.run_id, record)
+                if last_with_end and name == block.order[-1]:
+                    # No action follows: its record is written with the run's end (one commit less a
+                    # run), before anything else starts (the queue acknowledges with that end).
+                    run.last = (record, with_record)
                 else:
-                    with self._together():  # the side effect's key and the action's record: both or neither
-                        self._idempotency.put(*remember)
-                        self._runs.record_action(run.record.run_id, record)
+                    self._keep(run, record, with_record)
                 run.recorded[path] = record
             results[name] = record
             visible = {**visible, name: _view(record, run.live)}  # a new dict: contexts given out keep theirs
         return _unhandled_failure(run_after, results), results
+
+    def _keep(self, run: _Run, record: ActionRecord, with_record: _WithRecord | None) -> None:
+        """Write an action's record, with its side effect's key when it made one (both or neither),
+        and with the run's start when it is the run's first: durable when this returns."""
+        if run.unstarted is not None:
+            with run.starting:  # for-each threads: one of them writes the start, the others wait for it
+                if run.unstarted is not None:
+                    with self._together():
+                        self._start(run)
+                        self._record(run, record, with_record)
+                    run.unstarted = None  # only now: until it is written, the others wait above
+                    return
+        if with_record is None:
+            self._runs.record_action(run.record.run_id, record)
+        else:
+            with self._together():  # the side effect's key and the action's record: both or neither
+                self._record(run, record, with_record)
+
+    def _record(self, run: _Run, record: ActionRecord, with_record: _WithRecord | None) -> None:
+        if with_record is not None:
+            for write in with_record.writes:  # first: the effect, then what says it was made
+                write()
+            if with_record.key is not None and with_record.result is not None:
+                self._idempotency.put(with_record.key, with_record.result)
+        self._runs.record_action(run.record.run_id, record)
+
+    def _start(self, run: _Run) -> None:
+        """Write the run's start (its header, a secure trigger kept for resubmit, a resubmit's kept
+        records) if it is not written yet: in the caller's transaction, before anything of the run."""
+        start = run.unstarted
+        if start is None:
+            return
+        run_id = start.record.run_id
+        if start.secure_trigger is not None:
+            self._idempotency.put(_trigger_key(run_id), start.secure_trigger)
+        # False: another delivery of the same message started it meanwhile. Its records and ours are
+        # of the same actions, their effects keyed alike; each delivery writes its own over the other's.
+        if self._runs.start(start.record):
+            for action_record in start.seeded.values():
+                self._runs.record_action(run_id, action_record)
 
     def _block(self, actions: Mapping[str, Action]) -> _Block:
         """The order a block's actions run in, worked out once per block of a loaded flow: a flow's
@@ -277,7 +404,7 @@ class Engine:
         run_after: Mapping[str, list[ActionStatus]],
         siblings: dict[str, ActionRecord],
         context: dict[str, Any],
-    ) -> tuple[ActionRecord, Remember | None]:
+    ) -> tuple[ActionRecord, _WithRecord | None]:
         started = self._clock()
         for dependency, wanted in run_after.items():
             if siblings[dependency].status not in wanted:
@@ -300,7 +427,7 @@ class Engine:
 
     def _call(
         self, run: _Run, action: CallAction, path: str, context: dict[str, Any], started: datetime
-    ) -> tuple[ActionRecord, Remember | None]:
+    ) -> tuple[ActionRecord, _WithRecord | None]:
         """Call an operation; a side effect's result comes back to be remembered under its key, which
         ``_run_block`` writes with the action's record."""
         connector = self._registry.get(action.use)
@@ -342,20 +469,28 @@ class Engine:
         # An action with secure inputs keeps only its error's type: what it sent could come back in
         # any form. Others keep their error with the secure values taken out.
         redact: Callable[[str], str] = (lambda text: REDACTED) if action.secure.inputs else run.redact
-        outcome = self._invoke(connector, action, policy, context_for_call, inputs, redact=redact)
+        left: list[Callable[[], object]] = []
+        leaving = _LEFT_FOR_THE_RECORD.set(left)
+        try:
+            outcome = self._invoke(connector, action, policy, context_for_call, inputs, redact=redact)
+        finally:
+            _LEFT_FOR_THE_RECORD.reset(leaving)
         outputs = _json_safe(to_jsonable_python(outcome.outputs))
         if action.secure.outputs and outcome.status is ActionStatus.SUCCEEDED:
             run.live[path] = outputs
-        remember: Remember | None = None
+        with_record: _WithRecord | None = None
         if outcome.status is ActionStatus.SUCCEEDED and connector.side_effect:
-            remember = (key, {"redacted": True} if action.secure.outputs else {"outputs": outputs})
+            kept = {"redacted": True} if action.secure.outputs else {"outputs": outputs}
+            with_record = _WithRecord(key, kept, tuple(left))
+        elif left:
+            with_record = _WithRecord(writes=tuple(left))
         return ActionRecord(
             path=path, status=outcome.status, attempts=outcome.attempts, inputs=shown_inputs,
             outputs=REDACTED if action.secure.outputs else outputs, redacted=action.secure.outputs,
             error=outcome.error, transient=outcome.transient,
             idempotency_key=shown_key if connector.side_effect else None,
             started_at=started, ended_at=self._clock(),
-        ), remember  # fmt: skip
+        ), with_record  # fmt: skip
 
     def _invoke(
         self,
@@ -472,6 +607,32 @@ class Engine:
             values = value if isinstance(value, list) else [value]
             keys += [str(v) for v in values if v not in (None, "", [])]
         return keys
+
+
+@dataclass(frozen=True)
+class _Start:
+    """What starting a run writes: its header, its secure trigger (kept for resubmit) and the
+    records a resubmit from an action keeps from the run it replays."""
+
+    record: RunRecord
+    secure_trigger: dict[str, Any] | None
+    seeded: dict[str, ActionRecord]
+
+
+@dataclass(frozen=True)
+class RunEnding:
+    """A run that ended (``record``, as it ended) and the write that says so in the history, which the
+    caller of ``Engine.run_to_end`` makes (a no-op for a run that had ended before)."""
+
+    record: RunRecord
+    write: Callable[[], None]
+
+
+def _nothing() -> None:
+    """The write of a run that ended before: it is written already."""
+
+
+_NOTHING = _nothing
 
 
 class _Abandoned(Exception):
@@ -637,11 +798,8 @@ def _joint_transaction(
     runs: RunStore, idempotency: IdempotencyStore
 ) -> Callable[[], AbstractContextManager[object]]:
     """A transaction both stores' writes can share, or a no-op when they cannot share one."""
-    if (
-        isinstance(runs, SharedTransactions)
-        and isinstance(idempotency, SharedTransactions)
-        and runs.transaction_scope is idempotency.transaction_scope
-    ):
+    if shares_transactions(runs, idempotency):
+        assert isinstance(runs, SharedTransactions)
         return runs.transaction
     return nullcontext
 

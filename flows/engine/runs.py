@@ -115,3 +115,12 @@ class SharedTransactions(Protocol):
     def transaction(self) -> AbstractContextManager[object]:
         """One transaction around every write made inside it: all durable together, or none."""
         ...
+
+
+def shares_transactions(one: object, other: object) -> bool:
+    """Whether two stores' writes can share one transaction (``SharedTransactions``, same scope)."""
+    return (
+        isinstance(one, SharedTransactions)
+        and isinstance(other, SharedTransactions)
+        and one.transaction_scope is other.transaction_scope
+    )

@@ -21,7 +21,8 @@ def _first_time() -> bool:
 
 
 def a_worker_dies_once(message: Any, run: Any) -> None:
-    """A worker process (not the parent) dies after a run, before acknowledging its message.
+    """A worker process (not the parent) dies after a run, holding a message's lease (the next
+    message's, taken with the acknowledgement of the run's own).
 
     The parent waits after its first run until a worker has died: it could otherwise drain every
     message before any worker process has started (they take a second to import), and none would die.
