@@ -144,11 +144,6 @@ class KeepsPoison(Protocol):
         delivery) back to the poison queue; the queue message ids moved."""
         ...
 
-    def not_yet_kept(self) -> dict[str, int]:
-        """About how many messages wait in the poison queue and the one after it, not kept yet (their
-        trigger has not run, or failed), by queue name: what ``poisoned`` cannot list by id."""
-        ...
-
 
 class Bridge:
     """Flows, the engine that runs them and the queue between them."""

@@ -204,20 +204,6 @@ class StorageWorkQueue:
             self._kept.forget(row)
         return len(rows)
 
-    def not_yet_kept(self) -> dict[str, int]:
-        """The poison queues' approximate message counts (Storage gives no exact one), by name."""
-        waiting = {}
-        for queue in (self._poison, self._poison_poison):
-            if queue is None:
-                continue
-            with storage_errors(f"queue {queue.queue_name}: count"):
-                try:
-                    count = queue.get_queue_properties().approximate_message_count or 0
-                except ResourceNotFoundError:  # the host makes it when it first needs it
-                    count = 0
-            waiting[queue.queue_name] = count
-        return waiting
-
     def waiting_poisoned(self) -> list[WaitingPoisoned]:
         """What waits in the poison queue and the one after it, not kept yet, by queue: the first
         ``PEEK_LIMIT`` visible messages as a peek shows them (nothing is taken, hidden or counted as a
