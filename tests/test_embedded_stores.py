@@ -6,9 +6,9 @@ import json
 import os
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -537,6 +537,58 @@ def test_a_run_s_end_adds_only_the_keys_its_start_did_not_write(database: Bridge
     assert [run.run_id for run in store.find(key="K")] == ["run-2", "run-1"]
     assert [(run.run_id, run.keys) for run in store.find(key="R-2")] == [("run-2", ["K", "R-2"])]
     assert [run.status for run in store.find()] == [RunStatus.SUCCEEDED, RunStatus.SUCCEEDED]
+
+
+def test_a_run_s_end_rolled_back_with_its_transaction_is_written_whole_the_next_time(
+    database: BridgeDatabase,
+) -> None:
+    """The end joins the acknowledgement's transaction in a drain: rolled back with it (a full disk),
+    the store must not remember the header it did not write, or the next end skips the new keys."""
+    store = SqliteRunStore(database)
+    store.start(RunRecord(run_id="run-1", flow="f", flow_version="v1", trigger={}, keys=["K"], started_at=T0))
+
+    def acknowledgement_fails() -> None:
+        with database.transaction():
+            store.finish("run-1", RunStatus.SUCCEEDED, ended_at=T0, error=None, keys=["K", "extra"])
+            raise sqlite3.OperationalError("database or disk is full")
+
+    with pytest.raises(sqlite3.OperationalError):
+        acknowledgement_fails()
+    run = store.get("run-1")
+    assert run is not None and run.status is RunStatus.RUNNING and store.find(key="extra") == []
+    store.finish("run-1", RunStatus.SUCCEEDED, ended_at=T0, error=None, keys=["K", "extra"])
+    assert [(run.run_id, run.keys) for run in store.find(key="extra")] == [("run-1", ["K", "extra"])]
+
+
+def test_changes_after_a_commit_wait_for_it_and_go_with_a_rollback(database: BridgeDatabase) -> None:
+    """``after_commit``: at once outside a transaction; at the commit inside one; never for a write
+    rolled back, with its transaction or with its savepoint alone."""
+    database.write_one("CREATE TABLE kept (n INTEGER)")
+    done: list[str] = []
+
+    def fails_in(writing: Callable[[], AbstractContextManager[object]], change: str) -> None:
+        with writing():
+            database.after_commit(lambda: done.append(change))
+            raise RuntimeError("this write fails")
+
+    database.after_commit(lambda: done.append("alone"))
+    assert done == ["alone"]
+    with database.transaction():
+        database.write_one("INSERT INTO kept VALUES (1)")
+        database.after_commit(lambda: done.append("kept"))
+        with pytest.raises(RuntimeError):
+            fails_in(database.write, "savepoint undone")  # fails alone
+        with database.write():
+            database.write_one("INSERT INTO kept VALUES (2)")
+        database.after_commit(lambda: done.append("kept too"))
+        assert done == ["alone"]  # not before the commit
+    assert done == ["alone", "kept", "kept too"]
+    with pytest.raises(RuntimeError):
+        fails_in(database.transaction, "rolled back")
+    with database.write():  # a write alone is a transaction too: its change waits for its commit
+        database.after_commit(lambda: done.append("written alone"))
+        assert done[-1] == "kept too"
+    assert done == ["alone", "kept", "kept too", "written alone"]
 
 
 # --- idempotency ---------------------------------------------------------------------------------

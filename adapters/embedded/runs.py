@@ -64,6 +64,8 @@ class SqliteRunStore(SqliteStore):
             if cursor.rowcount != 1:
                 return False
             self._add_keys(connection, run.run_id, run.keys)
+        # Remembered at once, though the start may be part of a caller's transaction (the first
+        # record's): rolled back, the run is not there, so the delivery again starts it again.
         self._started.put(run.run_id, header)
         return True
 
@@ -115,7 +117,11 @@ class SqliteRunStore(SqliteStore):
             cursor = self._db.write_one("UPDATE runs SET status = ?, record = ? WHERE run_id = ?", ended)
         if cursor.rowcount != 1:
             raise KeyError(f"no run {run_id!r} to finish")
-        self._started.put(run_id, finished)
+        # Remembered once committed: the end may be part of the acknowledgement's transaction, and a
+        # header kept from one rolled back would say its keys were written (``new_keys`` above); until
+        # then the next end reads the header the file holds.
+        self._started.forget(run_id)
+        self._db.after_commit(lambda: self._started.put(run_id, finished))
 
     def find(
         self,

@@ -36,7 +36,7 @@ import logging
 import os
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import UTC, datetime
 from pathlib import Path
@@ -78,6 +78,7 @@ class BridgeDatabase:
         self._lock = threading.RLock()
         self._commits = 0
         self._depth = 0  # nesting of ``transaction()`` in the thread holding the lock
+        self._after_commit: list[Callable[[], None]] = []  # for the open ``transaction()`` (``after_commit``)
         # isolation_level=None: no implicit transactions; ``write()`` opens them explicitly.
         self._connection = sqlite3.connect(
             self.path, timeout=busy_timeout, isolation_level=None, check_same_thread=False
@@ -156,6 +157,17 @@ class BridgeDatabase:
                 cursor = connection.execute(statement, parameters)  # its own transaction (autocommit)
             self._committed()
             return cursor
+
+    def after_commit(self, change: Callable[[], None]) -> None:
+        """Call ``change`` (a store's update of what it keeps in memory) once what was just written is
+        committed: now, outside ``transaction()``; inside one, when it commits, and never if it (or the
+        savepoint the write belongs to) is rolled back. A store's memory of a write rolled back with a
+        caller's transaction would otherwise outlive it."""
+        with self._lock:  # another thread's transaction, if one is open, ends first
+            if self._depth or self._connection.in_transaction:
+                self._after_commit.append(change)
+                return
+        change()
 
     def _committed(self) -> None:
         """Count a commit, and checkpoint every ``CHECKPOINT_EVERY`` of them (outside the writers' lock)."""
@@ -277,13 +289,14 @@ class _Writing:
     nested generators (lock, transaction, savepoint) cost more than the statement they wrapped.
     """
 
-    __slots__ = ("_database", "_held", "_nested", "_opens")
+    __slots__ = ("_database", "_held", "_mark", "_nested", "_opens")
 
     def __init__(self, database: BridgeDatabase, *, opens_transaction: bool) -> None:
         self._database = database
         # transaction(): the writes made inside it (``_depth``) join it as savepoints.
         self._opens = opens_transaction
         self._nested = False
+        self._mark = 0  # how many ``after_commit`` changes were waiting when a savepoint began
         self._held: AbstractContextManager[None] | None = None
 
     def __enter__(self) -> sqlite3.Connection:
@@ -294,6 +307,7 @@ class _Writing:
             self._nested = database._depth > 0
             if self._nested:
                 connection.execute("SAVEPOINT write")
+                self._mark = len(database._after_commit)
             else:
                 held = database._writers.held()
                 held.__enter__()
@@ -319,6 +333,8 @@ class _Writing:
                 database._depth -= 1
             if self._nested:
                 self._end_savepoint(database._connection, failed=kind is not None)
+                if kind is not None:  # what the savepoint wrote is undone: so are the changes it asked for
+                    del database._after_commit[self._mark :]
             else:
                 self._end_transaction(database, failed=kind is not None)
         finally:
@@ -334,6 +350,7 @@ class _Writing:
         connection, held = database._connection, self._held
         assert held is not None
         self._held = None
+        changes, database._after_commit = database._after_commit, []
         try:
             if failed:
                 connection.rollback()
@@ -348,6 +365,8 @@ class _Writing:
                 raise
         finally:
             held.__exit__(None, None, None)
+        for change in changes:
+            change()
         database._committed()  # after the writers' lock is released: a checkpoint keeps no one waiting
 
 
