@@ -213,8 +213,17 @@ def test_a_sender_named_in_non_ascii_keeps_its_address_on_either_path(text_body:
 
 
 def test_a_sender_address_in_non_ascii_is_refused_naming_the_setting() -> None:
-    with pytest.raises(ValueError, match="BRIDGE_MAIL_SENDER"):
+    with pytest.raises(ValueError, match=r"address must be ASCII \(BRIDGE_MAIL_SENDER"):
         OutboxMailer(Path("unused"), sender="Bridge <zoë@dcc.example>")
+
+
+@pytest.mark.parametrize(
+    "sender", ["M\u00fcller, DCC <a@dcc.example>", "Smith, DCC <a@dcc.example>", "DCC Ops"]
+)
+def test_a_sender_that_is_not_one_address_is_refused_naming_the_setting(sender: str) -> None:
+    """An unquoted comma makes two mailboxes of the From header; a name alone, none."""
+    with pytest.raises(ValueError, match=r"BRIDGE_MAIL_SENDER\) must be one address"):
+        OutboxMailer(Path("unused"), sender=sender)
 
 
 @pytest.mark.parametrize(

@@ -14,7 +14,7 @@ from email.headerregistry import Address
 from email.mime.multipart import MIMEMultipart
 from email.mime.text import MIMEText
 from email.parser import BytesParser
-from email.utils import format_datetime, formataddr, parseaddr
+from email.utils import format_datetime, formataddr, getaddresses, parseaddr
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -123,9 +123,15 @@ def _from_header(sender: str) -> str:
     given whole to the header folding, the name and the address became one encoded word, which a
     reader takes for a name without an address.
     """
+    found = getaddresses([sender])
+    if len(found) != 1 or "@" not in found[0][1]:
+        raise ValueError(
+            "the mail sender (BRIDGE_MAIL_SENDER) must be one address, 'name <address>' or 'address' "
+            "(a name with a comma in double quotes)"
+        )
     if sender.isascii():
         return sender
-    name, address = parseaddr(sender)
+    name, address = found[0]
     if not address.isascii():  # a From in UTF-8 is not written (``UTF8_HEADERS``): refuse it plainly
         raise ValueError(
             "the mail sender's address must be ASCII (BRIDGE_MAIL_SENDER); only its name may not be"
