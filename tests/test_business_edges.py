@@ -22,6 +22,7 @@ from flows.queue_message import form_response_message
 from flows.settings import Settings
 from flows.wiring import Parts
 from tests.smi_server import SmiServer
+from tests.support.cpl_workbooks import Cell
 from tests.support.cpl_world import CplWorld, entry, response
 
 
@@ -759,18 +760,27 @@ def test_a_case_never_loaded_whose_only_entry_is_withdrawn_is_escalated_past_the
     assert [step.evidence["hours_waiting"] for step in escalations] == [72.9]
 
 
+def loaded_then_put_to_an_operator_by_a_reissue(
+    world: CplWorld, response_id: int
+) -> tuple[dict[str, Cell], dict[str, Cell]]:
+    """A case loaded on 20 November whose entry SECAS re-issued on the 21st with another image hash:
+    it needs a decision. The withdrawn entry and its re-issue, as published."""
+    world.notify("2026-11-20T08:00:00Z", response_id)
+    world.publish("2026-11-20T09:05:00Z", [entry()], "20 November 2026 09:00")
+    reissued = entry(entry_id="S1-000500", image_hash="5" * 64)
+    withdrawn = entry(cpl_status="Withdrawn")
+    world.publish("2026-11-21T09:05:00Z", [withdrawn, reissued], "21 November 2026 09:00")
+    assert world.case(response_id).state.value == "needs_attention"
+    return withdrawn, reissued
+
+
 def test_a_case_put_to_an_operator_by_a_reissue_closes_when_what_it_loaded_reaches_the_epcl(
     world: CplWorld,
 ) -> None:
     """The loaded entry's re-issue lists another image hash: the case needs a decision, the SMI keeping
     the combination loaded. That combination then appears on the EPCL: the process is over (DESIGN ends
     it on the EPCL), the decision moot. The case closes, told once, and nothing is withdrawn."""
-    world.notify("2026-11-20T08:00:00Z", 465)
-    world.publish("2026-11-20T09:05:00Z", [entry()], "20 November 2026 09:00")
-    reissued = entry(entry_id="S1-000500", image_hash="5" * 64)
-    withdrawn = entry(cpl_status="Withdrawn")
-    world.publish("2026-11-21T09:05:00Z", [withdrawn, reissued], "21 November 2026 09:00")
-    assert world.case(465).state.value == "needs_attention"
+    withdrawn, reissued = loaded_then_put_to_an_operator_by_a_reissue(world, 465)
     on_epcl = entry(entry_id="S1-000321", epcl_status="EPCL", secas_reference="")
     world.publish("2026-11-26T09:05:00Z", [withdrawn, reissued, on_epcl], "26 November 2026 09:00")
     case = world.case(465)
@@ -786,12 +796,7 @@ def test_a_case_put_to_an_operator_by_a_reissue_closes_when_what_it_loaded_reach
 def test_a_case_put_to_an_operator_by_a_reissue_closes_when_that_reissue_is_promoted(world: CplWorld) -> None:
     """The re-issue differs only in its image hash, so it lists the combination loaded; SECAS moves it
     to the EPCL: what the SMI holds for the case is on the EPCL, and the case closes on it."""
-    world.notify("2026-11-20T08:00:00Z", 466)
-    world.publish("2026-11-20T09:05:00Z", [entry()], "20 November 2026 09:00")
-    reissued = entry(entry_id="S1-000500", image_hash="5" * 64)
-    withdrawn = entry(cpl_status="Withdrawn")
-    world.publish("2026-11-21T09:05:00Z", [withdrawn, reissued], "21 November 2026 09:00")
-    assert world.case(466).state.value == "needs_attention"
+    withdrawn, reissued = loaded_then_put_to_an_operator_by_a_reissue(world, 466)
     world.publish(
         "2026-11-26T09:05:00Z", [withdrawn, {**reissued, "epcl_status": "EPCL"}], "26 November 2026 09:00"
     )
