@@ -34,7 +34,7 @@ from flows.engine.registry import ActionContext, ConnectorRegistry
 from flows.engine.runner import Engine
 from flows.service import Message
 from flows.settings import SAMPLES, Settings
-from flows.workers import drain_with_workers
+from flows.workers import drain_with_workers, forks_workers
 
 CASES = 1000
 TARGET_CASES_PER_S = 200
@@ -235,6 +235,7 @@ def main(argv: list[str] | None = None) -> int:
         "cases_per_s": round(rate, 1),
         "cpu_ms_per_case": round(run.cpu_ms_per_case, 2),
         "workers": args.workers,
+        "workers_forked": forks_workers(),  # else each starts as a new interpreter (imports and all)
         "drains": [round(each.cases_per_s, 1) for each in runs],
         "overhead_per_action_ms": round(overhead, 3),
         "file_create_us": round(creating, 1),

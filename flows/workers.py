@@ -6,18 +6,26 @@ taken in its own write transaction (one message, one worker), a case is saved un
 every side effect is keyed, so the workers need no other coordination. Part of the composition root.
 
 Processes, not threads: the engine's work is Python, and the GIL would let only one thread run it.
-Each worker is a fresh interpreter running ``python -m flows.workers``, given the settings on its
-standard input: a forked child would inherit the parent's open SQLite connection (closing it there
-drops the parent's file locks), and multiprocessing's ``spawn`` re-imports the caller's main script,
-which a script without a ``__main__`` guard does not survive.
+On Linux, with no other thread running, a worker is forked from this process (``_forked``): it starts
+with every module imported, where a fresh interpreter spends most of a second of CPU on imports while
+this process works alone (see ARCHITECTURE.md for what it changed). It opens its own
+bridge and never touches the parent's: SQLite forbids using a connection across a fork, not opening a
+new one, and this process is not inside a transaction while it drains (the workers would wait for
+its lock). It ends with ``os._exit`` (``multiprocessing``'s fork start), so nothing of the parent's is
+closed or flushed twice. Elsewhere, or with another thread running (a fork copies only the calling
+thread: a lock another one held stays held in the child), each worker is a fresh interpreter running
+``python -m flows.workers``, given the settings on its standard input: multiprocessing's ``spawn``
+re-imports the caller's main script, which a script without a ``__main__`` guard does not survive.
 """
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import pickle
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from datetime import datetime
@@ -46,6 +54,24 @@ class SharedQueue(Protocol):
     def release_orphaned_leases(self) -> None: ...
 
 
+class Worker(Protocol):
+    """A worker process as the drain watches it: ``subprocess.Popen`` or a forked ``_Forked``."""
+
+    @property
+    def pid(self) -> int: ...
+
+    @property
+    def returncode(self) -> int | None: ...
+
+    def poll(self) -> int | None: ...
+
+    def wait(self, timeout: float | None = None) -> int: ...
+
+    def terminate(self) -> None: ...
+
+    def kill(self) -> None: ...
+
+
 class WorkerFailed(RuntimeError):
     """A worker process ended with an error (its traceback went to standard error)."""
 
@@ -69,7 +95,10 @@ def drain_with_workers(
         return
     # Everything a worker is given is made before any worker starts: a failure then starts none.
     given = _given(app.settings, now, on_progress)
-    others = [_start_worker(given) for _ in range(1, workers)]
+    forks = forks_workers()
+    others: list[Worker] = [
+        _forked(app.settings, now, on_progress) if forks else _started(given) for _ in range(1, workers)
+    ]
     try:
         _drain_until_acknowledged(app.bridge.drain, queue, others)
     except BaseException:
@@ -103,7 +132,56 @@ def _given(settings: Settings, now: datetime | None, on_progress: Progress | Non
     return pickle.dumps((settings, now, on_progress))
 
 
-def _start_worker(given: bytes) -> subprocess.Popen[bytes]:
+def forks_workers() -> bool:
+    """Whether workers are forked from this process rather than started as fresh interpreters (see
+    the module's docstring): on Linux, when no other thread runs here."""
+    return sys.platform == "linux" and threading.active_count() == 1
+
+
+class _Forked:
+    """A forked worker, watched as a ``subprocess.Popen`` is."""
+
+    def __init__(self, process: multiprocessing.process.BaseProcess) -> None:
+        self._process = process
+
+    @property
+    def pid(self) -> int:
+        pid = self._process.pid
+        assert pid is not None  # started in ``_forked``
+        return pid
+
+    @property
+    def returncode(self) -> int | None:
+        return self._process.exitcode  # reaps the child once it has ended
+
+    def poll(self) -> int | None:
+        return self._process.exitcode
+
+    def wait(self, timeout: float | None = None) -> int:
+        self._process.join(timeout)
+        code = self._process.exitcode
+        if code is None:
+            raise subprocess.TimeoutExpired(f"worker {self.pid}", timeout or 0)
+        return code
+
+    def terminate(self) -> None:
+        self._process.terminate()
+
+    def kill(self) -> None:
+        self._process.kill()
+
+
+def _forked(settings: Settings, now: datetime | None, on_progress: Progress | None) -> _Forked:
+    # The child's exit code is 1 when ``_work`` raises, its traceback on standard error, as a fresh
+    # interpreter's would be.
+    process = multiprocessing.get_context("fork").Process(
+        target=_work, args=(settings, now, on_progress), name="cpl-bridge-worker"
+    )
+    process.start()
+    return _Forked(process)
+
+
+def _started(given: bytes) -> subprocess.Popen[bytes]:
     # Same interpreter and working directory (relative settings such as the home mean the same), and
     # the project importable however the parent was started (``bench/engine.py`` from elsewhere).
     search_path = os.pathsep.join(filter(None, [str(PROJECT_ROOT), os.environ.get("PYTHONPATH")]))
@@ -118,9 +196,7 @@ def _start_worker(given: bytes) -> subprocess.Popen[bytes]:
     return process
 
 
-def _drain_until_acknowledged(
-    drain: Callable[[], object], queue: SharedQueue, others: list[subprocess.Popen[bytes]]
-) -> None:
+def _drain_until_acknowledged(drain: Callable[[], object], queue: SharedQueue, others: list[Worker]) -> None:
     """Drain, then wait for what other workers hold: their flows may still emit events to handle.
     A worker that died holding a message gives it back here (else it waits out the visibility timeout)."""
     checked = time.monotonic()
@@ -154,6 +230,6 @@ def _work(settings: Settings, now: datetime | None, on_progress: Progress | None
 
 
 if __name__ == "__main__":
-    # Only the parent process writes to this pipe (``_start_worker``): nothing untrusted is unpickled.
+    # Only the parent process writes to this pipe (``_started``): nothing untrusted is unpickled.
     _settings, _now, _on_progress = pickle.load(sys.stdin.buffer)  # noqa: S301
     _work(_settings, _now, _on_progress)
