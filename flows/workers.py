@@ -8,14 +8,14 @@ every side effect is keyed, so the workers need no other coordination. Part of t
 Processes, not threads: the engine's work is Python, and the GIL would let only one thread run it.
 On Linux, with no other thread running, a worker is forked from this process (``_forked``): it starts
 with every module imported, where a fresh interpreter spends most of a second of CPU on imports while
-this process works alone (see ARCHITECTURE.md for what it changed). It opens its own
-bridge and never touches the parent's: SQLite forbids using a connection across a fork, not opening a
-new one, and this process is not inside a transaction while it drains (the workers would wait for
-its lock). It ends with ``os._exit`` (``multiprocessing``'s fork start), so nothing of the parent's is
-closed or flushed twice. Elsewhere, or with another thread running (a fork copies only the calling
-thread: a lock another one held stays held in the child), each worker is a fresh interpreter running
-``python -m flows.workers``, given the settings on its standard input: multiprocessing's ``spawn``
-re-imports the caller's main script, which a script without a ``__main__`` guard does not survive.
+this process works alone (see ARCHITECTURE.md for what it changed). The child lets go of its copy of
+the parent's database at once (``adapters.embedded.sqlite``, at every fork: closed without unlocking
+anything), and opens its own bridge; it ends with ``os._exit`` (``multiprocessing``'s fork start), so
+nothing else of the parent's is closed or flushed twice. Elsewhere, or with another thread running
+(a fork copies only the calling thread: a lock another one held stays held in the child), each worker
+is a fresh interpreter running ``python -m flows.workers``, given the settings on its standard input:
+multiprocessing's ``spawn`` re-imports the caller's main script, which a script without a ``__main__``
+guard does not survive.
 """
 
 from __future__ import annotations

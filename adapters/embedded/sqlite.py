@@ -28,6 +28,13 @@ disk they took a fifth of the time the lock was held).
 Every ``BridgeDatabase`` also holds a shared ``flock`` on ``<file>.users`` while it is open, so that a
 process can tell whether it is the file's only user (``alone()``): the outbox's repair at start must
 not take a live worker's message, journaled a moment before its file is written, for one a crash lost.
+
+A process forked while databases are open (``flows.workers`` forks its workers) lets go of them in the
+child at once (``_let_go_after_fork``): the child's copies are closed without unlocking anything, and
+the child opens its own. Kept open, the copy's lock bookkeeping (SQLite's, per process) made the
+child's own connection believe it held locks only the parent held, and the child's copy of a lock
+file kept the parent's ``flock``: a child outliving a killed parent then lost commits to the next
+command's clean-up, or hung every later writer.
 """
 
 from __future__ import annotations
@@ -36,6 +43,7 @@ import logging
 import os
 import sqlite3
 import threading
+import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import UTC, datetime
@@ -96,6 +104,7 @@ class BridgeDatabase:
             self._writers.close()
             self._users.close()
             raise
+        _OPEN.add(self)
 
     @classmethod
     def in_home(cls, home: StrPath, *, busy_timeout: float = DEFAULT_BUSY_TIMEOUT) -> BridgeDatabase:
@@ -239,6 +248,7 @@ class BridgeDatabase:
         return None if row is None else int(row[0])
 
     def close(self) -> None:
+        _OPEN.discard(self)
         with self._lock:
             if self._commits % CHECKPOINT_EVERY:  # commits since this connection's last checkpoint
                 # SQLite checkpoints at the last connection's close only: a command that ran beside
@@ -248,6 +258,26 @@ class BridgeDatabase:
             self._connection.close()
             self._writers.close()
             self._users.close()
+
+    def _let_go_after_fork(self) -> None:
+        """In a forked child: close this copy of the parent's database without touching the parent's.
+
+        Closed only if it was idle at the fork (no thread of the parent held it): SQLite allows closing
+        an inherited connection that had no write transaction, and rolling one back here would undo,
+        in the shared memory of the WAL, the parent's own. A busy one is kept, unused, for the child's
+        life. Either way the child's ``BridgeDatabase`` then refuses every use (a closed connection).
+        The lock files are closed without ``LOCK_UN``: their ``flock`` belongs to the file description
+        the parent shares, and unlocking here would unlock the parent."""
+        idle = self._lock.acquire(blocking=False) and not self._connection.in_transaction
+        if idle:
+            self._connection.close()
+        else:
+            _NEVER_CLOSED.append(self._connection)
+            self._connection = _closed_connection()
+        self._lock = threading.RLock()  # the parent's may be held by a thread the child does not have
+        self._writers.close()  # os.close: the parent's flock stays the parent's
+        self._users.close()
+        self._commits = 0  # no checkpoint at a close in the child
 
     def alone(self) -> AbstractContextManager[bool]:
         """Whether no other ``BridgeDatabase`` has this file open, held true until the block ends:
@@ -492,6 +522,26 @@ class SqliteStore:
         self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
     ) -> None:
         self.close()
+
+
+_OPEN: weakref.WeakSet[BridgeDatabase] = weakref.WeakSet()  # what a forked child lets go of
+_NEVER_CLOSED: list[sqlite3.Connection] = []  # a busy parent's connections, copied by a fork
+
+
+def _closed_connection() -> sqlite3.Connection:
+    connection = sqlite3.connect(":memory:", check_same_thread=False)
+    connection.close()
+    return connection
+
+
+def _let_go_after_fork() -> None:
+    for database in list(_OPEN):
+        database._let_go_after_fork()
+    _OPEN.clear()
+
+
+if hasattr(os, "register_at_fork"):  # not on Windows, which does not fork
+    os.register_at_fork(after_in_child=_let_go_after_fork)
 
 
 def utc_text(moment: datetime) -> str:
