@@ -11,7 +11,8 @@ response means for its own port.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Container
+import zlib
+from collections.abc import Callable, Container, Iterable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -131,17 +132,15 @@ def read_bounded(
     When ``whole(status)`` the body is read in full and ``response`` itself is returned. Otherwise reading
     stops once more than ``limit`` bytes (decoded) have come, the connection is closed (httpx does not
     reuse one whose answer was not read to its end), and a copy of the response is returned holding those
-    bytes, cut to ``limit`` and marked (``body_cut``) when the body went on.
+    bytes, cut to ``limit`` and marked (``body_cut``) when the body went on. A gzip or deflate body is
+    inflated here, never past the limit: httpx inflates each network chunk whole, and a 64 KiB chunk
+    of gzip may hold 64 MB.
     """
     try:
         if whole(response.status_code):
             response.read()
             return response
-        kept = bytearray()
-        for chunk in response.iter_bytes():
-            kept += chunk
-            if len(kept) > limit:
-                break
+        kept = _decoded_start(response.iter_raw(), response.headers.get("Content-Encoding", ""), limit)
     finally:
         response.close()
     cut = len(kept) > limit
@@ -158,6 +157,37 @@ def read_bounded(
         request=response.request,
         extensions={**response.extensions, BODY_CUT: cut},
     )
+
+
+def _decoded_start(raw: Iterable[bytes], coding: str, limit: int) -> bytearray:
+    """At most ``limit`` + 1 bytes of the body ``raw`` brings, inflated when ``coding`` is gzip or deflate
+    (the codings httpx asks for here); other codings are kept as they come, as httpx keeps them. A body
+    that stops inflating keeps what did."""
+    coding = coding.strip().lower()
+    inflating = coding in ("gzip", "x-gzip", "deflate")
+    inflater = None
+    kept = bytearray()
+    for chunk in raw:
+        if not inflating:
+            kept += chunk
+        else:
+            inflater = inflater or _inflater(coding, chunk)
+            try:
+                kept += inflater.decompress(chunk, limit + 1 - len(kept))
+            except zlib.error:
+                break
+        if len(kept) > limit:
+            break
+    return kept
+
+
+def _inflater(coding: str, first: bytes) -> zlib._Decompress:
+    """A zlib inflater for a body starting with ``first``: gzip; deflate zlib-wrapped (RFC 9110), or raw
+    deflate, which some servers send and httpx reads too (told apart by the zlib header's check)."""
+    if coding != "deflate":
+        return zlib.decompressobj(zlib.MAX_WBITS | 16)
+    wrapped = len(first) >= 2 and first[0] & 0x0F == 8 and (first[0] << 8 | first[1]) % 31 == 0
+    return zlib.decompressobj(zlib.MAX_WBITS if wrapped else -zlib.MAX_WBITS)
 
 
 def body_cut(response: httpx.Response) -> bool:

@@ -5,8 +5,10 @@ sent it all. A success the SMI's JSON needs is still read whole."""
 
 from __future__ import annotations
 
+import gzip
 import threading
 import tracemalloc
+import zlib
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -17,7 +19,7 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
-from adapters.http_retry import BODY_LIMIT, NO_RETRY, HttpRetry, excerpt
+from adapters.http_retry import BODY_LIMIT, NO_RETRY, HttpRetry, body_cut, excerpt, read_bounded
 from adapters.smi import HttpInventory
 from adapters.teams_webhook import WorkflowsWebhookChannel
 from flows.domain.cpl import DeviceModelCombination
@@ -42,6 +44,7 @@ class Streamed:
     status: int
     total: int = TOTAL
     sent: int = 0
+    gzipped: bool = False  # the body, ``total`` bytes inflated, sent gzip-encoded (a few tens of KB)
     done: threading.Event = field(default_factory=threading.Event)
 
 
@@ -68,6 +71,16 @@ def body(size: int) -> bytes:
     return (LINE * (size // len(LINE) + 1))[:size]
 
 
+_GZIPPED: dict[int, bytes] = {}
+
+
+def gzipped(size: int) -> bytes:
+    """``body(size)`` gzip-encoded: 64 MB of it is some 200 KB, two or three network chunks."""
+    if size not in _GZIPPED:
+        _GZIPPED[size] = gzip.compress(body(size), compresslevel=9)
+    return _GZIPPED[size]
+
+
 class _Handler(BaseHTTPRequestHandler):
     def _answer(self) -> None:
         self.rfile.read(int(self.headers.get("Content-Length") or 0))
@@ -76,6 +89,14 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             self.send_response_only(answer.status)
             self.send_header("Content-Type", "text/plain; charset=utf-8")
+            if answer.gzipped:
+                encoded = gzipped(answer.total)
+                self.send_header("Content-Encoding", "gzip")
+                self.send_header("Content-Length", str(len(encoded)))
+                self.end_headers()
+                self.wfile.write(encoded)
+                answer.sent = len(encoded)
+                return
             self.send_header("Content-Length", str(answer.total))
             self.end_headers()
             while answer.sent < answer.total:
@@ -183,3 +204,62 @@ def test_after_a_huge_error_the_retry_gets_a_connection_of_its_own(huge: HugeAns
     assert sleeps == [0.5]
     assert_stopped_early(first)
     assert second.sent == second.total
+
+
+def test_a_gzip_error_body_is_inflated_only_to_the_limit(huge: HugeAnswers) -> None:
+    """httpx inflates a network chunk whole: 64 MB of text gzips to a few chunks of 64 KiB, each of
+    which inflated to tens of MB before the body was cut."""
+    gzipped(TOTAL)  # made before memory is counted
+    huge.answers.append(Streamed(500, gzipped=True))
+    with httpx.Client(timeout=30.0) as client:
+        inventory = HttpInventory(huge.url, client, lambda: "token-1", retry=NO_RETRY)
+        raised, peak = call_keeping_the_peak(lambda: inventory.get(DMC))
+
+    path = "/device-models/ESME/1A2B/0102/0001/0203"
+    assert type(raised) is TransientError
+    assert str(raised) == f"SMI GET {path}: HTTP 500{as_when_read_whole(500)}"
+    assert peak < 2_000_000
+
+
+def an_answer(status: int, coding: str, encoded: bytes) -> httpx.Response:
+    """An answer not read yet, its body ``encoded`` under ``coding``, streamed in chunks of 4 KiB."""
+    chunks = [encoded[start : start + 4096] for start in range(0, len(encoded), 4096)]
+    return httpx.Response(
+        status,
+        headers={"Content-Encoding": coding},
+        stream=httpx.ByteStream(b"") if not chunks else _Chunks(chunks),
+        request=httpx.Request("GET", "http://127.0.0.1/"),
+    )
+
+
+class _Chunks(httpx.SyncByteStream):
+    def __init__(self, chunks: list[bytes]) -> None:
+        self._chunks = chunks
+
+    def __iter__(self) -> Iterator[bytes]:
+        yield from self._chunks
+
+
+@pytest.mark.parametrize(
+    ("coding", "encode"),
+    [
+        ("gzip", gzip.compress),
+        ("deflate", zlib.compress),  # zlib-wrapped, as RFC 9110 has it
+        ("deflate", lambda data: zlib.compress(data, wbits=-zlib.MAX_WBITS)),  # raw, as some servers send
+        ("identity", lambda data: data),
+    ],
+)
+def test_an_encoded_error_body_reads_as_its_text(coding: str, encode: Any) -> None:
+    text = body(3 * BODY_LIMIT)
+    encoded = encode(text)
+    kept = read_bounded(an_answer(500, coding, encoded), whole=lambda status: False)
+    assert kept.content == text[:BODY_LIMIT] and body_cut(kept)
+    short = read_bounded(an_answer(500, coding, encode(LINE)), whole=lambda status: False)
+    assert short.content == LINE and not body_cut(short)
+
+
+@pytest.mark.parametrize("coding", ["gzip", "deflate"])
+def test_an_error_body_that_does_not_inflate_is_read_as_empty(coding: str) -> None:
+    """Its status still makes the error; httpx raised its own ``DecodingError`` out of the adapter."""
+    kept = read_bounded(an_answer(502, coding, b"\xff\xff not compressed at all"), whole=lambda status: False)
+    assert kept.status_code == 502 and kept.content == b""
