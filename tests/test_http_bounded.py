@@ -143,17 +143,24 @@ def assert_stopped_early(answer: Streamed) -> None:
     assert BODY_LIMIT < answer.sent < answer.total // 2, answer.sent
 
 
-@pytest.mark.parametrize(("status", "error"), [(500, TransientError), (400, BadInput), (403, PermanentError)])
-def test_an_smi_error_with_a_huge_body_is_read_in_part(huge: HugeAnswers, status: int, error: type) -> None:
-    answer = Streamed(status)
+SMI_PATH = "/device-models/ESME/1A2B/0102/0001/0203"
+
+
+def an_smi_error(huge: HugeAnswers, answer: Streamed) -> tuple[BridgeError, int]:
+    """The error the SMI adapter raised for ``answer`` to a read, and the most memory it held."""
     huge.answers.append(answer)
     with httpx.Client(timeout=30.0) as client:
         inventory = HttpInventory(huge.url, client, lambda: "token-1", retry=NO_RETRY)
-        raised, peak = call_keeping_the_peak(lambda: inventory.get(DMC))
+        return call_keeping_the_peak(lambda: inventory.get(DMC))
 
-    path = "/device-models/ESME/1A2B/0102/0001/0203"
+
+@pytest.mark.parametrize(("status", "error"), [(500, TransientError), (400, BadInput), (403, PermanentError)])
+def test_an_smi_error_with_a_huge_body_is_read_in_part(huge: HugeAnswers, status: int, error: type) -> None:
+    answer = Streamed(status)
+    raised, peak = an_smi_error(huge, answer)
+
     assert type(raised) is error
-    assert str(raised) == f"SMI GET {path}: HTTP {status}{as_when_read_whole(status)}"
+    assert str(raised) == f"SMI GET {SMI_PATH}: HTTP {status}{as_when_read_whole(status)}"
     assert str(raised).endswith("...")  # marked as cut
     assert peak < 2_000_000  # the whole body is 64 MB
     assert_stopped_early(answer)
@@ -210,14 +217,10 @@ def test_a_gzip_error_body_is_inflated_only_to_the_limit(huge: HugeAnswers) -> N
     """httpx inflates a network chunk whole: 64 MB of text gzips to a few chunks of 64 KiB, each of
     which inflated to tens of MB before the body was cut."""
     gzipped(TOTAL)  # made before memory is counted
-    huge.answers.append(Streamed(500, gzipped=True))
-    with httpx.Client(timeout=30.0) as client:
-        inventory = HttpInventory(huge.url, client, lambda: "token-1", retry=NO_RETRY)
-        raised, peak = call_keeping_the_peak(lambda: inventory.get(DMC))
+    raised, peak = an_smi_error(huge, Streamed(500, gzipped=True))
 
-    path = "/device-models/ESME/1A2B/0102/0001/0203"
     assert type(raised) is TransientError
-    assert str(raised) == f"SMI GET {path}: HTTP 500{as_when_read_whole(500)}"
+    assert str(raised) == f"SMI GET {SMI_PATH}: HTTP 500{as_when_read_whole(500)}"
     assert peak < 2_000_000
 
 
