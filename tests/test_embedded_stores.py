@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator
@@ -23,6 +24,7 @@ from adapters.embedded import (
     SqlitePublicationStore,
 )
 from adapters.embedded import sqlite as sqlite_module
+from adapters.embedded.cases import UNUSED_INDEXES
 from adapters.embedded.runs import SqliteRunStore
 from flows.domain.case import Case, CaseReport, CaseState, CaseSummary
 from flows.domain.cpl import CplPublication
@@ -304,6 +306,82 @@ def test_version_2_cases_learn_from_their_documents_which_have_a_notification(db
         assert list(store.summaries()) == [CaseSummary.of(unread), CaseSummary.of(notified)]
         assert [summary.notified for summary in store.summaries()] == [False, True]
         assert store.get("R-notified") == notified
+
+
+# The indexes version 3 made, as a bridge of before made them on every opening.
+VERSION_3_INDEXES = (
+    "CREATE INDEX IF NOT EXISTS cases_by_state ON cases (state, opened_at)",
+    "CREATE INDEX IF NOT EXISTS cases_by_supplier ON cases (supplier)",
+    "CREATE INDEX IF NOT EXISTS cases_by_cpl_entry ON cases (cpl_entry_id)",
+    "CREATE INDEX IF NOT EXISTS cases_by_opened ON cases (opened_at)",
+    "CREATE INDEX IF NOT EXISTS cases_by_updated ON cases (updated_at)",
+    "CREATE INDEX IF NOT EXISTS cases_by_state_since ON cases (state, state_since)",
+)
+
+
+def test_a_file_with_the_unused_case_indexes_loses_them_and_keeps_its_cases(db_path: Path) -> None:
+    with BridgeDatabase(db_path) as database:
+        store = SqliteCaseStore(database)
+        store.add(a_case("R-1"))
+        with database.write() as connection:  # the file as a bridge of before left it
+            for statement in VERSION_3_INDEXES:
+                connection.execute(statement)
+    with BridgeDatabase(db_path) as database:
+        store = SqliteCaseStore(database)
+        assert database.schema_version("cases") == 3  # a bridge of before still opens the file
+        with database.read() as connection:
+            indexes = {row[0] for row in connection.execute("SELECT name FROM pragma_index_list('cases')")}
+        assert indexes == {
+            "sqlite_autoindex_cases_1",
+            "cases_by_cpl_entry",
+            "cases_by_opened",
+            "cases_by_state_since",
+        }
+        assert [case.response_id for case in store.list()] == ["R-1"]
+
+
+def test_every_case_query_still_reads_through_an_index(database: BridgeDatabase) -> None:
+    """The statements the store runs, each planned by SQLite: none reads the whole table to find
+    rows, none sorts them all (the lists of every case come in ``cases_by_opened``'s order), and
+    none needed an index that is dropped."""
+    store = SqliteCaseStore(database)
+    statements: list[str] = []
+    with database.read() as connection:
+        connection.set_trace_callback(statements.append)
+    try:
+        waiting = a_case("R-1")
+        waiting.move_to(CaseState.AWAITING_CPL, at=T0 + timedelta(hours=1), cause="waiting")
+        waiting.cpl_entry_id = "S1-1"
+        store.add(waiting)
+        saved = store.save(waiting)
+        with pytest.raises(ConcurrencyConflict):
+            store.save(waiting)  # read at a version no longer stored: its version is read back
+        assert store.get("R-1") == saved
+        assert [case.response_id for case in store.list()] == ["R-1"]
+        assert [case.response_id for case in store.list([CaseState.AWAITING_CPL])] == ["R-1"]
+        assert [case.response_id for case in store.paired_with("S1-1", [CaseState.AWAITING_CPL])] == ["R-1"]
+        assert [
+            c.response_id for c in store.entered_before([CaseState.AWAITING_CPL], T0 + timedelta(hours=2))
+        ] == ["R-1"]
+        assert len(store.reports()) == len(store.summaries()) == len(store.summaries([CaseState.LOADED])) + 1
+    finally:
+        with database.read() as connection:
+            connection.set_trace_callback(None)
+    # Each kind of statement once (the trace gives them with their values; none holds a quote).
+    queries = {re.sub("'[^']*'", "?", " ".join(s.split())): s for s in statements if " cases" in s}
+    plans = {}
+    with database.read() as connection:
+        for kind, query in queries.items():
+            if not kind.startswith("INSERT"):
+                plans[kind] = [row[3] for row in connection.execute("EXPLAIN QUERY PLAN " + query)]
+    assert len(plans) == 9  # get, save, a save's conflict, the lists: all, by state, entry, entry time
+    for query, plan in plans.items():
+        if "WHERE" in query:  # found through an index, not by reading every row
+            steps = [step for step in plan if " cases" in step]
+            assert steps and all(step.startswith("SEARCH cases USING INDEX ") for step in steps), plan
+        else:  # every case, in opening order
+            assert plan == ["SCAN cases USING INDEX cases_by_opened"], (query, plan)
+        assert not any(re.search(rf"\b{name}\b", step) for step in plan for name in UNUSED_INDEXES)
 
 
 def test_a_store_opened_from_a_path_owns_and_closes_its_connection(db_path: Path) -> None:
