@@ -28,7 +28,8 @@ from adapters.embedded.cases import UNUSED_INDEXES
 from adapters.embedded.runs import SqliteRunStore
 from flows.domain.case import Case, CaseReport, CaseState, CaseSummary
 from flows.domain.cpl import CplPublication
-from flows.engine.runs import RunRecord, RunStatus
+from flows.engine.definition import ActionStatus
+from flows.engine.runs import ActionRecord, RunRecord, RunStatus
 from flows.ports import ConcurrencyConflict, InventoryRecord, InventoryStatus, UpsertOutcome
 from tests.support.demo_home import demo_home
 from tests.support.store_builders import T0, a_case, a_notification, a_notified_case, a_publication, an_entry
@@ -589,6 +590,71 @@ def test_a_run_finished_by_its_starter_or_by_another_store_keeps_its_header(db_p
     assert one.model_dump(exclude={"run_id"}) == two.model_dump(exclude={"run_id"})
     assert (one.status, one.keys, one.trigger) == (RunStatus.SUCCEEDED, ["K", "R-1"], {"x": 1})
     assert found == ["run-2", "run-1"]
+
+
+# The run tables as version 1 made them.
+VERSION_1_RUNS = (
+    "CREATE TABLE runs (run_id TEXT PRIMARY KEY, flow TEXT NOT NULL, status TEXT NOT NULL, "
+    "started_at TEXT NOT NULL, record TEXT NOT NULL)",
+    "CREATE INDEX runs_by_flow ON runs (flow, started_at)",
+    "CREATE TABLE run_keys (run_id TEXT NOT NULL REFERENCES runs (run_id), key TEXT NOT NULL, "
+    "PRIMARY KEY (run_id, key))",
+    "CREATE INDEX run_keys_by_key ON run_keys (key)",
+    "CREATE TABLE run_actions (run_id TEXT NOT NULL REFERENCES runs (run_id), path TEXT NOT NULL, "
+    "record TEXT NOT NULL, PRIMARY KEY (run_id, path))",
+)
+
+
+def test_version_1_runs_keep_their_actions_in_the_order_they_ran_without_the_foreign_key(
+    db_path: Path,
+) -> None:
+    run = RunRecord(run_id="run-1", flow="f", flow_version="v1", trigger={"x": 1}, keys=["K"], started_at=T0)
+    # Written in an order their paths do not sort in: the order they ran is the rows' own.
+    ran = [
+        ActionRecord(path=path, status=ActionStatus.SUCCEEDED, started_at=T0, ended_at=T0)
+        for path in ("b", "a", "c")
+    ]
+    with BridgeDatabase(db_path) as database, database.write() as connection:
+        for statement in VERSION_1_RUNS:
+            connection.execute(statement)
+        connection.execute(
+            "INSERT INTO schema_versions (component, version, applied_at) VALUES ('runs', 1, 'then')"
+        )
+        connection.execute(
+            "INSERT INTO runs VALUES ('run-1', 'f', 'Running', 'then', ?)",
+            (run.model_copy(update={"actions": {}}).model_dump_json(),),
+        )
+        connection.execute("INSERT INTO run_keys VALUES ('run-1', 'K')")
+        for record in ran:
+            connection.execute(
+                "INSERT INTO run_actions VALUES ('run-1', ?, ?)", (record.path, record.model_dump_json())
+            )
+    with BridgeDatabase(db_path) as database:
+        store = SqliteRunStore(database)
+        assert database.schema_version("runs") == 2
+        kept = store.get("run-1")
+        assert kept is not None and list(kept.actions.values()) == ran
+        again = ran[1].model_copy(update={"attempts": 2})
+        store.record_action("run-1", again)  # overwritten in its place; a new one goes last
+        store.record_action(
+            "run-1", ActionRecord(path="0", status=ActionStatus.SUCCEEDED, started_at=T0, ended_at=T0)
+        )
+        kept = store.get("run-1")
+        assert kept is not None and list(kept.actions) == ["b", "a", "c", "0"] and kept.actions["a"] == again
+        assert [run.run_id for run in store.find(key="K")] == ["run-1"]
+        with database.read() as connection:
+            assert connection.execute("SELECT * FROM pragma_foreign_key_list('run_actions')").fetchall() == []
+            (keys_parent,) = connection.execute("SELECT \"table\" FROM pragma_foreign_key_list('run_keys')")
+            assert keys_parent == ("runs",)
+            tables = {
+                row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+            }
+            indexes = {
+                row[0] for row in connection.execute("SELECT name FROM pragma_index_list('run_actions')")
+            }
+        assert "run_actions_2" not in tables and len(indexes) == 1  # its primary key's, as in a new file
+    with BridgeDatabase(db_path) as database:  # opened again: nothing more to migrate
+        assert SqliteRunStore(database).get("run-1") == kept
 
 
 def test_a_run_s_end_adds_only_the_keys_its_start_did_not_write(database: BridgeDatabase) -> None:

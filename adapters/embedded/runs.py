@@ -4,10 +4,32 @@ from __future__ import annotations
 
 import sqlite3
 from datetime import datetime
+from typing import ClassVar
 
 from adapters.embedded.sqlite import BridgeDatabase, SqliteStore, StrPath, utc_text
 from adapters.recent import Recent
 from flows.engine.runs import ActionRecord, RunRecord, RunStatus
+
+# Version 1's run_actions named its run as a foreign key: every action's record (13 a bench case)
+# then looked the run up in runs' index, and with two workers on a file those pages are read afresh
+# for each record, the other's commits emptying SQLite's cache (``bench/page_reads.py``: 22 page
+# reads a case). The run is started in the transaction of its first record, and runs are never
+# deleted, so the check never failed; the Azure run store has none either. SQLite cannot drop a
+# constraint: the table is made again, each row keeping its rowid (the order the actions ran).
+_ACTIONS_WITHOUT_FOREIGN_KEY = (
+    """
+    CREATE TABLE run_actions_2 (
+        run_id TEXT NOT NULL,
+        path   TEXT NOT NULL,
+        record TEXT NOT NULL,
+        PRIMARY KEY (run_id, path)
+    )
+    """,
+    "INSERT INTO run_actions_2 (rowid, run_id, path, record) "
+    "SELECT rowid, run_id, path, record FROM run_actions",
+    "DROP TABLE run_actions",
+    "ALTER TABLE run_actions_2 RENAME TO run_actions",
+)
 
 
 class SqliteRunStore(SqliteStore):
@@ -15,7 +37,8 @@ class SqliteRunStore(SqliteStore):
     they were first written, which is the order they ran."""
 
     SCHEMA_COMPONENT = "runs"
-    SCHEMA_VERSION = 1
+    SCHEMA_VERSION = 2
+    MIGRATIONS: ClassVar[dict[int, tuple[str, ...]]] = {1: _ACTIONS_WITHOUT_FOREIGN_KEY}
     SCHEMA = (
         """
         CREATE TABLE IF NOT EXISTS runs (
@@ -37,7 +60,7 @@ class SqliteRunStore(SqliteStore):
         "CREATE INDEX IF NOT EXISTS run_keys_by_key ON run_keys (key)",
         """
         CREATE TABLE IF NOT EXISTS run_actions (
-            run_id TEXT NOT NULL REFERENCES runs (run_id),
+            run_id TEXT NOT NULL,  -- no foreign key: see _ACTIONS_WITHOUT_FOREIGN_KEY
             path   TEXT NOT NULL,
             record TEXT NOT NULL,
             PRIMARY KEY (run_id, path)
