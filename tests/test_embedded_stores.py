@@ -605,7 +605,7 @@ VERSION_1_RUNS = (
 )
 
 
-def test_version_1_runs_keep_their_actions_in_the_order_they_ran_without_the_foreign_key(
+def test_version_1_runs_keep_their_actions_in_the_order_they_ran_and_their_keys(
     db_path: Path,
 ) -> None:
     run = RunRecord(run_id="run-1", flow="f", flow_version="v1", trigger={"x": 1}, keys=["K"], started_at=T0)
@@ -642,17 +642,26 @@ def test_version_1_runs_keep_their_actions_in_the_order_they_ran_without_the_for
         kept = store.get("run-1")
         assert kept is not None and list(kept.actions) == ["b", "a", "c", "0"] and kept.actions["a"] == again
         assert [run.run_id for run in store.find(key="K")] == ["run-1"]
+        store.finish("run-1", RunStatus.SUCCEEDED, ended_at=T0, error=None, keys=["K", "R-1"])
+        assert [run.run_id for run in store.find(key="R-1")] == ["run-1"]
+        kept = store.get("run-1")
         with database.read() as connection:
-            assert connection.execute("SELECT * FROM pragma_foreign_key_list('run_actions')").fetchall() == []
-            (keys_parent,) = connection.execute("SELECT \"table\" FROM pragma_foreign_key_list('run_keys')")
-            assert keys_parent == ("runs",)
+            for table in ("run_actions", "run_keys"):
+                assert (
+                    connection.execute(f"SELECT * FROM pragma_foreign_key_list('{table}')").fetchall() == []
+                )
+            (keys_without_rowid,) = connection.execute("SELECT wr FROM pragma_table_list('run_keys')")
+            key_indexes = {
+                row[0] for row in connection.execute("SELECT name FROM pragma_index_list('run_keys')")
+            }
+            assert keys_without_rowid == (1,) and "run_keys_by_key" in key_indexes
             tables = {
                 row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
             }
             indexes = {
                 row[0] for row in connection.execute("SELECT name FROM pragma_index_list('run_actions')")
             }
-        assert "run_actions_2" not in tables and len(indexes) == 1  # its primary key's, as in a new file
+        assert not {"run_actions_2", "run_keys_2"} & tables and len(indexes) == 1  # as in a new file
     with BridgeDatabase(db_path) as database:  # opened again: nothing more to migrate
         assert SqliteRunStore(database).get("run-1") == kept
 

@@ -10,13 +10,16 @@ from adapters.embedded.sqlite import BridgeDatabase, SqliteStore, StrPath, utc_t
 from adapters.recent import Recent
 from flows.engine.runs import ActionRecord, RunRecord, RunStatus
 
-# Version 1's run_actions named its run as a foreign key: every action's record (13 a bench case)
-# then looked the run up in runs' index, and with two workers on a file those pages are read afresh
-# for each record, the other's commits emptying SQLite's cache (``bench/page_reads.py``: 22 page
-# reads a case). The run is started in the transaction of its first record, and runs are never
-# deleted, so the check never failed; the Azure run store has none either. SQLite cannot drop a
-# constraint: the table is made again, each row keeping its rowid (the order the actions ran).
-_ACTIONS_WITHOUT_FOREIGN_KEY = (
+# Version 1's run_actions and run_keys named their run as a foreign key: every action's record (13
+# a bench case) then looked the run up in runs' index, and with two workers on a file those pages
+# are read afresh for each record, the other's commits emptying SQLite's cache
+# (``bench/page_reads.py``: 22 page reads a case). A run is started in the transaction of its first
+# record, its keys are written with its start or its end, and runs are never deleted, so the check
+# never failed; the Azure run store has none either. run_keys, a pair of short texts a row, also
+# becomes its primary key's B-tree alone (WITHOUT ROWID): a key added wrote three B-trees, now two
+# (5 page reads a case). SQLite cannot drop a constraint: each table is made again, run_actions'
+# rows keeping their rowids (the order the actions ran); run_keys_by_key is made by ``SCHEMA``.
+_TO_VERSION_2 = (
     """
     CREATE TABLE run_actions_2 (
         run_id TEXT NOT NULL,
@@ -29,6 +32,11 @@ _ACTIONS_WITHOUT_FOREIGN_KEY = (
     "SELECT rowid, run_id, path, record FROM run_actions",
     "DROP TABLE run_actions",
     "ALTER TABLE run_actions_2 RENAME TO run_actions",
+    "CREATE TABLE run_keys_2 (run_id TEXT NOT NULL, key TEXT NOT NULL, PRIMARY KEY (run_id, key))"
+    " WITHOUT ROWID",
+    "INSERT INTO run_keys_2 (run_id, key) SELECT run_id, key FROM run_keys",
+    "DROP TABLE run_keys",
+    "ALTER TABLE run_keys_2 RENAME TO run_keys",
 )
 
 
@@ -38,7 +46,7 @@ class SqliteRunStore(SqliteStore):
 
     SCHEMA_COMPONENT = "runs"
     SCHEMA_VERSION = 2
-    MIGRATIONS: ClassVar[dict[int, tuple[str, ...]]] = {1: _ACTIONS_WITHOUT_FOREIGN_KEY}
+    MIGRATIONS: ClassVar[dict[int, tuple[str, ...]]] = {1: _TO_VERSION_2}
     SCHEMA = (
         """
         CREATE TABLE IF NOT EXISTS runs (
@@ -52,15 +60,15 @@ class SqliteRunStore(SqliteStore):
         "CREATE INDEX IF NOT EXISTS runs_by_flow ON runs (flow, started_at)",
         """
         CREATE TABLE IF NOT EXISTS run_keys (
-            run_id TEXT NOT NULL REFERENCES runs (run_id),
+            run_id TEXT NOT NULL,  -- no foreign key: see _TO_VERSION_2
             key    TEXT NOT NULL,
             PRIMARY KEY (run_id, key)
-        )
+        ) WITHOUT ROWID
         """,
         "CREATE INDEX IF NOT EXISTS run_keys_by_key ON run_keys (key)",
         """
         CREATE TABLE IF NOT EXISTS run_actions (
-            run_id TEXT NOT NULL,  -- no foreign key: see _ACTIONS_WITHOUT_FOREIGN_KEY
+            run_id TEXT NOT NULL,  -- no foreign key: see _TO_VERSION_2
             path   TEXT NOT NULL,
             record TEXT NOT NULL,
             PRIMARY KEY (run_id, path)
