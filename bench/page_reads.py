@@ -23,6 +23,7 @@ import tempfile
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -82,7 +83,9 @@ class _Counted:
 
     def __init__(self) -> None:
         self.by_statement: Counter[str] = Counter()
+        self.executions: Counter[str] = Counter()
         self.misses: _Misses | None = None
+        self.database: embedded.BridgeDatabase | None = None  # the home's, counted
         self._last: str | None = None
         self._seen = 0
 
@@ -93,6 +96,7 @@ class _Counted:
     def start(self) -> None:
         """Count from now on."""
         self.by_statement.clear()
+        self.executions.clear()
         self._last, self._seen = None, self.total()
 
     def traced(self, statement: str) -> None:
@@ -100,13 +104,14 @@ class _Counted:
         if self._last is not None:
             self.by_statement[self._last] += now - self._seen
         self._seen, self._last = now, " ".join(_LITERALS.sub("?", statement).split())
+        self.executions[self._last] += 1
 
 
 @contextmanager
-def _another_writer_before_each_transaction() -> Iterator[_Counted]:
-    """Count the home's misses, with a second connection committing before every write transaction
-    (once the writers' lock is held, as the other worker's commit ends just before) and every read
-    that begins one."""
+def _counted(*, another_writer: bool) -> Iterator[_Counted]:
+    """Count the home's misses; ``another_writer``: with a second connection committing before every
+    write transaction (once the writers' lock is held, as the other worker's commit ends just before)
+    and every read that begins one."""
     counted = _Counted()
     other: list[sqlite3.Connection] = []
     opened, enter_lock, enter_read = (
@@ -122,13 +127,16 @@ def _another_writer_before_each_transaction() -> Iterator[_Counted]:
     def open_counted(database: embedded.BridgeDatabase, *args: Any, **kwargs: Any) -> None:
         opened(database, *args, **kwargs)
         if counted.misses is None and database.path.name == embedded.DEFAULT_FILE_NAME:
-            counted.misses = _Misses(database._connection)
+            counted.misses, counted.database = _Misses(database._connection), database
             database._connection.set_trace_callback(counted.traced)
             connection = sqlite3.connect(database.path, isolation_level=None, timeout=10)
             connection.execute(
                 "CREATE TABLE IF NOT EXISTS bench_other_writer (k INTEGER PRIMARY KEY, v INTEGER)"
             )
-            other.append(connection)
+            if another_writer:
+                other.append(connection)
+            else:
+                connection.close()
 
     def lock_then_commit_elsewhere(lock: embedded._WriterLock) -> None:
         enter_lock(lock)
@@ -153,14 +161,25 @@ def _another_writer_before_each_transaction() -> Iterator[_Counted]:
             connection.close()
 
 
-def page_reads(count: int) -> tuple[float, dict[str, float]]:
-    """Page reads a case in a drain of ``count`` cases, in all and by statement."""
+@dataclass(frozen=True)
+class PageReads:
+    """What a drain read, each a case: pages in all, and pages and executions by statement (values
+    replaced by ``?``); and the depth of each table's and index's B-tree at the end."""
+
+    total: float
+    by_statement: dict[str, float]
+    executions: dict[str, float]
+    depths: dict[str, int]
+
+
+def page_reads(count: int, *, another_writer: bool = True) -> PageReads:
+    """The page reads of a drain of ``count`` cases (see the module's docstring)."""
     made = [synthetic(index) for index in range(count)]
     entries = tuple(entry for _, emergency, previous in made for entry in (previous, emergency))
     publication = CplPublication(source_sha256="bench", source_name="bench.xlsx", entries=entries)
     with (
         tempfile.TemporaryDirectory(prefix="bench-pages-") as folder,
-        _another_writer_before_each_transaction() as counted,
+        _counted(another_writer=another_writer) as counted,
         bootstrap(Settings(home=Path(folder)), clock=lambda: NOW) as app,
     ):
         app.publications.add(publication, fetched_at=NOW, source="bench")
@@ -172,8 +191,19 @@ def page_reads(count: int) -> tuple[float, dict[str, float]]:
         app.bridge.drain()
         counted.traced("")  # the last statement's count ends here
         total = counted.total() - before
-    by_statement = {statement: reads / count for statement, reads in counted.by_statement.most_common()}
-    return total / count, by_statement
+        assert counted.database is not None
+        with counted.database.read() as connection:
+            # dbstat's path: "/" for a root, "/000/" for its first child...; each "/" a level.
+            depths = connection.execute(
+                "SELECT name, max(length(path) - length(replace(path, '/', ''))) FROM dbstat "
+                "WHERE pagetype != 'overflow' GROUP BY name"
+            ).fetchall()
+    return PageReads(
+        total=total / count,
+        by_statement={statement: reads / count for statement, reads in counted.by_statement.most_common()},
+        executions={statement: runs / count for statement, runs in counted.executions.items() if statement},
+        depths={str(name): int(depth) for name, depth in depths},
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -182,10 +212,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.cases < 1:
         parser.error(f"--cases must be at least 1, not {args.cases}")
-    total, by_statement = page_reads(args.cases)
-    print(f"{total:.1f} page reads a case")
+    found = page_reads(args.cases)
+    total, by_statement = found.total, found.by_statement
+    print(f"{total:.1f} page reads a case (reads, executions a case, statement)")
     for statement, reads in by_statement.items():
-        print(f"{reads:7.2f}  {statement[:120]}")
+        print(f"{reads:7.2f} {found.executions.get(statement, 0):6.2f}  {statement[:110]}")
     print(
         json.dumps(
             {
