@@ -152,3 +152,40 @@ def test_the_parents_idle_database_refuses_the_forked_child(tmp_path: Path) -> N
         child.join(GUARD)
         database.write_one("CREATE TABLE after_the_child (x INTEGER)")  # the parent's goes on
     assert said.startswith("refused: ") and child.exitcode == 0
+
+
+class _WillNotClose:
+    """A lock file whose descriptor cannot be closed (as after an I/O error)."""
+
+    def close(self) -> None:
+        raise OSError("the descriptor would not close")
+
+
+def _refused(databases: list[BridgeDatabase], answer: Connection) -> None:
+    """In the child: whether each of ``databases`` refuses to be used."""
+    said = []
+    for database in databases:
+        try:
+            database.pragma("journal_mode")
+            said.append(False)
+        except sqlite3.ProgrammingError:
+            said.append(True)
+    answer.send(said)
+
+
+def test_a_copy_that_will_not_let_go_leaves_the_others_to_do_so(tmp_path: Path) -> None:
+    """The fork hook's error is printed and dropped by Python: the copies after it were kept, usable
+    in the child. Both fail here, so whichever comes first, the other shows it."""
+    with BridgeDatabase(tmp_path / "one.sqlite3") as one, BridgeDatabase(tmp_path / "two.sqlite3") as two:
+        kept = [one._users, two._users]
+        one._users = two._users = _WillNotClose()  # type: ignore[assignment]
+        try:
+            answer, answer_child = FORK.Pipe(duplex=False)
+            child = FORK.Process(target=_refused, args=([one, two], answer_child))
+            child.start()
+            assert answer.poll(GUARD)
+            said = answer.recv()
+            child.join(GUARD)
+        finally:
+            one._users, two._users = kept
+    assert said == [True, True] and child.exitcode == 0

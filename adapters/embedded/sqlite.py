@@ -536,7 +536,10 @@ def _closed_connection() -> sqlite3.Connection:
 
 def _let_go_after_fork() -> None:
     for database in list(_OPEN):
-        database._let_go_after_fork()
+        try:
+            database._let_go_after_fork()
+        except (sqlite3.Error, OSError) as error:  # one copy that will not close leaves the others to do
+            _log.warning("%s: a forked child could not let go of its copy: %s", database.path, error)
     _OPEN.clear()
 
 
