@@ -40,6 +40,11 @@ _CACHE_MISS = 8  # SQLITE_DBSTATUS_CACHE_MISS
 _LITERALS = re.compile(r"'(?:[^']|'')*'|\bx'[0-9a-fA-F]*'|(?<![\w.])-?\d+(?:\.\d+)?\b")
 
 
+class CounterUnavailable(RuntimeError):
+    """This Python's ``sqlite3`` cannot be counted: its SQLite is not a shared library it can find, or
+    its connection object is laid out otherwise than CPython 3.11's."""
+
+
 class _Misses:
     """SQLite's cache misses of one connection, found through its C handle."""
 
@@ -60,7 +65,7 @@ class _Misses:
         self._handle = ctypes.c_void_p.from_address(id(connection) + object.__basicsize__).value
         (path,) = connection.execute("SELECT file FROM pragma_database_list WHERE name = 'main'").fetchone()
         if self._handle is None or name(self._handle, b"main") != str(path).encode():
-            raise RuntimeError("cannot find the SQLite handle of a connection in this Python")
+            raise CounterUnavailable("cannot find the SQLite handle of a connection in this Python")
 
     def __call__(self) -> int:
         current, highest = ctypes.c_int(), ctypes.c_int()
@@ -74,7 +79,7 @@ def _sqlite_library() -> str:
     maps = Path("/proc/self/maps").read_text().splitlines()
     found = [line.split()[-1] for line in maps if "libsqlite3" in line]
     if not found:
-        raise RuntimeError("this Python's sqlite3 is not linked to a shared libsqlite3")
+        raise CounterUnavailable("this Python's sqlite3 is not linked to a shared libsqlite3")
     return found[0]
 
 

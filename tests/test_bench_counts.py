@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
+
 from bench.engine_counts import counts
-from bench.page_reads import page_reads
+from bench.page_reads import CounterUnavailable, page_reads
 
 
 def test_each_case_more_opens_one_file_per_message_and_commits_each_record_once() -> None:
@@ -29,7 +31,10 @@ def test_each_case_more_opens_one_file_per_message_and_commits_each_record_once(
 def test_with_another_worker_an_action_s_record_and_a_run_s_key_read_only_their_own_b_trees() -> None:
     """bench/page_reads.py counts the pages SQLite reads again because another worker committed
     between this one's transactions (alone, a small home stays in SQLite's cache: none)."""
-    alone, shared = page_reads(3, another_writer=False), page_reads(3)
+    try:
+        alone, shared = page_reads(3, another_writer=False), page_reads(3)
+    except CounterUnavailable as unavailable:  # another build of Python or SQLite than CI's image
+        pytest.skip(f"SQLite's page counter cannot be read here: {unavailable}")
     assert alone.total == 0 and shared.total > 100
 
     def each(start: str) -> float:
