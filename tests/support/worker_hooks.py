@@ -9,6 +9,7 @@ from typing import Any
 
 MARKER = "CPL_BRIDGE_TEST_MARKER"  # the marker file's path, set by the test
 PARENT = "CPL_BRIDGE_TEST_PARENT"  # the draining parent's pid
+WHO_RAN = "CPL_BRIDGE_TEST_WHO_RAN"  # a file each process adds a line to for each run it finishes
 WAIT_FOR_A_DEATH = 60.0  # seconds (for a death, or a worker's first run); far below the tests' guards
 
 
@@ -40,9 +41,6 @@ def the_parent_fails_once(message: Any, run: Any) -> None:
     """The parent's own drain raises after a run, holding its message's lease."""
     if os.getpid() == int(os.environ[PARENT]) and _first_time():
         raise RuntimeError("the parent's drain failed")
-
-
-WHO_RAN = "CPL_BRIDGE_TEST_WHO_RAN"  # a file each process adds a line to for each run it finishes
 
 
 def say_who_ran(message: Any, run: Any) -> None:
