@@ -25,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.engine import NOW, synthetic
 from flows.bootstrap import bootstrap
+from flows.cli import positive_number
 from flows.domain.cpl import CplPublication
 from flows.service import Message
 from flows.settings import Settings
@@ -87,10 +88,8 @@ def counts(count: int) -> dict[str, float]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--cases", type=int, default=200, help="(default: 200)")
+    parser.add_argument("--cases", type=positive_number, default=200, help="(default: 200)")
     args = parser.parse_args(argv)
-    if args.cases < 1:
-        parser.error(f"--cases must be at least 1, not {args.cases}")
     found = counts(args.cases)
     print(
         f"a case: {found['calls']:,.0f} function calls, {found['sql']:.1f} SQL statements, "

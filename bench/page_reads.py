@@ -32,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from adapters.embedded import sqlite as embedded
 from bench.engine import NOW, synthetic
 from flows.bootstrap import bootstrap
+from flows.cli import positive_number
 from flows.domain.cpl import CplPublication
 from flows.service import Message
 from flows.settings import Settings
@@ -213,10 +214,10 @@ def page_reads(count: int, *, another_writer: bool = True) -> PageReads:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--cases", type=int, default=1000, help="(default: 1000, as bench/engine.py)")
+    parser.add_argument(
+        "--cases", type=positive_number, default=1000, help="(default: 1000, as bench/engine.py)"
+    )
     args = parser.parse_args(argv)
-    if args.cases < 1:
-        parser.error(f"--cases must be at least 1, not {args.cases}")
     found = page_reads(args.cases)
     total, by_statement = found.total, found.by_statement
     print(f"{total:.1f} page reads a case (reads, executions a case, statement)")

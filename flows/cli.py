@@ -221,7 +221,7 @@ MAX_WORKERS_PER_CORE = 4
 
 
 def _workers(text: str) -> int:
-    value = _positive(text)
+    value = positive_number(text)
     most = MAX_WORKERS_PER_CORE * (os.cpu_count() or 1)
     if value > most:
         raise argparse.ArgumentTypeError(
@@ -237,7 +237,8 @@ def _port(text: str) -> int:
     return int(text)
 
 
-def _positive(text: str) -> int:
+def positive_number(text: str) -> int:
+    """An ``argparse`` type: a whole number of at least 1 (the benches' counts use it too)."""
     try:
         value = int(text)
     except ValueError:
