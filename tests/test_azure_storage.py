@@ -9,11 +9,9 @@ import hashlib
 import os
 import random
 import textwrap
-import threading
 import time
 import uuid
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -44,7 +42,15 @@ from flows.engine.runs import REDACTED, ActionRecord, RunRecord, RunStatus
 from flows.errors import BadInput, PermanentError, TransientError
 from flows.ports import ConcurrencyConflict
 from flows.queue_message import Message
-from tests.support.store_builders import T0, a_case, a_notification, a_notified_case, a_publication, an_entry
+from tests.support.store_builders import (
+    T0,
+    a_case,
+    a_notification,
+    a_notified_case,
+    a_publication,
+    an_entry,
+    race_to_save,
+)
 
 if TYPE_CHECKING:
     from tests.azurite import AzuriteServer
@@ -169,31 +175,12 @@ def test_saving_a_case_never_added_is_a_conflict(stores: AzureStores) -> None:
 @pytest.mark.parametrize("instances", ["one shared store", "a store per thread"])
 def test_threads_racing_to_save_a_case_exactly_one_wins(settings: StorageSettings, instances: str) -> None:
     """Both threads pass the version check before either writes: the ETag decides."""
-    targets = (CaseState.AWAITING_CPL, CaseState.REJECTED)
     with connect(settings) as one, connect(settings) as other:
         stores = [one.cases] if instances == "one shared store" else [one.cases, other.cases]
         for number in range(8):
-            response_id = f"R-{number:04d}"
-            stores[0].add(a_case(response_id))
-            start = threading.Barrier(len(targets))
-
-            def race(thread: int, response_id: str = response_id, start: threading.Barrier = start) -> str:
-                store = stores[thread % len(stores)]
-                case = store.get(response_id)
-                assert case is not None
-                case.move_to(targets[thread], at=T0, cause=f"thread {thread}")
-                start.wait(timeout=10)
-                try:
-                    store.save(case)
-                except ConcurrencyConflict:
-                    return "conflict"
-                return targets[thread].value
-
-            with ThreadPoolExecutor(max_workers=2) as pool:
-                outcomes = list(pool.map(race, range(len(targets))))
+            outcomes, stored = race_to_save(stores, f"R-{number:04d}")
             assert outcomes.count("conflict") == 1
-            stored = stores[-1].get(response_id)
-            assert stored is not None and stored.version == 1 and len(stored.timeline) == 2
+            assert stored.version == 1 and len(stored.timeline) == 2
             assert [stored.state.value] == [outcome for outcome in outcomes if outcome != "conflict"]
 
 

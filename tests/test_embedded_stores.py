@@ -32,7 +32,15 @@ from flows.engine.definition import ActionStatus
 from flows.engine.runs import ActionRecord, RunRecord, RunStatus
 from flows.ports import ConcurrencyConflict, InventoryRecord, InventoryStatus, UpsertOutcome
 from tests.support.demo_home import demo_home
-from tests.support.store_builders import T0, a_case, a_notification, a_notified_case, a_publication, an_entry
+from tests.support.store_builders import (
+    T0,
+    a_case,
+    a_notification,
+    a_notified_case,
+    a_publication,
+    an_entry,
+    race_to_save,
+)
 
 # --- builders ------------------------------------------------------------------------------------
 
@@ -457,32 +465,12 @@ def test_saving_a_case_never_added_is_a_conflict(database: BridgeDatabase) -> No
 
 @pytest.mark.parametrize("connections", ["one shared connection", "a connection per thread"])
 def test_threads_racing_to_save_a_case_exactly_one_wins(db_path: Path, connections: str) -> None:
-    targets = (CaseState.AWAITING_CPL, CaseState.REJECTED)
     shared = connections == "one shared connection"
     stores = [SqliteCaseStore(db_path)] if shared else [SqliteCaseStore(db_path), SqliteCaseStore(db_path)]
     try:
         for number in range(20):
-            response_id = f"R-{number:04d}"
-            stores[0].add(a_case(response_id))
-            start = threading.Barrier(len(targets))
-
-            def race(thread: int, response_id: str = response_id, start: threading.Barrier = start) -> str:
-                store = stores[thread % len(stores)]
-                case = store.get(response_id)
-                assert case is not None
-                case.move_to(targets[thread], at=T0, cause=f"thread {thread}")
-                start.wait(timeout=10)
-                try:
-                    store.save(case)
-                except ConcurrencyConflict:
-                    return "conflict"
-                return targets[thread].value
-
-            with ThreadPoolExecutor(max_workers=2) as pool:
-                outcomes = list(pool.map(race, range(len(targets))))
+            outcomes, stored = race_to_save(stores, f"R-{number:04d}")
             assert outcomes.count("conflict") == 1
-            stored = stores[-1].get(response_id)
-            assert stored is not None
             assert stored.version == 1
             assert [stored.state.value] == [outcome for outcome in outcomes if outcome != "conflict"]
             assert len(stored.timeline) == 2

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import json
+import threading
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime
 from functools import cache
 
 from adapters.forms import load_form_definition, notification_from_response
-from flows.domain.case import Case
+from flows.domain.case import Case, CaseState
 from flows.domain.cpl import CplEntry, CplPublication, CplStatus, EpclStatus
 from flows.domain.notification import EmergencyNotification
+from flows.ports import CaseStore, ConcurrencyConflict
 from flows.settings import SAMPLES
 
 T0 = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
@@ -25,6 +29,33 @@ def a_notified_case(response_id: str = "R-0002", *, at: datetime = T0) -> Case:
     """A case opened from the first sample form response (``a_case`` has no notification)."""
     notification = a_notification().model_copy(update={"response_id": response_id})
     return Case.open(response_id, at=at, supplier=notification.supplier, notification=notification)
+
+
+def race_to_save(stores: Sequence[CaseStore], response_id: str) -> tuple[list[str], Case]:
+    """Add a case, then let two threads each read it, move it (one to awaiting the CPL, one to
+    rejected) and save it once both have read it: the states the threads saved ("conflict" for the
+    one refused), and the case as ``stores[-1]`` reads it after. Thread n uses ``stores[n % len]``."""
+    targets = (CaseState.AWAITING_CPL, CaseState.REJECTED)
+    stores[0].add(a_case(response_id))
+    start = threading.Barrier(len(targets))
+
+    def race(thread: int) -> str:
+        store = stores[thread % len(stores)]
+        case = store.get(response_id)
+        assert case is not None
+        case.move_to(targets[thread], at=T0, cause=f"thread {thread}")
+        start.wait(timeout=10)
+        try:
+            store.save(case)
+        except ConcurrencyConflict:
+            return "conflict"
+        return targets[thread].value
+
+    with ThreadPoolExecutor(max_workers=len(targets)) as pool:
+        outcomes = list(pool.map(race, range(len(targets))))
+    stored = stores[-1].get(response_id)
+    assert stored is not None
+    return outcomes, stored
 
 
 @cache
