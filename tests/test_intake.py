@@ -23,13 +23,7 @@ from adapters.forms import (
 )
 from flows.domain.notification import EmergencyNotification
 from flows.errors import BadInput
-
-SAMPLES = Path(__file__).resolve().parent.parent / "samples" / "forms"
-FORM = load_form_definition(SAMPLES / "form-definition.json")
-RESPONSES: list[dict[str, Any]] = json.loads((SAMPLES / "responses.json").read_text(encoding="utf-8"))
-DELTA = json.loads((SAMPLES / "list-items-delta.json").read_text(encoding="utf-8"))
-LIST_ITEMS: list[dict[str, Any]] = DELTA["value"]
-QUESTION_ID = {q.field: q.id for q in FORM.questions}
+from tests.support.form_samples import FORM, LIST_ITEMS, QUESTION_ID, RESPONSES, SAMPLES
 
 
 def response(number: int) -> dict[str, Any]:

@@ -25,14 +25,8 @@ from flows.domain.case import Case
 from flows.domain.cpl import CplEntry
 from flows.domain.notification import EmergencyNotification, max_length
 from flows.messages import MessageTemplates
+from tests.support.form_samples import FORM, LIST_ITEMS, QUESTION_ID, RESPONSES, SAMPLES
 
-SAMPLES = Path(__file__).resolve().parent.parent / "samples" / "forms"
-FORM = load_form_definition(SAMPLES / "form-definition.json")
-RESPONSES: list[dict[str, Any]] = json.loads((SAMPLES / "responses.json").read_text(encoding="utf-8"))
-LIST_ITEMS: list[dict[str, Any]] = json.loads(
-    (SAMPLES / "list-items-delta.json").read_text(encoding="utf-8")
-)["value"]
-QUESTION_ID = {q.field: q.id for q in FORM.questions}
 AT = datetime(2026, 11, 20, 9, 30, tzinfo=UTC)
 
 
