@@ -71,9 +71,18 @@ class BridgeApp:
 
     def process(self, message: Message) -> None:
         """Handle one queued message as a worker does; locally, also what it causes."""
+        upkeep_failed: Exception | None = None
         if message.type == "list_changed":
             if message.body.get("renew_subscription"):  # the upkeep timer's message
-                self.upkeep()
+                try:
+                    self.upkeep()
+                except Exception as error:
+                    # The delta pass below is the safety net for a subscription that cannot be made
+                    # (consent withdrawn, a rotated function key): it runs all the same, and the
+                    # failure is raised after it (and after a local drain), so the host retries the
+                    # message and finally poisons it, which operators are told of.
+                    _log.error("the upkeep failed; the delta pass runs all the same: %s", error)
+                    upkeep_failed = error
             changes = self.parts.list_changes
             for item in changes() if changes is not None else ():
                 self._submit_list_item(item)
@@ -81,6 +90,8 @@ class BridgeApp:
             self.bridge.handle(message)
         if self.parts.local_queue:
             self.bridge.drain()
+        if upkeep_failed is not None:
+            raise upkeep_failed
 
     def decide(self, response_id: str, decision: Decision) -> Case:
         """Record an operator's decision on a case, then queue what follows from it.

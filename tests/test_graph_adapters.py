@@ -44,8 +44,10 @@ from adapters.graph import (
     build_credential,
     retry_after,
 )
+from flows.bootstrap import bootstrap
 from flows.errors import BadInput, PermanentError, TransientError
 from flows.ports import OutgoingEmail
+from flows.queue_message import Message
 from flows.settings import Settings
 from tests.graph_server import SAMPLE_DELTA, GraphServer
 from tests.support.certificates import self_signed
@@ -330,6 +332,28 @@ def subscriptions(graph: GraphServer, session: GraphSession, now: datetime) -> L
         records=InMemorySubscriptionRecords(),
         clock=lambda: now,
     )
+
+
+def test_the_upkeep_reads_the_delta_even_when_graph_refuses_the_subscription(
+    graph: GraphServer, session: GraphSession, subscriptions: ListSubscriptions, tmp_path: Path
+) -> None:
+    """The delta pass is the safety net for a broken subscription: a 403 on creating it (consent
+    withdrawn, the webhook's function key rotated) must not stop responses being read. The upkeep's
+    failure is raised after the pass, so the host retries the message and finally tells operators."""
+    with bootstrap(Settings(home=tmp_path / "home")) as app:
+        app.parts.list_changes = ListDeltaReader(
+            session, site_id=graph.site_id, list_id=graph.list_id, store=InMemoryDeltaLinkStore()
+        ).read
+
+        def renew() -> None:
+            subscriptions.ensure_subscription()
+
+        app.parts.renew_subscription = renew
+        graph.fail_next(403, code="accessDenied", method="POST")
+        with pytest.raises(PermanentError, match=r"answered 403 \(accessDenied\)"):
+            app.process(Message(type="list_changed", body={"renew_subscription": True}))
+        assert graph.requests("GET", "/delta"), "the delta pass did not run"
+        assert {case.response_id for case in app.cases.list()} == {str(n) for n in range(1, 9)}
 
 
 def expiry_of(body: dict[str, Any]) -> datetime:
