@@ -468,8 +468,10 @@ def test_subscription_settings_are_checked(session):
         "client_state": CLIENT_STATE,
         "records": InMemorySubscriptionRecords(),
     }
-    with pytest.raises(ValueError, match="HTTPS endpoints only"):
-        ListSubscriptions(session, notification_url="http://bridge.example/hook", **common)
+    with pytest.raises(ValueError, match="HTTPS endpoints only") as refused:
+        ListSubscriptions(session, notification_url="http://bridge.example/hook?code=FUNCTION-KEY", **common)
+    assert "'http://bridge.example/hook'" in str(refused.value)
+    assert "FUNCTION-KEY" not in str(refused.value)  # the function key: it would reach the logs
     with pytest.raises(ValueError, match="at most"):
         ListSubscriptions(session, notification_url=HOOK, lifetime=timedelta(days=30), **common)
 

@@ -84,8 +84,11 @@ class ListSubscriptions:
         state = client_state.get_secret_value() if isinstance(client_state, SecretStr) else client_state
         if not site_id or not list_id:
             raise ValueError("ListSubscriptions needs a site id and a list id")
-        if urlsplit(notification_url).scheme != "https":
-            raise ValueError(f"Graph notifies HTTPS endpoints only, not {notification_url!r}")
+        parts = urlsplit(notification_url)
+        if parts.scheme != "https":
+            # Without its query or user part: the query holds the function key, and this reaches logs.
+            shown = f"{parts.scheme}://{parts.hostname or ''}{parts.path}" if parts.scheme else "a URL"
+            raise ValueError(f"Graph notifies HTTPS endpoints only, not {shown!r} (query left out)")
         if not 0 < len(state) <= _MAX_CLIENT_STATE:
             raise ValueError(f"the client state must be 1 to {_MAX_CLIENT_STATE} characters")
         if not timedelta(0) < lifetime <= LIST_SUBSCRIPTION_MAX:
