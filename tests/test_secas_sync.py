@@ -6,12 +6,16 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
+
+from adapters.cpl_source import CplFileOrUrl
 from adapters.embedded.idempotency import SqliteIdempotencyStore
 from adapters.embedded.publications import SqlitePublicationStore
 from adapters.embedded.sqlite import BridgeDatabase
 from adapters.secas import read_cpl
 from flows.domain.cpl import CplPublication
 from flows.engine.registry import ActionContext
+from flows.errors import BadInput
 from flows.operations.secas import SecasOperations
 from flows.settings import SAMPLES
 
@@ -76,3 +80,15 @@ def test_a_redelivered_sync_reports_the_cells_its_first_delivery_left_out(tmp_pa
         first = sync.sync(context("sync/1/fetch"), "cpl.xlsx")  # kept; say the worker died here
         again = sync.sync(context("sync/1/fetch"), "cpl.xlsx")  # redelivered: the source answers no more
         assert first["unread_cells"] == again["unread_cells"] == [cell]
+
+
+@pytest.mark.parametrize("location", ["", "  "])
+def test_a_sync_without_a_location_names_the_setting(tmp_path: Path, location: str) -> None:
+    """The scheduled sync reads ``BRIDGE_CPL_LOCATION``; unset, it used to read the current folder
+    and fail with "Is a directory", which named nothing an operator could set."""
+    with BridgeDatabase(tmp_path / "bridge.sqlite3") as database:
+        sync = SecasOperations(
+            CplFileOrUrl(), SqlitePublicationStore(database), read, SqliteIdempotencyStore(database)
+        )
+        with pytest.raises(BadInput, match="no CPL location to sync from: set BRIDGE_CPL_LOCATION"):
+            sync.sync(context("sync/1/fetch"), location)

@@ -41,6 +41,11 @@ class SecasOperations:
         worker died after keeping it but before its result was recorded, the redelivered action
         finds its own mark and reports the same changes again, so no entry event is ever lost.
         """
+        if not location.strip():  # read as a path, "" was the current folder: "Is a directory"
+            raise BadInput(
+                "no CPL location to sync from: set BRIDGE_CPL_LOCATION (the CPL's path or http(s) URL), "
+                "which the scheduled sync reads, or give one (sync --cpl)"
+            )
         redelivered = self._redelivered(context)
         if redelivered is not None:
             return redelivered
