@@ -160,13 +160,14 @@ class BridgeApp:
         (``poisoning`` names it), so a retry of the alert posts nothing new, but the same message
         given up on again after an operator put it back does."""
         key = f"poison/{what.get('message_id')}/{what.get('poisoning', '')}"
+        # Its own card, not a failed run's: the message id is no run's (``runs show`` found none), and
+        # what puts it back is ``poisoned --requeue``, which the card names.
         context = {
-            "flow": what.get("flow") or what.get("type"),
-            "run_id": what.get("message_id"),
-            "action": "(queue message)",
-            "error": "the worker failed on this message repeatedly",
+            "message_id": what.get("message_id"),
+            "message_type": what.get("type"),
+            "flow": what.get("flow"),
         }
-        self._tell_once(self.templates.card("run_failed", context, idempotency_key=key))
+        self._tell_once(self.templates.card("message_poisoned", context, idempotency_key=key))
 
     def alert_poisoned(self, what: dict[str, Any], body: bytes) -> None:
         """The poison-queue trigger's work in Azure: keep the message (``body``, as the trigger got it)

@@ -373,6 +373,33 @@ def test_a_poisoned_message_survives_its_alert_and_is_requeued_and_processed(
     assert response["responder"] not in listed.out + listed.err + caplog.text  # a contact: never shown
 
 
+def test_the_poison_card_names_the_command_that_puts_an_unreadable_message_back(
+    webhook: RecordingWebhook,
+    on_azure: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The card used to be a failed run's ("resubmit the run"), naming the poison queue's own message
+    id, which neither ``runs`` nor ``poisoned`` knew: the command it names now puts the message back."""
+    on_azure_functions(monkeypatch, on_azure, webhook)
+    body = b"\x00 not a queue message " + uuid.uuid4().hex.encode()
+    poison, work = poison_and_work(on_azure)
+    with poison, work:
+        poison.create_queue()
+        poison.send_message(base64.b64encode(body).decode())
+        host_delivers(user_function("poison_alert"), poison)
+        [(_, _, _, posted)] = webhook.requests
+        card = json.loads(posted)["attachments"][0]["content"]
+        facts = {f["title"]: f["value"] for e in card["body"] if e["type"] == "FactSet" for f in e["facts"]}
+        assert facts["Message id"] == f"unreadable-{hashlib.sha256(body).hexdigest()[:16]}"
+        assert card["body"][0]["text"] == "Queue message set aside: unreadable"
+        command = facts["Put it back"].split()
+        assert command[:4] == ["python", "-m", "flows", "poisoned"]
+        assert main(command[3:]) == 0
+        assert "1 poisoned message(s) put back" in capsys.readouterr().err
+        assert messages_in(work) == 1
+
+
 def test_a_kept_poisoned_message_is_forgotten_by_id_and_not_put_back(
     webhook: RecordingWebhook,
     on_azure: Settings,

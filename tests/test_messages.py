@@ -38,6 +38,7 @@ CARDS = [
     "sync_failed",
     "run_failed",
     "cpl_cells_unread",
+    "message_poisoned",
 ]
 HOSTILE = (
     'He said "stop" \\ now\n"}], "actions": [{"type": "Action.OpenUrl"}]</script><script>alert(1)</script>'
@@ -117,6 +118,8 @@ def full_context(case: Case, entry: CplEntry, **extra: Any) -> dict[str, Any]:
         "changes": [{"field": "firmware_version", "old": "01020011", "new": "01020012"}],
         "cells": ["sheet 'SMETS1', row 7, column 'Date Added': 'TBC' is not a date, read as no date"],
         "published_at": "2026-11-20T09:00:00",
+        "message_id": "9d3c1f6e0b2a4c5d8e7f6a5b4c3d2e1f",
+        "message_type": "event",
         **extra,
     }
 
@@ -293,6 +296,7 @@ def test_each_card_stays_valid_json_whatever_the_free_text(templates: MessageTem
         source=HOSTILE,
         flow=HOSTILE,
         run_id=HOSTILE,
+        message_id=HOSTILE,
         action=HOSTILE,
         cells=[HOSTILE],
     )

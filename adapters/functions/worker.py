@@ -37,13 +37,12 @@ def poison_alert(msg: func.QueueMessage) -> None:
     (never its payload). If either fails, the failure is logged and the message put back, hidden, to be
     tried later: raised, it would end in ``<queue>-poison-poison``, which nothing watches
     (``BridgeApp.alert_poisoned``)."""
+    from adapters.azure_storage.poisoned import identify
     from adapters.functions.runtime import current_app
-    from flows.queue_message import Message
 
-    try:
-        message = Message.model_validate_json(msg.get_body())
-        what = {"message_id": message.message_id, "type": message.type, "flow": message.flow}
-    except ValueError:
-        what = {"message_id": msg.id, "type": "unreadable", "flow": None}
+    body = msg.get_body()
+    # Named as ``poisoned`` lists it (an unreadable one by its digest), so the card's requeue works.
+    message_id, kind, flow = identify(body)
+    what = {"message_id": message_id, "type": kind, "flow": flow}
     what["poisoning"] = msg.id  # the poison queue's own message: a retry of this trigger keeps it
-    current_app().alert_poisoned(what, msg.get_body())
+    current_app().alert_poisoned(what, body)
