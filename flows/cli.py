@@ -34,7 +34,7 @@ from flows.cli_output import (
 )
 from flows.domain.decisions import Decision, DecisionKind
 from flows.engine.runs import RunRecord
-from flows.errors import BadInput
+from flows.errors import BadInput, BridgeError
 from flows.queue_message import Message, NotAResponse, form_response_message
 from flows.service import HoldsPoisoned, PoisonedMessage
 from flows.settings import ENV_PREFIX, SAMPLES, Settings
@@ -81,6 +81,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         message = error.args[0] if isinstance(error, KeyError) and error.args else error
         ERR.print(f"error: {message}", markup=False)
         return 2
+    except BridgeError as error:  # a far side (Storage, Graph, the SMI) failed or refused: not the input
+        ERR.print(f"error: {error}", markup=False)
+        return 1
 
 
 def _parser() -> argparse.ArgumentParser:

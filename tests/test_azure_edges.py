@@ -146,6 +146,26 @@ def on_azure(azurite: str, tmp_path: Path) -> Settings:
     )
 
 
+def test_a_command_refused_by_azure_storage_ends_in_one_line_naming_it(
+    azurite: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A wrong account key (rotated without the app settings) printed a traceback of 90 lines."""
+    key = base64.b64encode(b"not the account's key").decode()
+    wrong = ";".join(
+        f"AccountKey={key}" if part.startswith("AccountKey=") else part for part in azurite.split(";")
+    )
+    assert wrong != azurite
+    monkeypatch.setenv("BRIDGE_BACKEND", "azure")
+    monkeypatch.setenv("BRIDGE_STORAGE_CONNECTION", wrong)
+    monkeypatch.setenv("BRIDGE_WORK_QUEUE", f"work-{uuid.uuid4().hex[:12]}")
+
+    assert main(["--home", str(tmp_path / "home"), "poisoned"]) == 1
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: table "), lines
+    assert "Azure Storage answered 403" in lines[0]
+    assert key not in lines[0]
+
+
 def test_on_azure_a_drain_of_exactly_its_limit_ends_normally(on_azure: Settings) -> None:
     """The last message handled, the queue is empty: the drain is done, not a runaway loop."""
     with bootstrap(on_azure) as app:
