@@ -69,8 +69,8 @@ def refused(data: bytes, says: str, settings: ReaderSettings | None = None) -> C
 @pytest.mark.parametrize(
     ("data", "says"),
     [
-        (b"<!DOCTYPE html><html><head><title>Error</title></head><body>502</body></html>", "no header row"),
-        (b"<html><body>Service unavailable</body></html>\n", "no header row"),
+        (b"<!DOCTYPE html><html><head><title>Error</title></head><body>502</body></html>", "an HTML page"),
+        (b"<html><body>Service unavailable</body></html>\n", "an HTML page"),
         (b"\x00\x01\x02PK" + bytes(100), "holds binary data"),
     ],
 )

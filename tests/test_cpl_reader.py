@@ -594,6 +594,11 @@ def test_a_repeated_entry_id_is_an_error(tmp_path: Path) -> None:
         ),
         (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(512), "Excel 97-2003"),
         (b"", "the file is empty"),
+        (
+            b"\xef\xbb\xbf\r\n  <!DOCTYPE html>\n<html lang='en'><head><title>Sign in</title></head>",
+            "it is an HTML page",
+        ),
+        (b"<!-- proxy -->\n<HTML>\n<BODY>Access denied</BODY></HTML>", "it is an HTML page"),
     ],
 )
 def test_a_file_that_is_not_a_workbook(data: bytes, says: str) -> None:

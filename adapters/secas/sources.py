@@ -29,6 +29,7 @@ _SIGNATURES = {
     b"\x89PNG": "a PNG image",
     b"\xff\xd8\xff": "a JPEG image",
 }
+_HTML = re.compile(r"\ufeff?\s*(<!--.*?-->\s*)*<(!doctype\s+html|html[\s>]|head[\s>]|body[\s>])", re.I | re.S)
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _DELIMITERS = (",", ";", "\t", "|")
 
@@ -123,6 +124,10 @@ def _text(data: bytes, where: str) -> str:
         if data.startswith(signature):
             raise CplFormatError(f"{not_workbook}; it looks like {what}")
     text = _decoded(data, not_workbook)
+    if _HTML.match(text):  # read as CSV it had "no header row", which sent people to the columns
+        raise CplFormatError(
+            f"{not_workbook}; it is an HTML page (a sign-in or error page served in the file's place?)"
+        )
     control = _CONTROL.search(text)
     if control is not None:
         where_in = f"control character {control.group()!r} at offset {control.start()}"
