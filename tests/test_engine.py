@@ -3,6 +3,7 @@ secure values, resume after a crash, resubmit, dry run and finding runs by busin
 
 from __future__ import annotations
 
+import logging
 import textwrap
 import threading
 from collections.abc import Iterator
@@ -217,6 +218,42 @@ def test_transient_errors_are_retried_honouring_retry_after(
     assert run.actions["send"].status is ActionStatus.SUCCEEDED
     assert run.actions["send"].attempts == 3
     assert sleeps == [7, 4]  # Retry-After wins; then 2 s doubled for the second retry
+
+
+def test_each_retry_is_logged_as_it_happens_without_secure_values(
+    tmp_path: Path, engine: Engine, world: World, sleeps: list[float], caplog: pytest.LogCaptureFixture
+) -> None:
+    """A far side answering 500 kept a command silent for the minutes its retries took."""
+    world.failures["effect"] = [
+        TransientError("503 from smi.example"),
+        TransientError("503 for s3cr3t-Value"),
+    ]
+    world.failures["echo"] = [TransientError("502 from teams.example")]
+    source = flow(
+        tmp_path,
+        """
+        name: logged
+        triggers: [{type: http}]
+        actions:
+          send:
+            use: test.effect
+            inputs: {value: "${trigger.password}"}
+            secure: {inputs: true}
+            retry: {type: exponential, count: 3, interval: PT2S}
+          tell:
+            use: test.echo
+            retry: {type: fixed, count: 1, interval: PT5S}
+        """,
+    )
+    with caplog.at_level(logging.WARNING, logger="flows.engine.runner"):
+        run = engine.run(source, {"password": "s3cr3t-Value"})
+    assert run.actions["send"].attempts == 3
+    assert [record.getMessage() for record in caplog.records] == [
+        f"logged send: attempt 1 of 4 failed: TransientError: {REDACTED}; trying again in 2 s",
+        f"logged send: attempt 2 of 4 failed: TransientError: {REDACTED}; trying again in 4 s",
+        "logged tell: attempt 1 of 2 failed: TransientError: 502 from teams.example; trying again in 5 s",
+    ]
+    assert sleeps == [2, 4, 5]
 
 
 def test_retries_stop_at_the_count_and_bad_input_is_not_retried(

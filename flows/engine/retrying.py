@@ -26,7 +26,17 @@ def delay_before_next(policy: RetryPolicy, attempt: int, error: BaseException | 
     return min(interval, longest)
 
 
-def call_with_retry(call: Callable[[], T], policy: RetryPolicy, *, sleep: Callable[[float], Any]) -> T:
+OnRetry = Callable[[int, BaseException, float], None]
+"""Told of each retry before its wait: the attempt that failed (1-based), its error, the seconds to wait."""
+
+
+def call_with_retry(
+    call: Callable[[], T],
+    policy: RetryPolicy,
+    *,
+    sleep: Callable[[float], Any],
+    on_retry: OnRetry | None = None,
+) -> T:
     """Call, retrying transient failures as the policy says; the last error is raised as it is.
 
     The first attempt is made directly: most calls succeed at once, and building tenacity's
@@ -38,17 +48,26 @@ def call_with_retry(call: Callable[[], T], policy: RetryPolicy, *, sleep: Callab
     except TransientError as error:
         if policy.attempts <= 1:
             raise
-        sleep(delay_before_next(policy, 1, error))
+        delay = delay_before_next(policy, 1, error)
+        if on_retry is not None:
+            on_retry(1, error, delay)
+        sleep(delay)
 
     def wait(state: tenacity.RetryCallState) -> float:
         error = state.outcome.exception() if state.outcome else None
         return delay_before_next(policy, state.attempt_number + 1, error)  # the first one was made
+
+    def before_sleep(state: tenacity.RetryCallState) -> None:
+        error = state.outcome.exception() if state.outcome else None
+        if on_retry is not None and error is not None and state.next_action is not None:
+            on_retry(state.attempt_number + 1, error, state.next_action.sleep)
 
     retrying = tenacity.Retrying(
         stop=tenacity.stop_after_attempt(policy.attempts - 1),
         retry=tenacity.retry_if_exception_type(TransientError),
         wait=wait,
         sleep=sleep,
+        before_sleep=before_sleep,
         reraise=True,
     )
     return retrying(call)

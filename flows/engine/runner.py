@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
 import re
 import threading
@@ -62,6 +63,7 @@ from flows.engine.runs import (
 from flows.errors import TransientError
 from flows.ports import IdempotencyStore
 
+_log = logging.getLogger(__name__)
 FAILURES = frozenset({ActionStatus.FAILED, ActionStatus.TIMED_OUT})
 
 
@@ -520,8 +522,17 @@ class Engine:
             if abandoned:
                 raise _Abandoned
 
+        def retrying(failed: int, error: BaseException, delay: float) -> None:
+            # Told as it happens: a far side answering 500 kept a command silent for minutes, and
+            # the run's record says only how many attempts it took, once it is over.
+            _log.warning(
+                "%s %s: attempt %d of %d failed: %s: %s; trying again in %.0f s",
+                context.flow, context.action, failed, policy.attempts, type(error).__name__,
+                redact(str(error)), delay,
+            )  # fmt: skip
+
         def with_retry() -> Any:
-            return call_with_retry(attempt, policy, sleep=sleep)
+            return call_with_retry(attempt, policy, sleep=sleep, on_retry=retrying)
 
         try:
             if action.timeout is None:
