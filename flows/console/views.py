@@ -50,6 +50,8 @@ PREVIEW_EXTRAS: dict[str, Any] = {
         "sheet 'SMETS1', row 7, column 'Date Added': 'TBC' is not a date, read as no date (an example)"
     ],
     "published_at": "2026-11-24T09:00:00",
+    "message_id": "9d3c1f6e0b2a4c5d8e7f6a5b4c3d2e1f",
+    "message_type": "event",
 }
 """Values only the alert templates take: shown as examples in a preview."""
 
