@@ -52,7 +52,7 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         # pydantic-settings reports unknown names only from a .env file, never from the environment.
-        return init_settings, _KnownNamesOnly(settings_cls), dotenv_settings, file_secret_settings
+        return init_settings, Environment(settings_cls), dotenv_settings, file_secret_settings
 
     home: Path = Field(default=Path(".bridge"), description="Where the embedded state and outboxes live.")
     flows_dir: Path = PROJECT_ROOT / "flows" / "definitions"
@@ -148,7 +148,7 @@ class Settings(BaseSettings):
         return [stand_in for stand_in in left if stand_in is not None]
 
 
-class _KnownNamesOnly(EnvSettingsSource):
+class Environment(EnvSettingsSource):  # its name shows in pydantic-settings' errors: "from source ..."
     """The environment, refusing a ``BRIDGE_*`` name that is no setting, with the closest one."""
 
     def __call__(self) -> dict[str, Any]:
