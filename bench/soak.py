@@ -106,7 +106,11 @@ def soak_settings(backend: str, home: Path, connection: str | None) -> Settings:
     if backend == "azure":
         assert connection is not None
         return Settings(
-            home=home, backend="azure", storage_connection=SecretStr(connection), work_queue="soak-work"
+            home=home,
+            backend="azure",
+            storage_connection=SecretStr(connection),
+            work_queue="soak-work",
+            allow_stand_ins=True,  # storage is soaked; the SMI's stand-in counts the loads
         )
     return Settings(home=home)
 

@@ -1,15 +1,27 @@
 """The bridge's settings, from the environment (``BRIDGE_*``) or Azure app settings.
 
-Every default runs the samples on one machine, so a newcomer needs to set nothing.
+Every default runs the samples on one machine, so a newcomer needs to set nothing. A ``BRIDGE_*``
+variable that is no setting stops the bridge: a misspelt one (``BRIDGE_SMI_URI``) was ignored, and the
+system it meant silently stayed on its stand-in.
 """
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, ValidationError
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    SettingsError,
+)
+
+from flows.errors import BadInput
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = PROJECT_ROOT / "samples"
@@ -17,11 +29,30 @@ SAMPLES = PROJECT_ROOT / "samples"
 
 ENV_PREFIX = "BRIDGE_"
 
+# ``BRIDGE_*`` names that are read, but not by ``Settings``: the Functions host reads the timers'
+# schedules (binding expressions in adapters/functions/schedules.py), and ``cases decide`` its default
+# operator (flows/cli.py). Anything else with the prefix is a mistake.
+NOT_SETTINGS = frozenset(
+    {"BRIDGE_SYNC_SCHEDULE", "BRIDGE_LIFECYCLE_SCHEDULE", "BRIDGE_GRAPH_RENEW_SCHEDULE", "BRIDGE_OPERATOR"}
+)
+
 
 class Settings(BaseSettings):
     """One typed place for configuration; nested values (aliases) are JSON in the environment."""
 
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # pydantic-settings reports unknown names only from a .env file, never from the environment.
+        return init_settings, Environment(settings_cls), dotenv_settings, file_secret_settings
 
     home: Path = Field(default=Path(".bridge"), description="Where the embedded state and outboxes live.")
     flows_dir: Path = PROJECT_ROOT / "flows" / "definitions"
@@ -82,6 +113,11 @@ class Settings(BaseSettings):
     teams_webhook_url: SecretStr | None = None
     smi_url: str = ""
     smi_scope: str = ""  # e.g. api://<smi-app-id>/.default
+    allow_stand_ins: bool = Field(
+        default=False,
+        description="On the azure backend, let a system left unconfigured run on its local stand-in "
+        "(a trial): refused otherwise, since the stand-ins only pretend (an SMI in a SQLite file).",
+    )
 
     def flow_settings(self) -> dict[str, object]:
         """What flows may read as ``settings.*``: no secrets, nothing personal."""
@@ -90,3 +126,66 @@ class Settings(BaseSettings):
             "waiting_limit_hours": self.waiting_limit_hours,
             "sync_alert_minutes": self.sync_alert_minutes,
         }
+
+    def stand_ins(self) -> list[tuple[str, str]]:
+        """The outside systems left on their local stand-ins: (the setting that replaces it, what it is).
+
+        The supplier register and form definition count while they are the samples shipped with the
+        code: made-up suppliers and questions.
+        """
+        samples = SAMPLES.resolve()
+        left = [
+            ("BRIDGE_SMI_URL", "the SMI") if not self.smi_url else None,
+            ("BRIDGE_GRAPH_MAILBOX", "supplier mail") if not self.graph_mailbox else None,
+            ("BRIDGE_TEAMS_WEBHOOK_URL", "Teams") if self.teams_webhook_url is None else None,
+            ("BRIDGE_SUPPLIERS", "the supplier register")
+            if self.suppliers.resolve().is_relative_to(samples)
+            else None,
+            ("BRIDGE_FORM_DEFINITION", "the form definition")
+            if self.form_definition.resolve().is_relative_to(samples)
+            else None,
+        ]
+        return [stand_in for stand_in in left if stand_in is not None]
+
+
+class Environment(EnvSettingsSource):  # its name shows in pydantic-settings' errors: "from source ..."
+    """The environment, refusing a ``BRIDGE_*`` name that is no setting, with the closest one."""
+
+    def __call__(self) -> dict[str, Any]:
+        refuse_unknown_names(self.env_vars)
+        return super().__call__()
+
+
+def refuse_unknown_names(environment: Mapping[str, object]) -> None:
+    """Raise ``BadInput`` naming each ``BRIDGE_*`` variable that is no setting (names are compared
+    without case, as pydantic-settings reads them)."""
+    known = {ENV_PREFIX + name.upper() for name in Settings.model_fields} | NOT_SETTINGS
+    unknown = sorted(
+        name.upper()
+        for name in environment
+        if name.upper().startswith(ENV_PREFIX) and name.upper() not in known
+    )
+    if not unknown:
+        return
+    # compared without the prefix, which every name shares and which would make any two look alike
+    suffixes = sorted(name.removeprefix(ENV_PREFIX) for name in known)
+    named = []
+    for name in unknown:
+        closest = difflib.get_close_matches(name.removeprefix(ENV_PREFIX), suffixes, n=1)
+        named.append(f"{name} (did you mean {ENV_PREFIX}{closest[0]}?)" if closest else name)
+    raise BadInput(f"not a setting: {', '.join(named)}; the settings are listed in the README")
+
+
+def read_settings(**given: Any) -> Settings:
+    """The settings from the environment (and ``given``), or ``BadInput`` in one line naming each
+    ``BRIDGE_*`` variable that is wrong, never a field's internal name or its value."""
+    try:
+        return Settings(**given)
+    except ValidationError as error:
+        problems = "; ".join(
+            f"{ENV_PREFIX}{str(problem['loc'][0]).upper() if problem['loc'] else ''}: {problem['msg']}"
+            for problem in error.errors()
+        )
+        raise BadInput(f"setting {problems}") from error
+    except SettingsError as error:  # a nested setting (BRIDGE_CPL_ALIASES) that is not JSON
+        raise BadInput(f"{error}: nested settings are JSON") from error

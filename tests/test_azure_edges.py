@@ -143,6 +143,7 @@ def on_azure(azurite: str, tmp_path: Path) -> Settings:
         backend="azure",
         storage_connection=SecretStr(azurite),
         work_queue=f"work-{uuid.uuid4().hex[:12]}",
+        allow_stand_ins=True,  # the SMI, mail and Teams on their stand-ins: these are storage's tests
     )
 
 
@@ -194,6 +195,7 @@ def on_azure_functions(
     monkeypatch.setenv("BRIDGE_STORAGE_CONNECTION", settings.storage_connection.get_secret_value())
     monkeypatch.setenv("BRIDGE_WORK_QUEUE", settings.work_queue)
     monkeypatch.setenv("BRIDGE_TEAMS_WEBHOOK_URL", webhook.url)
+    monkeypatch.setenv("BRIDGE_ALLOW_STAND_INS", "true")  # the SMI and mail: only Teams is watched
 
 
 def host_delivers(function: Any, queue: QueueClient) -> None:

@@ -108,7 +108,11 @@ def workers(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Workers]
 
         def make_settings() -> Settings:
             return Settings(
-                home=tmp_path, backend="azure", storage_connection=SecretStr(connection), work_queue=queue
+                home=tmp_path,
+                backend="azure",
+                storage_connection=SecretStr(connection),
+                work_queue=queue,
+                allow_stand_ins=True,  # storage is what is shared; the SMI and outboxes are read back
             )
 
     built = Workers(make_settings)

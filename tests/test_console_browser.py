@@ -4,7 +4,7 @@ that ``python -m flows serve`` serves on 127.0.0.1, over the sample scenario's e
 An operator opens the cases page, opens the case that needs attention, accepts it with a reason and
 sees its state and timeline change; resubmits a failed run; does the same by keyboard alone; and every
 page is checked at 1280 and 390 pixels wide. Screenshots of each page go to ``.artifacts/screenshots``
-(``BRIDGE_TEST_ARTIFACTS`` elsewhere). Chromium comes from Debian (``make test`` installs it): a
+(``CPL_BRIDGE_TEST_ARTIFACTS`` elsewhere). Chromium comes from Debian (``make test`` installs it): a
 missing browser fails these tests rather than skipping them.
 """
 
@@ -35,7 +35,7 @@ CHROMIUM_ARGS = [
     "--disable-component-update", "--disable-sync", "--disable-default-apps", "--disable-features=Translate",
 ]  # fmt: skip
 WIDTHS = (1280, 390)
-ARTIFACTS = Path(os.environ.get("BRIDGE_TEST_ARTIFACTS", PROJECT_ROOT / ".artifacts")) / "screenshots"
+ARTIFACTS = Path(os.environ.get("CPL_BRIDGE_TEST_ARTIFACTS", PROJECT_ROOT / ".artifacts")) / "screenshots"
 
 
 @pytest.fixture(scope="module")

@@ -67,7 +67,7 @@ def app(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[BridgeApp]:
         azurite: str = request.getfixturevalue("azurite")
         wipe_storage(azurite)  # the session's Azurite is shared: start from empty tables
         settings = Settings(home=tmp_path / "azure", backend="azure", storage_connection=SecretStr(azurite),
-                            work_queue=f"work-{uuid.uuid4().hex[:12]}")  # fmt: skip
+                            work_queue=f"work-{uuid.uuid4().hex[:12]}", allow_stand_ins=True)  # fmt: skip
     with bootstrap(settings, clock=lambda: NOW) as built:
         if request.param == "azurite":
             assert type(built.cases).__name__ == "TableCaseStore"

@@ -25,6 +25,7 @@ from flows.bootstrap import bootstrap
 from flows.messages.rendering import TemplateProblem
 from flows.settings import Settings
 from flows.wiring import Parts
+from tests.support.deployment import own_register_and_form
 from tests.test_graph_adapters import pytestmark as sdk_warnings
 
 pytest_plugins = ["tests.azurite"]
@@ -48,6 +49,7 @@ def on_azure(azurite: str, home: Path, **systems: Any) -> Settings:
         backend="azure",
         storage_connection=SecretStr(azurite),
         work_queue=f"work-{uuid.uuid4().hex[:12]}",
+        **own_register_and_form(home.parent / f"{home.name}-deployment"),
         **systems,
     )
 
@@ -81,6 +83,7 @@ def test_azure_with_every_system_configured_keeps_nothing_on_the_workers_disk(
 
 def test_azure_keeps_a_stand_in_only_for_a_system_not_configured(azurite: str, tmp_path: Path) -> None:
     without_smi = {name: value for name, value in SYSTEMS.items() if name != "smi_url"}
+    without_smi["allow_stand_ins"] = True
     with bootstrap(on_azure(azurite, tmp_path / "home", **without_smi)) as app:
         assert isinstance(app.parts.inventory, SqliteInventory)  # the SMI's stand-in, in the home
         assert isinstance(app.parts.channel, WorkflowsWebhookChannel)
@@ -143,7 +146,9 @@ def open_files_under(folder: Path) -> list[str]:
 @needs_proc
 def test_a_part_that_cannot_be_built_closes_what_was_built_before_it(tmp_path: Path) -> None:
     settings = Settings(home=tmp_path, smi_url="http://127.0.0.1:9/smi", graph_credential="client_secret")
-    with pytest.raises(ValueError, match="BRIDGE_GRAPH_CLIENT_SECRET is required"):
+    with pytest.raises(
+        ValueError, match=r"BRIDGE_GRAPH_CREDENTIAL=client_secret needs .*BRIDGE_GRAPH_CLIENT_SECRET"
+    ):
         bootstrap(settings)  # the SQLite file was opened for the state before the SMI's credential failed
     assert (tmp_path / "bridge.sqlite3").is_file()
     assert open_files_under(tmp_path) == []

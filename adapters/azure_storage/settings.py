@@ -3,14 +3,16 @@
 Either a connection string (a secret: kept as ``SecretStr``, so it never shows in a repr, a log line or
 a validation error), or an account reached with an Azure AD credential (managed identity in Azure):
 ``account_name`` gives the public-cloud endpoints, and ``table_url`` / ``queue_url`` / ``blob_url``
-override them (private endpoints, sovereign clouds, Azurite). It is a plain pydantic model, meant to be
-nested in the bridge's ``Settings`` (``BRIDGE_STORAGE='{"account_name": ...}'``).
+override them (private endpoints, sovereign clouds, Azurite; ``service_urls`` works the three out from
+one of them). It is a plain pydantic model that the bridge's wiring fills from its ``BRIDGE_STORAGE_*``
+settings.
 """
 
 from __future__ import annotations
 
 import re
 from typing import Literal, Self
+from urllib.parse import urlsplit
 
 from pydantic import (
     BaseModel,
@@ -109,3 +111,66 @@ class StorageSettings(BaseModel):
         if self.account_name is None:
             raise ValueError(f"no {service} endpoint: set account_name or {service}_url")
         return f"https://{self.account_name}.{service}.{self.endpoint_suffix}"
+
+
+# The labels Azure Storage endpoints name their service with: <account>.<service>.<cloud's suffix>.
+_SERVICE_LABELS = ("blob", "queue", "table", "dfs", "file")
+
+
+def service_urls(account_url: str) -> dict[str, str]:
+    """``table_url``, ``queue_url`` and ``blob_url`` from one service endpoint of an account, as given
+    (``https://acct.blob.core.usgovcloudapi.net`` gives ``https://acct.queue.core.usgovcloudapi.net``
+    ...): the one label naming the service is swapped, the rest (cloud, port, path) kept.
+
+    Raises ``ValueError`` for a URL that names no service in its host (a path-style URL such as
+    Azurite's, whose services differ by port) or that carries a query (a SAS: a secret, not an account).
+    """
+    parts = urlsplit(account_url.strip())
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        raise ValueError("not an http(s) URL")
+    if parts.query or parts.username or parts.password:
+        raise ValueError("a query string or user name (a SAS or key) does not belong in it")
+    labels = parts.netloc.split(".")
+    found = [index for index, label in enumerate(labels) if index > 0 and label.lower() in _SERVICE_LABELS]
+    if not found:
+        raise ValueError(
+            "names no service: give one of the account's service endpoints, "
+            "e.g. https://<account>.blob.core.windows.net (or its sovereign cloud's)"
+        )
+    index = found[0]
+    path = parts.path.rstrip("/")
+
+    def url(service: str) -> str:
+        netloc = ".".join([*labels[:index], service, *labels[index + 1 :]])
+        return f"{parts.scheme}://{netloc}{path}"
+
+    return {"table_url": url("table"), "queue_url": url("queue"), "blob_url": url("blob")}
+
+
+def queue_endpoint(connection_string: str) -> str:
+    """The queue service endpoint a connection string names, worked out without a request (the SDKs
+    parse it: ``UseDevelopmentStorage=true``, ``AccountName=`` with ``EndpointSuffix=``, or
+    ``QueueEndpoint=``); without its query, where a SAS would be. ``ValueError`` if the table, queue or
+    blob SDK cannot read it (they differ: the tables SDK refuses an empty key the others take)."""
+    # only where they are used: slow to import
+    from azure.data.tables import TableServiceClient
+    from azure.storage.blob import BlobServiceClient
+    from azure.storage.queue import QueueServiceClient
+
+    TableServiceClient.from_connection_string(connection_string).close()
+    BlobServiceClient.from_connection_string(connection_string).close()
+    client = QueueServiceClient.from_connection_string(connection_string)
+    try:
+        return comparable_endpoint(client.url)
+    finally:
+        client.close()
+
+
+def comparable_endpoint(url: str) -> str:
+    """A service endpoint as two spellings of it compare equal: scheme and host in lower case, the
+    default port dropped, no query, no trailing slash."""
+    parts = urlsplit(url.strip())
+    host = (parts.hostname or "").lower()
+    default = {"https": 443, "http": 80}.get(parts.scheme.lower())
+    port = f":{parts.port}" if parts.port is not None and parts.port != default else ""
+    return f"{parts.scheme.lower()}://{host}{port}{parts.path.rstrip('/')}"
