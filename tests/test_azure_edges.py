@@ -159,6 +159,7 @@ def test_a_command_refused_by_azure_storage_ends_in_one_line_naming_it(
     monkeypatch.setenv("BRIDGE_BACKEND", "azure")
     monkeypatch.setenv("BRIDGE_STORAGE_CONNECTION", wrong)
     monkeypatch.setenv("BRIDGE_WORK_QUEUE", f"work-{uuid.uuid4().hex[:12]}")
+    monkeypatch.setenv("BRIDGE_ALLOW_STAND_INS", "true")  # only storage is under test
 
     assert main(["--home", str(tmp_path / "home"), "poisoned"]) == 1
     lines = capsys.readouterr().err.strip().splitlines()
