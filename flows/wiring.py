@@ -259,6 +259,11 @@ def _inventory(settings: Settings, now: Callable[[], datetime], shared: _Shared)
 
         _log.info("SMI: the stand-in, a table in %s's SQLite file (BRIDGE_SMI_URL unset)", settings.home)
         return SqliteInventory(shared.database, clock=now)
+    if not settings.smi_scope.strip():  # else every load failed at its first token, long after the start
+        raise BadInput(
+            "BRIDGE_SMI_URL is set without BRIDGE_SMI_SCOPE, the scope its tokens are asked for "
+            "(e.g. api://<smi-app-id>/.default)"
+        )
     from adapters.http_retry import NO_RETRY
     from adapters.smi import CredentialToken, HttpInventory
 

@@ -101,6 +101,15 @@ def test_a_misspelt_setting_stops_the_functions_app(
         runtime.current_app()
 
 
+def test_an_smi_url_without_its_scope_stops_a_command_naming_both(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("BRIDGE_SMI_URL", "http://127.0.0.1:9/smi")
+    assert cli(tmp_path / "home", "intake", RESPONSES) == 2
+    assert "BRIDGE_SMI_URL is set without BRIDGE_SMI_SCOPE" in one_error_line(capsys)
+    assert not list((tmp_path / "home").glob("**/*.eml"))  # refused at the start: nothing was handled
+
+
 def test_the_names_read_by_others_than_the_settings_are_accepted(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

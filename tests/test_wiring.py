@@ -33,6 +33,7 @@ pytestmark = sdk_warnings  # the SDK's own import-time deprecation warnings (see
 
 SYSTEMS: dict[str, Any] = {
     "smi_url": "http://127.0.0.1:9/smi",
+    "smi_scope": "api://smi/.default",
     "teams_webhook_url": SecretStr("http://127.0.0.1:9/teams"),
     "graph_tenant_id": "00000000-0000-0000-0000-000000000001",
     "graph_client_id": "00000000-0000-0000-0000-000000000002",
@@ -145,7 +146,12 @@ def open_files_under(folder: Path) -> list[str]:
 
 @needs_proc
 def test_a_part_that_cannot_be_built_closes_what_was_built_before_it(tmp_path: Path) -> None:
-    settings = Settings(home=tmp_path, smi_url="http://127.0.0.1:9/smi", graph_credential="client_secret")
+    settings = Settings(
+        home=tmp_path,
+        smi_url="http://127.0.0.1:9/smi",
+        smi_scope="api://smi/.default",
+        graph_credential="client_secret",
+    )
     with pytest.raises(
         ValueError, match=r"BRIDGE_GRAPH_CREDENTIAL=client_secret needs .*BRIDGE_GRAPH_CLIENT_SECRET"
     ):

@@ -1,7 +1,7 @@
 """``GraphSettings``: what the Microsoft Graph adapters need to know, checked before anything connects.
 
-A plain pydantic model, to be nested in the bridge's ``Settings`` (JSON in ``BRIDGE_GRAPH`` or one
-variable per field, as pydantic-settings allows). Secrets are ``SecretStr``: they print as ``**********``.
+A plain pydantic model, built by the composition root (``flows/wiring.py``) from the bridge's
+``BRIDGE_GRAPH_*`` settings. Secrets are ``SecretStr``: they print as ``**********``.
 """
 
 from __future__ import annotations
