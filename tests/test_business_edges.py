@@ -3,6 +3,9 @@ of the SMI. Each scenario goes through the command line, on publications made fr
 
 from __future__ import annotations
 
+import email
+import email.message
+import email.policy
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -823,3 +826,50 @@ def test_a_date_added_that_is_no_date_does_not_hold_back_an_emergency_entry(worl
     assert len(told) == 1 and "31/02/2026" in told[0]
     world.publish("2026-11-21T09:05:00Z", [entry(date_added="2026-02-28")], "21 November 2026 09:00")
     assert len([card for card in world.cards() if "could not be read" in card]) == 1
+
+
+def loaded_mail(world: CplWorld, response_id: int) -> tuple[str, str]:
+    """The text and HTML bodies of the "you may start" e-mail of a case."""
+    [path] = (world.home / "outbox" / "mail").glob(f"mail_loaded_{response_id}-*.eml")
+    message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+    assert isinstance(message, email.message.EmailMessage)
+    text, html = message.get_body(("plain",)), message.get_body(("html",))
+    assert text is not None and html is not None
+    return text.get_content(), html.get_content()
+
+
+def test_the_loaded_email_names_what_an_operator_accepted_over_the_notification(world: CplWorld) -> None:
+    """The supplier notified firmware 01020012, SECAS listed 01020011 and an operator accepted it: the
+    supplier must not read that what was loaded is what it notified."""
+    world.notify("2026-11-20T08:00:00Z", 302, new_firmware_version="01020012")
+    world.publish("2026-11-20T09:05:00Z", [entry()], "20 November 2026 09:00")
+    assert world.cli(
+        "2026-11-20T09:30:00Z", "cases", "decide", "302", "--accept", "--reason", "SECAS: 01020011 is right",
+        "--operator", "Olu",
+    ) == 0  # fmt: skip
+    text, html = loaded_mail(world, 302)
+    assert "Firmware version: you notified 01020012; loaded 01020011" in text
+    assert "checked it against your notification and loaded" not in text
+    assert "you notified <strong>01020012</strong>;\nloaded <strong>01020011</strong>" in html
+
+
+def test_the_loaded_email_names_an_accepted_difference_outside_the_combination(world: CplWorld) -> None:
+    world.notify("2026-11-20T08:00:00Z", 304)
+    world.publish("2026-11-20T09:05:00Z", [entry(image_hash="5" * 64)], "20 November 2026 09:00")
+    notified = world.case(304).notification
+    assert notified is not None and notified.image_hash
+    assert world.cli(
+        "2026-11-20T09:30:00Z", "cases", "decide", "304", "--accept", "--reason", "SECAS: rebuilt image",
+        "--operator", "Olu",
+    ) == 0  # fmt: skip
+    text, _ = loaded_mail(world, 304)
+    assert f"Image hash: you notified {notified.image_hash}; the CPL entry has {'5' * 64}" in text
+    assert "Firmware version: you notified" not in text
+
+
+def test_the_loaded_email_of_a_case_loaded_as_notified_lists_no_difference(world: CplWorld) -> None:
+    world.notify("2026-11-20T08:00:00Z", 303)
+    world.publish("2026-11-20T09:05:00Z", [entry()], "20 November 2026 09:00")
+    text, html = loaded_mail(world, 303)
+    assert "We have checked it against your notification and loaded this device model" in text
+    assert "you notified" not in text and "you notified" not in html

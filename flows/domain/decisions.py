@@ -18,7 +18,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from flows.domain.case import Case, CaseState
-from flows.domain.matching import entry_not_loadable
+from flows.domain.cpl import CplEntry, CplPublication, DeviceModelCombination
+from flows.domain.matching import Agreement, FieldVerdict, assess_entry, entry_not_loadable
 
 MAX_REASON = 1000
 ACCEPTED = "an operator accepted the differences"
@@ -138,6 +139,36 @@ def accepted_differences(case: Case) -> list[str] | None:
             accepted = entry.evidence.get("accepted_problems")
             return list(accepted) if isinstance(accepted, list) else None
     return None
+
+
+def accepted_verdicts(
+    case: Case, entry: CplEntry | None, publication: CplPublication
+) -> tuple[FieldVerdict, ...]:
+    """How what a loaded case loaded differs from its notification, as an operator accepted it: one
+    verdict per field, ``notified`` what the supplier notified and ``published`` what was loaded (or,
+    for a field outside the combination, what the CPL entry lists). Empty for a case loaded as notified.
+
+    For the supplier, told it may start: the firmware it upgrades to may not be the one it notified.
+    The combination's fields come from the load's record in the timeline (``Case.loaded_as``); the
+    others (image hash, S1SP...) from comparing the notification with ``entry`` again, each kept only
+    when it is one the operator accepted.
+    """
+    loaded = case.loaded_as()
+    notification = case.notification
+    if loaded is None or not loaded.accepted or notification is None:
+        return ()
+    shown = {
+        field: FieldVerdict(field=field, notified=notified, published=was_loaded, agreement=Agreement.DIFFERS)
+        for field, notified, was_loaded in zip(
+            DeviceModelCombination._fields, notification.dmc, loaded.combination, strict=True
+        )
+        if notified != was_loaded
+    }
+    if entry is not None:
+        for verdict in assess_entry(notification, entry, publication).differences:
+            if verdict.describe() in loaded.accepted:
+                shown.setdefault(verdict.field, verdict)
+    return tuple(shown.values())
 
 
 def _past(kind: DecisionKind) -> str:

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 from flows.domain.case import Case
+from flows.domain.decisions import accepted_verdicts
 from flows.engine.registry import ActionContext
 from flows.errors import BadInput
 from flows.messages import MessageTemplates
@@ -81,5 +82,8 @@ class MessagingOperations:
         if case.cpl_entry_id and (stored := self._publications.latest()) is not None:
             entry = stored.publication.by_id().get(case.cpl_entry_id)
             values["entry"] = entry.model_dump(mode="json") if entry else None
+            # What an operator accepted for the load: the supplier is told it loaded other than notified.
+            accepted = accepted_verdicts(case, entry, stored.publication)
+            values["accepted"] = [verdict.model_dump(mode="json") for verdict in accepted]
         values.update(extra or {})
         return values
