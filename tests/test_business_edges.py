@@ -830,7 +830,12 @@ def test_a_date_added_that_is_no_date_does_not_hold_back_an_emergency_entry(worl
 
 def loaded_mail(world: CplWorld, response_id: int) -> tuple[str, str]:
     """The text and HTML bodies of the "you may start" e-mail of a case."""
-    [path] = (world.home / "outbox" / "mail").glob(f"mail_loaded_{response_id}-*.eml")
+    return mail_bodies(world, f"mail_loaded_{response_id}-")
+
+
+def mail_bodies(world: CplWorld, name_start: str) -> tuple[str, str]:
+    """The text and HTML bodies of the one e-mail whose file name starts with ``name_start``."""
+    [path] = (world.home / "outbox" / "mail").glob(f"{name_start}*.eml")
     message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
     assert isinstance(message, email.message.EmailMessage)
     text, html = message.get_body(("plain",)), message.get_body(("html",))
@@ -873,3 +878,25 @@ def test_the_loaded_email_of_a_case_loaded_as_notified_lists_no_difference(world
     text, html = loaded_mail(world, 303)
     assert "We have checked it against your notification and loaded this device model" in text
     assert "you notified" not in text and "you notified" not in html
+
+
+def test_an_operators_reason_for_a_rejection_stays_out_of_the_run_history(world: CplWorld) -> None:
+    """ARCHITECTURE: who decided and why stay in the timeline. The reason is free text (here a telephone
+    number): the case, the console and the supplier's e-mail have it, no run record does."""
+    reason = "Priya on 07700 900123 says the build is withdrawn"
+    world.notify("2026-11-20T08:00:00Z", 305, new_firmware_version="01020012")
+    world.publish("2026-11-20T09:05:00Z", [entry()], "20 November 2026 09:00")
+    assert world.cli(
+        "2026-11-20T09:30:00Z", "cases", "decide", "305", "--reject", "--reason", reason, "--operator", "Olu",
+    ) == 0  # fmt: skip
+    case = world.case(305)
+    assert (case.state.value, case.problems) == ("rejected", [f"rejected by DCC: {reason}"])
+    with bootstrap(Settings(home=world.home)) as app:
+        runs = list(app.parts.runs.find(key="305"))
+    [decided] = [run for run in runs if run.flow == "case-decision"]
+    assert decided.actions["decision"].outputs["problems"] == [
+        "rejected by DCC (the operator's reason is in the case's timeline)"
+    ]
+    assert all("07700" not in run.model_dump_json() for run in runs)
+    text, _ = mail_bodies(world, "mail_rejected-by-operator_305-")
+    assert reason in text

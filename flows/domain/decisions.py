@@ -26,6 +26,10 @@ ACCEPTED = "an operator accepted the differences"
 RECHECK_ASKED = "an operator asked for a re-check"
 REJECTED_BY_OPERATOR = "an operator rejected the notification"
 DECISION_CAUSES = frozenset({ACCEPTED, RECHECK_ASKED, REJECTED_BY_OPERATOR})
+REJECTED_BY_DCC = "rejected by DCC"
+"""The problem an operator's rejection gives a case, before its reason (``rejected by DCC: <reason>``)."""
+REASON_IN_TIMELINE = f"{REJECTED_BY_DCC} (the operator's reason is in the case's timeline)"
+"""What a run's history keeps in its place (``problems_for_runs``)."""
 
 
 class DecisionKind(StrEnum):
@@ -107,7 +111,7 @@ def record_decision(case: Case, decision: Decision, *, at: datetime) -> bool:
         "reason": decision.reason,
     }
     if decision.kind is DecisionKind.REJECT:
-        rejected = [f"rejected by DCC: {decision.reason}"]
+        rejected = [f"{REJECTED_BY_DCC}: {decision.reason}"]
         case.move_to(
             CaseState.REJECTED, at=at, cause=REJECTED_BY_OPERATOR, evidence=evidence, problems=rejected
         )
@@ -139,6 +143,18 @@ def accepted_differences(case: Case) -> list[str] | None:
             accepted = entry.evidence.get("accepted_problems")
             return list(accepted) if isinstance(accepted, list) else None
     return None
+
+
+def problems_for_runs(case: Case) -> list[str]:
+    """A case's problems as a run's history may keep them: an operator's reason for a rejection stays
+    in the timeline with who gave it (free text, which may name a person or a telephone number; the
+    console and the supplier's e-mail read it from the case, not from a run).
+    """
+    if case.state is CaseState.REJECTED and any(
+        step.to_state is CaseState.REJECTED and step.cause == REJECTED_BY_OPERATOR for step in case.timeline
+    ):
+        return [REASON_IN_TIMELINE]
+    return list(case.problems)
 
 
 def accepted_verdicts(

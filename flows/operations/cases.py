@@ -10,7 +10,7 @@ from typing import Any
 
 from flows.domain.case import NOT_LOADABLE, Case, CaseState, LoadedAs, TimelineEntry
 from flows.domain.cpl import CplEntry, CplPublication, DeviceModelCombination
-from flows.domain.decisions import DECISION_CAUSES, accepted_differences, find_decision
+from flows.domain.decisions import DECISION_CAUSES, accepted_differences, find_decision, problems_for_runs
 from flows.domain.matching import Outcome, assess, assess_reissue, entry_not_loadable
 from flows.domain.notification import EmergencyNotification
 from flows.domain.suppliers import SupplierRegister
@@ -33,7 +33,7 @@ def case_summary(case: Case) -> dict[str, Any]:
         "state": case.state.value,
         "supplier": case.supplier,
         "cpl_entry_id": case.cpl_entry_id,
-        "problems": list(case.problems),
+        "problems": problems_for_runs(case),
     }
 
 
