@@ -900,3 +900,37 @@ def test_an_operators_reason_for_a_rejection_stays_out_of_the_run_history(world:
     assert all("07700" not in run.model_dump_json() for run in runs)
     text, _ = mail_bodies(world, "mail_rejected-by-operator_305-")
     assert reason in text
+
+
+@pytest.mark.parametrize(
+    ("answers", "problem"),
+    [
+        ({"planned_start": "30/11/2026"}, "planned_start: is not a date (like 2026-11-30): '30/11/2026'"),
+        (
+            {"supplier_party_id": "90-B3-D5-1F-30-01-00-12"},
+            "supplier_party_id: 90-B3-D5-1F-30-01-00-12 is not the SEC party id registered for "
+            "Amberline Energy",
+        ),
+    ],
+)
+def test_a_registered_suppliers_refused_notification_is_answered_naming_each_problem(
+    world: CplWorld, answers: dict[str, str], problem: str
+) -> None:
+    """A typo in a date or the party id: the supplier hears why, to correct it and submit again."""
+    assert world.notify("2026-11-20T08:00:00Z", 306, **answers) == 0
+    assert world.case(306).state.value == "rejected"
+    text, _ = mail_bodies(world, "mail_acknowledge_306-")
+    assert "We could not accept your notification" in text and f"  - {problem}\n" in text
+
+
+@pytest.mark.parametrize("answers", [{"planned_start": "30/11/2026"}, {}])
+def test_a_stranger_hears_nothing_valid_form_or_not(world: CplWorld, answers: dict[str, str]) -> None:
+    assert world.notify("2026-11-20T08:00:00Z", 307, responder="mallory@free-mail.example", **answers) == 0
+    assert world.case(307).state.value == "rejected"
+    assert world.mails() == []
+
+
+def test_a_refused_notification_whose_responder_is_the_invalid_field_is_not_answered(world: CplWorld) -> None:
+    assert world.notify("2026-11-20T08:00:00Z", 308, responder="priya@amberline-energy.example.") == 0
+    assert world.case(308).state.value == "rejected"
+    assert world.mails() == []

@@ -88,6 +88,9 @@ class Case(BaseModel):
     state: CaseState
     supplier: str = ""
     notification: EmergencyNotification | None = None
+    responder: str = ""
+    """Where to write about a notification that could not be read (``notification`` None), when its
+    responder may be told why (``SupplierRegister.answers_to``); empty otherwise."""
     cpl_entry_id: str | None = None
     problems: list[str] = Field(default_factory=list)
     opened_at: datetime

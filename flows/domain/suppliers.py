@@ -53,3 +53,16 @@ class SupplierRegister(BaseModel):
         if domain not in supplier.email_domains:
             problems.append(f"responder: e-mail domain {domain!r} is not registered for {supplier.name}")
         return problems
+
+    def answers_to(self, domain: str, supplier: str, party_id: str = "") -> bool:
+        """Whether DCC may tell a responder of this e-mail ``domain`` why its notification was refused:
+        the domain is registered for the supplier named, or for the one whose SEC party id was given.
+
+        Wider than ``authorisation_problems``: a registered supplier's typo (a date, a party id) is
+        answered, so that it can correct and submit again; a stranger learns nothing from DCC.
+        """
+        domain = domain.casefold().rstrip(".")
+        named = self.find(supplier) if supplier else None
+        party = normalise_identifier(party_id) if party_id else ""
+        by_party = next((s for s in self.suppliers if party and s.party_id == party), None)
+        return any(found is not None and domain in found.email_domains for found in (named, by_party))

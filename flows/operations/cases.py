@@ -8,6 +8,7 @@ from collections.abc import Callable, Mapping
 from datetime import timedelta
 from typing import Any
 
+from flows.domain.addresses import NotAnAddress, addr_spec
 from flows.domain.case import NOT_LOADABLE, Case, CaseState, LoadedAs, TimelineEntry
 from flows.domain.cpl import CplEntry, CplPublication, DeviceModelCombination
 from flows.domain.decisions import DECISION_CAUSES, accepted_differences, find_decision, problems_for_runs
@@ -67,8 +68,9 @@ class CaseOperations:
         try:
             notification = self._parse(payload)
         except BadInput as error:
-            problems, supplier, _ = self._describe_rejection(error)
+            problems, supplier, responder = self._describe_rejection(error)
             case = Case.open(response_id, at=context.now, supplier=supplier, evidence=evidence)
+            case.responder = self._answerable(responder, supplier, problems)
             case.move_to(
                 CaseState.REJECTED, at=context.now, cause="invalid notification", problems=problems,
                 evidence=evidence,
@@ -94,12 +96,24 @@ class CaseOperations:
         created = context is not None and opened_by == context.idempotency_key
         return {**case_summary(case), "created": created, "authorised": self._authorised(case)}
 
-    @staticmethod
-    def _authorised(case: Case) -> bool:
-        """A rejection the responder should hear about: they are who they say they are."""
-        return case.notification is not None and not any(
-            problem.startswith(("responder:", "supplier:", "supplier_party_id:")) for problem in case.problems
-        )
+    def _authorised(self, case: Case) -> bool:
+        """Whether the responder hears back: an acknowledgement, or a rejection naming each problem
+        when the responder's domain is registered for the supplier it named or whose party id it gave
+        (``SupplierRegister.answers_to``). A stranger is not answered."""
+        n = case.notification
+        if n is None:
+            return bool(case.responder)
+        return self._register.answers_to(n.responder_domain, n.supplier, n.supplier_party_id)
+
+    def _answerable(self, responder: str, supplier: str, problems: list[str]) -> str:
+        """The responder of a notification that could not be read, when it may be told why; else ""."""
+        if any(problem.startswith("responder:") for problem in problems):
+            return ""
+        try:
+            addr_spec(responder)  # the outbox could not write to it
+        except NotAnAddress:
+            return ""
+        return responder if self._register.answers_to(responder.rpartition("@")[2], supplier) else ""
 
     def candidates(
         self, context: ActionContext, response_id: str | None = None, entry_id: str | None = None

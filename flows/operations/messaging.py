@@ -39,8 +39,8 @@ class MessagingOperations:
     ) -> dict[str, Any]:
         """E-mail the responder of a case, rendered from a template; once per idempotency key."""
         case = self._case(response_id)
-        responder = case.notification.responder if case.notification else None
-        if responder is None:
+        responder = case.notification.responder if case.notification else case.responder
+        if not responder:
             raise BadInput(f"case {response_id} has no responder address to write to")
         email = self._templates.email(
             template,
