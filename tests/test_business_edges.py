@@ -934,3 +934,37 @@ def test_a_refused_notification_whose_responder_is_the_invalid_field_is_not_answ
     assert world.notify("2026-11-20T08:00:00Z", 308, responder="priya@amberline-energy.example.") == 0
     assert world.case(308).state.value == "rejected"
     assert world.mails() == []
+
+
+def entry_changed_cards(world: CplWorld) -> list[str]:
+    return [card for card in world.cards() if "CPL entry S1-000316 changed: case" in card]
+
+
+def test_a_case_that_loaded_the_corrected_entry_is_not_told_the_entry_changed(world: CplWorld) -> None:
+    """SECAS corrects S1-000316's firmware to what case 313 notified: 313 loads it in that sync, while
+    314 loaded the entry as it was. Only 314's SMI record is not what SECAS lists now."""
+    world.notify("2026-11-20T08:00:00Z", 313, new_firmware_version="01020012")
+    world.notify("2026-11-20T08:00:00Z", 314)
+    world.publish("2026-11-20T09:05:00Z", [entry()], "20 November 2026 09:00")
+    assert (world.case(313).state.value, world.case(314).state.value) == ("needs_attention", "loaded")
+    world.publish("2026-11-21T09:05:00Z", [entry(firmware_version="01020012")], "21 November 2026 09:00")
+    assert world.case(313).state.value == "loaded"
+    [card] = entry_changed_cards(world)
+    assert "changed: case 314" in card
+    assert not [step for step in world.case(313).timeline if step.cause.startswith("SECAS changed")]
+    assert [step for step in world.case(314).timeline if step.cause.startswith("SECAS changed")]
+
+
+def test_a_case_that_loaded_an_image_hash_correction_is_not_told_the_entry_changed(world: CplWorld) -> None:
+    """Only the image hash changes, so the combination is the same before and after: the case that
+    loaded once the corrected listing was kept (315) is left out; one loaded before (316) is told."""
+    notified = "4EA21ED919D2E75C52D1D84B0192E08314FAB5627E8412BC64AA7674C2311E13"
+    assert entry()["image_hash"] == notified
+    world.notify("2026-11-20T08:00:00Z", 315)
+    world.notify("2026-11-20T08:00:00Z", 316, image_hash="")
+    world.publish("2026-11-20T09:05:00Z", [entry(image_hash="5" * 64)], "20 November 2026 09:00")
+    assert (world.case(315).state.value, world.case(316).state.value) == ("needs_attention", "loaded")
+    world.publish("2026-11-21T09:05:00Z", [entry()], "21 November 2026 09:00")
+    assert world.case(315).state.value == "loaded"
+    [card] = entry_changed_cards(world)
+    assert "changed: case 316" in card

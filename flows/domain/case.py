@@ -55,6 +55,8 @@ class LoadedAs(NamedTuple):
     combination: DeviceModelCombination
     accepted: tuple[str, ...]
     """The differences from the notification an operator had accepted for the load (none, mostly)."""
+    at: datetime | None = None
+    """When the load (or the following of a re-issue) was recorded."""
 
 
 class IllegalTransition(ValueError):
@@ -190,6 +192,7 @@ class Case(BaseModel):
                 entry_id if isinstance(entry_id, str) else "",
                 combination,
                 tuple(str(line) for line in accepted) if isinstance(accepted, list) else (),
+                step.at,
             )
         return None
 

@@ -17,7 +17,7 @@ from flows.domain.notification import EmergencyNotification
 from flows.domain.suppliers import SupplierRegister
 from flows.engine.registry import ActionContext
 from flows.errors import BadInput, TransientError
-from flows.ports import CaseStore, ConcurrencyConflict, PublicationStore
+from flows.ports import CaseStore, ConcurrencyConflict, PublicationStore, StoredPublication
 
 ESCALATED = "escalated: waited past the limit"
 LOAD_FAILED = "loading into the SMI failed"
@@ -440,11 +440,22 @@ class CaseOperations:
     ) -> dict[str, Any]:
         """Loaded cases paired with an entry whose identifying fields changed: each notes what changed in
         its timeline (once per publication), and is returned for the operators to be told. Nothing is
-        withdrawn or loaded: the SMI holds what was loaded, and a person decides what follows."""
+        withdrawn or loaded: the SMI holds what was loaded, and a person decides what follows.
+
+        A case that loaded the entry as changed is left out: SECAS corrected the entry to what it
+        notified, and it loaded then (``_loaded_as_changed``); the SMI holds what SECAS now lists."""
         fields = ", ".join(f"{change['field']} {change['old']!r} -> {change['new']!r}" for change in changes)
         cause = f"SECAS changed CPL entry {entry_id}: {fields}"
+        stored = self._publications.get(publication)
+        changed = stored.publication.by_id().get(entry_id) if stored else None
         ids = []
         for case in self._cases.paired_with(entry_id, [CaseState.LOADED]):
+            if (
+                stored is not None
+                and changed is not None
+                and _loaded_as_changed(case, changed, stored, changes)
+            ):
+                continue
             noted = any(
                 step.cause == cause and step.evidence.get("publication") == publication
                 for step in case.timeline
@@ -573,6 +584,21 @@ def _on_epcl(
 def _fingerprint(entry: Mapping[str, Any]) -> str:
     """A CPL entry as assessed (``CplEntry.model_dump(mode="json")``), in 16 hex digits."""
     return hashlib.sha256(json.dumps(entry, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _loaded_as_changed(
+    case: Case, entry: CplEntry, stored: StoredPublication, changes: list[dict[str, Any]]
+) -> bool:
+    """Whether a case loaded ``entry`` as ``stored`` lists it after ``changes``: the combination it
+    loaded is the entry's new one, and either a field of the combination changed (so the old listing
+    could not have been what it loaded) or it loaded once that publication was kept (an image hash,
+    S1SP or reference change leaves the combination as it was). A case loaded before its combination
+    was recorded is told, as before."""
+    loaded = case.loaded_as()
+    if loaded is None or loaded.combination != entry.dmc:
+        return False
+    combination_changed = any(change.get("field") in DeviceModelCombination._fields for change in changes)
+    return combination_changed or (loaded.at is not None and loaded.at >= stored.fetched_at)
 
 
 def _held_by_load_failure(case: Case, entry: CplEntry | None) -> bool:
