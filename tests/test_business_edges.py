@@ -968,3 +968,15 @@ def test_a_case_that_loaded_an_image_hash_correction_is_not_told_the_entry_chang
     assert world.case(315).state.value == "loaded"
     [card] = entry_changed_cards(world)
     assert "changed: case 316" in card
+
+
+def test_a_supplier_named_loosely_is_kept_under_the_registers_name(world: CplWorld) -> None:
+    """'amberline  energy' is authorised (names compare loosely); the case and its runs' keys keep
+    'Amberline Energy', so lists and `runs --key` show one supplier, not two."""
+    world.notify("2026-11-20T08:00:00Z", 317, supplier="amberline  energy")
+    case = world.case(317)
+    assert case.supplier == "Amberline Energy" and case.state.value == "awaiting_cpl"
+    assert case.notification is not None and case.notification.supplier == "amberline  energy"  # as sent
+    with bootstrap(Settings(home=world.home)) as app:
+        flows = [run.flow for run in app.parts.runs.find(key="Amberline Energy")]
+    assert "notification-intake" in flows

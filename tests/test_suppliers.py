@@ -168,3 +168,15 @@ def test_a_refused_responder_is_answered_only_from_a_domain_of_the_supplier_it_n
     domain: str, supplier: str, party_id: str, answered: bool
 ) -> None:
     assert REGISTER.answers_to(domain, supplier, party_id) is answered
+
+
+@pytest.mark.parametrize(
+    ("typed", "kept"),
+    [
+        ("bramble power", "Bramble Power"),
+        (" BRAMBLE  Power ", "Bramble Power"),
+        ("Bramble Powr", "Bramble Powr"),
+    ],
+)
+def test_a_supplier_is_kept_under_the_registers_name_when_it_has_one(typed: str, kept: str) -> None:
+    assert REGISTER.registered_name(typed) == kept

@@ -34,6 +34,12 @@ class SupplierRegister(BaseModel):
     def find(self, name: str) -> Supplier | None:
         return next((s for s in self.suppliers if names_agree(s.name, name)), None)
 
+    def registered_name(self, name: str) -> str:
+        """The register's spelling of a supplier named loosely (``bramble  power``), else ``name``:
+        what a case keeps, so that lists, filters and run keys find one supplier under one name."""
+        found = self.find(name) if name else None
+        return found.name if found is not None else name
+
     def authorisation_problems(self, notification: EmergencyNotification) -> list[str]:
         """Why this responder may not notify for this supplier; empty when it may.
 

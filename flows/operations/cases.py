@@ -69,7 +69,12 @@ class CaseOperations:
             notification = self._parse(payload)
         except BadInput as error:
             problems, supplier, responder = self._describe_rejection(error)
-            case = Case.open(response_id, at=context.now, supplier=supplier, evidence=evidence)
+            case = Case.open(
+                response_id,
+                at=context.now,
+                supplier=self._register.registered_name(supplier),
+                evidence=evidence,
+            )
             case.responder = self._answerable(responder, supplier, problems)
             case.move_to(
                 CaseState.REJECTED, at=context.now, cause="invalid notification", problems=problems,
@@ -77,8 +82,8 @@ class CaseOperations:
             )  # fmt: skip
         else:
             case = Case.open(
-                response_id, at=context.now, supplier=notification.supplier, notification=notification,
-                evidence=evidence,
+                response_id, at=context.now, supplier=self._register.registered_name(notification.supplier),
+                notification=notification, evidence=evidence,
             )  # fmt: skip
             refused = self._register.authorisation_problems(notification)
             if refused:
