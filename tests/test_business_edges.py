@@ -3,6 +3,9 @@ of the SMI. Each scenario goes through the command line, on publications made fr
 
 from __future__ import annotations
 
+import email
+import email.message
+import email.policy
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -823,3 +826,157 @@ def test_a_date_added_that_is_no_date_does_not_hold_back_an_emergency_entry(worl
     assert len(told) == 1 and "31/02/2026" in told[0]
     world.publish("2026-11-21T09:05:00Z", [entry(date_added="2026-02-28")], "21 November 2026 09:00")
     assert len([card for card in world.cards() if "could not be read" in card]) == 1
+
+
+def loaded_mail(world: CplWorld, response_id: int) -> tuple[str, str]:
+    """The text and HTML bodies of the "you may start" e-mail of a case."""
+    return mail_bodies(world, f"mail_loaded_{response_id}-")
+
+
+def mail_bodies(world: CplWorld, name_start: str) -> tuple[str, str]:
+    """The text and HTML bodies of the one e-mail whose file name starts with ``name_start``."""
+    [path] = (world.home / "outbox" / "mail").glob(f"{name_start}*.eml")
+    message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+    assert isinstance(message, email.message.EmailMessage)
+    text, html = message.get_body(("plain",)), message.get_body(("html",))
+    assert text is not None and html is not None
+    return text.get_content(), html.get_content()
+
+
+def test_the_loaded_email_names_what_an_operator_accepted_over_the_notification(world: CplWorld) -> None:
+    """The supplier notified firmware 01020012, SECAS listed 01020011 and an operator accepted it: the
+    supplier must not read that what was loaded is what it notified."""
+    world.notify("2026-11-20T08:00:00Z", 302, new_firmware_version="01020012")
+    world.publish("2026-11-20T09:05:00Z", [entry()], "20 November 2026 09:00")
+    assert world.cli(
+        "2026-11-20T09:30:00Z", "cases", "decide", "302", "--accept", "--reason", "SECAS: 01020011 is right",
+        "--operator", "Olu",
+    ) == 0  # fmt: skip
+    text, html = loaded_mail(world, 302)
+    assert "Firmware version: you notified 01020012; loaded 01020011" in text
+    assert "checked it against your notification and loaded" not in text
+    assert "you notified <strong>01020012</strong>;\nloaded <strong>01020011</strong>" in html
+
+
+def test_the_loaded_email_names_an_accepted_difference_outside_the_combination(world: CplWorld) -> None:
+    world.notify("2026-11-20T08:00:00Z", 304)
+    world.publish("2026-11-20T09:05:00Z", [entry(image_hash="5" * 64)], "20 November 2026 09:00")
+    notified = world.case(304).notification
+    assert notified is not None and notified.image_hash
+    assert world.cli(
+        "2026-11-20T09:30:00Z", "cases", "decide", "304", "--accept", "--reason", "SECAS: rebuilt image",
+        "--operator", "Olu",
+    ) == 0  # fmt: skip
+    text, _ = loaded_mail(world, 304)
+    assert f"Image hash: you notified {notified.image_hash}; the CPL entry has {'5' * 64}" in text
+    assert "Firmware version: you notified" not in text
+
+
+def test_the_loaded_email_of_a_case_loaded_as_notified_lists_no_difference(world: CplWorld) -> None:
+    world.notify("2026-11-20T08:00:00Z", 303)
+    world.publish("2026-11-20T09:05:00Z", [entry()], "20 November 2026 09:00")
+    text, html = loaded_mail(world, 303)
+    assert "We have checked it against your notification and loaded this device model" in text
+    assert "you notified" not in text and "you notified" not in html
+
+
+def test_an_operators_reason_for_a_rejection_stays_out_of_the_run_history(world: CplWorld) -> None:
+    """ARCHITECTURE: who decided and why stay in the timeline. The reason is free text (here a telephone
+    number): the case, the console and the supplier's e-mail have it, no run record does."""
+    reason = "Priya on 07700 900123 says the build is withdrawn"
+    world.notify("2026-11-20T08:00:00Z", 305, new_firmware_version="01020012")
+    world.publish("2026-11-20T09:05:00Z", [entry()], "20 November 2026 09:00")
+    assert world.cli(
+        "2026-11-20T09:30:00Z", "cases", "decide", "305", "--reject", "--reason", reason, "--operator", "Olu",
+    ) == 0  # fmt: skip
+    case = world.case(305)
+    assert (case.state.value, case.problems) == ("rejected", [f"rejected by DCC: {reason}"])
+    with bootstrap(Settings(home=world.home)) as app:
+        runs = list(app.parts.runs.find(key="305"))
+    [decided] = [run for run in runs if run.flow == "case-decision"]
+    assert decided.actions["decision"].outputs["problems"] == [
+        "rejected by DCC (the operator's reason is in the case's timeline)"
+    ]
+    assert all("07700" not in run.model_dump_json() for run in runs)
+    text, _ = mail_bodies(world, "mail_rejected-by-operator_305-")
+    assert reason in text
+
+
+@pytest.mark.parametrize(
+    ("answers", "problem"),
+    [
+        ({"planned_start": "30/11/2026"}, "planned_start: is not a date (like 2026-11-30): '30/11/2026'"),
+        (
+            {"supplier_party_id": "90-B3-D5-1F-30-01-00-12"},
+            "supplier_party_id: 90-B3-D5-1F-30-01-00-12 is not the SEC party id registered for "
+            "Amberline Energy",
+        ),
+    ],
+)
+def test_a_registered_suppliers_refused_notification_is_answered_naming_each_problem(
+    world: CplWorld, answers: dict[str, str], problem: str
+) -> None:
+    """A typo in a date or the party id: the supplier hears why, to correct it and submit again."""
+    assert world.notify("2026-11-20T08:00:00Z", 306, **answers) == 0
+    assert world.case(306).state.value == "rejected"
+    text, _ = mail_bodies(world, "mail_acknowledge_306-")
+    assert "We could not accept your notification" in text and f"  - {problem}\n" in text
+
+
+@pytest.mark.parametrize("answers", [{"planned_start": "30/11/2026"}, {}])
+def test_a_stranger_hears_nothing_valid_form_or_not(world: CplWorld, answers: dict[str, str]) -> None:
+    assert world.notify("2026-11-20T08:00:00Z", 307, responder="mallory@free-mail.example", **answers) == 0
+    assert world.case(307).state.value == "rejected"
+    assert world.mails() == []
+
+
+def test_a_refused_notification_whose_responder_is_the_invalid_field_is_not_answered(world: CplWorld) -> None:
+    assert world.notify("2026-11-20T08:00:00Z", 308, responder="priya@amberline-energy.example.") == 0
+    assert world.case(308).state.value == "rejected"
+    assert world.mails() == []
+
+
+def entry_changed_cards(world: CplWorld) -> list[str]:
+    return [card for card in world.cards() if "CPL entry S1-000316 changed: case" in card]
+
+
+def test_a_case_that_loaded_the_corrected_entry_is_not_told_the_entry_changed(world: CplWorld) -> None:
+    """SECAS corrects S1-000316's firmware to what case 313 notified: 313 loads it in that sync, while
+    314 loaded the entry as it was. Only 314's SMI record is not what SECAS lists now."""
+    world.notify("2026-11-20T08:00:00Z", 313, new_firmware_version="01020012")
+    world.notify("2026-11-20T08:00:00Z", 314)
+    world.publish("2026-11-20T09:05:00Z", [entry()], "20 November 2026 09:00")
+    assert (world.case(313).state.value, world.case(314).state.value) == ("needs_attention", "loaded")
+    world.publish("2026-11-21T09:05:00Z", [entry(firmware_version="01020012")], "21 November 2026 09:00")
+    assert world.case(313).state.value == "loaded"
+    [card] = entry_changed_cards(world)
+    assert "changed: case 314" in card
+    assert not [step for step in world.case(313).timeline if step.cause.startswith("SECAS changed")]
+    assert [step for step in world.case(314).timeline if step.cause.startswith("SECAS changed")]
+
+
+def test_a_case_that_loaded_an_image_hash_correction_is_not_told_the_entry_changed(world: CplWorld) -> None:
+    """Only the image hash changes, so the combination is the same before and after: the case that
+    loaded once the corrected listing was kept (315) is left out; one loaded before (316) is told."""
+    notified = "4EA21ED919D2E75C52D1D84B0192E08314FAB5627E8412BC64AA7674C2311E13"
+    assert entry()["image_hash"] == notified
+    world.notify("2026-11-20T08:00:00Z", 315)
+    world.notify("2026-11-20T08:00:00Z", 316, image_hash="")
+    world.publish("2026-11-20T09:05:00Z", [entry(image_hash="5" * 64)], "20 November 2026 09:00")
+    assert (world.case(315).state.value, world.case(316).state.value) == ("needs_attention", "loaded")
+    world.publish("2026-11-21T09:05:00Z", [entry()], "21 November 2026 09:00")
+    assert world.case(315).state.value == "loaded"
+    [card] = entry_changed_cards(world)
+    assert "changed: case 316" in card
+
+
+def test_a_supplier_named_loosely_is_kept_under_the_registers_name(world: CplWorld) -> None:
+    """'amberline  energy' is authorised (names compare loosely); the case and its runs' keys keep
+    'Amberline Energy', so lists and `runs --key` show one supplier, not two."""
+    world.notify("2026-11-20T08:00:00Z", 317, supplier="amberline  energy")
+    case = world.case(317)
+    assert case.supplier == "Amberline Energy" and case.state.value == "awaiting_cpl"
+    assert case.notification is not None and case.notification.supplier == "amberline  energy"  # as sent
+    with bootstrap(Settings(home=world.home)) as app:
+        flows = [run.flow for run in app.parts.runs.find(key="Amberline Energy")]
+    assert "notification-intake" in flows

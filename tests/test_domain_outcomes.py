@@ -194,3 +194,41 @@ def test_an_entry_whose_model_differs_from_its_predecessor_shows_both_difference
         "model on this CPL); S1-000143 (firmware 01020003) is another device model: hardware_version 0003 "
         "not 0004'",
     ]
+
+
+def with_entry(published: CplPublication, like: str, **fields: object) -> CplPublication:
+    """A publication with one more entry, a copy of ``like`` with some fields changed, listed last."""
+    entry = CplEntry.model_validate({**published.by_id()[like].model_dump(), **fields})
+    return published.model_copy(update={"entries": (*published.entries, entry)})
+
+
+def test_one_reference_covering_two_models_pairs_each_case_with_its_own_model() -> None:
+    # One SECAS request (S1-000316's reference) covers the GSME and an ESME on the same new firmware;
+    # the ESME entry is listed after the GSME's. File order must not pair the GSME case with it.
+    esme = {"entry_id": "S1-000321", "device_type": "ESME", "model_id": "F4000002", "image_hash": "D5" * 32}
+    published = with_entry(publication("20"), "S1-000316", **esme)
+    gsme = assess(notification("1"), published)
+    assert gsme.entry is not None and gsme.entry.entry_id == "S1-000316"
+    assert gsme.outcome is Outcome.READY
+    case_esme = changed("1", device_type="ESME", model_id="F4000002", image_hash="D5" * 32)
+    paired = assess(case_esme, published).entry
+    assert paired is not None and paired.entry_id == "S1-000321"
+
+
+def test_under_one_reference_the_notified_model_wins_over_the_notified_firmware() -> None:
+    # The reference's entry for the notified model lists other firmware; another model's lists the
+    # notified one. The case is this model's: its firmware difference is what an operator must see.
+    published = relisted_20("S1-000316", firmware_version="01020012")
+    other_model = {"entry_id": "S1-000321", "device_type": "ESME", "model_id": "F4000002"}
+    published = with_entry(published, "S1-000316", firmware_version="01020011", **other_model)
+    result = assess(notification("1"), published)
+    assert result.entry is not None and result.entry.entry_id == "S1-000316"
+    assert [d.field for d in result.differences] == ["firmware_version"]
+
+
+def relisted_20(entry_id: str, **fields: object) -> CplPublication:
+    """The first publication with some fields of one entry changed."""
+    published = publication("20")
+    entry = CplEntry.model_validate({**published.by_id()[entry_id].model_dump(), **fields})
+    entries = tuple(entry if e.entry_id == entry_id else e for e in published.entries)
+    return published.model_copy(update={"entries": entries})

@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import json
 import logging
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -21,9 +22,11 @@ from adapters.forms import (
     notification_from_list_item,
     notification_from_response,
 )
+from adapters.outbox.mail import recipients
 from flows.domain.case import Case
 from flows.domain.cpl import CplEntry
 from flows.domain.notification import EmergencyNotification, max_length
+from flows.errors import BadInput
 from flows.messages import MessageTemplates
 from tests.support.form_samples import FORM, LIST_ITEMS, QUESTION_ID, RESPONSES, SAMPLES
 
@@ -513,3 +516,33 @@ def test_a_markdown_link_in_a_name_does_not_become_a_link_in_a_card(templates: M
     rendered = json.dumps(card, ensure_ascii=False)
     assert "](" not in rendered
     assert "[Approve the load]\u200b(https://evil.example/approve)" in rendered
+
+
+@pytest.mark.parametrize(
+    ("address", "problem"),
+    [
+        ("tom.okafor@bramblepower.example.", "the domain begins or ends with a dot, or has two together"),
+        ("tom@bramble..example", "the domain begins or ends with a dot, or has two together"),
+        (
+            "tom..okafor@bramblepower.example",
+            "the part before the @ begins or ends with a dot, or has two together",
+        ),
+        (".tom@bramblepower.example", "the part before the @ begins or ends with a dot, or has two together"),
+        ("tom.@bramblepower.example", "the part before the @ begins or ends with a dot, or has two together"),
+        (
+            "t\u00f6m.@bramblepower.example",
+            "the part before the @ begins or ends with a dot, or has two together",
+        ),
+    ],
+)
+def test_a_responder_the_outbox_could_not_write_to_is_refused_at_intake(address: str, problem: str) -> None:
+    """The same parse as the outbox's: accepted, the case would load and its supplier never be told."""
+    payload = response()
+    payload["responder"] = address
+
+    error = rejection(payload)
+
+    assert reasons(error) == {"responder": f"is not one e-mail address: {problem}"}
+    assert all(address not in problem.reason for problem in error.problems)
+    with pytest.raises(BadInput, match=re.escape(f"recipient 1 of 1 is not one e-mail address: {problem}")):
+        recipients([address])

@@ -149,3 +149,34 @@ def test_a_wrongly_shaped_register_is_placed_by_json_path(tmp_path: Path) -> Non
 def test_an_empty_register_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ReferenceFileError, match="no suppliers"):
         load_supplier_register(register_file(tmp_path, []))
+
+
+@pytest.mark.parametrize(
+    ("domain", "supplier", "party_id", "answered"),
+    [
+        ("bramblepower.example", "Bramble Power", "", True),
+        ("OPS.BramblePower.example.", "bramble power", "", True),  # as authorisation compares them
+        ("bramblepower.example", "Bramble Powr", "90-b3-d5-1f-30-01-00-02", True),  # by the party id
+        ("bramblepower.example", "Cobalt Supply Co", "90-B3-D5-1F-30-01-00-02", True),
+        ("bramblepower.example", "Bramble Powr", "", False),
+        ("bramblepower.example", "Cobalt Supply Co", "90-B3-D5-1F-30-01-00-03", False),
+        ("free-mail.example", "Bramble Power", "90-B3-D5-1F-30-01-00-02", False),  # a stranger
+        ("bramblepower.example.evil.example", "Bramble Power", "", False),
+    ],
+)
+def test_a_refused_responder_is_answered_only_from_a_domain_of_the_supplier_it_names(
+    domain: str, supplier: str, party_id: str, answered: bool
+) -> None:
+    assert REGISTER.answers_to(domain, supplier, party_id) is answered
+
+
+@pytest.mark.parametrize(
+    ("typed", "kept"),
+    [
+        ("bramble power", "Bramble Power"),
+        (" BRAMBLE  Power ", "Bramble Power"),
+        ("Bramble Powr", "Bramble Powr"),
+    ],
+)
+def test_a_supplier_is_kept_under_the_registers_name_when_it_has_one(typed: str, kept: str) -> None:
+    assert REGISTER.registered_name(typed) == kept

@@ -8,17 +8,13 @@ import re
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from email import policy
-from email.errors import HeaderParseError
 from email.header import Header
-from email.headerregistry import Address
 from email.mime.multipart import MIMEMultipart
 from email.mime.text import MIMEText
 from email.parser import BytesParser
 from email.utils import format_datetime, formataddr, getaddresses, parseaddr
 from pathlib import Path
 from typing import TYPE_CHECKING
-
-import idna
 
 from adapters.outbox.folder import OutboxFolder
 from adapters.outbox.mime import (
@@ -29,6 +25,7 @@ from adapters.outbox.mime import (
     header_for_compat32,
     make_boundary,
 )
+from flows.domain.addresses import NotAnAddress, addr_spec
 from flows.errors import BadInput
 from flows.ports import OutgoingEmail
 
@@ -42,7 +39,6 @@ _FALLBACK_DOMAIN = "cpl-bridge.invalid"
 # one; its parser (some 30 microseconds an address) is for the rest.
 _ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
 _PLAIN_ADDRESS = re.compile(rf"{_ATEXT}(?:\.{_ATEXT})*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*")
-_NON_ASCII = re.compile(r"[^\x00-\x7f]")
 
 
 class OutboxMailer:
@@ -157,29 +153,10 @@ def recipients(addresses: Sequence[str]) -> str:
 
 def _addr_spec(given: str, where: str) -> str:
     """One recipient as the email package reads and writes it; ``BadInput`` naming ``where`` if it cannot."""
-    local, at, domain = given.rpartition("@")
-    if at and not domain.isascii():
-        try:
-            domain = idna.encode(domain, uts46=True).decode("ascii")
-        except idna.IDNAError as error:
-            raise BadInput(f"{where}: the domain is not a valid international domain name") from error
-    utf8 = bool(at) and not local.isascii()
-    if utf8 and not all(character.isprintable() for character in local):
-        raise BadInput(f"{where}: the part before the @ has a control, format or space character")
-    # RFC 6532 lets any UTF-8 character stand where ASCII's atext does; the email package's parser, which
-    # refuses them (NonASCIILocalPartDefect), checks the rest of the address with a letter in their place.
-    stand_in = _NON_ASCII.sub("x", local) if utf8 else local
     try:
-        address = Address(addr_spec=f"{stand_in}{at}{domain}")
-    except (ValueError, IndexError, HeaderParseError) as error:  # what the email package's parser raises
-        raise BadInput(f"{where} is not one e-mail address (name@domain, without a display name)") from error
-    if not address.username or not address.domain:
-        raise BadInput(f"{where} is not one e-mail address (name@domain, without a display name)")
-    if not utf8:
-        return address.addr_spec
-    if address.addr_spec != f"{stand_in}@{domain}":  # the package would write it otherwise (quoted)
-        raise BadInput(f"{where} is not one e-mail address (name@domain, without a display name)")
-    return f"{local}@{domain}"
+        return addr_spec(given)
+    except NotAnAddress as error:
+        raise BadInput(error.naming(where)) from error
 
 
 def _stored_message_id(path: Path) -> str:

@@ -55,6 +55,8 @@ class LoadedAs(NamedTuple):
     combination: DeviceModelCombination
     accepted: tuple[str, ...]
     """The differences from the notification an operator had accepted for the load (none, mostly)."""
+    at: datetime | None = None
+    """When the load (or the following of a re-issue) was recorded."""
 
 
 class IllegalTransition(ValueError):
@@ -88,6 +90,9 @@ class Case(BaseModel):
     state: CaseState
     supplier: str = ""
     notification: EmergencyNotification | None = None
+    responder: str = ""
+    """Where to write about a notification that could not be read (``notification`` None), when its
+    responder may be told why (``SupplierRegister.answers_to``); empty otherwise."""
     cpl_entry_id: str | None = None
     problems: list[str] = Field(default_factory=list)
     opened_at: datetime
@@ -187,6 +192,7 @@ class Case(BaseModel):
                 entry_id if isinstance(entry_id, str) else "",
                 combination,
                 tuple(str(line) for line in accepted) if isinstance(accepted, list) else (),
+                step.at,
             )
         return None
 

@@ -18,13 +18,18 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from flows.domain.case import Case, CaseState
-from flows.domain.matching import entry_not_loadable
+from flows.domain.cpl import CplEntry, CplPublication, DeviceModelCombination
+from flows.domain.matching import Agreement, FieldVerdict, assess_entry, entry_not_loadable
 
 MAX_REASON = 1000
 ACCEPTED = "an operator accepted the differences"
 RECHECK_ASKED = "an operator asked for a re-check"
 REJECTED_BY_OPERATOR = "an operator rejected the notification"
 DECISION_CAUSES = frozenset({ACCEPTED, RECHECK_ASKED, REJECTED_BY_OPERATOR})
+REJECTED_BY_DCC = "rejected by DCC"
+"""The problem an operator's rejection gives a case, before its reason (``rejected by DCC: <reason>``)."""
+REASON_IN_TIMELINE = f"{REJECTED_BY_DCC} (the operator's reason is in the case's timeline)"
+"""What a run's history keeps in its place (``problems_for_runs``)."""
 
 
 class DecisionKind(StrEnum):
@@ -106,7 +111,7 @@ def record_decision(case: Case, decision: Decision, *, at: datetime) -> bool:
         "reason": decision.reason,
     }
     if decision.kind is DecisionKind.REJECT:
-        rejected = [f"rejected by DCC: {decision.reason}"]
+        rejected = [f"{REJECTED_BY_DCC}: {decision.reason}"]
         case.move_to(
             CaseState.REJECTED, at=at, cause=REJECTED_BY_OPERATOR, evidence=evidence, problems=rejected
         )
@@ -138,6 +143,48 @@ def accepted_differences(case: Case) -> list[str] | None:
             accepted = entry.evidence.get("accepted_problems")
             return list(accepted) if isinstance(accepted, list) else None
     return None
+
+
+def problems_for_runs(case: Case) -> list[str]:
+    """A case's problems as a run's history may keep them: an operator's reason for a rejection stays
+    in the timeline with who gave it (free text, which may name a person or a telephone number; the
+    console and the supplier's e-mail read it from the case, not from a run).
+    """
+    if case.state is CaseState.REJECTED and any(
+        step.to_state is CaseState.REJECTED and step.cause == REJECTED_BY_OPERATOR for step in case.timeline
+    ):
+        return [REASON_IN_TIMELINE]
+    return list(case.problems)
+
+
+def accepted_verdicts(
+    case: Case, entry: CplEntry | None, publication: CplPublication
+) -> tuple[FieldVerdict, ...]:
+    """How what a loaded case loaded differs from its notification, as an operator accepted it: one
+    verdict per field, ``notified`` what the supplier notified and ``published`` what was loaded (or,
+    for a field outside the combination, what the CPL entry lists). Empty for a case loaded as notified.
+
+    For the supplier, told it may start: the firmware it upgrades to may not be the one it notified.
+    The combination's fields come from the load's record in the timeline (``Case.loaded_as``); the
+    others (image hash, S1SP...) from comparing the notification with ``entry`` again, each kept only
+    when it is one the operator accepted.
+    """
+    loaded = case.loaded_as()
+    notification = case.notification
+    if loaded is None or not loaded.accepted or notification is None:
+        return ()
+    shown = {
+        field: FieldVerdict(field=field, notified=notified, published=was_loaded, agreement=Agreement.DIFFERS)
+        for field, notified, was_loaded in zip(
+            DeviceModelCombination._fields, notification.dmc, loaded.combination, strict=True
+        )
+        if notified != was_loaded
+    }
+    if entry is not None:
+        for verdict in assess_entry(notification, entry, publication).differences:
+            if verdict.describe() in loaded.accepted:
+                shown.setdefault(verdict.field, verdict)
+    return tuple(shown.values())
 
 
 def _past(kind: DecisionKind) -> str:

@@ -40,6 +40,7 @@ from pydantic import (
     field_validator,
 )
 
+from flows.domain.addresses import addr_spec
 from flows.domain.cpl import DeviceModel, DeviceModelCombination
 from flows.domain.identifiers import (
     ORDINARY_WHITE_SPACE,
@@ -221,6 +222,9 @@ def _email(value: str) -> str:
             )
     if not _EMAIL.fullmatch(value):
         raise ValueError("is not an e-mail address")
+    # The outbox's own parse: an address it cannot write (``name.@x``, ``name@x.example.``) would open
+    # a case whose supplier can never be told anything.
+    addr_spec(value)
     return value
 
 

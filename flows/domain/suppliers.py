@@ -34,6 +34,12 @@ class SupplierRegister(BaseModel):
     def find(self, name: str) -> Supplier | None:
         return next((s for s in self.suppliers if names_agree(s.name, name)), None)
 
+    def registered_name(self, name: str) -> str:
+        """The register's spelling of a supplier named loosely (``bramble  power``), else ``name``:
+        what a case keeps, so that lists, filters and run keys find one supplier under one name."""
+        found = self.find(name) if name else None
+        return found.name if found is not None else name
+
     def authorisation_problems(self, notification: EmergencyNotification) -> list[str]:
         """Why this responder may not notify for this supplier; empty when it may.
 
@@ -53,3 +59,16 @@ class SupplierRegister(BaseModel):
         if domain not in supplier.email_domains:
             problems.append(f"responder: e-mail domain {domain!r} is not registered for {supplier.name}")
         return problems
+
+    def answers_to(self, domain: str, supplier: str, party_id: str = "") -> bool:
+        """Whether DCC may tell a responder of this e-mail ``domain`` why its notification was refused:
+        the domain is registered for the supplier named, or for the one whose SEC party id was given.
+
+        Wider than ``authorisation_problems``: a registered supplier's typo (a date, a party id) is
+        answered, so that it can correct and submit again; a stranger learns nothing from DCC.
+        """
+        domain = domain.casefold().rstrip(".")
+        named = self.find(supplier) if supplier else None
+        party = normalise_identifier(party_id) if party_id else ""
+        by_party = next((s for s in self.suppliers if party and s.party_id == party), None)
+        return any(found is not None and domain in found.email_domains for found in (named, by_party))

@@ -8,15 +8,16 @@ from collections.abc import Callable, Mapping
 from datetime import timedelta
 from typing import Any
 
+from flows.domain.addresses import NotAnAddress, addr_spec
 from flows.domain.case import NOT_LOADABLE, Case, CaseState, LoadedAs, TimelineEntry
 from flows.domain.cpl import CplEntry, CplPublication, DeviceModelCombination
-from flows.domain.decisions import DECISION_CAUSES, accepted_differences, find_decision
+from flows.domain.decisions import DECISION_CAUSES, accepted_differences, find_decision, problems_for_runs
 from flows.domain.matching import Outcome, assess, assess_reissue, entry_not_loadable
 from flows.domain.notification import EmergencyNotification
 from flows.domain.suppliers import SupplierRegister
 from flows.engine.registry import ActionContext
 from flows.errors import BadInput, TransientError
-from flows.ports import CaseStore, ConcurrencyConflict, PublicationStore
+from flows.ports import CaseStore, ConcurrencyConflict, PublicationStore, StoredPublication
 
 ESCALATED = "escalated: waited past the limit"
 LOAD_FAILED = "loading into the SMI failed"
@@ -33,7 +34,7 @@ def case_summary(case: Case) -> dict[str, Any]:
         "state": case.state.value,
         "supplier": case.supplier,
         "cpl_entry_id": case.cpl_entry_id,
-        "problems": list(case.problems),
+        "problems": problems_for_runs(case),
     }
 
 
@@ -67,16 +68,22 @@ class CaseOperations:
         try:
             notification = self._parse(payload)
         except BadInput as error:
-            problems, supplier, _ = self._describe_rejection(error)
-            case = Case.open(response_id, at=context.now, supplier=supplier, evidence=evidence)
+            problems, supplier, responder = self._describe_rejection(error)
+            case = Case.open(
+                response_id,
+                at=context.now,
+                supplier=self._register.registered_name(supplier),
+                evidence=evidence,
+            )
+            case.responder = self._answerable(responder, supplier, problems)
             case.move_to(
                 CaseState.REJECTED, at=context.now, cause="invalid notification", problems=problems,
                 evidence=evidence,
             )  # fmt: skip
         else:
             case = Case.open(
-                response_id, at=context.now, supplier=notification.supplier, notification=notification,
-                evidence=evidence,
+                response_id, at=context.now, supplier=self._register.registered_name(notification.supplier),
+                notification=notification, evidence=evidence,
             )  # fmt: skip
             refused = self._register.authorisation_problems(notification)
             if refused:
@@ -94,12 +101,24 @@ class CaseOperations:
         created = context is not None and opened_by == context.idempotency_key
         return {**case_summary(case), "created": created, "authorised": self._authorised(case)}
 
-    @staticmethod
-    def _authorised(case: Case) -> bool:
-        """A rejection the responder should hear about: they are who they say they are."""
-        return case.notification is not None and not any(
-            problem.startswith(("responder:", "supplier:", "supplier_party_id:")) for problem in case.problems
-        )
+    def _authorised(self, case: Case) -> bool:
+        """Whether the responder hears back: an acknowledgement, or a rejection naming each problem
+        when the responder's domain is registered for the supplier it named or whose party id it gave
+        (``SupplierRegister.answers_to``). A stranger is not answered."""
+        n = case.notification
+        if n is None:
+            return bool(case.responder)
+        return self._register.answers_to(n.responder_domain, n.supplier, n.supplier_party_id)
+
+    def _answerable(self, responder: str, supplier: str, problems: list[str]) -> str:
+        """The responder of a notification that could not be read, when it may be told why; else ""."""
+        if any(problem.startswith("responder:") for problem in problems):
+            return ""
+        try:
+            addr_spec(responder)  # the outbox could not write to it
+        except NotAnAddress:
+            return ""
+        return responder if self._register.answers_to(responder.rpartition("@")[2], supplier) else ""
 
     def candidates(
         self, context: ActionContext, response_id: str | None = None, entry_id: str | None = None
@@ -426,11 +445,22 @@ class CaseOperations:
     ) -> dict[str, Any]:
         """Loaded cases paired with an entry whose identifying fields changed: each notes what changed in
         its timeline (once per publication), and is returned for the operators to be told. Nothing is
-        withdrawn or loaded: the SMI holds what was loaded, and a person decides what follows."""
+        withdrawn or loaded: the SMI holds what was loaded, and a person decides what follows.
+
+        A case that loaded the entry as changed is left out: SECAS corrected the entry to what it
+        notified, and it loaded then (``_loaded_as_changed``); the SMI holds what SECAS now lists."""
         fields = ", ".join(f"{change['field']} {change['old']!r} -> {change['new']!r}" for change in changes)
         cause = f"SECAS changed CPL entry {entry_id}: {fields}"
+        stored = self._publications.get(publication)
+        changed = stored.publication.by_id().get(entry_id) if stored else None
         ids = []
         for case in self._cases.paired_with(entry_id, [CaseState.LOADED]):
+            if (
+                stored is not None
+                and changed is not None
+                and _loaded_as_changed(case, changed, stored, changes)
+            ):
+                continue
             noted = any(
                 step.cause == cause and step.evidence.get("publication") == publication
                 for step in case.timeline
@@ -559,6 +589,21 @@ def _on_epcl(
 def _fingerprint(entry: Mapping[str, Any]) -> str:
     """A CPL entry as assessed (``CplEntry.model_dump(mode="json")``), in 16 hex digits."""
     return hashlib.sha256(json.dumps(entry, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _loaded_as_changed(
+    case: Case, entry: CplEntry, stored: StoredPublication, changes: list[dict[str, Any]]
+) -> bool:
+    """Whether a case loaded ``entry`` as ``stored`` lists it after ``changes``: the combination it
+    loaded is the entry's new one, and either a field of the combination changed (so the old listing
+    could not have been what it loaded) or it loaded once that publication was kept (an image hash,
+    S1SP or reference change leaves the combination as it was). A case loaded before its combination
+    was recorded is told, as before."""
+    loaded = case.loaded_as()
+    if loaded is None or loaded.combination != entry.dmc:
+        return False
+    combination_changed = any(change.get("field") in DeviceModelCombination._fields for change in changes)
+    return combination_changed or (loaded.at is not None and loaded.at >= stored.fetched_at)
 
 
 def _held_by_load_failure(case: Case, entry: CplEntry | None) -> bool:

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 from flows.domain.case import Case
+from flows.domain.decisions import accepted_verdicts
 from flows.engine.registry import ActionContext
 from flows.errors import BadInput
 from flows.messages import MessageTemplates
@@ -38,8 +39,8 @@ class MessagingOperations:
     ) -> dict[str, Any]:
         """E-mail the responder of a case, rendered from a template; once per idempotency key."""
         case = self._case(response_id)
-        responder = case.notification.responder if case.notification else None
-        if responder is None:
+        responder = case.notification.responder if case.notification else case.responder
+        if not responder:
             raise BadInput(f"case {response_id} has no responder address to write to")
         email = self._templates.email(
             template,
@@ -81,5 +82,8 @@ class MessagingOperations:
         if case.cpl_entry_id and (stored := self._publications.latest()) is not None:
             entry = stored.publication.by_id().get(case.cpl_entry_id)
             values["entry"] = entry.model_dump(mode="json") if entry else None
+            # What an operator accepted for the load: the supplier is told it loaded other than notified.
+            accepted = accepted_verdicts(case, entry, stored.publication)
+            values["accepted"] = [verdict.model_dump(mode="json") for verdict in accepted]
         values.update(extra or {})
         return values
