@@ -921,6 +921,7 @@ def test_a_registered_suppliers_refused_notification_is_answered_naming_each_pro
     assert world.case(306).state.value == "rejected"
     text, _ = mail_bodies(world, "mail_acknowledge_306-")
     assert "We could not accept your notification" in text and f"  - {problem}\n" in text
+    assert any("The supplier is told why by e-mail" in card for card in world.cards())
 
 
 @pytest.mark.parametrize("answers", [{"planned_start": "30/11/2026"}, {}])
@@ -928,6 +929,8 @@ def test_a_stranger_hears_nothing_valid_form_or_not(world: CplWorld, answers: di
     assert world.notify("2026-11-20T08:00:00Z", 307, responder="mallory@free-mail.example", **answers) == 0
     assert world.case(307).state.value == "rejected"
     assert world.mails() == []
+    [card] = world.cards()  # the operators are not told the stranger heard why
+    assert "The responder is not answered" in card and "told why" not in card
 
 
 def test_a_refused_notification_whose_responder_is_the_invalid_field_is_not_answered(world: CplWorld) -> None:
