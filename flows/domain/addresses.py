@@ -48,6 +48,11 @@ def addr_spec(given: str) -> str:
     """
     if _PLAIN_ADDRESS.fullmatch(given) is not None:
         return given
+    return _parsed(given)
+
+
+def _parsed(given: str) -> str:
+    """``addr_spec`` by the email package's parser alone (what the fast path must agree with)."""
     local, at, domain = given.rpartition("@")
     if at and not domain.isascii():
         try:
