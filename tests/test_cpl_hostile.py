@@ -27,6 +27,7 @@ from adapters.secas.cell_span import CHUNK, scan_cell_span
 from flows.domain.cpl import CplPublication
 from flows.engine.registry import ActionContext
 from flows.operations.secas import SecasOperations
+from flows.settings import PROJECT_ROOT
 from tests.support.cpl_workbooks import STANDARD_HEADERS, synthetic_rows
 from tests.support.hostile_files import (
     ole2,
@@ -76,6 +77,25 @@ def refused(data: bytes, says: str, settings: ReaderSettings | None = None) -> C
 )
 def test_an_html_error_page_or_binary_junk_is_not_a_cpl(data: bytes, says: str) -> None:
     refused(data, says)
+
+
+def test_a_run_of_html_comments_before_a_csv_is_read_at_once() -> None:
+    """The HTML check backtracked through every split of a run of comments: 28 empty ones kept a worker
+    for minutes, and the action's time-out cannot stop a thread. In a subprocess, so that the old
+    pattern fails the test by its time-out instead of hanging the suite."""
+    script = (
+        "from adapters.secas import read_cpl\n"
+        "from adapters.secas.errors import CplFormatError\n"
+        "try:\n"
+        "    read_cpl(b'<!---->' * 200 + b'\\nEntry ID,Manufacturer\\n', name='cpl.csv')\n"
+        "except CplFormatError as error:\n"
+        "    print(error)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert "an HTML page" not in done.stdout  # comments alone do not make a page
 
 
 # 2. A truncated download
