@@ -418,6 +418,9 @@ def test_the_poison_card_names_the_command_that_puts_an_unreadable_message_back(
         assert card["body"][0]["text"] == "Queue message set aside: unreadable"
         command = facts["Put it back"].split()
         assert command[:4] == ["python", "-m", "flows", "poisoned"]
+        # From the on-call engineer's shell: the storage settings, and what the card says to add.
+        assert "BRIDGE_ALLOW_STAND_INS=true" in card["body"][1]["text"]
+        monkeypatch.delenv("BRIDGE_TEAMS_WEBHOOK_URL")
         assert main(command[3:]) == 0
         assert "1 poisoned message(s) put back" in capsys.readouterr().err
         assert messages_in(work) == 1
