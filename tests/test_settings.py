@@ -265,6 +265,25 @@ def test_the_functions_app_refuses_a_work_queue_on_another_account_than_its_trig
     assert f"{queues} (AzureWebJobsStorage)" in line
 
 
+def test_azurite_named_localhost_is_the_development_storage(
+    functions_app: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """``UseDevelopmentStorage=true`` names 127.0.0.1; a bridge given Azurite as localhost is on it too."""
+    key = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+    explicit = (
+        f"DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey={key};"
+        "QueueEndpoint=http://localhost:10001/devstoreaccount1;"
+    )
+    settings = Settings(home=tmp_path, backend="azure", storage_connection=SecretStr(explicit))
+    runtime.check_work_queue_account(settings, {"AzureWebJobsStorage": "UseDevelopmentStorage=true"})
+    other = explicit.replace("localhost:10001", "localhost:10011")
+    with pytest.raises(BadInput, match="BRIDGE_STORAGE_CONNECTION"):
+        runtime.check_work_queue_account(
+            Settings(home=tmp_path, backend="azure", storage_connection=SecretStr(other)),
+            {"AzureWebJobsStorage": "UseDevelopmentStorage=true"},
+        )
+
+
 @pytest.mark.parametrize(
     ("host", "bridge_url", "refused"),
     [
@@ -280,8 +299,17 @@ def test_the_functions_app_refuses_a_work_queue_on_another_account_than_its_trig
             "https://dccbridge.blob.core.windows.net",
             True,
         ),
+        ({"azurewebjobsstorage__accountname": "dcchost"}, "https://dccbridge.blob.core.windows.net", True),
+        (  # the scheme is no part of the account: the host's identity settings say https
+            {
+                "AzureWebJobsStorage": "DefaultEndpointsProtocol=http;AccountName=dccbridge;AccountKey=a2V5;"
+                "EndpointSuffix=core.windows.net"
+            },
+            "https://dccbridge.blob.core.windows.net",
+            False,
+        ),
     ],
-    ids=["identity-same", "identity-other", "queue-uri-same", "connection-other"],
+    ids=["identity-same", "identity-other", "queue-uri-same", "connection-other", "any-case", "http"],
 )
 def test_the_host_account_is_worked_out_from_identity_based_settings_too(
     functions_app: None,

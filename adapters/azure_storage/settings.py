@@ -166,6 +166,21 @@ def queue_endpoint(connection_string: str) -> str:
         client.close()
 
 
+def same_endpoint(one: str, other: str) -> bool:
+    """Whether two endpoints (``comparable_endpoint``s) reach the same account's service: the scheme
+    left out (the host's identity-based settings say https, a connection string may say http) and
+    ``localhost`` / ``::1`` taken for 127.0.0.1 (Azurite, as ``UseDevelopmentStorage`` names it)."""
+
+    def key(url: str) -> str:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        host = "127.0.0.1" if host in {"localhost", "::1"} else host
+        port = f":{parts.port}" if parts.port is not None else ""
+        return f"{host}{port}{parts.path}"
+
+    return key(one) == key(other)
+
+
 def comparable_endpoint(url: str) -> str:
     """A service endpoint as two spellings of it compare equal: scheme and host in lower case, the
     default port dropped, no query, no trailing slash."""

@@ -48,7 +48,12 @@ def check_work_queue_account(settings: Settings, environment: Mapping[str, str])
     """Raise ``BadInput`` when the bridge's queue endpoint is not the host's; worked out from the
     settings alone, without a request. A host account that cannot be worked out is logged, not refused:
     the host may be configured in a way this does not know."""
-    from adapters.azure_storage.settings import comparable_endpoint, queue_endpoint, service_urls
+    from adapters.azure_storage.settings import (
+        comparable_endpoint,
+        queue_endpoint,
+        same_endpoint,
+        service_urls,
+    )
 
     host = host_queue_endpoint(environment)
     if host is None:
@@ -67,7 +72,7 @@ def check_work_queue_account(settings: Settings, environment: Mapping[str, str])
             bridge = comparable_endpoint(service_urls(settings.storage_account_url)["queue_url"])
     except ValueError:
         return  # the build that follows refuses the setting itself, naming it
-    if bridge != host:
+    if not same_endpoint(bridge, host):
         raise BadInput(
             f"the bridge's work queue is on {bridge} ({setting}) but the queue triggers read {host} "
             f"({HOST_STORAGE}): what the flows queue would never run; give both the same account"
@@ -80,16 +85,18 @@ def host_queue_endpoint(environment: Mapping[str, str]) -> str | None:
     can be read."""
     from adapters.azure_storage.settings import comparable_endpoint, queue_endpoint
 
-    connection = environment.get(HOST_STORAGE)
+    # The host reads its settings without regard to case (.NET configuration): so do we.
+    environment = {name.lower(): value for name, value in environment.items() if name[:1] in "aA"}
+    connection = environment.get(HOST_STORAGE.lower())
     if connection:
         try:
             return queue_endpoint(connection)
         except ValueError:  # the host would refuse it too; its own message says more than ours could
             return None
-    uri = environment.get(f"{HOST_STORAGE}__queueServiceUri")
+    uri = environment.get(f"{HOST_STORAGE}__queueServiceUri".lower())
     if uri:
         return comparable_endpoint(uri)
-    account = environment.get(f"{HOST_STORAGE}__accountName")
+    account = environment.get(f"{HOST_STORAGE}__accountName".lower())
     if account:
         return f"https://{account.strip().lower()}.queue.core.windows.net"
     return None
