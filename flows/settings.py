@@ -130,19 +130,21 @@ class Settings(BaseSettings):
     def stand_ins(self) -> list[tuple[str, str]]:
         """The outside systems left on their local stand-ins: (the setting that replaces it, what it is).
 
-        The supplier register and form definition count while they are the samples shipped with the
-        code: made-up suppliers and questions.
+        The supplier register and form definition count while they are the sample files shipped with
+        the code: made-up suppliers and questions.
         """
-        samples = SAMPLES.resolve()
+        # The shipped files themselves, not the folder: a deployment may keep its own files there.
+        sample_register = (SAMPLES / "suppliers.json").resolve()
+        sample_form = (SAMPLES / "forms" / "form-definition.json").resolve()
         left = [
             ("BRIDGE_SMI_URL", "the SMI") if not self.smi_url else None,
             ("BRIDGE_GRAPH_MAILBOX", "supplier mail") if not self.graph_mailbox else None,
             ("BRIDGE_TEAMS_WEBHOOK_URL", "Teams") if self.teams_webhook_url is None else None,
             ("BRIDGE_SUPPLIERS", "the supplier register")
-            if self.suppliers.resolve().is_relative_to(samples)
+            if self.suppliers.resolve() == sample_register
             else None,
             ("BRIDGE_FORM_DEFINITION", "the form definition")
-            if self.form_definition.resolve().is_relative_to(samples)
+            if self.form_definition.resolve() == sample_form
             else None,
         ]
         return [stand_in for stand_in in left if stand_in is not None]

@@ -166,6 +166,14 @@ def test_on_azure_a_system_left_on_its_stand_in_is_refused_naming_the_settings_t
     assert "BRIDGE_SMI_URL" not in str(refused.value) and "BRIDGE_GRAPH_MAILBOX" in str(refused.value)
 
 
+def test_a_register_of_the_deployments_own_kept_beside_the_samples_is_no_stand_in(tmp_path: Path) -> None:
+    """Only the shipped sample files are stand-ins, not whatever a deployment keeps in that folder."""
+    own = PROJECT_ROOT / "samples" / f"own-register-{uuid.uuid4().hex[:8]}.json"
+    settings = Settings(home=tmp_path, backend="azure", suppliers=own)
+    assert ("BRIDGE_SUPPLIERS", "the supplier register") not in settings.stand_ins()
+    assert ("BRIDGE_FORM_DEFINITION", "the form definition") in settings.stand_ins()  # still the sample
+
+
 def test_the_misspelt_smi_setting_of_the_review_stops_the_command_on_azure(
     azurite: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
