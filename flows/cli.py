@@ -11,6 +11,7 @@ import argparse
 import getpass
 import json
 import os
+import sqlite3
 import sys
 import uuid
 from collections.abc import Sequence
@@ -22,6 +23,7 @@ from pydantic import ValidationError
 from pydantic_settings import SettingsError
 from rich.console import Console
 
+from adapters.embedded import DEFAULT_FILE_NAME, SchemaMismatch
 from flows.bootstrap import BridgeApp, bootstrap
 from flows.cli_output import (
     DownloadProgress,
@@ -262,12 +264,22 @@ def _instant(text: str) -> datetime:
 
 
 def _open(args: argparse.Namespace, clock: Clock | None = None) -> BridgeApp:
-    return bootstrap(
-        settings(args.home),
-        clock=clock or Clock(args.now),
-        on_progress=print_progress,
-        on_download=DownloadProgress(),
-    )
+    """The bridge on the command's home; a home this code cannot read is one line naming its file."""
+    try:
+        return bootstrap(
+            settings(args.home),
+            clock=clock or Clock(args.now),
+            on_progress=print_progress,
+            on_download=DownloadProgress(),
+        )
+    except SchemaMismatch as error:  # its message names the file and both versions
+        raise BadInput(f"written by a later version of the bridge: {error}") from error
+    except sqlite3.OperationalError:  # locked, or cannot be opened: not a damaged file; said as it is
+        raise
+    except sqlite3.DatabaseError as error:
+        raise BadInput(
+            f"{args.home / DEFAULT_FILE_NAME}: {error}: the home's file is damaged or is not the bridge's"
+        ) from error
 
 
 def settings(home: Path) -> Settings:

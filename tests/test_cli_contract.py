@@ -7,8 +7,9 @@ from __future__ import annotations
 import json
 import os
 import re
+import sqlite3
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
@@ -238,6 +239,35 @@ def test_a_file_given_as_the_home_is_named_as_such(
     with pytest.raises(SystemExit):
         main(["--home", str(file), "cases"])
     assert f"the home {str(file)!r} is a file, not a folder" in capsys.readouterr().err
+
+
+def test_a_home_written_by_a_later_version_is_one_line_naming_the_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """After a roll-back: a traceback, status 1, where the home's file is what the operator must see."""
+    home = tmp_path / "home"
+    with bootstrap(Settings(home=home)):
+        pass
+    with closing(sqlite3.connect(home / "bridge.sqlite3")) as connection, connection:
+        connection.execute("UPDATE schema_versions SET version = version + 1 WHERE component = 'cases'")
+    assert cli(home, "cases") == 2
+    line = one_error_line(capsys)
+    assert line.startswith(f"error: written by a later version of the bridge: {home / 'bridge.sqlite3'}: ")
+    assert "the cases tables are at schema version" in line
+
+
+def test_a_home_whose_file_is_not_a_database_is_one_line_naming_the_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "bridge.sqlite3").write_text("this is not a database, just some text to fill a page\n")
+    assert cli(home, "cases") == 2
+    line = one_error_line(capsys)
+    assert line == (
+        f"error: {home / 'bridge.sqlite3'}: file is not a database: the home's file is damaged or is not "
+        "the bridge's"
+    )
 
 
 # --- flow files --------------------------------------------------------------------------------
