@@ -342,15 +342,18 @@ def _intake(args: argparse.Namespace) -> int:
 def _sync(args: argparse.Namespace) -> int:
     with _open(args) as app:
         ERR.print(f"syncing with the CPL at {args.cpl}", markup=False)
-        app.bridge.submit(Message(type="http", flow="secas-sync", body={"location": args.cpl}))
-        return _failed(app.bridge.drain(), {"secas-sync"})
+        submitted = app.bridge.submit(Message(type="http", flow="secas-sync", body={"location": args.cpl}))
+        return _failed(app.bridge.drain(), [submitted])
 
 
-def _failed(runs: Sequence[RunRecord], flows: set[str]) -> int:
-    """1, with a line per failed action, when a run of ``flows`` (the ones the command asked for, not
-    what their events or earlier commands left queued) failed or had to handle a failure (a sync whose
-    download failed ends by telling the operators, which succeeds); 0 otherwise."""
-    runs = [run for run in runs if run.flow in flows]
+def _failed(runs: Sequence[RunRecord], submitted: Sequence[Message]) -> int:
+    """1, with a line per failed action, when a run of a message the command ``submitted`` failed or
+    had to handle a failure (a sync whose download failed ends by telling the operators, which
+    succeeds); 0 otherwise. Not the runs of the events they emitted, nor of what an earlier command
+    left queued (a sync interrupted before its download failed), which the same drain handles: those
+    are told of as they run. A message's runs have ids derived from its id (``Bridge.process``)."""
+    ours = {f"{message.message_id}-{message.flow}" for message in submitted}
+    runs = [run for run in runs if run.run_id in ours]
     failures = [(run, action) for run in runs for action in run.failed_actions()]
     for run, action in failures:
         ERR.print(f"error: {run.flow}: {action.path}: {action.error}", markup=False)
@@ -430,8 +433,10 @@ def _tick(args: argparse.Namespace) -> int:
                 raise BadInput(
                     f"{name!r} is not a scheduled check; scheduled: {', '.join(sorted(scheduled))}"
                 )
-            app.bridge.submit(Message(type="recurrence", flow=name))
-        return _failed(app.bridge.drain(), set(args.flow or scheduled))
+        submitted = [
+            app.bridge.submit(Message(type="recurrence", flow=name)) for name in args.flow or scheduled
+        ]
+        return _failed(app.bridge.drain(), submitted)
 
 
 def _cases(args: argparse.Namespace) -> int:

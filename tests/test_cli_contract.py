@@ -20,6 +20,7 @@ import pytest
 from flows.bootstrap import bootstrap
 from flows.cli import MAX_WORKERS_PER_CORE, main
 from flows.domain.case import Case
+from flows.queue_message import Message
 from flows.settings import SAMPLES, Settings
 from tests.support.cpl_workbooks import write_cpl_csv
 from tests.support.loopback import Loopback
@@ -58,6 +59,24 @@ def test_a_sync_that_worked_exits_zero_and_says_where_it_looked(
 ) -> None:
     assert cli(tmp_path / "home", "sync", "--cpl", CPL_20) == 0
     assert f"syncing with the CPL at {CPL_20}" in capsys.readouterr().err
+
+
+def test_a_sync_is_judged_by_its_own_run_not_by_one_an_earlier_command_left_queued(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A sync interrupted before its drain leaves its message queued; the next sync's drain runs it too.
+    Its failure was this one's status 1, for a CPL that was read."""
+    home = tmp_path / "home"
+    with bootstrap(Settings(home=home)) as app:
+        left = Message(type="http", flow="secas-sync", body={"location": str(tmp_path / "gone.xlsx")})
+        app.bridge.submit(left)
+    assert cli(home, "sync", "--cpl", CPL_20) == 0
+    assert "error" not in capsys.readouterr().err
+    with bootstrap(Settings(home=home)) as app:
+        earlier = app.bridge.engine.runs.get(f"{left.message_id}-secas-sync")
+        assert earlier is not None and earlier.failed_actions()  # it did run, and fail, in that drain
+    assert cli(home, "sync", "--cpl", str(tmp_path / "gone.xlsx")) == 1  # its own failure still counts
+    assert "error: secas-sync: fetch: " in one_error_line(capsys)
 
 
 def test_a_long_download_shows_its_progress(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
