@@ -14,7 +14,8 @@ import os
 import sqlite3
 import sys
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -86,6 +87,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BridgeError as error:  # a far side (Storage, Graph, the SMI) failed or refused: not the input
         ERR.print(f"error: {error}", markup=False)
         return 1
+    except KeyboardInterrupt as stop:  # what was written stays written: say what is left, not where
+        queued = stop.queued if isinstance(stop, Stopped) else None
+        if queued is None:
+            left = "what was queued stays queued, for the next command (or 'drain') to handle"
+        else:
+            left = f"{queued} message(s) stay queued, for the next command (or 'drain') to handle"
+        ERR.print(f"stopped (Ctrl-C): {left}", markup=False)
+        return 130  # 128 + SIGINT, as a shell reports a command Ctrl-C ended
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -263,7 +272,37 @@ def _instant(text: str) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-def _open(args: argparse.Namespace, clock: Clock | None = None) -> BridgeApp:
+class Stopped(KeyboardInterrupt):
+    """Ctrl-C while a command had its home open: how many messages stay queued (None: not counted)."""
+
+    def __init__(self, queued: int | None) -> None:
+        super().__init__(queued)
+        self.queued = queued
+
+
+@contextmanager
+def _open(args: argparse.Namespace, clock: Clock | None = None) -> Iterator[BridgeApp]:
+    """The bridge on the command's home, closed after. Ctrl-C inside becomes ``Stopped``, counted
+    before the home closes: the messages queued and not yet acknowledged stay queued (one being run
+    stays leased to this process, and is released when the next command opens the queue)."""
+    with _bootstrap(args, clock) as app:
+        try:
+            yield app
+        except KeyboardInterrupt:
+            raise Stopped(_queued(app)) from None
+
+
+def _queued(app: BridgeApp) -> int | None:
+    queue = app.parts.queue
+    if not isinstance(queue, LocalQueue):
+        return None  # Storage's count is an estimate a request away, and the host drains it anyway
+    try:
+        return queue.pending()
+    except sqlite3.Error:  # stopped half-way through a statement: the count is not worth a traceback
+        return None
+
+
+def _bootstrap(args: argparse.Namespace, clock: Clock | None) -> BridgeApp:
     """The bridge on the command's home; a home this code cannot read is one line naming its file."""
     try:
         return bootstrap(
