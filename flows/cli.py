@@ -512,6 +512,8 @@ def _serve(args: argparse.Namespace) -> int:
 
 def _runs(args: argparse.Namespace) -> int:
     with _open(args) as app:
+        if args.flow is not None and args.flow not in app.bridge.flows:  # a typo showed "no runs"
+            raise BadInput(f"unknown flow {args.flow!r}; flows: {', '.join(sorted(app.bridge.flows))}")
         print_runs(OUT, app.bridge.engine.runs.find(key=args.key, flow=args.flow))
     return 0
 
