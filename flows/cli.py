@@ -36,6 +36,7 @@ from flows.cli_output import (
     print_runs,
 )
 from flows.domain.decisions import Decision, DecisionKind
+from flows.engine.loader import FlowSource
 from flows.engine.runs import RunRecord
 from flows.errors import BadInput, BridgeError
 from flows.queue_message import Message, NotAResponse, form_response_message
@@ -204,7 +205,11 @@ def _parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="run one flow on an input file")
     run.add_argument("flow")
     run.add_argument(
-        "--input", type=Path, required=True, help="a JSON file: the trigger (an object; else its body)"
+        "--input",
+        type=Path,
+        required=True,
+        help="a JSON file: the trigger (an object; else its body); for notification-intake, a form "
+        "response, as intake takes it",
     )
     run.add_argument("--dry-run", action="store_true")
     run.set_defaults(handler=_run)
@@ -541,12 +546,30 @@ def _run(args: argparse.Namespace) -> int:
         source = app.bridge.flows.get(args.flow)
         if source is None:
             raise BadInput(f"unknown flow {args.flow!r}; flows: {', '.join(sorted(app.bridge.flows))}")
-        trigger = payload if isinstance(payload, dict) else {"body": payload}
-        run = app.bridge.engine.run(source, trigger, dry_run=args.dry_run)
+        run = app.bridge.engine.run(source, _trigger(source, payload, args.input), dry_run=args.dry_run)
         if not args.dry_run:
             app.bridge.drain()
         print_run(OUT, run)
     return 0 if run.status.value == "Succeeded" else 1
+
+
+def _trigger(source: FlowSource, payload: Any, path: Path) -> dict[str, Any]:
+    """What ``run`` gives the flow. For a flow a form response triggers, what intake would: the
+    response wrapped as its queue message, then as ``Bridge.process`` gives a message to a flow.
+    Given as it was, the real run failed at its first action, and the dry run, which runs none, said
+    Succeeded. Another flow's trigger is the object given (anything else is its body)."""
+    if not any(trigger.type == "form_response" for trigger in source.definition.triggers):
+        return payload if isinstance(payload, dict) else {"body": payload}
+    wrapped = isinstance(payload, dict) and set(payload) == {"response_id", "payload"}  # the trigger itself
+    try:
+        message = form_response_message(payload["payload"] if wrapped else payload)
+    except NotAResponse as error:
+        raise BadInput(
+            f"{path}: {source.definition.name} is run by a form response: give one, as intake takes "
+            f'(samples/forms/responses.json holds some), or {{"response_id": ..., "payload": <the '
+            f"response>}}: {error}"
+        ) from error
+    return {"type": message.type, "event": message.event, **message.body, "body": message.body}
 
 
 def _validate(args: argparse.Namespace) -> int:

@@ -344,3 +344,37 @@ def test_cases_json_is_valid_json_however_long_a_problem_line(
     assert cli(home, "cases", "--json") == 0
     [row] = json.loads(capsys.readouterr().out)
     assert row["problems"] == [long_problem]
+
+
+# --- run ---------------------------------------------------------------------------------------
+
+
+def test_run_of_the_intake_flow_takes_a_form_response_as_intake_does(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Given as the trigger, a response failed the real run (``ValidationError: ***redacted***``)
+    while the dry run said Succeeded."""
+    response = {**json.loads(Path(RESPONSES).read_text())[0], "responseId": 901}
+    given = tmp_path / "response.json"
+    given.write_text(json.dumps(response))
+    home = tmp_path / "home"
+    assert cli(home, "run", "notification-intake", "--input", str(given), "--dry-run") == 0
+    assert cli(home, "run", "notification-intake", "--input", str(given)) == 0
+    assert "Succeeded" in capsys.readouterr().out.splitlines()[0]
+    assert states(cases_json(home, capsys)) == {"901": "awaiting_cpl"}
+    as_trigger = tmp_path / "trigger.json"  # what the flow's own trigger holds is taken too
+    as_trigger.write_text(json.dumps({"response_id": "902", "payload": {**response, "responseId": 902}}))
+    assert cli(home, "run", "notification-intake", "--input", str(as_trigger)) == 0
+    assert states(cases_json(home, capsys))["902"] == "awaiting_cpl"
+
+
+@pytest.mark.parametrize("dry_run", [[], ["--dry-run"]])
+def test_run_of_the_intake_flow_refuses_what_is_no_form_response_dry_run_too(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], dry_run: list[str]
+) -> None:
+    given = tmp_path / "not-a-response.json"
+    given.write_text(json.dumps({"supplier": "Bramble Power"}))
+    assert cli(tmp_path / "home", "run", "notification-intake", "--input", str(given), *dry_run) == 2
+    line = one_error_line(capsys)
+    assert line.startswith(f"error: {given}: notification-intake is run by a form response: give one")
+    assert line.endswith("the response has no responseId")
