@@ -11,9 +11,11 @@ import argparse
 import getpass
 import json
 import os
+import sqlite3
 import sys
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -22,6 +24,7 @@ from pydantic import ValidationError
 from pydantic_settings import SettingsError
 from rich.console import Console
 
+from adapters.embedded import DEFAULT_FILE_NAME, SchemaMismatch
 from flows.bootstrap import BridgeApp, bootstrap
 from flows.cli_output import (
     DownloadProgress,
@@ -33,6 +36,7 @@ from flows.cli_output import (
     print_runs,
 )
 from flows.domain.decisions import Decision, DecisionKind
+from flows.engine.loader import FlowSource
 from flows.engine.runs import RunRecord
 from flows.errors import BadInput, BridgeError
 from flows.queue_message import Message, NotAResponse, form_response_message
@@ -84,6 +88,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BridgeError as error:  # a far side (Storage, Graph, the SMI) failed or refused: not the input
         ERR.print(f"error: {error}", markup=False)
         return 1
+    except KeyboardInterrupt as stop:  # what was written stays written: say what is left, not where
+        queued = stop.queued if isinstance(stop, Stopped) else None
+        if queued is None:
+            left = "what was queued stays queued, for the next command (or 'drain') to handle"
+        else:
+            left = f"{queued} message(s) stay queued, for the next command (or 'drain') to handle"
+        ERR.print(f"stopped (Ctrl-C): {left}", markup=False)
+        return 130  # 128 + SIGINT, as a shell reports a command Ctrl-C ended
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -193,7 +205,11 @@ def _parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="run one flow on an input file")
     run.add_argument("flow")
     run.add_argument(
-        "--input", type=Path, required=True, help="a JSON file: the trigger (an object; else its body)"
+        "--input",
+        type=Path,
+        required=True,
+        help="a JSON file: the trigger (an object; else its body); for notification-intake, a form "
+        "response, as intake takes it",
     )
     run.add_argument("--dry-run", action="store_true")
     run.set_defaults(handler=_run)
@@ -261,13 +277,53 @@ def _instant(text: str) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-def _open(args: argparse.Namespace, clock: Clock | None = None) -> BridgeApp:
-    return bootstrap(
-        settings(args.home),
-        clock=clock or Clock(args.now),
-        on_progress=print_progress,
-        on_download=DownloadProgress(),
-    )
+class Stopped(KeyboardInterrupt):
+    """Ctrl-C while a command had its home open: how many messages stay queued (None: not counted)."""
+
+    def __init__(self, queued: int | None) -> None:
+        super().__init__(queued)
+        self.queued = queued
+
+
+@contextmanager
+def _open(args: argparse.Namespace, clock: Clock | None = None) -> Iterator[BridgeApp]:
+    """The bridge on the command's home, closed after. Ctrl-C inside becomes ``Stopped``, counted
+    before the home closes: the messages queued and not yet acknowledged stay queued (one being run
+    stays leased to this process, and is released when the next command opens the queue)."""
+    with _bootstrap(args, clock) as app:
+        try:
+            yield app
+        except KeyboardInterrupt:
+            raise Stopped(_queued(app)) from None
+
+
+def _queued(app: BridgeApp) -> int | None:
+    queue = app.parts.queue
+    if not isinstance(queue, LocalQueue):
+        return None  # Storage's count is an estimate a request away, and the host drains it anyway
+    try:
+        return queue.pending()
+    except sqlite3.Error:  # stopped half-way through a statement: the count is not worth a traceback
+        return None
+
+
+def _bootstrap(args: argparse.Namespace, clock: Clock | None) -> BridgeApp:
+    """The bridge on the command's home; a home this code cannot read is one line naming its file."""
+    try:
+        return bootstrap(
+            settings(args.home),
+            clock=clock or Clock(args.now),
+            on_progress=print_progress,
+            on_download=DownloadProgress(),
+        )
+    except SchemaMismatch as error:  # its message names the file and both versions
+        raise BadInput(f"written by a later version of the bridge: {error}") from error
+    except sqlite3.OperationalError:  # locked, or cannot be opened: not a damaged file; said as it is
+        raise
+    except sqlite3.DatabaseError as error:
+        raise BadInput(
+            f"{args.home / DEFAULT_FILE_NAME}: {error}: the home's file is damaged or is not the bridge's"
+        ) from error
 
 
 def settings(home: Path) -> Settings:
@@ -330,15 +386,18 @@ def _intake(args: argparse.Namespace) -> int:
 def _sync(args: argparse.Namespace) -> int:
     with _open(args) as app:
         ERR.print(f"syncing with the CPL at {args.cpl}", markup=False)
-        app.bridge.submit(Message(type="http", flow="secas-sync", body={"location": args.cpl}))
-        return _failed(app.bridge.drain(), {"secas-sync"})
+        submitted = app.bridge.submit(Message(type="http", flow="secas-sync", body={"location": args.cpl}))
+        return _failed(app.bridge.drain(), [submitted])
 
 
-def _failed(runs: Sequence[RunRecord], flows: set[str]) -> int:
-    """1, with a line per failed action, when a run of ``flows`` (the ones the command asked for, not
-    what their events or earlier commands left queued) failed or had to handle a failure (a sync whose
-    download failed ends by telling the operators, which succeeds); 0 otherwise."""
-    runs = [run for run in runs if run.flow in flows]
+def _failed(runs: Sequence[RunRecord], submitted: Sequence[Message]) -> int:
+    """1, with a line per failed action, when a run of a message the command ``submitted`` failed or
+    had to handle a failure (a sync whose download failed ends by telling the operators, which
+    succeeds); 0 otherwise. Not the runs of the events they emitted, nor of what an earlier command
+    left queued (a sync interrupted before its download failed), which the same drain handles: those
+    are told of as they run. A message's runs have ids derived from its id (``Bridge.process``)."""
+    ours = {f"{message.message_id}-{message.flow}" for message in submitted}
+    runs = [run for run in runs if run.run_id in ours]
     failures = [(run, action) for run in runs for action in run.failed_actions()]
     for run, action in failures:
         ERR.print(f"error: {run.flow}: {action.path}: {action.error}", markup=False)
@@ -418,8 +477,10 @@ def _tick(args: argparse.Namespace) -> int:
                 raise BadInput(
                     f"{name!r} is not a scheduled check; scheduled: {', '.join(sorted(scheduled))}"
                 )
-            app.bridge.submit(Message(type="recurrence", flow=name))
-        return _failed(app.bridge.drain(), set(args.flow or scheduled))
+        submitted = [
+            app.bridge.submit(Message(type="recurrence", flow=name)) for name in args.flow or scheduled
+        ]
+        return _failed(app.bridge.drain(), submitted)
 
 
 def _cases(args: argparse.Namespace) -> int:
@@ -456,6 +517,8 @@ def _serve(args: argparse.Namespace) -> int:
 
 def _runs(args: argparse.Namespace) -> int:
     with _open(args) as app:
+        if args.flow is not None and args.flow not in app.bridge.flows:  # a typo showed "no runs"
+            raise BadInput(f"unknown flow {args.flow!r}; flows: {', '.join(sorted(app.bridge.flows))}")
         print_runs(OUT, app.bridge.engine.runs.find(key=args.key, flow=args.flow))
     return 0
 
@@ -483,12 +546,30 @@ def _run(args: argparse.Namespace) -> int:
         source = app.bridge.flows.get(args.flow)
         if source is None:
             raise BadInput(f"unknown flow {args.flow!r}; flows: {', '.join(sorted(app.bridge.flows))}")
-        trigger = payload if isinstance(payload, dict) else {"body": payload}
-        run = app.bridge.engine.run(source, trigger, dry_run=args.dry_run)
+        run = app.bridge.engine.run(source, _trigger(source, payload, args.input), dry_run=args.dry_run)
         if not args.dry_run:
             app.bridge.drain()
         print_run(OUT, run)
     return 0 if run.status.value == "Succeeded" else 1
+
+
+def _trigger(source: FlowSource, payload: Any, path: Path) -> dict[str, Any]:
+    """What ``run`` gives the flow. For a flow a form response triggers, what intake would: the
+    response wrapped as its queue message, then as ``Bridge.process`` gives a message to a flow.
+    Given as it was, the real run failed at its first action, and the dry run, which runs none, said
+    Succeeded. Another flow's trigger is the object given (anything else is its body)."""
+    if not any(trigger.type == "form_response" for trigger in source.definition.triggers):
+        return payload if isinstance(payload, dict) else {"body": payload}
+    wrapped = isinstance(payload, dict) and set(payload) == {"response_id", "payload"}  # the trigger itself
+    try:
+        message = form_response_message(payload["payload"] if wrapped else payload)
+    except NotAResponse as error:
+        raise BadInput(
+            f"{path}: {source.definition.name} is run by a form response: give one, as intake takes "
+            f'(samples/forms/responses.json holds some), or {{"response_id": ..., "payload": <the '
+            f"response>}}: {error}"
+        ) from error
+    return {"type": message.type, "event": message.event, **message.body, "body": message.body}
 
 
 def _validate(args: argparse.Namespace) -> int:

@@ -101,7 +101,10 @@ def print_cases(console: Console, cases: Sequence[Case], *, now: datetime) -> No
 
 def print_runs(console: Console, runs: Sequence[RunRecord]) -> None:
     table = Table(title=f"Runs ({len(runs)})")
-    for column in ("run", "flow", "status", "started", "keys", "error"):
+    # The run id on one line, whatever the width: it is what `runs show` takes, copied whole; the
+    # other columns fold around it (folded, a piece of it was all a copy took).
+    table.add_column("run", no_wrap=True, min_width=max((len(run.run_id) for run in runs), default=3))
+    for column in ("flow", "status", "started", "keys", "error"):
         table.add_column(column, overflow="fold")
     for run in runs:
         table.add_row(

@@ -23,6 +23,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import pickle
+import signal
 import subprocess
 import sys
 import threading
@@ -219,7 +220,11 @@ def _drain_until_acknowledged(drain: Callable[[], object], queue: SharedQueue, o
 
 
 def _work(settings: Settings, now: datetime | None, on_progress: Progress | None) -> None:
-    """A worker process: its own bridge on the same home, draining until nothing is pending."""
+    """A worker process: its own bridge on the same home, draining until nothing is pending.
+
+    Ctrl-C in a terminal reaches every process of the command: the workers leave it to the parent,
+    which stops them (``terminate``) and says what stays queued; each printed a traceback before."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     from flows.bootstrap import bootstrap
 
     clock = (lambda: now) if now is not None else None

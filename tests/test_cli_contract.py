@@ -7,8 +7,9 @@ from __future__ import annotations
 import json
 import os
 import re
+import sqlite3
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
@@ -19,6 +20,7 @@ import pytest
 from flows.bootstrap import bootstrap
 from flows.cli import MAX_WORKERS_PER_CORE, main
 from flows.domain.case import Case
+from flows.queue_message import Message
 from flows.settings import SAMPLES, Settings
 from tests.support.cpl_workbooks import write_cpl_csv
 from tests.support.loopback import Loopback
@@ -57,6 +59,24 @@ def test_a_sync_that_worked_exits_zero_and_says_where_it_looked(
 ) -> None:
     assert cli(tmp_path / "home", "sync", "--cpl", CPL_20) == 0
     assert f"syncing with the CPL at {CPL_20}" in capsys.readouterr().err
+
+
+def test_a_sync_is_judged_by_its_own_run_not_by_one_an_earlier_command_left_queued(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A sync interrupted before its drain leaves its message queued; the next sync's drain runs it too.
+    Its failure was this one's status 1, for a CPL that was read."""
+    home = tmp_path / "home"
+    with bootstrap(Settings(home=home)) as app:
+        left = Message(type="http", flow="secas-sync", body={"location": str(tmp_path / "gone.xlsx")})
+        app.bridge.submit(left)
+    assert cli(home, "sync", "--cpl", CPL_20) == 0
+    assert "error" not in capsys.readouterr().err
+    with bootstrap(Settings(home=home)) as app:
+        earlier = app.bridge.engine.runs.get(f"{left.message_id}-secas-sync")
+        assert earlier is not None and earlier.failed_actions()  # it did run, and fail, in that drain
+    assert cli(home, "sync", "--cpl", str(tmp_path / "gone.xlsx")) == 1  # its own failure still counts
+    assert "error: secas-sync: fetch: " in one_error_line(capsys)
 
 
 def test_a_long_download_shows_its_progress(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -240,6 +260,35 @@ def test_a_file_given_as_the_home_is_named_as_such(
     assert f"the home {str(file)!r} is a file, not a folder" in capsys.readouterr().err
 
 
+def test_a_home_written_by_a_later_version_is_one_line_naming_the_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """After a roll-back: a traceback, status 1, where the home's file is what the operator must see."""
+    home = tmp_path / "home"
+    with bootstrap(Settings(home=home)):
+        pass
+    with closing(sqlite3.connect(home / "bridge.sqlite3")) as connection, connection:
+        connection.execute("UPDATE schema_versions SET version = version + 1 WHERE component = 'cases'")
+    assert cli(home, "cases") == 2
+    line = one_error_line(capsys)
+    assert line.startswith(f"error: written by a later version of the bridge: {home / 'bridge.sqlite3'}: ")
+    assert "the cases tables are at schema version" in line
+
+
+def test_a_home_whose_file_is_not_a_database_is_one_line_naming_the_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "bridge.sqlite3").write_text("this is not a database, just some text to fill a page\n")
+    assert cli(home, "cases") == 2
+    line = one_error_line(capsys)
+    assert line == (
+        f"error: {home / 'bridge.sqlite3'}: file is not a database: the home's file is damaged or is not "
+        "the bridge's"
+    )
+
+
 # --- flow files --------------------------------------------------------------------------------
 
 
@@ -295,3 +344,37 @@ def test_cases_json_is_valid_json_however_long_a_problem_line(
     assert cli(home, "cases", "--json") == 0
     [row] = json.loads(capsys.readouterr().out)
     assert row["problems"] == [long_problem]
+
+
+# --- run ---------------------------------------------------------------------------------------
+
+
+def test_run_of_the_intake_flow_takes_a_form_response_as_intake_does(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Given as the trigger, a response failed the real run (``ValidationError: ***redacted***``)
+    while the dry run said Succeeded."""
+    response = {**json.loads(Path(RESPONSES).read_text())[0], "responseId": 901}
+    given = tmp_path / "response.json"
+    given.write_text(json.dumps(response))
+    home = tmp_path / "home"
+    assert cli(home, "run", "notification-intake", "--input", str(given), "--dry-run") == 0
+    assert cli(home, "run", "notification-intake", "--input", str(given)) == 0
+    assert "Succeeded" in capsys.readouterr().out.splitlines()[0]
+    assert states(cases_json(home, capsys)) == {"901": "awaiting_cpl"}
+    as_trigger = tmp_path / "trigger.json"  # what the flow's own trigger holds is taken too
+    as_trigger.write_text(json.dumps({"response_id": "902", "payload": {**response, "responseId": 902}}))
+    assert cli(home, "run", "notification-intake", "--input", str(as_trigger)) == 0
+    assert states(cases_json(home, capsys))["902"] == "awaiting_cpl"
+
+
+@pytest.mark.parametrize("dry_run", [[], ["--dry-run"]])
+def test_run_of_the_intake_flow_refuses_what_is_no_form_response_dry_run_too(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], dry_run: list[str]
+) -> None:
+    given = tmp_path / "not-a-response.json"
+    given.write_text(json.dumps({"supplier": "Bramble Power"}))
+    assert cli(tmp_path / "home", "run", "notification-intake", "--input", str(given), *dry_run) == 2
+    line = one_error_line(capsys)
+    assert line.startswith(f"error: {given}: notification-intake is run by a form response: give one")
+    assert line.endswith("the response has no responseId")

@@ -434,6 +434,15 @@ def test_every_email_template_previews_with_a_real_case(client: Client, template
     assert "sandbox" in frame.headers["Content-Security-Policy"]
 
 
+def test_a_preview_of_a_case_that_does_not_exist_is_a_404_naming_it(client: Client) -> None:
+    """It showed another case's message as if it were this one's, and its frame "'case' is undefined"."""
+    page = client.get("/previews", {"template": "loaded", "case": "999"})
+    assert page.status == 404 and "no case &#39;999&#39;" in page.body.decode(), page.body
+    frame = client.get("/previews/email.html", {"template": "loaded", "case": "999"})
+    assert frame.status == 404 and "no case &#39;999&#39;" in frame.body.decode(), frame.body
+    assert "Subject" in client.page("/previews", {"template": "loaded"})  # no case chosen: the first
+
+
 def test_every_card_template_previews(client: Client, app: BridgeApp) -> None:
     for template in app.templates.names("card"):
         html = client.page("/previews", {"template": template, "case": "4"})

@@ -145,6 +145,35 @@ def test_serve_takes_a_pushed_form_response_with_the_function_key(
         assert b"Case 9001" in case.read()  # queued, then run by the local worker before the answer
 
 
+def test_serve_answers_every_request_to_each_endpoint_not_only_the_first(
+    served: tuple[str, str], home: Path
+) -> None:
+    """The Functions app's functions were looked up per request, and ``get_functions`` refuses a second
+    call: the first POST was answered, every later one lost with its connection."""
+    base, key = served
+    sample = json.loads((SAMPLES / "forms" / "responses.json").read_text())[0]
+    with httpx.Client(base_url=base, params={"code": key}, timeout=30) as client:
+        for response_id in ("9101", "9102", "9103"):
+            pushed = client.post("/api/forms/responses", json={**sample, "responseId": response_id})
+            assert pushed.status_code == 202, pushed.text
+        for token in ("first", "second"):
+            checked = client.post("/api/graph/notifications", params={"validationToken": token})
+            assert (checked.status_code, checked.text) == (200, token)
+    with bootstrap(Settings(home=home)) as app:
+        assert all(app.cases.get(response_id) for response_id in ("9101", "9102", "9103"))
+
+
+def test_serve_on_a_port_in_use_names_the_address(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert main(["--home", str(home), "serve", "--port", str(port)]) == 2
+    err = capsys.readouterr().err
+    assert f"cannot serve on 127.0.0.1:{port}: another program listens there" in err, err
+    assert len(err.strip().splitlines()) == 1, err
+
+
 @pytest.fixture
 def running(tmp_path: Path) -> Iterator[tuple[BridgeApp, str]]:
     with bootstrap(Settings(home=demo_home(tmp_path / "home"), console_key="a-key-for-tests-only")) as app:

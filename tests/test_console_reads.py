@@ -100,7 +100,9 @@ def previews_from_whole_cases(console: ConsoleApp, request: ConsoleRequest) -> b
     chosen = request.query.get("template", "")
     response_id = request.query.get("case", "")
     cases = [case for case in app.cases.list() if case.notification is not None]
-    case = next((c for c in cases if c.response_id == response_id), cases[0] if cases else None)
+    case = next((c for c in app.cases.list() if c.response_id == response_id), cases[0] if cases else None)
+    if case is not None and case.notification is None:
+        cases.append(case)
     preview = message_preview(app, chosen, case) if chosen else None
     return console._page(
         "previews.html.j2", console.auth.operator(request), title="Message previews",
@@ -156,9 +158,8 @@ def preview_queries(app: BridgeApp) -> list[dict[str, str]]:
         *({"template": template, "case": "1"} for template in every_template),
         {"template": "needs_attention", "case": "4"},
         {"template": "rejected", "case": "7"},  # rejected, with its notification
-        {"template": "rejected", "case": "5"},  # its form could not be read: not listed, the first shown
+        {"template": "rejected", "case": "5"},  # its form could not be read: not listed, shown all the same
         {"template": "loaded", "case": ODD_ID},
-        {"template": "acknowledged", "case": "no-such-case"},
         {"template": "acknowledged"},
     ]
 
@@ -173,6 +174,8 @@ def test_the_previews_page_shows_what_every_whole_case_showed(console: ConsoleAp
         signed_in(console, "/previews", {"template": "loaded", "case": ODD_ID})
     ).body.decode()
     assert "<option selected>R&lt;&amp;&gt;&#34;é 9</option>" in page
+    missing = console.handle(signed_in(console, "/previews", {"template": "rejected", "case": "no-such"}))
+    assert missing.status == 404 and "no case &#39;no-such&#39;" in missing.body.decode()  # not another's
     assert "case=R%3C%26%3E%22%C3%A9%209" in page  # the e-mail frame's link
     assert ">0-unread<" not in page and ">5<" not in page  # no notification: nothing to preview with
 

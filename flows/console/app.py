@@ -263,9 +263,13 @@ class ConsoleApp:
         chosen = request.query.get("template", "")
         response_id = request.query.get("case", "")
         # Summaries to choose from; the one case shown is read whole.
-        cases = [summary for summary in self.app.cases.summaries() if summary.notified]
-        shown = next((c for c in cases if c.response_id == response_id), cases[0] if cases else None)
-        case = self.app.cases.get(shown.response_id) if shown is not None else None
+        cases: list[Any] = [summary for summary in self.app.cases.summaries() if summary.notified]
+        shown = response_id or (cases[0].response_id if cases else "")
+        case = self.app.cases.get(shown) if shown else None
+        if case is None and response_id:  # another case's message was shown as if it were this one's
+            raise KeyError(f"no case {response_id!r}")
+        if case is not None and case.notification is None:
+            cases.append(case)  # its form could not be read (its own link asks for it): chosen, not listed
         preview = message_preview(self.app, chosen, case) if chosen else None
         return self._page(
             "previews.html.j2", operator, title="Message previews", emails=templates.names("email"),
@@ -276,7 +280,10 @@ class ConsoleApp:
         self, request: ConsoleRequest, operator: Operator, match: re.Match[str]
     ) -> ConsoleResponse:
         """An e-mail's HTML part alone, for the preview's sandboxed frame: no script, no requests."""
-        case = self.app.cases.get(request.query.get("case", ""))
+        response_id = request.query.get("case", "")
+        case = self.app.cases.get(response_id)
+        if case is None and response_id:  # rendered without it, the page said "'case' is undefined"
+            raise KeyError(f"no case {response_id!r}")
         preview = message_preview(self.app, request.query.get("template", ""), case)
         if preview.kind != "e-mail":
             raise BadInput(f"{preview.template!r} is not an e-mail template")

@@ -8,9 +8,11 @@ the embedded store is one SQLite connection, and operators are few.
 
 from __future__ import annotations
 
+import errno
+import functools
 import json
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
@@ -20,6 +22,7 @@ from rich.console import Console
 from flows.bootstrap import BridgeApp
 from flows.console.app import ConsoleApp
 from flows.console.http import ConsoleRequest, ConsoleResponse
+from flows.errors import BadInput
 from flows.queue_message import Message
 
 MAX_BODY = 4 * 1024 * 1024
@@ -54,7 +57,12 @@ def make_server(app: BridgeApp, *, host: str = "127.0.0.1", port: int = 0) -> Br
     key = (
         app.settings.console_key.get_secret_value() if app.settings.console_key else secrets.token_urlsafe(24)
     )
-    server = BridgeServer((host, port), _Handler)
+    try:
+        server = BridgeServer((host, port), _Handler)
+    except OSError as error:  # the bare "[Errno 98] Address already in use" named no address
+        hint = ": another program listens there (stop it, or give another --port)"
+        why = hint if error.errno == errno.EADDRINUSE else f": {error.strerror or error}"
+        raise BadInput(f"cannot serve on {host}:{port}{why}") from error
     server.console = ConsoleApp(app, key=key)
     server.console_key = key
     server.endpoints = _Endpoints(app, key)
@@ -71,15 +79,10 @@ class _Endpoints:
     def __call__(self, route: str, request: ConsoleRequest) -> ConsoleResponse:
         import azure.functions as func
 
-        from function_app import app as function_app
-
         given = request.query.get("code") or request.header("x-functions-key")
         if not given or not secrets.compare_digest(given, self._key):
             return ConsoleResponse(401, b"a function key is needed (?code= or x-functions-key)", "text/plain")
-        function = next(
-            (f for f in function_app.get_functions() if _route_of(f) == route),
-            None,
-        )
+        function = http_functions().get(route)
         if function is None:  # pragma: no cover - ENDPOINTS names only routes the app has
             return ConsoleResponse(404, b"no such endpoint", "text/plain")
         http_request = func.HttpRequest(
@@ -106,9 +109,19 @@ class _Endpoints:
         )
 
 
-def _route_of(function: Any) -> str | None:
-    trigger = function.get_trigger()
-    return getattr(trigger, "route", None)
+@functools.cache
+def http_functions() -> Mapping[str, Any]:
+    """The Functions app's functions by HTTP route, looked up once per process: ``get_functions``
+    registers every name it builds and refuses a second call ("does not have a unique function
+    name"), as the host calls it once. Called per request, it answered the first POST only."""
+    from function_app import app as function_app
+
+    functions = {}
+    for function in function_app.get_functions():
+        route = getattr(function.get_trigger(), "route", None)
+        if route is not None:
+            functions[route] = function
+    return functions
 
 
 class _Handler(BaseHTTPRequestHandler):
