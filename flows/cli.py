@@ -286,11 +286,16 @@ class Stopped(KeyboardInterrupt):
 
 
 @contextmanager
-def _open(args: argparse.Namespace, clock: Clock | None = None) -> Iterator[BridgeApp]:
+def _open(
+    args: argparse.Namespace, clock: Clock | None = None, *, reads_only: bool = False
+) -> Iterator[BridgeApp]:
     """The bridge on the command's home, closed after. Ctrl-C inside becomes ``Stopped``, counted
     before the home closes: the messages queued and not yet acknowledged stay queued (one being run
-    stays leased to this process, and is released when the next command opens the queue)."""
-    with _bootstrap(args, clock) as app:
+    stays leased to this process, and is released when the next command opens the queue).
+
+    ``reads_only``: a command that only shows what is there refuses a home that does not exist,
+    rather than make an empty one and show nothing (a mistyped ``--home`` looked like an empty one)."""
+    with _bootstrap(args, clock, reads_only=reads_only) as app:
         try:
             yield app
         except KeyboardInterrupt:
@@ -307,11 +312,18 @@ def _queued(app: BridgeApp) -> int | None:
         return None
 
 
-def _bootstrap(args: argparse.Namespace, clock: Clock | None) -> BridgeApp:
+def _bootstrap(args: argparse.Namespace, clock: Clock | None, *, reads_only: bool) -> BridgeApp:
     """The bridge on the command's home; a home this code cannot read is one line naming its file."""
+    config = settings(args.home)
+    if reads_only and config.backend == "embedded" and not (args.home / DEFAULT_FILE_NAME).is_file():
+        why = "does not exist" if not args.home.exists() else f"holds no {DEFAULT_FILE_NAME}"
+        raise BadInput(
+            f"no bridge home at {args.home}: the folder {why} (a mistyped --home or $BRIDGE_HOME? "
+            "intake, sync or demo make one)"
+        )
     try:
         return bootstrap(
-            settings(args.home),
+            config,
             clock=clock or Clock(args.now),
             on_progress=print_progress,
             on_download=DownloadProgress(),
@@ -420,7 +432,7 @@ def _drain(args: argparse.Namespace) -> int:
 
 
 def _poisoned(args: argparse.Namespace) -> int:
-    with _open(args) as app:
+    with _open(args, reads_only=True) as app:  # nothing to put back or delete in a home not made
         queue = app.parts.queue
         if not isinstance(queue, HoldsPoisoned):
             raise BadInput("this work queue keeps no poisoned messages")
@@ -484,7 +496,7 @@ def _tick(args: argparse.Namespace) -> int:
 
 
 def _cases(args: argparse.Namespace) -> int:
-    with _open(args) as app:
+    with _open(args, reads_only=True) as app:
         cases = app.cases.list()
         if args.json:
             # Not through rich: it wraps long lines, inside JSON strings too, which made the JSON invalid.
@@ -516,7 +528,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _runs(args: argparse.Namespace) -> int:
-    with _open(args) as app:
+    with _open(args, reads_only=True) as app:
         if args.flow is not None and args.flow not in app.bridge.flows:  # a typo showed "no runs"
             raise BadInput(f"unknown flow {args.flow!r}; flows: {', '.join(sorted(app.bridge.flows))}")
         print_runs(OUT, app.bridge.engine.runs.find(key=args.key, flow=args.flow))

@@ -49,3 +49,17 @@ def test_runs_of_an_unknown_flow_is_refused_as_graph_refuses_it(
     assert main(["--home", str(home), "runs", "--flow", "emergency_load"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: unknown flow 'emergency_load'; flows: case-decision") and "\n" not in err
+
+
+@pytest.mark.parametrize("command", [["cases"], ["runs"], ["poisoned"]])
+def test_a_read_on_a_home_that_is_not_there_is_refused_naming_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], command: list[str]
+) -> None:
+    """A mistyped ``--home`` made an empty home and showed no case at all, as if there were none."""
+    missing = tmp_path / "hoem"
+    assert main(["--home", str(missing), *command]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"error: no bridge home at {missing}: the folder does not exist (a mistyped --home or "
+        "$BRIDGE_HOME? intake, sync or demo make one)"
+    )
+    assert not missing.exists()

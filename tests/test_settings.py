@@ -115,7 +115,7 @@ def test_the_names_read_by_others_than_the_settings_are_accepted(
 ) -> None:
     for name in NOT_SETTINGS:
         monkeypatch.setenv(name, "0 */5 * * * *")
-    assert cli(tmp_path / "home", "cases") == 0
+    assert cli(tmp_path / "home", "intake", RESPONSES) == 0
 
 
 def test_every_setting_the_readme_tables_document_is_known() -> None:
@@ -410,7 +410,7 @@ def test_an_account_url_that_names_no_account_endpoint_is_refused_naming_the_set
     monkeypatch.setenv("BRIDGE_BACKEND", "azure")
     monkeypatch.setenv("BRIDGE_ALLOW_STAND_INS", "true")
     monkeypatch.setenv("BRIDGE_STORAGE_ACCOUNT_URL", url)
-    assert cli(tmp_path / "home", "cases") == 2
+    assert cli(tmp_path / "home", "intake", RESPONSES) == 2
     line = one_error_line(capsys)
     assert line.startswith("error: BRIDGE_STORAGE_ACCOUNT_URL: ") and says in line and "s3cret" not in line
 
@@ -451,7 +451,7 @@ def test_missing_or_wrong_storage_settings_are_one_line_naming_the_bridge_settin
     monkeypatch.setenv("BRIDGE_ALLOW_STAND_INS", "true")
     for name, value in variables.items():
         monkeypatch.setenv(name, value)
-    assert cli(tmp_path / "home", "cases") == 2
+    assert cli(tmp_path / "home", "intake", RESPONSES) == 2
     line = one_error_line(capsys)
     assert says in line
     assert not re.search(r"\b(connection_string|account_name|table_url|work_queue)\b", line)
@@ -485,7 +485,7 @@ def test_missing_graph_settings_are_one_line_naming_the_bridge_settings(
     monkeypatch.setenv("BRIDGE_GRAPH_MAILBOX", "emergency-cpl@dcc.example")
     for name, value in variables.items():
         monkeypatch.setenv(name, value)
-    assert cli(tmp_path / "home", "cases") == 2
+    assert cli(tmp_path / "home", "intake", RESPONSES) == 2
     line = one_error_line(capsys)
     assert says in line
     # (client_secret after "=" is the credential's value, as set)
