@@ -418,6 +418,19 @@ def test_an_account_url_that_names_no_account_endpoint_is_refused_naming_the_set
 # --- 6. missing storage and Graph settings are named as an operator sets them ----------------------
 
 
+def intake_refused(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    variables: dict[str, str],
+) -> str:
+    """The one error line of an intake with these variables set, which must stop it (status 2)."""
+    for name, value in variables.items():
+        monkeypatch.setenv(name, value)
+    assert cli(tmp_path / "home", "intake", RESPONSES) == 2
+    return one_error_line(capsys)
+
+
 @pytest.mark.parametrize(
     ("variables", "says"),
     [
@@ -447,12 +460,8 @@ def test_missing_or_wrong_storage_settings_are_one_line_naming_the_bridge_settin
     variables: dict[str, str],
     says: str,
 ) -> None:
-    monkeypatch.setenv("BRIDGE_BACKEND", "azure")
-    monkeypatch.setenv("BRIDGE_ALLOW_STAND_INS", "true")
-    for name, value in variables.items():
-        monkeypatch.setenv(name, value)
-    assert cli(tmp_path / "home", "intake", RESPONSES) == 2
-    line = one_error_line(capsys)
+    variables = {"BRIDGE_BACKEND": "azure", "BRIDGE_ALLOW_STAND_INS": "true", **variables}
+    line = intake_refused(tmp_path, capsys, monkeypatch, variables)
     assert says in line
     assert not re.search(r"\b(connection_string|account_name|table_url|work_queue)\b", line)
 
@@ -482,11 +491,8 @@ def test_missing_graph_settings_are_one_line_naming_the_bridge_settings(
     variables: dict[str, str],
     says: str,
 ) -> None:
-    monkeypatch.setenv("BRIDGE_GRAPH_MAILBOX", "emergency-cpl@dcc.example")
-    for name, value in variables.items():
-        monkeypatch.setenv(name, value)
-    assert cli(tmp_path / "home", "intake", RESPONSES) == 2
-    line = one_error_line(capsys)
+    variables = {"BRIDGE_GRAPH_MAILBOX": "emergency-cpl@dcc.example", **variables}
+    line = intake_refused(tmp_path, capsys, monkeypatch, variables)
     assert says in line
     # (client_secret after "=" is the credential's value, as set)
     assert not re.search(r"(?<!=)\b(tenant_id|client_id|client_secret|certificate_path)\b", line)
