@@ -983,3 +983,25 @@ def test_a_supplier_named_loosely_is_kept_under_the_registers_name(world: CplWor
     with bootstrap(Settings(home=world.home)) as app:
         flows = [run.flow for run in app.parts.runs.find(key="Amberline Energy")]
     assert "notification-intake" in flows
+
+
+def test_a_case_pairs_with_secas_correction_not_the_cancelled_copy_of_what_it_notified(
+    world: CplWorld,
+) -> None:
+    """SECAS cancelled the entry listing exactly what was notified and corrected it under the same
+    reference (another hardware version), listed after it: the case is put to an operator with the
+    correction, which an accept loads. Paired with the cancelled copy, no decision could load it."""
+    corrected = entry(entry_id="S1-000500", hardware_version="0004")
+    world.publish(
+        "2026-11-20T09:05:00Z", [entry(cpl_status="Cancelled"), corrected], "20 November 2026 09:00"
+    )
+    world.notify("2026-11-20T10:00:00Z", 501)
+    case = world.case(501)
+    assert (case.state.value, case.cpl_entry_id) == ("needs_attention", "S1-000500")
+    assert case.problems[0] == "hardware_version: notified '0003', CPL has '0004'"
+    assert world.cli(
+        "2026-11-20T11:00:00Z", "cases", "decide", "501", "--accept", "--reason", "SECAS corrected it",
+        "--operator", "Olu",
+    ) == 0  # fmt: skip
+    case = world.case(501)
+    assert (case.state.value, case.cpl_entry_id) == ("loaded", "S1-000500")
