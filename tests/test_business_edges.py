@@ -906,6 +906,11 @@ def test_an_operators_reason_for_a_rejection_stays_out_of_the_run_history(world:
     ("answers", "problem"),
     [
         ({"planned_start": "30/11/2026"}, "planned_start: is not a date (like 2026-11-30): '30/11/2026'"),
+        # The supplier's name misspelt too: the party id given is Amberline's, as a readable form's would be.
+        (
+            {"supplier": "Amberline Enrgy", "planned_start": "30/11/2026"},
+            "planned_start: is not a date (like 2026-11-30): '30/11/2026'",
+        ),
         (
             {"supplier_party_id": "90-B3-D5-1F-30-01-00-12"},
             "supplier_party_id: 90-B3-D5-1F-30-01-00-12 is not the SEC party id registered for "
@@ -916,7 +921,9 @@ def test_an_operators_reason_for_a_rejection_stays_out_of_the_run_history(world:
 def test_a_registered_suppliers_refused_notification_is_answered_naming_each_problem(
     world: CplWorld, answers: dict[str, str], problem: str
 ) -> None:
-    """A typo in a date or the party id: the supplier hears why, to correct it and submit again."""
+    """A typo in a date or the party id: the supplier hears why, to correct it and submit again. Its
+    responder is known by the supplier named or the party id given, whether the form could be read
+    or not."""
     assert world.notify("2026-11-20T08:00:00Z", 306, **answers) == 0
     assert world.case(306).state.value == "rejected"
     text, _ = mail_bodies(world, "mail_acknowledge_306-")
