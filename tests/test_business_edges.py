@@ -928,7 +928,18 @@ def test_a_registered_suppliers_refused_notification_is_answered_naming_each_pro
     assert world.case(306).state.value == "rejected"
     text, _ = mail_bodies(world, "mail_acknowledge_306-")
     assert "We could not accept your notification" in text and f"  - {problem}\n" in text
-    assert any("The supplier is told why by e-mail" in card for card in world.cards())
+    assert any("The responder is told why by e-mail" in card for card in world.cards())
+
+
+def test_the_rejected_card_says_the_responder_is_told_when_it_is_of_another_supplier(world: CplWorld) -> None:
+    """Amberline's responder names Bramble Power with Amberline's party id: it is told why, Bramble is
+    not; the card must not say the supplier (Bramble Power, as it shows) was told. No address shown."""
+    assert world.notify("2026-11-20T08:00:00Z", 309, supplier="Bramble Power") == 0
+    assert world.case(309).state.value == "rejected"
+    assert [name for name in world.mails() if name.startswith("mail_acknowledge_309-")]
+    [card] = world.cards()
+    assert "The responder is told why by e-mail" in card and "The supplier is told" not in card
+    assert "priya@" not in card
 
 
 @pytest.mark.parametrize("answers", [{"planned_start": "30/11/2026"}, {}])
@@ -944,6 +955,10 @@ def test_a_refused_notification_whose_responder_is_the_invalid_field_is_not_answ
     assert world.notify("2026-11-20T08:00:00Z", 308, responder="priya@amberline-energy.example.") == 0
     assert world.case(308).state.value == "rejected"
     assert world.mails() == []
+    # Amberline's own responder: the card does not say it is not the supplier's, only why it is not told.
+    [card] = world.cards()
+    assert "The responder is not answered: its address cannot be written to, or is not one of" in card
+    assert "not an address of the supplier named" not in card and "priya@" not in card
 
 
 def entry_changed_cards(world: CplWorld) -> list[str]:
