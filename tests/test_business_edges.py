@@ -777,6 +777,32 @@ def loaded_then_put_to_an_operator_by_a_reissue(
     return withdrawn, reissued
 
 
+def test_a_case_loaded_again_from_an_accepted_reissue_tells_its_supplier_of_each_load_once(
+    world: CplWorld,
+) -> None:
+    """Loaded from S1-000316, then from its re-issue S1-000500 (another image hash) once an operator
+    accepted it: the supplier is told of the second load too, naming the entry now loaded; a later
+    publication listing the same tells nothing more."""
+    withdrawn, reissued = loaded_then_put_to_an_operator_by_a_reissue(world, 467)
+    assert world.cli(
+        "2026-11-21T10:00:00Z", "cases", "decide", "467", "--accept", "--reason", "SECAS: new build",
+        "--operator", "Olu",
+    ) == 0  # fmt: skip
+    assert (world.case(467).state.value, world.case(467).cpl_entry_id) == ("loaded", "S1-000500")
+    world.publish("2026-11-22T09:05:00Z", [withdrawn, reissued], "22 November 2026 09:00")
+    subjects = []
+    for name in world.mails():
+        if name.startswith("mail_loaded_467_"):
+            message = email.message_from_bytes(
+                world.home.joinpath("outbox", "mail", name).read_bytes(), policy=email.policy.default
+            )
+            subjects.append(str(message["Subject"]))
+    assert sorted(subjects) == [
+        f"You may start the firmware upgrades: CPL entry {entry} is loaded (DCC case 467)"
+        for entry in ("S1-000316", "S1-000500")
+    ]
+
+
 def test_a_case_put_to_an_operator_by_a_reissue_closes_when_what_it_loaded_reaches_the_epcl(
     world: CplWorld,
 ) -> None:
@@ -830,7 +856,7 @@ def test_a_date_added_that_is_no_date_does_not_hold_back_an_emergency_entry(worl
 
 def loaded_mail(world: CplWorld, response_id: int) -> tuple[str, str]:
     """The text and HTML bodies of the "you may start" e-mail of a case."""
-    return mail_bodies(world, f"mail_loaded_{response_id}-")
+    return mail_bodies(world, f"mail_loaded_{response_id}_")
 
 
 def mail_bodies(world: CplWorld, name_start: str) -> tuple[str, str]:
