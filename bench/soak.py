@@ -166,10 +166,13 @@ def soak(backend: str, count: int, home: Path, connection: str | None, workers: 
         rows = app.inventory.all()
     loads = [load for one in worked for load in one.loads]
     kinds = sum((one.faults for one in worked), Counter[str]())
-    mails = Counter(p.name.split("-")[0] for p in (home / "outbox" / "mail").glob("*.eml"))
+    # Each file's key ("mail_loaded_<response>_<entry>", "mail_acknowledge_<response>"), without its digest.
+    mails = Counter(p.name.rsplit("-", 1)[0] for p in (home / "outbox" / "mail").glob("*.eml"))
     ids = [str(r["responseId"]) for r in responses]
     not_loaded = [i for i in ids if i not in cases or cases[i].state is not CaseState.LOADED]
-    no_email = [i for i in ids if mails[f"mail_loaded_{i}"] != 1]
+    no_email = [
+        i for i in ids if sum(n for name, n in mails.items() if name.startswith(f"mail_loaded_{i}_")) != 1
+    ]
     no_ack = [i for i in ids if mails[f"mail_acknowledge_{i}"] != 1]
     opened_twice = [c for c in cases.values() if sum(t.from_state is None for t in c.timeline) != 1]
     loaded_twice = [c for c in cases.values() if [t.to_state for t in c.timeline].count(CaseState.LOADED) > 1]

@@ -102,7 +102,7 @@ def trial(home: Path, url: str, site: SecasSite, rng: random.Random) -> tuple[fl
         while time.monotonic() < deadline:
             app.bridge.submit(Message(type="http", flow="secas-sync", body={"location": url}))
             app.bridge.drain()
-            confirmations = list((home / "outbox" / "mail").glob("mail_loaded_2-*.eml"))
+            confirmations = list((home / "outbox" / "mail").glob("mail_loaded_2_*.eml"))
             if confirmations:
                 break
             time.sleep(POLL_S)

@@ -32,7 +32,7 @@ from flows.engine.runs import RunRecord
 from flows.engine.validation import validate_flow
 from flows.errors import BadInput, TransientError
 from flows.messages import MessageTemplates
-from flows.operations.cases import CaseOperations
+from flows.operations.cases import CaseOperations, RefusedResponse
 from flows.operations.events import EventOperations
 from flows.operations.inventory import InventoryOperations
 from flows.operations.messaging import MessagingOperations
@@ -311,9 +311,9 @@ def bootstrap(
         raise
 
 
-def describe_rejection(error: Exception) -> tuple[list[str], str, str]:
-    """Problems, supplier and responder of a refused response, for its case."""
+def describe_rejection(error: Exception) -> RefusedResponse:
+    """Problems, supplier, responder and party id of a refused response, for its case."""
     if isinstance(error, IntakeRejection):
         problems = [f"{p.field}: {p.reason}" for p in error.problems]
-        return problems, error.supplier, error.responder
-    return [str(error)], "", ""
+        return RefusedResponse(problems, error.supplier, error.responder, error.party_id)
+    return RefusedResponse([str(error)], "", "", "")

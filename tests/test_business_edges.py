@@ -777,6 +777,32 @@ def loaded_then_put_to_an_operator_by_a_reissue(
     return withdrawn, reissued
 
 
+def test_a_case_loaded_again_from_an_accepted_reissue_tells_its_supplier_of_each_load_once(
+    world: CplWorld,
+) -> None:
+    """Loaded from S1-000316, then from its re-issue S1-000500 (another image hash) once an operator
+    accepted it: the supplier is told of the second load too, naming the entry now loaded; a later
+    publication listing the same tells nothing more."""
+    withdrawn, reissued = loaded_then_put_to_an_operator_by_a_reissue(world, 467)
+    assert world.cli(
+        "2026-11-21T10:00:00Z", "cases", "decide", "467", "--accept", "--reason", "SECAS: new build",
+        "--operator", "Olu",
+    ) == 0  # fmt: skip
+    assert (world.case(467).state.value, world.case(467).cpl_entry_id) == ("loaded", "S1-000500")
+    world.publish("2026-11-22T09:05:00Z", [withdrawn, reissued], "22 November 2026 09:00")
+    subjects = []
+    for name in world.mails():
+        if name.startswith("mail_loaded_467_"):
+            message = email.message_from_bytes(
+                world.home.joinpath("outbox", "mail", name).read_bytes(), policy=email.policy.default
+            )
+            subjects.append(str(message["Subject"]))
+    assert sorted(subjects) == [
+        f"You may start the firmware upgrades: CPL entry {entry} is loaded (DCC case 467)"
+        for entry in ("S1-000316", "S1-000500")
+    ]
+
+
 def test_a_case_put_to_an_operator_by_a_reissue_closes_when_what_it_loaded_reaches_the_epcl(
     world: CplWorld,
 ) -> None:
@@ -830,7 +856,7 @@ def test_a_date_added_that_is_no_date_does_not_hold_back_an_emergency_entry(worl
 
 def loaded_mail(world: CplWorld, response_id: int) -> tuple[str, str]:
     """The text and HTML bodies of the "you may start" e-mail of a case."""
-    return mail_bodies(world, f"mail_loaded_{response_id}-")
+    return mail_bodies(world, f"mail_loaded_{response_id}_")
 
 
 def mail_bodies(world: CplWorld, name_start: str) -> tuple[str, str]:
@@ -906,6 +932,11 @@ def test_an_operators_reason_for_a_rejection_stays_out_of_the_run_history(world:
     ("answers", "problem"),
     [
         ({"planned_start": "30/11/2026"}, "planned_start: is not a date (like 2026-11-30): '30/11/2026'"),
+        # The supplier's name misspelt too: the party id given is Amberline's, as a readable form's would be.
+        (
+            {"supplier": "Amberline Enrgy", "planned_start": "30/11/2026"},
+            "planned_start: is not a date (like 2026-11-30): '30/11/2026'",
+        ),
         (
             {"supplier_party_id": "90-B3-D5-1F-30-01-00-12"},
             "supplier_party_id: 90-B3-D5-1F-30-01-00-12 is not the SEC party id registered for "
@@ -916,12 +947,25 @@ def test_an_operators_reason_for_a_rejection_stays_out_of_the_run_history(world:
 def test_a_registered_suppliers_refused_notification_is_answered_naming_each_problem(
     world: CplWorld, answers: dict[str, str], problem: str
 ) -> None:
-    """A typo in a date or the party id: the supplier hears why, to correct it and submit again."""
+    """A typo in a date or the party id: the supplier hears why, to correct it and submit again. Its
+    responder is known by the supplier named or the party id given, whether the form could be read
+    or not."""
     assert world.notify("2026-11-20T08:00:00Z", 306, **answers) == 0
     assert world.case(306).state.value == "rejected"
     text, _ = mail_bodies(world, "mail_acknowledge_306-")
     assert "We could not accept your notification" in text and f"  - {problem}\n" in text
-    assert any("The supplier is told why by e-mail" in card for card in world.cards())
+    assert any("The responder is told why by e-mail" in card for card in world.cards())
+
+
+def test_the_rejected_card_says_the_responder_is_told_when_it_is_of_another_supplier(world: CplWorld) -> None:
+    """Amberline's responder names Bramble Power with Amberline's party id: it is told why, Bramble is
+    not; the card must not say the supplier (Bramble Power, as it shows) was told. No address shown."""
+    assert world.notify("2026-11-20T08:00:00Z", 309, supplier="Bramble Power") == 0
+    assert world.case(309).state.value == "rejected"
+    assert [name for name in world.mails() if name.startswith("mail_acknowledge_309-")]
+    [card] = world.cards()
+    assert "The responder is told why by e-mail" in card and "The supplier is told" not in card
+    assert "priya@" not in card
 
 
 @pytest.mark.parametrize("answers", [{"planned_start": "30/11/2026"}, {}])
@@ -937,6 +981,10 @@ def test_a_refused_notification_whose_responder_is_the_invalid_field_is_not_answ
     assert world.notify("2026-11-20T08:00:00Z", 308, responder="priya@amberline-energy.example.") == 0
     assert world.case(308).state.value == "rejected"
     assert world.mails() == []
+    # Amberline's own responder: the card does not say it is not the supplier's, only why it is not told.
+    [card] = world.cards()
+    assert "The responder is not answered: its address cannot be written to, or is not one of" in card
+    assert "not an address of the supplier named" not in card and "priya@" not in card
 
 
 def entry_changed_cards(world: CplWorld) -> list[str]:
@@ -983,3 +1031,25 @@ def test_a_supplier_named_loosely_is_kept_under_the_registers_name(world: CplWor
     with bootstrap(Settings(home=world.home)) as app:
         flows = [run.flow for run in app.parts.runs.find(key="Amberline Energy")]
     assert "notification-intake" in flows
+
+
+def test_a_case_pairs_with_secas_correction_not_the_cancelled_copy_of_what_it_notified(
+    world: CplWorld,
+) -> None:
+    """SECAS cancelled the entry listing exactly what was notified and corrected it under the same
+    reference (another hardware version), listed after it: the case is put to an operator with the
+    correction, which an accept loads. Paired with the cancelled copy, no decision could load it."""
+    corrected = entry(entry_id="S1-000500", hardware_version="0004")
+    world.publish(
+        "2026-11-20T09:05:00Z", [entry(cpl_status="Cancelled"), corrected], "20 November 2026 09:00"
+    )
+    world.notify("2026-11-20T10:00:00Z", 501)
+    case = world.case(501)
+    assert (case.state.value, case.cpl_entry_id) == ("needs_attention", "S1-000500")
+    assert case.problems[0] == "hardware_version: notified '0003', CPL has '0004'"
+    assert world.cli(
+        "2026-11-20T11:00:00Z", "cases", "decide", "501", "--accept", "--reason", "SECAS corrected it",
+        "--operator", "Olu",
+    ) == 0  # fmt: skip
+    case = world.case(501)
+    assert (case.state.value, case.cpl_entry_id) == ("loaded", "S1-000500")

@@ -142,7 +142,7 @@ def test_two_workers_given_the_same_entry_event_load_the_case_once(workers: Work
     assert [t.to_state for t in case.timeline].count(CaseState.LOADED) == 1
     assert len(workers.loads()) == 1
     assert [r.cpl_entry_id for r in first.inventory.all()] == ["S1-000318"]
-    assert len(list((tmp_path / "outbox" / "mail").glob("mail_loaded_2-*.eml"))) == 1
+    assert len(list((tmp_path / "outbox" / "mail").glob("mail_loaded_2_*.eml"))) == 1
     assert len(list((tmp_path / "outbox" / "teams").glob("teams_loaded_2-*.json"))) == 1
 
 

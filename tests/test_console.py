@@ -282,7 +282,7 @@ def test_a_link_cannot_put_its_own_words_in_the_console(client: Client) -> None:
 
 
 def loaded_mails(home: Path, response_id: str) -> list[Path]:
-    return sorted((home / "outbox" / "mail").glob(f"mail_loaded_{response_id}-*.eml"))
+    return sorted((home / "outbox" / "mail").glob(f"mail_loaded_{response_id}_*.eml"))
 
 
 def test_accepting_loads_the_case_once_and_tells_the_supplier_once(

@@ -44,7 +44,7 @@ def test_accept_from_the_command_line(home: Path, capsys: pytest.CaptureFixture[
     assert main(argv) == 0
     assert "loaded" in capsys.readouterr().out
     assert case_state(home, "4", capsys) == "loaded"
-    assert len(list((home / "outbox" / "mail").glob("mail_loaded_4-*.eml"))) == 1
+    assert len(list((home / "outbox" / "mail").glob("mail_loaded_4_*.eml"))) == 1
 
 
 def test_reject_from_the_command_line_tells_the_supplier(

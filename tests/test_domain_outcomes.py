@@ -232,3 +232,15 @@ def relisted_20(entry_id: str, **fields: object) -> CplPublication:
     entry = CplEntry.model_validate({**published.by_id()[entry_id].model_dump(), **fields})
     entries = tuple(entry if e.entry_id == entry_id else e for e in published.entries)
     return published.model_copy(update={"entries": entries})
+
+
+def test_under_one_reference_an_active_correction_wins_over_a_cancelled_copy_of_the_notification() -> None:
+    # SECAS cancelled S1-000316 (exactly what case 1 notified) and listed its correction, another
+    # hardware version, under the same reference. The cancelled entry can never be loaded: the case
+    # pairs with the correction, its difference for an operator to accept or reject.
+    correction = {"entry_id": "S1-000399", "hardware_version": "0004", "cpl_status": "Active"}
+    published = with_entry(relisted_20("S1-000316", cpl_status="Cancelled"), "S1-000316", **correction)
+    result = assess(notification("1"), published)
+    assert result.entry is not None and result.entry.entry_id == "S1-000399"
+    assert result.outcome is Outcome.MISMATCH
+    assert [d.field for d in result.differences] == ["hardware_version", "current_firmware_version"]

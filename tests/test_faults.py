@@ -173,7 +173,8 @@ def check(outcome: Outcome) -> None:
     assert len({dmc for _, dmc in outcome.inventory}) == len(outcome.inventory)
     assert sorted(outcome.loads) == sorted(dmc for _, dmc in outcome.inventory)  # each loaded once
     loaded = [name for name in outcome.mails if name.startswith("mail_loaded_")]
-    assert sorted(name.split("-")[0] for name in loaded) == sorted(f"mail_loaded_{r}" for r in LOADED_ENTRIES)
+    expected = sorted(f"mail_loaded_{r}_{entry}" for r, entry in LOADED_ENTRIES.items())
+    assert sorted(name.rsplit("-", 1)[0] for name in loaded) == expected
     acknowledged = [name.split("-")[0] for name in outcome.mails if name.startswith("mail_acknowledge_")]
     assert len(acknowledged) == len(set(acknowledged))
 

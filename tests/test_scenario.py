@@ -63,7 +63,7 @@ def check_final_outcome(home: Path, rows: list[dict[str, Any]]) -> None:
 
     mails = loaded_mails(home)
     assert sorted(str(m["X-Bridge-Idempotency-Key"]) for m in mails) == sorted(
-        f"mail/loaded/{response_id}" for response_id in LOADED_ENTRIES
+        f"mail/loaded/{response_id}/{entry_id}" for response_id, entry_id in LOADED_ENTRIES.items()
     )
     with SqliteInventory(home / "bridge.sqlite3") as inventory:
         records = inventory.all()

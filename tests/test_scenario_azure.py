@@ -58,6 +58,8 @@ def test_the_scenario_on_azure_storage(azurite: str, tmp_path: Path) -> None:
         raw = app.publications.get_raw(latest.publication.source_sha256)
         assert raw == (SAMPLES / "cpl" / "cpl-2026-11-24.xlsx").read_bytes()  # kept as a blob
         assert app.bridge.engine.runs.find(key="S1-000318")
-    mails = sorted(p.name.split("-")[0] for p in (tmp_path / "outbox" / "mail").glob("mail_loaded_*.eml"))
-    assert mails == sorted(f"mail_loaded_{response_id}" for response_id in LOADED_ENTRIES)
+    mails = sorted(p.name.rsplit("-", 1)[0] for p in (tmp_path / "outbox" / "mail").glob("mail_loaded_*.eml"))
+    assert mails == sorted(
+        f"mail_loaded_{response_id}_{entry}" for response_id, entry in LOADED_ENTRIES.items()
+    )
     assert len(list((tmp_path / "outbox" / "mail").glob("mail_acknowledge_2-*.eml"))) == 1

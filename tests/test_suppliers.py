@@ -1,5 +1,6 @@
 """Who may notify for which supplier: the responder's e-mail domain must be registered for the supplier
-named, compared whole and case-insensitively, and the SEC party id must be the supplier's."""
+named, compared whole, case-insensitively and as IDNA 2008 writes it, and the SEC party id must be the
+supplier's."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from adapters.forms import (
     notification_from_response,
 )
 from flows.domain.notification import EmergencyNotification
+from flows.domain.suppliers import Supplier, SupplierRegister
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 FORM = load_form_definition(SAMPLES / "forms" / "form-definition.json")
@@ -180,3 +182,37 @@ def test_a_refused_responder_is_answered_only_from_a_domain_of_the_supplier_it_n
 )
 def test_a_supplier_is_kept_under_the_registers_name_when_it_has_one(typed: str, kept: str) -> None:
     assert REGISTER.registered_name(typed) == kept
+
+
+def bramble_at(domain: str) -> SupplierRegister:
+    """A register whose only supplier, Bramble Power, has one e-mail domain."""
+    supplier = Supplier(name="Bramble Power", party_id="90-B3-D5-1F-30-01-00-02", email_domains=(domain,))
+    return SupplierRegister(suppliers=(supplier,))
+
+
+@pytest.mark.parametrize(
+    ("registered", "typed", "same"),
+    [
+        # casefold makes "ß" "ss"; IDNA 2008, which the outbox writes, keeps them two domains
+        ("strasse-power.example", "straße-power.example", False),
+        ("straße-power.example", "strasse-power.example", False),
+        ("straße-power.example", "Straße-Power.example", True),
+        ("xn--strae-power-y6a.example", "straße-power.example", True),  # a register written in punycode
+        ("Straße-Power.example.", "XN--STRAE-POWER-Y6A.example", True),
+    ],
+)
+def test_domains_compare_as_the_outbox_writes_them(registered: str, typed: str, same: bool) -> None:
+    register = bramble_at(registered)
+    refused = register.authorisation_problems(notification(responder=f"tom@{typed}"))
+    assert [problem.partition(":")[0] for problem in refused] == ([] if same else ["responder"])
+    assert register.answers_to(typed, "Bramble Power") is same
+    assert register.answers_to(typed, "Bramble Powr", "90-B3-D5-1F-30-01-00-02") is same
+
+
+def test_a_registered_domain_idna_refuses_is_named(tmp_path: Path) -> None:
+    data = json.loads((SAMPLES / "suppliers.json").read_text(encoding="utf-8"))
+    data[1]["email_domains"] = ["bramblepower.example", "\u2603.example"]
+    with pytest.raises(ReferenceFileError) as caught:
+        load_supplier_register(register_file(tmp_path, data))
+    assert "$[1].email_domains: " in str(caught.value)
+    assert "'\u2603.example' is not a valid international domain name" in str(caught.value)

@@ -58,7 +58,12 @@ class FieldProblem:
 
 
 class IntakeRejection(BadInput):
-    """A response DCC will not act on: every invalid field, or why the responder may not notify."""
+    """A response DCC will not act on: every invalid field, or why the responder may not notify.
+
+    ``supplier``, ``responder`` and ``party_id`` are as the response gave them (a refused field as
+    ``_shown``): the case keeps the first two, and all three decide whether the responder may be told
+    why (``SupplierRegister.answers_to``).
+    """
 
     def __init__(
         self,
@@ -68,10 +73,12 @@ class IntakeRejection(BadInput):
         responder: str,
         problems: list[FieldProblem],
         kind: RejectionKind = "invalid",
+        party_id: str = "",
     ) -> None:
         self.response_id = response_id
         self.supplier = supplier
         self.responder = responder
+        self.party_id = party_id
         self.problems = problems
         self.kind = kind
         super().__init__(self._message())
@@ -168,6 +175,7 @@ def authorise(
         responder=notification.responder,
         problems=found,
         kind="unauthorised",
+        party_id=notification.supplier_party_id,
     )
 
 
@@ -198,6 +206,8 @@ def _notification(
             supplier=_shown(values.get("supplier"), 200),
             responder=_shown(values.get("responder"), 254),
             problems=problems,
+            # Cut well past a party id's 23 characters: a longer answer is no party id, and is not kept.
+            party_id=_shown(values.get("supplier_party_id"), 64),
         ) from exc
 
 
@@ -239,7 +249,7 @@ def _blank(value: Any) -> bool:
 
 
 def _shown(value: Any, limit: int) -> str:
-    """A refused response's id, supplier or responder as the rejection names it (and a rejected case
+    """A refused response's id, supplier, responder or party id as the rejection names it (and a rejected case
     keeps it): text or a whole number only, without control or invisible characters, cut to ``limit``."""
     if isinstance(value, bool) or not isinstance(value, str | int):
         return ""

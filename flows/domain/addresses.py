@@ -51,12 +51,30 @@ def addr_spec(given: str) -> str:
     return _parsed(given)
 
 
+def comparable_domain(domain: str) -> str:
+    """``domain`` in the form two domains compare in: as a To header carries it (IDNA 2008 with the
+    UTS 46 mapping, for a non-ASCII one), lower-cased, without a trailing dot.
+
+    Not ``casefold``: it makes ``straße-power.example`` the distinct domain ``strasse-power.example``,
+    and a message meant for one supplier would go to a look-alike. A register written in punycode
+    compares equal to the same domain typed in Unicode. A domain IDNA refuses raises
+    ``idna.IDNAError`` (a ``ValueError``) naming the character.
+    """
+    domain = domain.strip().rstrip(".")
+    return (domain if domain.isascii() else _idna(domain)).lower()
+
+
+def _idna(domain: str) -> str:
+    """A non-ASCII domain as the outbox writes it and ``comparable_domain`` compares it."""
+    return idna.encode(domain, uts46=True).decode("ascii")
+
+
 def _parsed(given: str) -> str:
     """``addr_spec`` by the email package's parser alone (what the fast path must agree with)."""
     local, at, domain = given.rpartition("@")
     if at and not domain.isascii():
         try:
-            domain = idna.encode(domain, uts46=True).decode("ascii")
+            domain = _idna(domain)
         except idna.IDNAError as error:
             problem = "the domain is not a valid international domain name"
             raise NotAnAddress(problem, of_a_part=True) from error

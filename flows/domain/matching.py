@@ -99,11 +99,13 @@ def find_pair(notification: EmergencyNotification, publication: CplPublication) 
 
     An entry pairs by the notified SECAS reference, or else only by the whole combination: an entry
     of the same device model with other firmware and another reference is another emergency (an
-    older one, still listed), never this one's, however few fields differ. A SECAS reference match
-    wins; then the notified combination, then the notified device model (one SECAS request may cover
-    several models, each its own entry under one reference); then the notified firmware; then an entry
-    that may be loaded (a re-issue wins over the entry it replaced, and an active entry over a cancelled
-    copy, wherever the file lists them); then the newest entry (the last in the file).
+    older one, still listed), never this one's, however few fields differ. Among the candidates: the
+    notified SECAS reference first; then the notified device type (one SECAS request may cover a GSME
+    and an ESME, each its own entry under one reference); then an entry that may be loaded, before the
+    notified combination (SECAS corrects an entry by cancelling it and listing another under the same
+    reference: the cancelled copy of what was notified would pair a case that could never be loaded,
+    where the correction shows an operator what SECAS changed); then the notified combination, the
+    notified device model and the notified firmware; then the newest entry (the last in the file).
     """
     candidates = [
         entry
@@ -113,13 +115,14 @@ def find_pair(notification: EmergencyNotification, publication: CplPublication) 
     if not candidates:
         return None
 
-    def rank(entry: CplEntry) -> tuple[bool, bool, bool, bool, bool]:
+    def rank(entry: CplEntry) -> tuple[bool, bool, bool, bool, bool, bool]:
         return (
             _same_reference(notification, entry),
+            entry.device_type == notification.device_type,
+            entry.is_loadable,
             entry.dmc == notification.dmc,
             entry.device_model == notification.device_model,
             entry.firmware_version == notification.new_firmware_version,
-            entry.is_loadable,
         )
 
     best = max(rank(entry) for entry in candidates)

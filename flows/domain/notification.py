@@ -327,7 +327,8 @@ class EmergencyNotification(BaseModel):
 
     @property
     def responder_domain(self) -> str:
-        return self.responder.rsplit("@", 1)[1].casefold()
+        """The domain of the responder's address as typed: compare it by ``addresses.comparable_domain``."""
+        return self.responder.rsplit("@", 1)[1]
 
     @property
     def device_model(self) -> DeviceModel:

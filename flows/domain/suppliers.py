@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from flows.domain.addresses import comparable_domain
 from flows.domain.identifiers import names_agree, normalise_identifier
 from flows.domain.notification import EmergencyNotification
 
 
 class Supplier(BaseModel):
+    """One registered supplier; its ``email_domains`` are kept as they compare (``comparable_domain``)."""
+
     model_config = ConfigDict(frozen=True)
 
     name: str
@@ -22,8 +25,14 @@ class Supplier(BaseModel):
 
     @field_validator("email_domains")
     @classmethod
-    def _lower_domains(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        return tuple(domain.strip().casefold().rstrip(".") for domain in value)
+    def _comparable_domains(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        comparable = []
+        for domain in value:
+            try:
+                comparable.append(comparable_domain(domain))
+            except ValueError as error:
+                raise ValueError(f"{domain!r} is not a valid international domain name: {error}") from error
+        return tuple(comparable)
 
 
 class SupplierRegister(BaseModel):
@@ -43,8 +52,9 @@ class SupplierRegister(BaseModel):
     def authorisation_problems(self, notification: EmergencyNotification) -> list[str]:
         """Why this responder may not notify for this supplier; empty when it may.
 
-        Domains compare whole and case-insensitively: ``bramblepower.example.evil.example`` is not
-        ``bramblepower.example``, and neither is a subdomain unless it is registered itself.
+        Domains compare whole, as ``comparable_domain`` writes them: ``bramblepower.example.evil.example``
+        is not ``bramblepower.example``, neither is a subdomain unless it is registered itself, and
+        ``straße-power.example`` is not ``strasse-power.example``.
         """
         supplier = self.find(notification.supplier)
         if supplier is None:
@@ -56,7 +66,7 @@ class SupplierRegister(BaseModel):
                 f"registered for {supplier.name}"
             )
         domain = notification.responder_domain.rstrip(".")
-        if domain not in supplier.email_domains:
+        if not _registered(domain, supplier):
             problems.append(f"responder: e-mail domain {domain!r} is not registered for {supplier.name}")
         return problems
 
@@ -67,8 +77,16 @@ class SupplierRegister(BaseModel):
         Wider than ``authorisation_problems``: a registered supplier's typo (a date, a party id) is
         answered, so that it can correct and submit again; a stranger learns nothing from DCC.
         """
-        domain = domain.casefold().rstrip(".")
         named = self.find(supplier) if supplier else None
         party = normalise_identifier(party_id) if party_id else ""
         by_party = next((s for s in self.suppliers if party and s.party_id == party), None)
-        return any(found is not None and domain in found.email_domains for found in (named, by_party))
+        return any(found is not None and _registered(domain, found) for found in (named, by_party))
+
+
+def _registered(domain: str, supplier: Supplier) -> bool:
+    """Whether ``domain`` is one of the supplier's, compared as the outbox would write it; a domain
+    IDNA refuses is none (the outbox could not write to it either)."""
+    try:
+        return comparable_domain(domain) in supplier.email_domains
+    except ValueError:
+        return False

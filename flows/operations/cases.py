@@ -6,7 +6,7 @@ import hashlib
 import json
 from collections.abc import Callable, Mapping
 from datetime import timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from flows.domain.addresses import NotAnAddress, addr_spec
 from flows.domain.case import NOT_LOADABLE, Case, CaseState, LoadedAs, TimelineEntry
@@ -27,6 +27,16 @@ OPEN_STATES = (CaseState.RECEIVED, CaseState.AWAITING_CPL, CaseState.NEEDS_ATTEN
 Parser = Callable[[Any], EmergencyNotification]
 
 
+class RefusedResponse(NamedTuple):
+    """What a response that could not be read says of itself, as its rejection shows it: the problems,
+    and the supplier, responder and SEC party id it gave (the last only to decide who is answered)."""
+
+    problems: list[str]
+    supplier: str
+    responder: str
+    party_id: str
+
+
 def case_summary(case: Case) -> dict[str, Any]:
     """What a run's history may keep about a case: no contact details."""
     return {
@@ -45,7 +55,7 @@ class CaseOperations:
         publications: PublicationStore,
         register: SupplierRegister,
         parse: Parser,
-        describe_rejection: Callable[[Exception], tuple[list[str], str, str]],
+        describe_rejection: Callable[[Exception], RefusedResponse],
     ) -> None:
         self._cases = cases
         self._publications = publications
@@ -68,14 +78,14 @@ class CaseOperations:
         try:
             notification = self._parse(payload)
         except BadInput as error:
-            problems, supplier, responder = self._describe_rejection(error)
+            problems, supplier, responder, party_id = self._describe_rejection(error)
             case = Case.open(
                 response_id,
                 at=context.now,
                 supplier=self._register.registered_name(supplier),
                 evidence=evidence,
             )
-            case.responder = self._answerable(responder, supplier, problems)
+            case.responder = self._answerable(responder, supplier, party_id, problems)
             case.move_to(
                 CaseState.REJECTED, at=context.now, cause="invalid notification", problems=problems,
                 evidence=evidence,
@@ -110,15 +120,17 @@ class CaseOperations:
             return bool(case.responder)
         return self._register.answers_to(n.responder_domain, n.supplier, n.supplier_party_id)
 
-    def _answerable(self, responder: str, supplier: str, problems: list[str]) -> str:
-        """The responder of a notification that could not be read, when it may be told why; else ""."""
+    def _answerable(self, responder: str, supplier: str, party_id: str, problems: list[str]) -> str:
+        """The responder of a notification that could not be read, when it may be told why (its domain
+        registered for the supplier named or the party id given, as a readable one is); else ""."""
         if any(problem.startswith("responder:") for problem in problems):
             return ""
         try:
             addr_spec(responder)  # the outbox could not write to it
         except NotAnAddress:
             return ""
-        return responder if self._register.answers_to(responder.rpartition("@")[2], supplier) else ""
+        answered = self._register.answers_to(responder.rpartition("@")[2], supplier, party_id)
+        return responder if answered else ""
 
     def candidates(
         self, context: ActionContext, response_id: str | None = None, entry_id: str | None = None
