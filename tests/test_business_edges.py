@@ -801,6 +801,8 @@ def test_a_case_loaded_again_from_an_accepted_reissue_tells_its_supplier_of_each
         f"You may start the firmware upgrades: CPL entry {entry} is loaded (DCC case 467)"
         for entry in ("S1-000316", "S1-000500")
     ]
+    loaded_cards = [card for card in world.cards() if '"Loaded into the SMI: case 467' in card]
+    assert len(loaded_cards) == 2, loaded_cards  # the operators hear of each load once too
 
 
 def test_a_case_put_to_an_operator_by_a_reissue_closes_when_what_it_loaded_reaches_the_epcl(

@@ -143,7 +143,7 @@ def test_two_workers_given_the_same_entry_event_load_the_case_once(workers: Work
     assert len(workers.loads()) == 1
     assert [r.cpl_entry_id for r in first.inventory.all()] == ["S1-000318"]
     assert len(list((tmp_path / "outbox" / "mail").glob("mail_loaded_2_*.eml"))) == 1
-    assert len(list((tmp_path / "outbox" / "teams").glob("teams_loaded_2-*.json"))) == 1
+    assert len(list((tmp_path / "outbox" / "teams").glob("teams_loaded_2_*.json"))) == 1
 
 
 def test_responses_delivered_many_times_out_of_order_open_one_case_each(
