@@ -140,6 +140,16 @@ def test_genuine_notifications_queue_one_delta_pass() -> None:
     assert message.body == {"resources": ["sites/contoso.sharepoint.com,1,2/lists/3"]}
 
 
+def test_the_client_state_setting_is_read_in_any_case(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The settings read ``bridge_graph_client_state`` as the client state; so must the webhook."""
+    monkeypatch.delenv("BRIDGE_GRAPH_CLIENT_STATE", raising=False)
+    monkeypatch.setenv("bridge_graph_client_state", CLIENT_STATE)
+    body = json.dumps({"value": [notification(CLIENT_STATE)]}).encode()
+    out = Captured()
+    response = user_function("graph_notifications")(post("/api/graph/notifications", body), work=out)
+    assert response.status_code == 202
+
+
 @pytest.mark.parametrize(
     ("body", "content_type", "status"),
     [

@@ -47,7 +47,11 @@ def graph_notifications(req: func.HttpRequest, work: func.Out[str]) -> func.Http
 
 
 def _verified_notifications(payload: Any) -> list[dict[str, Any]]:
-    expected = os.environ.get("BRIDGE_GRAPH_CLIENT_STATE", "")
+    # In any case, as the settings read it (pydantic-settings): one spelling must not pass the
+    # bridge's checks and leave the webhook refusing every notification (503).
+    expected = next(
+        (value for name, value in os.environ.items() if name.upper() == "BRIDGE_GRAPH_CLIENT_STATE"), ""
+    )
     if not expected:
         raise Refused(503, "the bridge has no Graph client state configured")
     if not isinstance(payload, dict) or not isinstance(payload.get("value"), list) or not payload["value"]:
