@@ -88,6 +88,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BridgeError as error:  # a far side (Storage, Graph, the SMI) failed or refused: not the input
         ERR.print(f"error: {error}", markup=False)
         return 1
+    except sqlite3.OperationalError as error:  # the home's file locked past the wait, or not openable
+        ERR.print(f"error: the home's database ({args.home / DEFAULT_FILE_NAME}): {error}", markup=False)
+        return 1
     except KeyboardInterrupt as stop:  # what was written stays written: say what is left, not where
         queued = stop.queued if isinstance(stop, Stopped) else None
         if queued is None:
@@ -330,7 +333,7 @@ def _bootstrap(args: argparse.Namespace, clock: Clock | None, *, reads_only: boo
         )
     except SchemaMismatch as error:  # its message names the file and both versions
         raise BadInput(f"written by a later version of the bridge: {error}") from error
-    except sqlite3.OperationalError:  # locked, or cannot be opened: not a damaged file; said as it is
+    except sqlite3.OperationalError:  # locked, or cannot be opened: not a damaged file (``main`` says it)
         raise
     except sqlite3.DatabaseError as error:
         raise BadInput(

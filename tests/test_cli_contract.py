@@ -289,6 +289,18 @@ def test_a_home_whose_file_is_not_a_database_is_one_line_naming_the_file(
     )
 
 
+def test_a_home_whose_database_cannot_be_opened_is_one_line_naming_the_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """SQLite's own OperationalError (cannot open, locked past the wait) printed a traceback."""
+    home = tmp_path / "home"
+    (home / "bridge.sqlite3").mkdir(parents=True)  # a folder where the file should be
+    assert cli(home, "intake", str(SAMPLES / "forms" / "responses.json")) == 1
+    assert one_error_line(capsys) == (
+        f"error: the home's database ({home / 'bridge.sqlite3'}): unable to open database file"
+    )
+
+
 # --- flow files --------------------------------------------------------------------------------
 
 
