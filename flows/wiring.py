@@ -216,6 +216,11 @@ def _azure_state(
             connection_string=settings.storage_connection,
             **_service_urls(settings),
             work_queue=settings.work_queue,
+            # The one identity the bridge signs in with, as for Graph and the SMI: a user-assigned one
+            # is named by its client id (without it, the system-assigned identity was asked, and none).
+            managed_identity_client_id=(
+                settings.graph_client_id or None if settings.graph_credential == "managed_identity" else None
+            ),
         ),
         _STORAGE_SETTINGS,
         "Azure Storage",

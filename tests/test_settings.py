@@ -396,6 +396,26 @@ def test_the_bridge_signs_in_to_the_account_url_as_given(
     assert len(app_service_identity.hits) == 1
 
 
+def test_a_user_assigned_identity_signs_in_to_storage_as_to_graph_and_the_smi(
+    app_service_identity: TokenServer,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """``BRIDGE_GRAPH_CLIENT_ID`` names the managed identity the bridge signs in with; Storage asked
+    for the system-assigned one instead, which an app with a user-assigned identity alone has not."""
+    app_service_identity.answers.append(AADSTS_INVALID_SECRET)
+    settings = Settings(
+        home=tmp_path,
+        backend="azure",
+        storage_account_url="https://dccbridge.blob.core.windows.net",
+        graph_client_id="11111111-2222-3333-4444-555555555555",
+        allow_stand_ins=True,
+    )
+    with pytest.raises(PermanentError):
+        bootstrap(settings)
+    [asked] = app_service_identity.queries
+    assert asked.get("client_id") == ["11111111-2222-3333-4444-555555555555"]
+
+
 @pytest.mark.parametrize(
     ("url", "says"),
     [

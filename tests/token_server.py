@@ -52,6 +52,7 @@ class TokenServer:
     token: str = "token-1"
     answers: deque[Answer] = field(default_factory=deque)
     hits: list[str] = field(default_factory=list)
+    queries: list[dict[str, list[str]]] = field(default_factory=list)  # of each request, parsed
 
     def __enter__(self) -> TokenServer:
         context = None
@@ -102,7 +103,9 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         self.rfile.read(int(self.headers.get("Content-Length") or 0))
         split = urlsplit(self.path)
-        resource = parse_qs(split.query).get("resource", [""])[0]
+        query = parse_qs(split.query)
+        resource = query.get("resource", [""])[0]
+        cast(Any, self.server).tokens.queries.append(query)
         answer = cast(Any, self.server).tokens.answer(split.path, resource)
         body = answer.body if isinstance(answer.body, str) else json.dumps(answer.body)
         content = body.encode()
