@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from pydantic import ValidationError
-from pydantic_settings import SettingsError
 from rich.console import Console
 
 from adapters.embedded import DEFAULT_FILE_NAME, SchemaMismatch
@@ -41,7 +40,7 @@ from flows.engine.runs import RunRecord
 from flows.errors import BadInput, BridgeError
 from flows.queue_message import Message, NotAResponse, form_response_message
 from flows.service import HoldsPoisoned, PoisonedMessage
-from flows.settings import ENV_PREFIX, SAMPLES, Settings
+from flows.settings import SAMPLES, Settings, read_settings
 from flows.workers import SharedQueue, drain_with_workers
 
 
@@ -343,15 +342,7 @@ def _bootstrap(args: argparse.Namespace, clock: Clock | None, *, reads_only: boo
 
 def settings(home: Path) -> Settings:
     """The settings from the environment, or one line naming each variable that is wrong."""
-    try:
-        return Settings(home=home)
-    except ValidationError as error:
-        problems = "; ".join(
-            f"{ENV_PREFIX}{str(problem['loc'][0]).upper()}: {problem['msg']}" for problem in error.errors()
-        )
-        raise BadInput(f"setting {problems}") from error
-    except SettingsError as error:  # a nested setting (BRIDGE_CPL_ALIASES) that is not JSON
-        raise BadInput(f"{error}: nested settings are JSON") from error
+    return read_settings(home=home)
 
 
 def _read_json(path: Path) -> Any:
